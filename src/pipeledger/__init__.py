@@ -1,0 +1,58 @@
+"""pipeledger: ML pipelines whose every run is recorded in a metadata store.
+
+The public API::
+
+    from pipeledger import step, pipeline, Client, log_metadata
+"""
+
+from pipeledger.artifacts.materializers import Materializer, register_materializer
+from pipeledger.client import ArtifactView, Client, PipelineView, RunView, StepView
+from pipeledger.context import StepContext, get_step_context, log_metadata
+from pipeledger.exceptions import (
+    ArtifactNotFoundError,
+    ConfigError,
+    DefinitionError,
+    MaterializerError,
+    MetadataStoreError,
+    NotFoundError,
+    PipeledgerError,
+    RunExistsError,
+    RunFailedError,
+    SchemaVersionError,
+    StoreUnavailableError,
+)
+from pipeledger.models import Status
+from pipeledger.pipelines import Pipeline, pipeline
+from pipeledger.steps import Step, step
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArtifactNotFoundError",
+    "ArtifactView",
+    "Client",
+    "ConfigError",
+    "DefinitionError",
+    "MaterializerError",
+    "Materializer",
+    "MetadataStoreError",
+    "NotFoundError",
+    "PipeledgerError",
+    "Pipeline",
+    "PipelineView",
+    "RunExistsError",
+    "RunFailedError",
+    "RunView",
+    "SchemaVersionError",
+    "Status",
+    "Step",
+    "StepContext",
+    "StepView",
+    "StoreUnavailableError",
+    "__version__",
+    "get_step_context",
+    "log_metadata",
+    "pipeline",
+    "register_materializer",
+    "step",
+]

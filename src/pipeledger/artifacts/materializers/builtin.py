@@ -1,0 +1,114 @@
+"""Materializers for Python's built-in values: JSON where possible, raw bytes, pickle last."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import warnings
+from typing import Any, ClassVar
+
+import cloudpickle
+
+from pipeledger.artifacts.materializers.base import Materializer
+from pipeledger.exceptions import PipeledgerWarning
+from pipeledger.models import JSON
+
+_JSON_SCALARS = (type(None), bool, int, float, str)
+
+
+def _is_json(value: Any, depth: int = 0) -> bool:
+    """True if ``value`` round-trips through JSON unchanged (tuples excepted, see below)."""
+    if depth > 200:
+        return False
+    if isinstance(value, _JSON_SCALARS):
+        return type(value) in _JSON_SCALARS
+    if type(value) in (list, tuple):
+        return all(_is_json(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _is_json(v, depth + 1) for k, v in value.items())
+    return False
+
+
+class JSONMaterializer(Materializer):
+    """None, bool, int, float, str, and lists, tuples and dicts (string keys) of them, as
+    ``data.json``. NaN and infinities are kept. A top-level tuple loads back as a tuple;
+    values it cannot represent exactly fall through to another materializer."""
+
+    handled_types = (type(None), bool, int, float, str, list, tuple, dict)
+    artifact_type = "Data"
+
+    def can_save(self, value: Any) -> bool:
+        return _is_json(value)
+
+    def save(self, value: Any, fs: Any, path: str) -> dict[str, JSON]:
+        with fs.open(f"{path}/data.json", "w", encoding="utf-8") as f:
+            json.dump(value, f, ensure_ascii=False)
+        return {}
+
+    def load(self, fs: Any, path: str, data_type: type | None) -> Any:
+        with fs.open(f"{path}/data.json", "r", encoding="utf-8") as f:
+            value = json.load(f)
+        if data_type is tuple:
+            return tuple(value)
+        if data_type is float and isinstance(value, int):
+            return float(value)
+        return value
+
+
+class BytesMaterializer(Materializer):
+    """``bytes`` and ``bytearray`` as a raw ``data.bin`` file."""
+
+    handled_types = (bytes, bytearray)
+
+    def save(self, value: Any, fs: Any, path: str) -> dict[str, JSON]:
+        with fs.open(f"{path}/data.bin", "wb") as f:
+            f.write(bytes(value))
+        return {}
+
+    def load(self, fs: Any, path: str, data_type: type | None) -> Any:
+        with fs.open(f"{path}/data.bin", "rb") as f:
+            data = f.read()
+        return bytearray(data) if data_type is bytearray else data
+
+
+class PickleMaterializer(Materializer):
+    """Any other value, with cloudpickle, as ``data.pkl``.
+
+    Pickles are tied to the Python version and the libraries that made them, so
+    the Python version is recorded with the artifact and a warning is given once
+    per type: register a materializer for the type to store it portably.
+    """
+
+    handled_types = (object,)
+    _warned: ClassVar[set[str]] = set()
+
+    def save(self, value: Any, fs: Any, path: str) -> dict[str, JSON]:
+        type_name = f"{type(value).__module__}.{type(value).__qualname__}"
+        if type_name not in self._warned:
+            self._warned.add(type_name)
+            warnings.warn(
+                f"no materializer for {type_name}: storing it with cloudpickle, readable only "
+                "with the same Python and library versions; register a materializer for it "
+                "with pipeledger.register_materializer()",
+                PipeledgerWarning,
+                stacklevel=2,
+            )
+        with fs.open(f"{path}/data.pkl", "wb") as f:
+            cloudpickle.dump(value, f)
+        return {"python_version": platform.python_version()}
+
+    def load(self, fs: Any, path: str, data_type: type | None) -> Any:
+        with fs.open(f"{path}/data.pkl", "rb") as f:
+            return cloudpickle.load(f)
+
+
+def is_finite_json(value: Any) -> bool:
+    """True if ``value`` is strict JSON (no NaN or infinity anywhere)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(is_finite_json(v) for v in value)
+    if isinstance(value, dict):
+        return all(is_finite_json(v) for v in value.values())
+    return True

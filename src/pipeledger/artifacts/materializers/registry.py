@@ -1,0 +1,112 @@
+"""Which materializer saves a value, and which one loads an artifact back."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from pipeledger.artifacts.materializers.base import Materializer
+from pipeledger.artifacts.materializers.builtin import (
+    BytesMaterializer,
+    JSONMaterializer,
+    PickleMaterializer,
+)
+from pipeledger.artifacts.materializers.optional import (
+    NumpyMaterializer,
+    PandasMaterializer,
+    PydanticMaterializer,
+)
+from pipeledger.exceptions import MaterializerError
+
+
+class MaterializerRegistry:
+    """Maps Python types to materializers.
+
+    A value is saved by the materializer registered for the most specific class
+    in its MRO that accepts it (``can_save``); a user's registration for a class
+    beats the built-in one. The pickle materializer takes whatever is left.
+    """
+
+    def __init__(self) -> None:
+        self._by_type: dict[type, list[Materializer]] = {}
+        self._by_path: dict[str, Materializer] = {}
+        self.fallback = PickleMaterializer()
+        self._by_path[self.fallback.import_path()] = self.fallback
+        for materializer in _builtin_materializers():
+            self.register(materializer, first=False)
+
+    def register(self, materializer: Materializer, *, first: bool = True) -> None:
+        """Use ``materializer`` for its ``handled_types`` (before earlier ones if ``first``)."""
+        if not isinstance(materializer, Materializer):
+            raise MaterializerError(
+                f"{materializer!r} is not a Materializer instance; subclass "
+                "pipeledger.Materializer and register an instance of it"
+            )
+        for cls in materializer.handled_types:
+            entries = self._by_type.setdefault(cls, [])
+            if first:
+                entries.insert(0, materializer)
+            else:
+                entries.append(materializer)
+        self._by_path[materializer.import_path()] = materializer
+
+    def for_value(self, value: Any) -> Materializer:
+        """The materializer that saves ``value``."""
+        for cls in type(value).__mro__:
+            for materializer in self._by_type.get(cls, ()):
+                if materializer.can_save(value):
+                    return materializer
+        return self.fallback
+
+    def by_path(self, import_path: str) -> Materializer:
+        """The materializer recorded as ``import_path`` (importing it if not registered)."""
+        found = self._by_path.get(import_path)
+        if found is not None:
+            return found
+        module, _, name = import_path.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+            instance = cls()
+        except Exception as exc:
+            raise MaterializerError(
+                f"cannot load materializer {import_path}: {type(exc).__name__}: {exc}; "
+                "install the package that provides it"
+            ) from exc
+        self._by_path[import_path] = instance
+        return instance  # type: ignore[no-any-return]
+
+
+def _builtin_materializers() -> list[Materializer]:
+    found: list[Materializer] = [JSONMaterializer(), BytesMaterializer(), PydanticMaterializer()]
+    for optional in (NumpyMaterializer, PandasMaterializer):
+        try:
+            found.append(optional())
+        except ImportError:
+            continue
+    return found
+
+
+_default: MaterializerRegistry | None = None
+
+
+def default_registry() -> MaterializerRegistry:
+    """The process-wide registry used by pipelines (created on first use)."""
+    global _default
+    if _default is None:
+        _default = MaterializerRegistry()
+    return _default
+
+
+def register_materializer(materializer: Materializer) -> None:
+    """Save values of ``materializer.handled_types`` with ``materializer`` from now on.
+
+    Example::
+
+        class CsvMaterializer(Materializer):
+            handled_types = (MyTable,)
+            def save(self, value, fs, path): ...
+            def load(self, fs, path, data_type): ...
+
+        register_materializer(CsvMaterializer())
+    """
+    default_registry().register(materializer)

@@ -1,0 +1,183 @@
+"""The artifact store: where step outputs and step logs live, on any fsspec filesystem.
+
+Layout under the store's root::
+
+    <root>/<pipeline>/<run>/<step>/<output>/<artifact id>/   one directory per artifact
+    <root>/<pipeline>/<run>/<step>/logs.txt                  the step's captured output
+    <root>/.tmp/<artifact id>/                               an artifact being written
+
+An artifact is written into ``.tmp`` first and moved into place when complete, so
+a recorded artifact never points at half-written files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+
+from pipeledger.artifacts.materializers import Materializer, MaterializerRegistry
+from pipeledger.exceptions import ArtifactNotFoundError, MaterializerError
+from pipeledger.models import JSON, ArtifactRecord
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def path_segment(name: str) -> str:
+    """``name`` made safe as one path component (at most 100 characters)."""
+    cleaned = _UNSAFE.sub("_", name).strip(".") or "_"
+    return cleaned[:100]
+
+
+@dataclass(frozen=True)
+class WrittenArtifact:
+    """What writing a value produced: facts recorded with the artifact."""
+
+    uri: str
+    materializer: Materializer
+    data_type: str
+    content_hash: str
+    size: int
+    metadata: dict[str, JSON]
+
+
+class ArtifactStore:
+    """Reads and writes artifacts under ``root`` (a local path or an fsspec URL).
+
+    Args:
+        root: where artifacts live, e.g. ``~/.config/pipeledger/artifacts`` or ``s3://bucket/x``.
+        name: the component's name, recorded with each artifact.
+    """
+
+    def __init__(self, root: str, *, name: str = "default") -> None:
+        self.name = name
+        self.fs, self.root = fsspec.core.url_to_fs(str(root))
+        self.root = self.root.rstrip("/")
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        self._prefix = "" if protocol in ("file", "local") else f"{protocol}://"
+
+    def __repr__(self) -> str:
+        return f"<ArtifactStore {self.name} {self.root}>"
+
+    def run_dir(self, pipeline: str, run: str) -> str:
+        """The directory holding everything a run wrote."""
+        return f"{self._prefix}{self.root}/{path_segment(pipeline)}/{path_segment(run)}"
+
+    def artifact_uri(self, pipeline: str, run: str, step: str, output: str, artifact_id: str) -> str:
+        """Where the artifact ``artifact_id`` of a step output goes."""
+        return f"{self.run_dir(pipeline, run)}/{path_segment(step)}/{path_segment(output)}/{artifact_id}"
+
+    def logs_uri(self, pipeline: str, run: str, step: str) -> str:
+        """Where a step's captured output goes."""
+        return f"{self.run_dir(pipeline, run)}/{path_segment(step)}/logs.txt"
+
+    def write(
+        self, value: Any, uri: str, artifact_id: str, registry: MaterializerRegistry
+    ) -> WrittenArtifact:
+        """Materialize ``value`` at ``uri`` (via a temporary directory) and hash its files.
+
+        Raises:
+            MaterializerError: the materializer failed; nothing is left at ``uri``.
+        """
+        materializer = registry.for_value(value)
+        tmp = f"{self.root}/.tmp/{artifact_id}"
+        target = self.fs._strip_protocol(uri)
+        self.fs.makedirs(tmp, exist_ok=True)
+        try:
+            metadata = materializer.save(value, self.fs, tmp)
+            content_hash, size = self._hash_dir(tmp)
+            self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            self.fs.mv(tmp, target, recursive=True)
+        except Exception as exc:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp, recursive=True)
+            if isinstance(exc, MaterializerError):
+                raise
+            raise MaterializerError(
+                f"{materializer.import_path()} could not save a {type(value).__name__}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        data_type = f"{type(value).__module__}.{type(value).__qualname__}"
+        return WrittenArtifact(uri, materializer, data_type, content_hash, size, metadata or {})
+
+    def _hash_dir(self, path: str) -> tuple[str, int]:
+        """sha256 over the directory's files (relative names and contents, sorted) and total size."""
+        digest = hashlib.sha256()
+        size = 0
+        files = sorted(self.fs.find(path))
+        for file in files:
+            rel = file[len(path) :].lstrip("/")
+            digest.update(rel.encode() + b"\0")
+            with self.fs.open(file, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+            digest.update(b"\0")
+        return digest.hexdigest(), size
+
+    def write_text(self, uri: str, text: str) -> None:
+        """Write a text file (e.g. a step's logs), creating parent directories."""
+        path = self.fs._strip_protocol(uri)
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with self.fs.open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+def read_artifact(artifact: ArtifactRecord, registry: MaterializerRegistry) -> Any:
+    """Load an artifact's value from its URI with the materializer that wrote it.
+
+    Raises:
+        ArtifactNotFoundError: the artifact's directory is gone.
+        MaterializerError: its materializer cannot be loaded or fails.
+    """
+    fs, path = fsspec.core.url_to_fs(artifact.uri)
+    if not fs.exists(path):
+        raise ArtifactNotFoundError(
+            f"artifact {artifact.id} is recorded but its files are missing at {artifact.uri}"
+        )
+    materializer = registry.by_path(artifact.materializer)
+    try:
+        return materializer.load(fs, path, _import_type(artifact.data_type))
+    except Exception as exc:
+        raise MaterializerError(
+            f"cannot read artifact {artifact.id} at {artifact.uri} with "
+            f"{artifact.materializer}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def read_text(uri: str) -> str:
+    """Read a text file (e.g. a step's logs) at ``uri``.
+
+    Raises:
+        ArtifactNotFoundError: the file does not exist.
+    """
+    fs, path = fsspec.core.url_to_fs(uri)
+    try:
+        with fs.open(path, "r", encoding="utf-8", errors="replace") as f:
+            return str(f.read())
+    except FileNotFoundError as exc:
+        raise ArtifactNotFoundError(f"no file at {uri}") from exc
+
+
+def uri_exists(uri: str) -> bool:
+    """Whether anything exists at ``uri``."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    return bool(fs.exists(path))
+
+def _import_type(path: str) -> type | None:
+    """The class named ``module.QualName``, or None when it cannot be imported."""
+    import importlib
+
+    module, _, qualname = path.rpartition(".")
+    try:
+        obj: Any = importlib.import_module(module)
+    except ImportError:
+        return None
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj if isinstance(obj, type) else None

@@ -1,0 +1,116 @@
+"""What a run records about the code and environment it ran in."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import platform
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pipeledger.models import JSON
+
+
+@dataclass(frozen=True)
+class GitInfo:
+    """The git commit of the code, whether the tree had changes, and a hash of those changes."""
+
+    sha: str | None
+    dirty: bool | None
+    diff_hash: str | None
+
+
+def git_info(path: Path) -> GitInfo:
+    """Git facts for the repository containing ``path`` (all None outside a repository)."""
+    directory = path if path.is_dir() else path.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(
+                ["git", *args],
+                cwd=directory,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return result.stdout if result.returncode == 0 else None
+
+    sha = git("rev-parse", "HEAD")
+    if sha is None:
+        return GitInfo(None, None, None)
+    status = git("status", "--porcelain", "--untracked-files=no")
+    dirty = bool(status and status.strip())
+    diff_hash = None
+    if dirty:
+        diff = git("diff", "HEAD") or ""
+        diff_hash = hashlib.sha256(diff.encode()).hexdigest()
+    return GitInfo(sha.strip(), dirty, diff_hash)
+
+
+def package_versions(modules: Iterable[ModuleType | str]) -> dict[str, str]:
+    """Installed distributions (name -> version) providing the given modules' top-level packages.
+
+    Standard-library and unpackaged (project) modules are left out.
+    """
+    mapping = _packages_distributions()
+    found: dict[str, str] = {}
+    for module in modules:
+        name = module if isinstance(module, str) else module.__name__
+        top = name.partition(".")[0]
+        for dist in mapping.get(top, ()):
+            try:
+                found[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    return dict(sorted(found.items()))
+
+
+_DISTRIBUTIONS: dict[str, list[str]] | None = None
+
+
+def _packages_distributions() -> dict[str, list[str]]:
+    global _DISTRIBUTIONS
+    if _DISTRIBUTIONS is None:
+        _DISTRIBUTIONS = dict(importlib.metadata.packages_distributions())
+    return _DISTRIBUTIONS
+
+
+def modules_used_by(func: Any) -> set[str]:
+    """Names of modules a function refers to through its globals (its module included)."""
+    names = {func.__module__}
+    code_names: set[str] = set()
+    stack = [func.__code__]
+    while stack:
+        code = stack.pop()
+        code_names.update(code.co_names)
+        stack.extend(c for c in code.co_consts if hasattr(c, "co_names"))
+    for name, value in func.__globals__.items():
+        if name not in code_names:
+            continue
+        if isinstance(value, ModuleType):
+            names.add(value.__name__)
+        else:
+            module = getattr(value, "__module__", None)
+            if isinstance(module, str):
+                names.add(module)
+    return names
+
+
+def environment(modules: Iterable[str]) -> dict[str, JSON]:
+    """Python version, platform, and versions of the packages among ``modules``."""
+    packages = package_versions([*modules, "pipeledger"])
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "executable": sys.executable,
+        "packages": packages,
+    }

@@ -1,0 +1,84 @@
+"""Every error pipeledger raises, in one tree.
+
+::
+
+    PipeledgerError
+     ├── DefinitionError            a @step or @pipeline is defined or called wrongly
+     ├── RunFailedError             a step of a pipeline run raised; the run is recorded `failed`
+     ├── NotFoundError (KeyError)   a pipeline, run, step, output or artifact does not exist
+     │    └── ArtifactNotFoundError an artifact's record exists but its files are gone
+     ├── MaterializerError          no materializer can save or load a value
+     ├── ConfigError                invalid stack, component or flavor configuration
+     └── MetadataStoreError         the metadata store failed
+          ├── StoreUnavailableError the database cannot be reached or opened
+          ├── SchemaVersionError    the database schema and the library disagree
+          └── RunExistsError        a run name is taken
+
+Every message is one line that names the problem and, where there is one, the fix.
+"""
+
+from __future__ import annotations
+
+
+class PipeledgerError(Exception):
+    """Base class of every pipeledger error."""
+
+
+class DefinitionError(PipeledgerError, TypeError):
+    """A step or pipeline is defined or called wrongly (raised at definition or call time)."""
+
+
+class RunFailedError(PipeledgerError):
+    """A step raised while a pipeline ran. The failed run stays recorded.
+
+    Attributes:
+        run_name: the recorded run's name.
+        step_name: the step that raised.
+    The step's original exception is chained as ``__cause__``.
+    """
+
+    def __init__(self, run_name: str, step_name: str, error: BaseException) -> None:
+        self.run_name = run_name
+        self.step_name = step_name
+        super().__init__(
+            f"run {run_name!r} failed in step {step_name!r}: {type(error).__name__}: {error}"
+        )
+
+
+class NotFoundError(PipeledgerError, KeyError):
+    """Something looked up by name or id does not exist; the message lists what does."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ArtifactNotFoundError(NotFoundError):
+    """An artifact is recorded but its files are missing from the artifact store."""
+
+
+class MaterializerError(PipeledgerError):
+    """No materializer can save or load a value, or its files are unreadable."""
+
+
+class ConfigError(PipeledgerError, ValueError):
+    """Invalid configuration of a stack, component or flavor."""
+
+
+class MetadataStoreError(PipeledgerError):
+    """The metadata store could not complete an operation."""
+
+
+class StoreUnavailableError(MetadataStoreError):
+    """The metadata store's database cannot be reached or opened."""
+
+
+class SchemaVersionError(MetadataStoreError):
+    """The database schema is older or newer than this version of pipeledger."""
+
+
+class RunExistsError(MetadataStoreError):
+    """A pipeline run with this name already exists."""
+
+
+class PipeledgerWarning(UserWarning):
+    """Warnings pipeledger emits (e.g. the pickle fallback materializer)."""

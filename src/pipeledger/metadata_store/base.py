@@ -1,0 +1,202 @@
+"""The metadata store contract.
+
+A metadata store records pipelines, their runs, the step runs of each run, the
+artifacts steps consume and produce, the edges between them and key/value
+metadata, and reads them back. Every flavor implements this class; the SQL
+implementation (:mod:`pipeledger.metadata_store.sql`) serves SQLite, MySQL and
+PostgreSQL. The contract test suite (``tests/store_contract``) is the executable
+version of these docstrings.
+
+Rules every implementation keeps:
+
+* Each ``create_*``/``start_*``/``finish_*`` method is **one atomic write**:
+  either all of it is recorded or nothing is.
+* Lookups by name or id raise :class:`~pipeledger.exceptions.NotFoundError`
+  whose message names what was looked for.
+* List methods filter and page in the store (``limit``/``offset``); none loads
+  every row of a table.
+* Records returned are immutable :mod:`pipeledger.models` dataclasses.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pipeledger.models import (
+    JSON,
+    ArtifactCreate,
+    ArtifactRecord,
+    EntityKind,
+    PipelineRecord,
+    RunCreate,
+    RunRecord,
+    Status,
+    StepIO,
+    StepRunCreate,
+    StepRunRecord,
+)
+
+
+class MetadataStore(abc.ABC):
+    """Records pipeline runs and reads them back. See the module docstring for the rules."""
+
+    #: Short name of the flavor that built this store (``"sqlite"``, ``"mysql"``...).
+    flavor: str = "custom"
+
+    # ------------------------------------------------------------------ writes
+
+    @abc.abstractmethod
+    def create_run(self, run: RunCreate) -> RunRecord:
+        """Insert a run with status ``running``, creating its pipeline if it is new.
+
+        The store assigns the run's ``number`` (1 + the highest number of the
+        pipeline's runs) and replaces ``{n}`` in ``run.name`` with it. Atomic.
+
+        Raises:
+            RunExistsError: a run named ``run.name`` already exists.
+        """
+
+    @abc.abstractmethod
+    def finish_run(
+        self, run_id: str, status: Status, *, end_time: datetime, error: str | None = None
+    ) -> None:
+        """Set a run's final ``status``, ``end_time`` and ``error``. Atomic.
+
+        Raises:
+            NotFoundError: no run has this id.
+        """
+
+    @abc.abstractmethod
+    def heartbeat(self, run_id: str, at: datetime) -> None:
+        """Record that the process running ``run_id`` is alive at ``at``."""
+
+    @abc.abstractmethod
+    def start_step(self, step: StepRunCreate) -> StepRunRecord:
+        """Insert a step run with status ``running`` and its input edges. Atomic.
+
+        Raises:
+            NotFoundError: the run, or an input artifact, does not exist.
+            MetadataStoreError: the run already has a step run of this name.
+        """
+
+    @abc.abstractmethod
+    def finish_step(
+        self,
+        step_run_id: str,
+        status: Status,
+        *,
+        end_time: datetime,
+        outputs: Sequence[ArtifactCreate] = (),
+        metadata: Mapping[str, JSON] | None = None,
+        error: str | None = None,
+        logs_uri: str | None = None,
+    ) -> list[ArtifactRecord]:
+        """Finish a step run in one transaction.
+
+        Inserts the output artifacts (produced by this step run) and their output
+        edges, the step's key/value ``metadata`` (plus each artifact's own
+        ``metadata``), and sets ``status``, ``end_time``, ``error`` and
+        ``logs_uri``. Returns the inserted artifacts in the order given.
+
+        Raises:
+            NotFoundError: no step run has this id.
+        """
+
+    @abc.abstractmethod
+    def put_metadata(self, kind: EntityKind, entity_id: str, values: Mapping[str, JSON]) -> None:
+        """Insert or replace key/value metadata of a run, step run or artifact. Atomic."""
+
+    # ------------------------------------------------------------------- reads
+
+    @abc.abstractmethod
+    def get_pipeline(self, name: str) -> PipelineRecord:
+        """The pipeline called ``name``.
+
+        Raises:
+            NotFoundError: no such pipeline (the message lists some that exist).
+        """
+
+    @abc.abstractmethod
+    def list_pipelines(self, *, limit: int | None = None, offset: int = 0) -> list[PipelineRecord]:
+        """Pipelines ordered by name."""
+
+    @abc.abstractmethod
+    def get_run(self, name_or_id: str) -> RunRecord:
+        """The run with this name, or else this id.
+
+        Raises:
+            NotFoundError: no such run.
+        """
+
+    @abc.abstractmethod
+    def list_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: Status | str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[RunRecord]:
+        """Runs filtered by pipeline name, status and start time (``>= since``).
+
+        Ordered by start time (newest first unless ``newest_first=False``),
+        paged with ``limit``/``offset`` in the store.
+        """
+
+    @abc.abstractmethod
+    def count_runs(self, *, pipeline: str | None = None, status: Status | str | None = None) -> int:
+        """How many runs match the filters of :meth:`list_runs`."""
+
+    @abc.abstractmethod
+    def list_step_runs(self, run_id: str) -> list[StepRunRecord]:
+        """The step runs of a run, in the order they started."""
+
+    @abc.abstractmethod
+    def get_step_run(self, step_run_id: str) -> StepRunRecord:
+        """The step run with this id.
+
+        Raises:
+            NotFoundError: no such step run.
+        """
+
+    @abc.abstractmethod
+    def list_step_io(self, step_run_ids: Sequence[str]) -> list[StepIO]:
+        """Every input and output edge of the given step runs, with their artifacts.
+
+        One call serves a whole run: the client never queries per step.
+        """
+
+    @abc.abstractmethod
+    def get_artifact(self, artifact_id: str) -> ArtifactRecord:
+        """The artifact with this id.
+
+        Raises:
+            NotFoundError: no such artifact.
+        """
+
+    @abc.abstractmethod
+    def get_metadata(self, kind: EntityKind, entity_ids: Sequence[str]) -> dict[str, dict[str, JSON]]:
+        """Key/value metadata of the given entities: ``{entity_id: {key: value}}``.
+
+        Entities without metadata are absent from the result.
+        """
+
+    # --------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. The store must not be used afterwards."""
+
+    def describe(self) -> dict[str, Any]:
+        """Non-secret facts about where this store keeps its data (for CLIs and snapshots)."""
+        return {"flavor": self.flavor}
+
+    def __enter__(self) -> MetadataStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Metadata-store flavors: each builds a store for one kind of database from its config."""

@@ -1,0 +1,54 @@
+"""The ``sqlite`` flavor: a metadata store in a local SQLite file (the default).
+
+The file uses WAL journaling (readers never block the writer), ``synchronous=NORMAL``
+(durable at every checkpoint, fast commits), foreign keys, and a busy timeout so
+concurrent writers wait instead of failing. Being local and private to one user,
+it upgrades its own schema when pipeledger is upgraded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeledger.exceptions import StoreUnavailableError
+from pipeledger.metadata_store.sql import Database, SqlMetadataStore
+
+
+class SqliteMetadataStoreConfig(BaseModel):
+    """Configuration of the ``sqlite`` flavor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="Path of the SQLite database file (created if missing).")
+    busy_timeout: float = Field(
+        30.0, gt=0, description="Seconds a writer waits for the database lock before failing."
+    )
+
+
+def open_sqlite_store(config: SqliteMetadataStoreConfig) -> SqlMetadataStore:
+    """Open (creating if needed) the SQLite metadata store described by ``config``.
+
+    Raises:
+        StoreUnavailableError: the file cannot be created or is not a SQLite database.
+        SchemaVersionError: the file was written by a newer pipeledger.
+    """
+    path = Path(config.path).expanduser()
+    display = f"sqlite:///{path}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnavailableError(
+            f"cannot create the directory of metadata store {display}: {exc.strerror}"
+        ) from exc
+    if path.is_dir():
+        raise StoreUnavailableError(f"metadata store {display} is a directory, not a SQLite file")
+    database = Database(
+        f"sqlite:///{path}",
+        display_name=display,
+        connect_args={"timeout": config.busy_timeout, "check_same_thread": False},
+    )
+    return SqlMetadataStore(
+        database, flavor="sqlite", auto_upgrade=True, describe={"path": str(path)}
+    )

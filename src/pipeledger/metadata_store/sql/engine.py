@@ -1,0 +1,194 @@
+"""Connections and transactions: the one place that talks to the database driver.
+
+:class:`Database` wraps a SQLAlchemy engine. Every write goes through
+:meth:`Database.transaction`, which begins the transaction the way the dialect
+needs (``BEGIN IMMEDIATE`` on SQLite, so concurrent writers queue on the busy
+timeout instead of deadlocking), commits or rolls back, retries transient
+failures (busy database, deadlock, serialization failure) with jittered backoff,
+and translates driver errors into pipeledger's errors with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL
+
+from pipeledger.exceptions import MetadataStoreError, StoreUnavailableError
+
+T = TypeVar("T")
+
+_TRANSIENT_MARKERS = (
+    "database is locked",  # SQLite busy
+    "database table is locked",
+    "deadlock",  # MySQL 1213, PostgreSQL 40P01
+    "lock wait timeout",  # MySQL 1205
+    "could not serialize access",  # PostgreSQL 40001
+    "serialization failure",
+)
+
+
+def json_dumps(value: Any) -> str:
+    """Serialize a JSON column value; NaN and infinities are refused (not JSON)."""
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+class Database:
+    """A SQLAlchemy engine plus pipeledger's transaction discipline.
+
+    Args:
+        url: the SQLAlchemy URL (may hold a password: it is never printed).
+        display_name: what error messages call this database, e.g.
+            ``"sqlite:///home/me/metadata.db"`` or ``"mysql 127.0.0.1:3306/prod"``.
+        connect_args: passed to the DBAPI ``connect()``.
+        max_retries: how many times a transient failure is retried.
+    """
+
+    def __init__(
+        self,
+        url: URL | str,
+        *,
+        display_name: str,
+        connect_args: dict[str, Any] | None = None,
+        max_retries: int = 8,
+        engine_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.display_name = display_name
+        self.max_retries = max_retries
+        self.engine: Engine = create_engine(
+            url,
+            connect_args=connect_args or {},
+            json_serializer=json_dumps,
+            **(engine_options or {}),
+        )
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            _configure_sqlite(self.engine)
+
+    # ------------------------------------------------------------------ public
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction: committed on success, rolled back on any error.
+
+        Driver errors are translated (see :meth:`translate`). Use
+        :meth:`run_transaction` to get automatic retries of transient failures.
+        """
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(pipeledger_begin="IMMEDIATE")
+                with conn.begin():
+                    yield conn
+        except sa_exc.DBAPIError as exc:
+            raise self.translate(exc) from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only connection (a deferred transaction, rolled back at the end)."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except sa_exc.DBAPIError as exc:
+            raise self.translate(exc) from exc
+
+    def run_transaction(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work(conn)`` in a write transaction, retrying transient failures.
+
+        ``work`` must be safe to run again from the start (it is only retried
+        after a rollback). Retries back off exponentially with full jitter,
+        starting at 10 ms, at most ``max_retries`` times.
+        """
+        attempt = 0
+        while True:
+            try:
+                with self.transaction() as conn:
+                    return work(conn)
+            except MetadataStoreError as exc:
+                cause = exc.__cause__
+                if attempt >= self.max_retries or not is_transient(cause):
+                    raise
+                attempt += 1
+                time.sleep(random.uniform(0, 0.01 * 2**attempt))
+
+    def translate(self, exc: sa_exc.DBAPIError) -> MetadataStoreError:
+        """Turn a driver error into a one-line pipeledger error (never with a password)."""
+        message = _first_line(exc.orig) if exc.orig is not None else _first_line(exc)
+        if isinstance(exc, sa_exc.IntegrityError):
+            return MetadataStoreError(f"{self.display_name}: integrity error: {message}")
+        if _is_unavailable(exc):
+            return StoreUnavailableError(f"cannot open metadata store {self.display_name}: {message}")
+        return MetadataStoreError(f"metadata store {self.display_name}: {message}")
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """True for failures that succeed when retried: busy, deadlock, serialization."""
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    text = str(exc.orig).lower()
+    return any(marker in text for marker in _TRANSIENT_MARKERS)
+
+
+def _is_unavailable(exc: sa_exc.DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig).lower()
+    return any(
+        marker in text
+        for marker in (
+            "unable to open database",
+            "file is not a database",
+            "database disk image is malformed",
+            "can't connect",
+            "connection refused",
+            "access denied",
+            "password authentication failed",
+            "unknown database",
+            "does not exist",
+            "timeout expired",
+            "timed out",
+            "ssl",
+        )
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL journal, foreign keys, a busy timeout, and explicit BEGIN statements.
+
+    pysqlite's own transaction handling is switched off (``isolation_level=None``)
+    so that SQLAlchemy emits ``BEGIN`` itself: ``BEGIN IMMEDIATE`` for writes,
+    taking the write lock up front, plain ``BEGIN`` for reads.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute("PRAGMA busy_timeout = 30000")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("pipeledger_begin", "")
+        conn.exec_driver_sql(f"BEGIN {mode}".strip())

@@ -1,0 +1,179 @@
+"""The relational schema: one SQLAlchemy ``MetaData`` for every database.
+
+Dialect differences are settled here, not in queries: timestamps are stored as
+naive UTC with microseconds (``DATETIME(6)`` on MySQL), JSON columns use each
+database's JSON type, and indexes on long strings get a MySQL prefix length.
+Constraint and index names follow :data:`NAMING_CONVENTION`, so migrations can
+refer to them on every database.
+
+``SCHEMA_REVISION`` is the Alembic revision this schema corresponds to; a test
+checks that it is the head of the migration tree and that upgrading an empty
+database produces exactly these tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.types import TypeDecorator
+
+SCHEMA_REVISION = "0001"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+ID_LENGTH = 32
+NAME_LENGTH = 255
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC (microsecond precision), read back timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "mysql":
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+JSONColumn = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def _id(name: str = "id", *args: Any, **kwargs: Any) -> Column[str]:
+    return Column(name, String(ID_LENGTH), *args, **kwargs)
+
+
+pipelines = Table(
+    "pipelines",
+    metadata,
+    _id(primary_key=True),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("docstring", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("name"),
+)
+
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    _id(primary_key=True),
+    _id("pipeline_id", ForeignKey("pipelines.id"), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time", UTCDateTime, nullable=False),
+    Column("end_time", UTCDateTime),
+    Column("heartbeat_at", UTCDateTime),
+    Column("parameters", JSONColumn, nullable=False),
+    Column("config", JSONColumn, nullable=False),
+    Column("environment", JSONColumn, nullable=False),
+    Column("stack", JSONColumn, nullable=False),
+    Column("git_sha", String(64)),
+    Column("git_dirty", Boolean),
+    Column("code_hash", String(64)),
+    Column("error", Text),
+    UniqueConstraint("name"),
+    UniqueConstraint("pipeline_id", "number"),
+    Index(None, "pipeline_id", "start_time"),
+    Index(None, "start_time"),
+    Index(None, "status", "start_time"),
+)
+
+step_runs = Table(
+    "step_runs",
+    metadata,
+    _id(primary_key=True),
+    _id("run_id", ForeignKey("pipeline_runs.id"), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("entrypoint", Text),
+    Column("docstring", Text),
+    Column("parameters", JSONColumn, nullable=False),
+    Column("config", JSONColumn, nullable=False),
+    Column("source_hash", String(64)),
+    Column("cache_key", String(64)),
+    _id("cached_from_id", ForeignKey("step_runs.id")),
+    Column("start_time", UTCDateTime, nullable=False),
+    Column("end_time", UTCDateTime),
+    Column("error", Text),
+    Column("logs_uri", Text),
+    UniqueConstraint("run_id", "name"),
+    Index(None, "cache_key", "status"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    _id(primary_key=True),
+    Column("uri", String(2048), nullable=False),
+    Column("artifact_store", String(NAME_LENGTH)),
+    Column("type", String(NAME_LENGTH), nullable=False),
+    Column("data_type", String(1024), nullable=False),
+    Column("materializer", String(1024), nullable=False),
+    Column("materializer_version", String(64), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    _id("producer_step_run_id", ForeignKey("step_runs.id")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "uri", mysql_length=255),
+    Index(None, "producer_step_run_id"),
+    Index(None, "content_hash"),
+)
+
+step_io = Table(
+    "step_io",
+    metadata,
+    _id("step_run_id", ForeignKey("step_runs.id"), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    _id("artifact_id", ForeignKey("artifacts.id"), nullable=False),
+    PrimaryKeyConstraint("step_run_id", "direction", "name"),
+    Index(None, "artifact_id", "direction"),
+)
+
+entity_metadata = Table(
+    "metadata",
+    metadata,
+    Column("entity_kind", String(16), nullable=False),
+    _id("entity_id", nullable=False),
+    Column("key", String(NAME_LENGTH), nullable=False),
+    Column("value", JSONColumn),
+    PrimaryKeyConstraint("entity_kind", "entity_id", "key"),
+)

@@ -1,0 +1,491 @@
+"""The SQL metadata store: every query pipeledger runs, written once for every database.
+
+Flavors (:mod:`pipeledger.metadata_store.flavors`) only build a
+:class:`~pipeledger.metadata_store.sql.engine.Database`; this module holds all
+reads and writes, in SQLAlchemy Core, and is the same on SQLite, MySQL/MariaDB
+and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import exc as sa_exc
+
+from pipeledger.exceptions import (
+    MetadataStoreError,
+    NotFoundError,
+    RunExistsError,
+)
+from pipeledger.metadata_store.base import MetadataStore
+from pipeledger.metadata_store.sql import records
+from pipeledger.metadata_store.sql.engine import Database
+from pipeledger.metadata_store.sql.migrate import ensure_schema
+from pipeledger.metadata_store.sql.schema import (
+    artifacts,
+    entity_metadata,
+    pipeline_runs,
+    pipelines,
+    step_io,
+    step_runs,
+)
+from pipeledger.models import (
+    JSON,
+    ArtifactCreate,
+    ArtifactRecord,
+    Direction,
+    EntityKind,
+    PipelineRecord,
+    RunCreate,
+    RunRecord,
+    Status,
+    StepIO,
+    StepRunCreate,
+    StepRunRecord,
+    new_id,
+    utcnow,
+)
+
+_RUN_COLUMNS = (*pipeline_runs.c, pipelines.c.name.label("pipeline_name"))
+_RUNS_FROM = pipeline_runs.join(pipelines, pipeline_runs.c.pipeline_id == pipelines.c.id)
+_IN_CHUNK = 500  # ids per IN (...) list
+
+
+class SqlMetadataStore(MetadataStore):
+    """A :class:`MetadataStore` on any SQLAlchemy database.
+
+    Args:
+        database: the connection wrapper built by a flavor.
+        flavor: the flavor's name, for descriptions.
+        auto_upgrade: upgrade an older schema on open (only the local default
+            SQLite store does this; server databases are upgraded explicitly).
+        describe: non-secret facts for :meth:`describe`.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        flavor: str,
+        auto_upgrade: bool = False,
+        migrate_command: str = "pipeledger metadata-store migrate",
+        describe: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.db = database
+        self.flavor = flavor
+        self._describe = dict(describe or {})
+        ensure_schema(database, auto_upgrade=auto_upgrade, migrate_command=migrate_command)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def describe(self) -> dict[str, Any]:
+        return {"flavor": self.flavor, "database": self.db.display_name, **self._describe}
+
+    def __repr__(self) -> str:
+        return f"<SqlMetadataStore {self.db.display_name}>"
+
+    # ------------------------------------------------------------------ writes
+
+    def create_run(self, run: RunCreate) -> RunRecord:
+        templated = "{n}" in run.name
+        for _attempt in range(50):
+            try:
+                return self.db.run_transaction(lambda conn: self._insert_run(conn, run))
+            except MetadataStoreError as exc:
+                if not isinstance(exc.__cause__, sa_exc.IntegrityError):
+                    raise
+                # Either the name or (pipeline, number) was taken by a concurrent writer.
+                taken = self._run_name_taken(run)
+                if taken is not None and not templated:
+                    raise RunExistsError(
+                        f"a run named {taken!r} already exists; choose another run_name"
+                    ) from None
+        raise MetadataStoreError(f"could not allocate a unique name for run {run.name!r}")
+
+    def _run_name_taken(self, run: RunCreate) -> str | None:
+        if "{n}" in run.name:
+            return None
+        with self.db.read() as conn:
+            found = conn.execute(
+                select(pipeline_runs.c.name).where(pipeline_runs.c.name == run.name)
+            ).first()
+        return run.name if found else None
+
+    def _insert_run(self, conn: Connection, run: RunCreate) -> RunRecord:
+        pipeline_id = self._pipeline_id(conn, run.pipeline_name, run.pipeline_docstring)
+        number = conn.execute(
+            select(func.coalesce(func.max(pipeline_runs.c.number), 0) + 1).where(
+                pipeline_runs.c.pipeline_id == pipeline_id
+            )
+        ).scalar_one()
+        name = run.name.replace("{n}", str(number))
+        if "{n}" in run.name:
+            # A deleted run or a user-chosen name may hold this one: take the next free number.
+            while conn.execute(
+                select(pipeline_runs.c.id).where(pipeline_runs.c.name == name)
+            ).first():
+                number += 1
+                name = run.name.replace("{n}", str(number))
+        values = {
+            "id": run.id,
+            "pipeline_id": pipeline_id,
+            "name": name,
+            "number": number,
+            "status": Status.RUNNING.value,
+            "start_time": run.start_time,
+            "heartbeat_at": run.start_time,
+            "parameters": run.parameters,
+            "config": run.config,
+            "environment": run.environment,
+            "stack": run.stack,
+            "git_sha": run.git_sha,
+            "git_dirty": run.git_dirty,
+            "code_hash": run.code_hash,
+        }
+        conn.execute(insert(pipeline_runs), values)
+        return RunRecord(
+            id=run.id,
+            pipeline_id=pipeline_id,
+            pipeline_name=run.pipeline_name,
+            name=name,
+            number=number,
+            status=Status.RUNNING,
+            start_time=run.start_time,
+            heartbeat_at=run.start_time,
+            parameters=run.parameters,
+            config=run.config,
+            environment=run.environment,
+            stack=run.stack,
+            git_sha=run.git_sha,
+            git_dirty=run.git_dirty,
+            code_hash=run.code_hash,
+        )
+
+    def _pipeline_id(self, conn: Connection, name: str, docstring: str | None) -> str:
+        found = conn.execute(select(pipelines.c.id).where(pipelines.c.name == name)).scalar()
+        if found is not None:
+            return str(found)
+        pipeline_id = new_id()
+        conn.execute(
+            insert(pipelines),
+            {"id": pipeline_id, "name": name, "docstring": docstring, "created_at": utcnow()},
+        )
+        return pipeline_id
+
+    def finish_run(
+        self, run_id: str, status: Status, *, end_time: datetime, error: str | None = None
+    ) -> None:
+        def work(conn: Connection) -> None:
+            result = conn.execute(
+                update(pipeline_runs)
+                .where(pipeline_runs.c.id == run_id)
+                .values(status=Status(status).value, end_time=end_time, error=error)
+            )
+            if result.rowcount == 0:
+                raise NotFoundError(f"no run with id {run_id!r}")
+
+        self.db.run_transaction(work)
+
+    def heartbeat(self, run_id: str, at: datetime) -> None:
+        self.db.run_transaction(
+            lambda conn: conn.execute(
+                update(pipeline_runs).where(pipeline_runs.c.id == run_id).values(heartbeat_at=at)
+            )
+        )
+
+    def start_step(self, step: StepRunCreate) -> StepRunRecord:
+        def work(conn: Connection) -> None:
+            conn.execute(
+                insert(step_runs),
+                {
+                    "id": step.id,
+                    "run_id": step.run_id,
+                    "name": step.name,
+                    "status": Status.RUNNING.value,
+                    "entrypoint": step.entrypoint,
+                    "docstring": step.docstring,
+                    "parameters": step.parameters,
+                    "config": step.config,
+                    "source_hash": step.source_hash,
+                    "cache_key": step.cache_key,
+                    "start_time": step.start_time,
+                },
+            )
+            if step.inputs:
+                conn.execute(
+                    insert(step_io),
+                    [
+                        {
+                            "step_run_id": step.id,
+                            "direction": Direction.INPUT.value,
+                            "name": name,
+                            "artifact_id": artifact_id,
+                        }
+                        for name, artifact_id in step.inputs.items()
+                    ],
+                )
+
+        try:
+            self.db.run_transaction(work)
+        except MetadataStoreError as exc:
+            if isinstance(exc.__cause__, sa_exc.IntegrityError):
+                raise MetadataStoreError(
+                    f"cannot record step {step.name!r} of run {step.run_id!r}: the run does not "
+                    "exist, an input artifact does not exist, or the step was already recorded"
+                ) from exc
+            raise
+        return StepRunRecord(
+            id=step.id,
+            run_id=step.run_id,
+            name=step.name,
+            status=Status.RUNNING,
+            start_time=step.start_time,
+            entrypoint=step.entrypoint,
+            docstring=step.docstring,
+            parameters=step.parameters,
+            config=step.config,
+            source_hash=step.source_hash,
+            cache_key=step.cache_key,
+        )
+
+    def finish_step(
+        self,
+        step_run_id: str,
+        status: Status,
+        *,
+        end_time: datetime,
+        outputs: Sequence[ArtifactCreate] = (),
+        metadata: Mapping[str, JSON] | None = None,
+        error: str | None = None,
+        logs_uri: str | None = None,
+    ) -> list[ArtifactRecord]:
+        created = [
+            ArtifactRecord(
+                id=a.id,
+                uri=a.uri,
+                type=a.type,
+                data_type=a.data_type,
+                materializer=a.materializer,
+                materializer_version=a.materializer_version,
+                content_hash=a.content_hash,
+                size=a.size,
+                producer_step_run_id=step_run_id,
+                created_at=end_time,
+                artifact_store=a.artifact_store,
+            )
+            for a in outputs
+        ]
+        meta_rows = [
+            {"entity_kind": EntityKind.STEP_RUN.value, "entity_id": step_run_id, "key": k, "value": v}
+            for k, v in (metadata or {}).items()
+        ]
+        for a in outputs:
+            meta_rows.extend(
+                {"entity_kind": EntityKind.ARTIFACT.value, "entity_id": a.id, "key": k, "value": v}
+                for k, v in a.metadata.items()
+            )
+
+        def work(conn: Connection) -> None:
+            result = conn.execute(
+                update(step_runs)
+                .where(step_runs.c.id == step_run_id)
+                .values(
+                    status=Status(status).value, end_time=end_time, error=error, logs_uri=logs_uri
+                )
+            )
+            if result.rowcount == 0:
+                raise NotFoundError(f"no step run with id {step_run_id!r}")
+            if created:
+                conn.execute(
+                    insert(artifacts),
+                    [
+                        {
+                            "id": a.id,
+                            "uri": a.uri,
+                            "artifact_store": a.artifact_store,
+                            "type": a.type,
+                            "data_type": a.data_type,
+                            "materializer": a.materializer,
+                            "materializer_version": a.materializer_version,
+                            "content_hash": a.content_hash,
+                            "size": a.size,
+                            "producer_step_run_id": step_run_id,
+                            "created_at": end_time,
+                        }
+                        for a in created
+                    ],
+                )
+                conn.execute(
+                    insert(step_io),
+                    [
+                        {
+                            "step_run_id": step_run_id,
+                            "direction": Direction.OUTPUT.value,
+                            "name": a.name,
+                            "artifact_id": a.id,
+                        }
+                        for a in outputs
+                    ],
+                )
+            if meta_rows:
+                _replace_metadata(conn, meta_rows)
+
+        self.db.run_transaction(work)
+        return created
+
+    def put_metadata(self, kind: EntityKind, entity_id: str, values: Mapping[str, JSON]) -> None:
+        rows = [
+            {"entity_kind": EntityKind(kind).value, "entity_id": entity_id, "key": k, "value": v}
+            for k, v in values.items()
+        ]
+        if rows:
+            self.db.run_transaction(lambda conn: _replace_metadata(conn, rows))
+
+    # ------------------------------------------------------------------- reads
+
+    def get_pipeline(self, name: str) -> PipelineRecord:
+        with self.db.read() as conn:
+            row = conn.execute(select(pipelines).where(pipelines.c.name == name)).first()
+            if row is None:
+                known = conn.execute(
+                    select(pipelines.c.name).order_by(pipelines.c.name).limit(10)
+                ).scalars()
+                raise NotFoundError(_not_found("pipeline", name, list(known)))
+        return records.pipeline(row)
+
+    def list_pipelines(self, *, limit: int | None = None, offset: int = 0) -> list[PipelineRecord]:
+        query = select(pipelines).order_by(pipelines.c.name).limit(limit).offset(offset)
+        with self.db.read() as conn:
+            return [records.pipeline(r) for r in conn.execute(query)]
+
+    def get_run(self, name_or_id: str) -> RunRecord:
+        base = select(*_RUN_COLUMNS).select_from(_RUNS_FROM)
+        with self.db.read() as conn:
+            row = conn.execute(base.where(pipeline_runs.c.name == name_or_id)).first()
+            if row is None:
+                row = conn.execute(base.where(pipeline_runs.c.id == name_or_id)).first()
+            if row is None:
+                latest = conn.execute(
+                    select(pipeline_runs.c.name)
+                    .order_by(pipeline_runs.c.start_time.desc())
+                    .limit(5)
+                ).scalars()
+                raise NotFoundError(_not_found("run", name_or_id, list(latest), "latest runs"))
+        return records.run(row)
+
+    def list_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: Status | str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[RunRecord]:
+        query = select(*_RUN_COLUMNS).select_from(_RUNS_FROM)
+        query = query.where(*_run_filters(pipeline, status, since))
+        order = pipeline_runs.c.start_time.desc() if newest_first else pipeline_runs.c.start_time
+        tiebreak = pipeline_runs.c.id.desc() if newest_first else pipeline_runs.c.id
+        query = query.order_by(order, tiebreak).limit(limit).offset(offset)
+        with self.db.read() as conn:
+            return [records.run(r) for r in conn.execute(query)]
+
+    def count_runs(self, *, pipeline: str | None = None, status: Status | str | None = None) -> int:
+        query = (
+            select(func.count())
+            .select_from(_RUNS_FROM)
+            .where(*_run_filters(pipeline, status, None))
+        )
+        with self.db.read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def list_step_runs(self, run_id: str) -> list[StepRunRecord]:
+        query = (
+            select(step_runs)
+            .where(step_runs.c.run_id == run_id)
+            .order_by(step_runs.c.start_time, step_runs.c.id)
+        )
+        with self.db.read() as conn:
+            return [records.step_run(r) for r in conn.execute(query)]
+
+    def get_step_run(self, step_run_id: str) -> StepRunRecord:
+        with self.db.read() as conn:
+            row = conn.execute(select(step_runs).where(step_runs.c.id == step_run_id)).first()
+        if row is None:
+            raise NotFoundError(f"no step run with id {step_run_id!r}")
+        return records.step_run(row)
+
+    def list_step_io(self, step_run_ids: Sequence[str]) -> list[StepIO]:
+        result: list[StepIO] = []
+        query = select(
+            step_io.c.step_run_id,
+            step_io.c.direction,
+            step_io.c.name.label("io_name"),
+            *artifacts.c,
+        ).select_from(step_io.join(artifacts, step_io.c.artifact_id == artifacts.c.id))
+        with self.db.read() as conn:
+            for chunk in _chunks(step_run_ids):
+                rows = conn.execute(query.where(step_io.c.step_run_id.in_(chunk)))
+                result.extend(records.step_io(r) for r in rows)
+        return result
+
+    def get_artifact(self, artifact_id: str) -> ArtifactRecord:
+        with self.db.read() as conn:
+            row = conn.execute(select(artifacts).where(artifacts.c.id == artifact_id)).first()
+        if row is None:
+            raise NotFoundError(f"no artifact with id {artifact_id!r}")
+        return records.artifact(row)
+
+    def get_metadata(self, kind: EntityKind, entity_ids: Sequence[str]) -> dict[str, dict[str, JSON]]:
+        out: dict[str, dict[str, JSON]] = {}
+        m = entity_metadata.c
+        with self.db.read() as conn:
+            for chunk in _chunks(entity_ids):
+                rows = conn.execute(
+                    select(m.entity_id, m.key, m.value)
+                    .where(m.entity_kind == EntityKind(kind).value, m.entity_id.in_(chunk))
+                    .order_by(m.entity_id, m.key)
+                )
+                for entity_id, key, value in rows:
+                    out.setdefault(entity_id, {})[key] = value
+        return out
+
+
+def _replace_metadata(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert key/value rows, replacing existing keys (a portable upsert)."""
+    m = entity_metadata.c
+    keys = [
+        and_(m.entity_kind == r["entity_kind"], m.entity_id == r["entity_id"], m.key == r["key"])
+        for r in rows
+    ]
+    conn.execute(delete(entity_metadata).where(or_(*keys)))
+    conn.execute(insert(entity_metadata), rows)
+
+
+def _run_filters(
+    pipeline: str | None, status: Status | str | None, since: datetime | None
+) -> list[Any]:
+    filters: list[Any] = []
+    if pipeline is not None:
+        filters.append(pipelines.c.name == pipeline)
+    if status is not None:
+        filters.append(pipeline_runs.c.status == Status(status).value)
+    if since is not None:
+        filters.append(pipeline_runs.c.start_time >= since)
+    return filters
+
+
+def _chunks(ids: Sequence[str]) -> list[list[str]]:
+    ids = list(dict.fromkeys(ids))
+    return [ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK)]
+
+
+def _not_found(kind: str, name: str, known: list[str], label: str | None = None) -> str:
+    if not known:
+        return f"no {kind} named {name!r}: none is recorded yet"
+    return f"no {kind} named {name!r}; {label or 'known ' + kind + 's'}: {', '.join(known)}"

@@ -1,0 +1,231 @@
+"""Plain domain records exchanged between the orchestrator, the metadata store and the client.
+
+These are what a :class:`~pipeledger.metadata_store.base.MetadataStore` accepts and
+returns. They import nothing from SQLAlchemy: a store that is not SQL (or a test)
+can produce them too. Times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+JSON = Any
+"""A JSON-compatible value: None, bool, int, float, str, list or dict of them."""
+
+
+class Status(str, enum.Enum):
+    """The status of a pipeline run or a step run."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CACHED = "cached"
+    CRASHED = "crashed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_finished(self) -> bool:
+        """True for every status but ``running``."""
+        return self is not Status.RUNNING
+
+
+class Direction(str, enum.Enum):
+    """Whether an artifact is a step run's input or output."""
+
+    INPUT = "input"
+    OUTPUT = "output"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    """A new 32-hex-digit identifier, ordered by creation time.
+
+    The first 12 digits are the Unix time in milliseconds, the rest random (the
+    layout of a UUIDv7 without its version bits), so ids sort chronologically and
+    index inserts stay at the end of the B-tree.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+
+
+@dataclass(frozen=True)
+class PipelineRecord:
+    """A pipeline: the name under which its runs are grouped."""
+
+    id: str
+    name: str
+    created_at: datetime
+    docstring: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One execution of a pipeline.
+
+    ``config`` holds the resolved run configuration (options and the traced DAG:
+    step names, their upstream steps and parameters); ``environment`` the Python
+    version, platform and package versions; ``stack`` a snapshot of the stack's
+    components (names, flavors, non-secret configuration).
+    """
+
+    id: str
+    pipeline_id: str
+    pipeline_name: str
+    name: str
+    number: int
+    status: Status
+    start_time: datetime
+    end_time: datetime | None = None
+    heartbeat_at: datetime | None = None
+    parameters: dict[str, JSON] = field(default_factory=dict)
+    config: dict[str, JSON] = field(default_factory=dict)
+    environment: dict[str, JSON] = field(default_factory=dict)
+    stack: dict[str, JSON] = field(default_factory=dict)
+    git_sha: str | None = None
+    git_dirty: bool | None = None
+    code_hash: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunCreate:
+    """What :meth:`MetadataStore.create_run` needs to start recording a run.
+
+    ``name`` may contain the placeholder ``{n}``, replaced by the run's number
+    within its pipeline (1, 2, ...), which the store assigns.
+    """
+
+    pipeline_name: str
+    name: str
+    parameters: dict[str, JSON] = field(default_factory=dict)
+    config: dict[str, JSON] = field(default_factory=dict)
+    environment: dict[str, JSON] = field(default_factory=dict)
+    stack: dict[str, JSON] = field(default_factory=dict)
+    git_sha: str | None = None
+    git_dirty: bool | None = None
+    code_hash: str | None = None
+    pipeline_docstring: str | None = None
+    id: str = field(default_factory=new_id)
+    start_time: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class StepRunRecord:
+    """One execution (or cache hit) of a step within a run."""
+
+    id: str
+    run_id: str
+    name: str
+    status: Status
+    start_time: datetime
+    end_time: datetime | None = None
+    entrypoint: str | None = None
+    docstring: str | None = None
+    parameters: dict[str, JSON] = field(default_factory=dict)
+    config: dict[str, JSON] = field(default_factory=dict)
+    source_hash: str | None = None
+    cache_key: str | None = None
+    cached_from_id: str | None = None
+    error: str | None = None
+    logs_uri: str | None = None
+
+
+@dataclass(frozen=True)
+class StepRunCreate:
+    """What :meth:`MetadataStore.start_step` records when a step starts.
+
+    ``inputs`` maps each input name to the id of the artifact it consumes.
+    """
+
+    run_id: str
+    name: str
+    entrypoint: str | None = None
+    docstring: str | None = None
+    parameters: dict[str, JSON] = field(default_factory=dict)
+    config: dict[str, JSON] = field(default_factory=dict)
+    source_hash: str | None = None
+    cache_key: str | None = None
+    inputs: dict[str, str] = field(default_factory=dict)
+    id: str = field(default_factory=new_id)
+    start_time: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """An artifact: a value a step produced, stored in an artifact store.
+
+    ``type`` is the artifact's kind for humans and tools (``"Data"``,
+    ``"Model"``, ``"Metrics"``...), ``data_type`` the Python type's import path,
+    ``materializer`` the import path of the class that wrote the files.
+    """
+
+    id: str
+    uri: str
+    type: str
+    data_type: str
+    materializer: str
+    materializer_version: str
+    content_hash: str
+    size: int
+    producer_step_run_id: str | None
+    created_at: datetime
+    artifact_store: str | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactCreate:
+    """An output artifact written by a step, recorded by :meth:`MetadataStore.finish_step`."""
+
+    name: str
+    uri: str
+    type: str
+    data_type: str
+    materializer: str
+    materializer_version: str
+    content_hash: str
+    size: int
+    artifact_store: str | None = None
+    metadata: dict[str, JSON] = field(default_factory=dict)
+    id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True)
+class StepIO:
+    """An edge between a step run and an artifact it consumed or produced."""
+
+    step_run_id: str
+    name: str
+    direction: Direction
+    artifact: ArtifactRecord
+
+
+class EntityKind(str, enum.Enum):
+    """What a piece of key/value metadata is attached to."""
+
+    RUN = "run"
+    STEP_RUN = "step_run"
+    ARTIFACT = "artifact"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of results and the offset of the next page (None at the end)."""
+
+    items: list[Any]
+    next_offset: int | None

@@ -1,0 +1,38 @@
+"""The ``local`` orchestrator: runs the steps one after another in this process."""
+
+from __future__ import annotations
+
+from pipeledger.models import ArtifactRecord, Status
+from pipeledger.orchestrators.base import Orchestrator, RunPlan
+from pipeledger.orchestrators.step_runner import StepOutcome, StepRunner
+
+
+class LocalOrchestrator(Orchestrator):
+    """Runs steps in topological order, in process.
+
+    After a failure, steps that depend on the failed step (directly or not) are
+    skipped; independent steps still run.
+    """
+
+    flavor = "local"
+
+    def execute(self, plan: RunPlan, runner: StepRunner) -> dict[str, StepOutcome]:
+        outcomes: dict[str, StepOutcome] = {}
+        produced: dict[str, dict[str, ArtifactRecord]] = {}
+        blocked: set[str] = set()
+        for invocation in plan.invocations:
+            broken = [u for u in invocation.upstream if u in blocked]
+            if broken:
+                blocked.add(invocation.name)
+                plan.reporter.step_skipped(invocation.name, f"upstream step {broken[0]} failed")
+                continue
+            plan.reporter.step_started(invocation.name)
+            outcome = runner.run_step(invocation, produced)
+            outcomes[invocation.name] = outcome
+            error = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error else None
+            plan.reporter.step_finished(invocation.name, outcome.status.value, outcome.seconds, error)
+            if outcome.status is Status.FAILED:
+                blocked.add(invocation.name)
+            else:
+                produced[invocation.name] = outcome.outputs
+        return outcomes

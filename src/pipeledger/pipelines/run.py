@@ -1,0 +1,65 @@
+"""Running a pipeline: trace it, gather the facts a run records, hand it to the orchestrator."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+from pipeledger.artifacts.materializers import default_registry
+from pipeledger.environment import environment, git_info, modules_used_by
+from pipeledger.models import JSON
+from pipeledger.orchestrators.base import RunPlan
+from pipeledger.orchestrators.progress import choose_reporter, is_quiet
+from pipeledger.pipelines.pipeline import Pipeline, new_run_create
+from pipeledger.stack.registry import get_stack
+
+if TYPE_CHECKING:
+    from pipeledger.client.views import RunView
+
+
+def run_pipeline(p: Pipeline, parameters: dict[str, JSON]) -> RunView:
+    """Run ``p`` with ``parameters`` on its stack and return the recorded run.
+
+    Raises:
+        DefinitionError: the pipeline body calls steps wrongly (nothing recorded).
+        RunFailedError: a step failed; the run is recorded ``failed``.
+    """
+    from pipeledger.client.client import Client
+
+    invocations = p.trace(parameters)
+    stack = get_stack(p.options.stack)
+    modules: set[str] = set()
+    for inv in invocations:
+        modules |= modules_used_by(inv.step.func)
+    source = p.source_path()
+    git = git_info(source) if source else None
+    code_hash = hashlib.sha256(
+        "".join(sorted([p.source_hash(), *(i.step.source_hash for i in invocations)])).encode()
+    ).hexdigest()
+    env = environment(modules)
+    if git and git.diff_hash:
+        env["git_diff_hash"] = git.diff_hash
+    create = new_run_create(
+        p,
+        parameters,
+        invocations,
+        environment=env,
+        stack=stack.snapshot(),
+        git_sha=git.sha if git else None,
+        git_dirty=git.dirty if git else None,
+        code_hash=code_hash,
+    )
+    quiet = is_quiet(p.options.quiet)
+    plan = RunPlan(
+        create=create,
+        invocations=invocations,
+        metadata_store=stack.metadata_store,
+        artifact_store=stack.artifact_store,
+        materializers=default_registry(),
+        reporter=choose_reporter(quiet),
+        echo_output=not quiet,
+    )
+    result = stack.orchestrator.run(plan)
+    if result.failure is not None:
+        raise result.failure
+    return Client(stack=stack).get_run(result.run.id)

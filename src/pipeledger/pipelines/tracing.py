@@ -1,0 +1,176 @@
+"""Tracing a pipeline body into a graph of step invocations.
+
+While a ``@pipeline`` function runs under a :class:`Tracer`, each step call is
+checked and recorded as a :class:`StepInvocation`, and returns
+:class:`OutputRef` placeholders for its outputs, which later calls pass on.
+Because a step can only consume outputs of steps called before it, the order
+of invocations is already a topological order of the graph.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pipeledger.exceptions import DefinitionError
+from pipeledger.models import JSON
+from pipeledger.steps.signature import check_json
+
+if TYPE_CHECKING:
+    from pipeledger.steps.step import Step
+
+_tracer: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar(
+    "pipeledger_tracer", default=None
+)
+
+
+@dataclass(frozen=True)
+class OutputRef:
+    """A placeholder for an output of a step invocation, passed to downstream steps."""
+
+    step: str
+    output: str
+
+    def __repr__(self) -> str:
+        return f"<output {self.step}.{self.output}>"
+
+    def __bool__(self) -> bool:
+        raise DefinitionError(
+            f"the output {self.step}.{self.output} is an artifact that exists only when the "
+            "pipeline runs; a pipeline body cannot branch on it. Move the logic into a step"
+        )
+
+
+@dataclass
+class StepInvocation:
+    """One call of a step in a pipeline: its name there, inputs and parameters."""
+
+    name: str
+    step: Step
+    inputs: dict[str, OutputRef]
+    parameters: dict[str, JSON]
+
+    @property
+    def upstream(self) -> list[str]:
+        """Names of the invocations whose outputs this one consumes (no duplicates)."""
+        return list(dict.fromkeys(ref.step for ref in self.inputs.values()))
+
+    def describe(self) -> dict[str, JSON]:
+        """The invocation as recorded in the run's configuration."""
+        return {
+            "entrypoint": self.step.entrypoint,
+            "upstream": self.upstream,
+            "inputs": {k: f"{v.step}.{v.output}" for k, v in self.inputs.items()},
+            "parameters": self.parameters,
+            "outputs": list(self.step.signature.output_names),
+            **self.step.options(),
+        }
+
+
+@dataclass
+class Tracer:
+    """Collects step invocations while a pipeline body runs."""
+
+    pipeline_name: str
+    invocations: dict[str, StepInvocation] = field(default_factory=dict)
+
+    def add_step(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Check a step call, record it, and return its output reference(s)."""
+        name = kwargs.pop("id", None)
+        if name is not None and (not isinstance(name, str) or not name):
+            raise DefinitionError(f"step {step.name!r}: id must be a non-empty string, got {name!r}")
+        if name is None:
+            name = step.name
+            suffix = 2
+            while name in self.invocations:
+                name = f"{step.name}_{suffix}"
+                suffix += 1
+        elif name in self.invocations:
+            raise DefinitionError(
+                f"pipeline {self.pipeline_name!r}: a step with id {name!r} is already in the "
+                "pipeline; give this call another id"
+            )
+        inputs, parameters = self._bind(step, name, args, kwargs)
+        self.invocations[name] = StepInvocation(name, step, inputs, parameters)
+        refs = tuple(OutputRef(name, out) for out in step.signature.output_names)
+        if step.signature.multiple_outputs:
+            return refs
+        return refs[0] if refs else None
+
+    def _bind(
+        self, step: Step, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[dict[str, OutputRef], dict[str, JSON]]:
+        sig = step.signature
+        where = f"step {name!r}"
+        order = [*sig.inputs, *sig.parameters]
+        if len(args) > len(order):
+            raise DefinitionError(
+                f"{where}: takes {len(order)} arguments ({', '.join(order) or 'none'}) but "
+                f"{len(args)} were given"
+            )
+        bound: dict[str, Any] = dict(zip(order, args))
+        for key, value in kwargs.items():
+            if key not in order:
+                raise DefinitionError(
+                    f"{where}: unknown parameter {key!r}; inputs: "
+                    f"{', '.join(sig.inputs) or 'none'}; parameters: "
+                    f"{', '.join(sig.parameters) or 'none'}"
+                )
+            if key in bound:
+                raise DefinitionError(f"{where}: argument {key!r} given twice")
+            bound[key] = value
+        inputs: dict[str, OutputRef] = {}
+        for input_name in sig.inputs:
+            if input_name not in bound:
+                raise DefinitionError(
+                    f"{where}: input {input_name!r} is missing; pass it the output of an "
+                    "upstream step"
+                )
+            value = bound[input_name]
+            if isinstance(value, tuple) and value and all(isinstance(v, OutputRef) for v in value):
+                raise DefinitionError(
+                    f"{where}: input {input_name!r} got all {len(value)} outputs of step "
+                    f"{value[0].step!r}; unpack them and pass one"
+                )
+            if not isinstance(value, OutputRef):
+                raise DefinitionError(
+                    f"{where}: input {input_name!r} expects an artifact (the output of an upstream "
+                    f"step) but got a raw {type(value).__name__}; pass a step's output, or give "
+                    f"{input_name!r} a default to make it a parameter"
+                )
+            if value.step not in self.invocations:
+                raise DefinitionError(
+                    f"{where}: input {input_name!r} refers to step {value.step!r}, which is not "
+                    "part of this pipeline"
+                )
+            inputs[input_name] = value
+        parameters: dict[str, JSON] = {}
+        for param, default in sig.parameters.items():
+            value = bound.get(param, default)
+            if isinstance(value, OutputRef):
+                raise DefinitionError(
+                    f"{where}: parameter {param!r} got an artifact ({value!r}); parameters are "
+                    f"JSON values. Remove the default of {param!r} to make it an input"
+                )
+            check_json(value, f"{where}: parameter {param!r}")
+            parameters[param] = value
+        return inputs, parameters
+
+
+def current_tracer() -> Tracer | None:
+    """The tracer of the pipeline body being traced in this context, if any."""
+    return _tracer.get()
+
+
+@contextmanager
+def tracing(pipeline_name: str) -> Iterator[Tracer]:
+    """Trace step calls made inside the ``with`` block."""
+    tracer = Tracer(pipeline_name)
+    token = _tracer.set(tracer)
+    try:
+        yield tracer
+    finally:
+        _tracer.reset(token)

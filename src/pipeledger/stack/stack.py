@@ -1,0 +1,90 @@
+"""A stack: the orchestrator, artifact store and metadata store a pipeline runs on."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pipeledger.artifacts.store import ArtifactStore
+from pipeledger.metadata_store.base import MetadataStore
+from pipeledger.orchestrators.base import Orchestrator
+from pipeledger.orchestrators.local import LocalOrchestrator
+from pipeledger.stack.home import pipeledger_home
+
+DEFAULT_STACK = "default"
+
+
+class Stack:
+    """The three components a run uses. The metadata store is opened on first use.
+
+    Args:
+        name: the stack's name.
+        orchestrator: executes steps.
+        artifact_store: holds artifacts and logs.
+        metadata_store: an open store, or a zero-argument callable opening it.
+        snapshot: the non-secret description recorded with each run.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        orchestrator: Orchestrator,
+        artifact_store: ArtifactStore,
+        metadata_store: MetadataStore | Any,
+        snapshot: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.orchestrator = orchestrator
+        self.artifact_store = artifact_store
+        self._metadata_store = metadata_store
+        self._snapshot = snapshot
+
+    @cached_property
+    def metadata_store(self) -> MetadataStore:
+        """The stack's metadata store, opened (and its schema checked) on first access."""
+        store = self._metadata_store
+        return store if isinstance(store, MetadataStore) else store()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Component names, flavors and non-secret configuration, as recorded with runs."""
+        if self._snapshot is not None:
+            return self._snapshot
+        return {
+            "name": self.name,
+            "orchestrator": {"name": self.orchestrator.name, **self.orchestrator.describe()},
+            "artifact_store": {"name": self.artifact_store.name, "root": self.artifact_store.root},
+            "metadata_store": self.metadata_store.describe(),
+        }
+
+    def close(self) -> None:
+        """Close the metadata store if it was opened."""
+        if "metadata_store" in self.__dict__:
+            self.metadata_store.close()
+
+    def __repr__(self) -> str:
+        return f"<Stack {self.name}>"
+
+
+def default_stack(home: Path | None = None) -> Stack:
+    """The ``default`` stack: local orchestrator, artifacts under ``<home>/artifacts``,
+    SQLite metadata store at ``<home>/metadata.db``."""
+    from pipeledger.metadata_store.flavors.sqlite import (
+        SqliteMetadataStoreConfig,
+        open_sqlite_store,
+    )
+
+    home = home or pipeledger_home()
+    config = SqliteMetadataStoreConfig(path=str(home / "metadata.db"))
+    return Stack(
+        DEFAULT_STACK,
+        orchestrator=LocalOrchestrator("default"),
+        artifact_store=ArtifactStore(str(home / "artifacts"), name="default"),
+        metadata_store=lambda: open_sqlite_store(config),
+    )
+
+
+def active_stack(name: str | None = None) -> Stack:
+    """The stack called ``name``, or the active one."""
+    return default_stack()

@@ -1,0 +1,157 @@
+"""Reading a step function's signature: its inputs, parameters and outputs.
+
+Rules (documented in docs/writing-pipelines.md):
+
+* an argument **without** a default is an **input**: an artifact from an upstream step;
+* an argument **with** a default is a **parameter**: a JSON value, recorded with the run;
+* the return annotation declares the outputs: none (``-> None``), one named
+  ``output`` (any other annotation, or none), one named (``Annotated[T, "name"]``)
+  or several named (``tuple[Annotated[A, "a"], Annotated[B, "b"]]``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, get_args, get_origin
+
+from pipeledger.exceptions import DefinitionError
+
+DEFAULT_OUTPUT = "output"
+RESERVED_ARGUMENTS = ("id",)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One declared output: its name and annotated type (``Any`` when unannotated)."""
+
+    name: str
+    annotation: Any
+
+
+@dataclass(frozen=True)
+class StepSignature:
+    """The inputs, parameters (with defaults) and outputs of a step function."""
+
+    inputs: tuple[str, ...]
+    parameters: dict[str, Any]
+    outputs: tuple[OutputSpec, ...]
+    multiple_outputs: bool
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.outputs)
+
+
+def check_json(value: Any, what: str) -> None:
+    """Raise :class:`DefinitionError` unless ``value`` is a finite JSON value.
+
+    ``what`` names the value in the message, e.g. ``"step 'train': parameter 'lr'"``.
+    """
+    problem = _json_problem(value)
+    if problem:
+        raise DefinitionError(f"{what} must be a JSON value ({problem})")
+
+
+def _json_problem(value: Any, depth: int = 0) -> str | None:
+    if depth > 100:
+        return "nested more than 100 levels deep"
+    if value is None or isinstance(value, (bool, int, str)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"got {value}, which JSON cannot hold"
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            if problem := _json_problem(item, depth + 1):
+                return problem
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"got a dict key {key!r} of type {type(key).__name__}; keys must be strings"
+            if problem := _json_problem(item, depth + 1):
+                return problem
+        return None
+    return f"got a {type(value).__module__}.{type(value).__qualname__}"
+
+
+def canonical_json(value: Any) -> str:
+    """Canonical JSON text: sorted keys, no spaces (used in hashes)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def read_signature(func: Callable[..., Any], step_name: str) -> StepSignature:
+    """Inspect ``func`` and return its step signature.
+
+    Raises:
+        DefinitionError: ``*args``/``**kwargs``, a reserved argument name, a
+            non-JSON default, an unnamed or duplicate output.
+    """
+    signature = inspect.signature(func)
+    hints = _type_hints(func)
+    inputs: list[str] = []
+    parameters: dict[str, Any] = {}
+    for name, param in signature.parameters.items():
+        where = f"step {step_name!r}: argument {name!r}"
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise DefinitionError(
+                f"{where}: *args and **kwargs are not supported; declare each input and parameter"
+            )
+        if param.kind is param.POSITIONAL_ONLY:
+            raise DefinitionError(f"{where}: positional-only arguments are not supported")
+        if name in RESERVED_ARGUMENTS:
+            raise DefinitionError(f"{where}: the name {name!r} is reserved; rename it")
+        if param.default is param.empty:
+            inputs.append(name)
+        else:
+            check_json(param.default, f"{where} (a parameter, because it has a default)")
+            parameters[name] = param.default
+    outputs, multiple = _outputs(hints.get("return", signature.return_annotation), step_name)
+    return StepSignature(tuple(inputs), parameters, outputs, multiple)
+
+
+def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(func, include_extras=True)
+    except Exception:
+        return dict(getattr(func, "__annotations__", {}))
+
+
+def _annotated_name(annotation: Any) -> str | None:
+    if get_origin(annotation) is Annotated:
+        for meta in get_args(annotation)[1:]:
+            if isinstance(meta, str):
+                return meta
+    return None
+
+
+def _outputs(annotation: Any, step_name: str) -> tuple[tuple[OutputSpec, ...], bool]:
+    if annotation is inspect.Signature.empty:
+        return (OutputSpec(DEFAULT_OUTPUT, Any),), False
+    if annotation is None or annotation is type(None):
+        return (), False
+    single = _annotated_name(annotation)
+    if single is not None:
+        return (OutputSpec(single, get_args(annotation)[0]),), False
+    if get_origin(annotation) is tuple:
+        members = get_args(annotation)
+        names = [_annotated_name(m) for m in members]
+        if members and any(n is not None for n in names):
+            specs: list[OutputSpec] = []
+            for index, (member, name) in enumerate(zip(members, names)):
+                if name is None:
+                    raise DefinitionError(
+                        f"step {step_name!r}: output {index + 1} of the returned tuple has no "
+                        'name; annotate every member as Annotated[T, "name"]'
+                    )
+                if name in (s.name for s in specs):
+                    raise DefinitionError(
+                        f"step {step_name!r}: output name {name!r} is declared twice"
+                    )
+                specs.append(OutputSpec(name, get_args(member)[0]))
+            return tuple(specs), True
+    return (OutputSpec(DEFAULT_OUTPUT, annotation),), False

@@ -1,0 +1,134 @@
+"""The ``@step`` decorator and the :class:`Step` it makes."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import textwrap
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, overload
+
+from pipeledger.exceptions import DefinitionError
+from pipeledger.steps.signature import StepSignature, read_signature
+
+
+class Step:
+    """A function that runs as one recorded step of a pipeline.
+
+    Called inside a ``@pipeline`` body, a step does not run: it is added to the
+    pipeline's graph and returns references to its future outputs. Called
+    anywhere else, it simply runs the function.
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str | None = None,
+        enable_cache: bool | None = None,
+        cache_version: str | None = None,
+        cache_expires_after: timedelta | None = None,
+    ) -> None:
+        if not callable(func) or not inspect.isfunction(func):
+            raise DefinitionError(f"@step must decorate a function, got {func!r}")
+        self.func = func
+        self.name = name or func.__name__
+        self.enable_cache = enable_cache
+        self.cache_version = cache_version
+        self.cache_expires_after = cache_expires_after
+        self.signature: StepSignature = read_signature(func, self.name)
+        functools.update_wrapper(self, func)
+
+    @property
+    def entrypoint(self) -> str:
+        """The function's import path, ``module.qualname``."""
+        return f"{self.func.__module__}.{self.func.__qualname__}"
+
+    @property
+    def docstring(self) -> str | None:
+        """The function's docstring, cleaned."""
+        return inspect.getdoc(self.func)
+
+    @functools.cached_property
+    def source_hash(self) -> str:
+        """sha256 of the function's dedented source (its bytecode if the source is unavailable)."""
+        try:
+            source = textwrap.dedent(inspect.getsource(self.func))
+        except (OSError, TypeError):
+            source = repr(self.func.__code__.co_code)
+        return hashlib.sha256(source.encode()).hexdigest()
+
+    def options(self) -> dict[str, Any]:
+        """The step's configuration as recorded with each of its runs."""
+        return {
+            "enable_cache": self.enable_cache,
+            "cache_version": self.cache_version,
+            "cache_expires_after": (
+                self.cache_expires_after.total_seconds() if self.cache_expires_after else None
+            ),
+        }
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from pipeledger.pipelines.tracing import current_tracer
+
+        tracer = current_tracer()
+        if tracer is None:
+            return self.func(*args, **kwargs)
+        return tracer.add_step(self, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Step {self.name} ({self.entrypoint})>"
+
+
+@overload
+def step(func: Callable[..., Any], /) -> Step: ...
+
+
+@overload
+def step(
+    *,
+    name: str | None = None,
+    enable_cache: bool | None = None,
+    cache_version: str | None = None,
+    cache_expires_after: timedelta | None = None,
+) -> Callable[[Callable[..., Any]], Step]: ...
+
+
+def step(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    enable_cache: bool | None = None,
+    cache_version: str | None = None,
+    cache_expires_after: timedelta | None = None,
+) -> Step | Callable[[Callable[..., Any]], Step]:
+    """Make a function a pipeline step.
+
+    Arguments without a default are inputs (artifacts from upstream steps),
+    arguments with a default are parameters (JSON values); the return
+    annotation names the outputs. Example::
+
+        @step
+        def train(data: dict, lr: float = 0.01) -> Annotated[dict, "model"]:
+            return {"w": lr}
+
+    Args:
+        name: the step's name in pipelines (default: the function's name).
+        enable_cache: reuse earlier results (None: follow the pipeline).
+        cache_version: change it to invalidate cached results by hand.
+        cache_expires_after: cached results older than this are recomputed.
+    """
+
+    def wrap(f: Callable[..., Any]) -> Step:
+        return Step(
+            f,
+            name=name,
+            enable_cache=enable_cache,
+            cache_version=cache_version,
+            cache_expires_after=cache_expires_after,
+        )
+
+    return wrap(func) if func is not None else wrap
