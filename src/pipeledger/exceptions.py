@@ -40,9 +40,7 @@ class RunFailedError(PipeledgerError):
     def __init__(self, run_name: str, step_name: str, error: BaseException) -> None:
         self.run_name = run_name
         self.step_name = step_name
-        super().__init__(
-            f"run {run_name!r} failed in step {step_name!r}: {type(error).__name__}: {error}"
-        )
+        super().__init__(f"run {run_name!r} failed in step {step_name!r}: {type(error).__name__}: {error}")
 
 
 class NotFoundError(PipeledgerError, KeyError):

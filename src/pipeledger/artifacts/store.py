@@ -167,6 +167,7 @@ def uri_exists(uri: str) -> bool:
     fs, path = fsspec.core.url_to_fs(uri)
     return bool(fs.exists(path))
 
+
 def _import_type(path: str) -> type | None:
     """The class named ``module.QualName``, or None when it cannot be imported."""
     import importlib

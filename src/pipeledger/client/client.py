@@ -35,10 +35,7 @@ class Client:
 
     def list_pipelines(self, *, limit: int | None = None, offset: int = 0) -> list[PipelineView]:
         """Pipelines by name, paged."""
-        return [
-            PipelineView(p, self.store)
-            for p in self.store.list_pipelines(limit=limit, offset=offset)
-        ]
+        return [PipelineView(p, self.store) for p in self.store.list_pipelines(limit=limit, offset=offset)]
 
     def get_run(self, name_or_id: str) -> RunView:
         """The run with this name (or id). Raises NotFoundError naming the latest runs."""

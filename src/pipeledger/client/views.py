@@ -156,7 +156,10 @@ class RunSequence(Sequence["RunView"]):
             if step != 1:
                 return [self[i] for i in range(start, stop, step)]
             records = self._store.list_runs(
-                pipeline=self._pipeline, newest_first=False, offset=start, limit=max(0, stop - start)
+                pipeline=self._pipeline,
+                newest_first=False,
+                offset=start,
+                limit=max(0, stop - start),
             )
             return [RunView(r, self._store) for r in records]
         if index < 0:
@@ -214,9 +217,7 @@ class RunView:
     git_dirty = property(
         lambda self: self._record.git_dirty, doc="Whether the git tree had uncommitted changes."
     )
-    code_hash = property(
-        lambda self: self._record.code_hash, doc="Hash of the pipeline's and steps' source."
-    )
+    code_hash = property(lambda self: self._record.code_hash, doc="Hash of the pipeline's and steps' source.")
     error = property(lambda self: self._record.error, doc="Why the run failed, if it did.")
 
     @property
@@ -254,7 +255,10 @@ class RunView:
         """The run's steps in the order they ran: ``run.steps["train"]``."""
         views = {
             s.name: StepView(
-                s, self._store, run=self, io=self._io.get(s.id, []),
+                s,
+                self._store,
+                run=self,
+                io=self._io.get(s.id, []),
                 metadata=lambda sid=s.id: self._step_metadata.get(sid, {}),
             )
             for s in self._step_records
@@ -303,9 +307,7 @@ class StepView:
 
     id = property(lambda self: self._record.id, doc="The step run's id.")
     name = property(lambda self: self._record.name, doc="The step's name in its pipeline.")
-    entrypoint = property(
-        lambda self: self._record.entrypoint, doc="Import path of the step function."
-    )
+    entrypoint = property(lambda self: self._record.entrypoint, doc="Import path of the step function.")
     docstring = property(lambda self: self._record.docstring, doc="The step function's docstring.")
     parameters = property(lambda self: self._record.parameters, doc="Parameter values it ran with.")
     config = property(lambda self: self._record.config, doc="Its recorded configuration.")
@@ -355,9 +357,7 @@ class StepView:
 
     def _artifacts(self, direction: Direction) -> NamedMapping[ArtifactView]:
         items = {
-            e.name: ArtifactView(e.artifact, self._store)
-            for e in self._edges
-            if e.direction is direction
+            e.name: ArtifactView(e.artifact, self._store) for e in self._edges if e.direction is direction
         }
         if direction is Direction.OUTPUT:
             order = self.config.get("outputs", [])
@@ -466,7 +466,5 @@ class ArtifactView:
 def _single(mapping: NamedMapping[ArtifactView], what: str, step: str) -> ArtifactView:
     if len(mapping) != 1:
         names = ", ".join(mapping) or "none"
-        raise PipeledgerError(
-            f"step {step!r} has {len(mapping)} {what}s ({names}); use .{what}s[name]"
-        )
+        raise PipeledgerError(f"step {step!r} has {len(mapping)} {what}s ({names}); use .{what}s[name]")
     return next(iter(mapping.values()))

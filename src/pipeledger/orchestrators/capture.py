@@ -39,9 +39,7 @@ class _BufferHandler(logging.Handler):
         super().__init__(logging.DEBUG)
         self._buffer = buffer
         self._lock = lock
-        self.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -68,8 +66,8 @@ def capture_output(echo: bool) -> Iterator[io.StringIO]:
     root.addHandler(handler)
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)
-    sys.stdout = _Tee(buffer, lock, old_out if echo else None)  # type: ignore[assignment]
-    sys.stderr = _Tee(buffer, lock, old_err if echo else None)  # type: ignore[assignment]
+    sys.stdout = _Tee(buffer, lock, old_out if echo else None)
+    sys.stderr = _Tee(buffer, lock, old_err if echo else None)
     try:
         yield buffer
     finally:

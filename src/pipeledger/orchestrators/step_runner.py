@@ -65,9 +65,7 @@ class StepRunner:
         """Execute ``invocation``; ``upstream[step][output]`` holds finished steps' artifacts."""
         started = time.perf_counter()
         step = invocation.step
-        input_records = {
-            name: upstream[ref.step][ref.output] for name, ref in invocation.inputs.items()
-        }
+        input_records = {name: upstream[ref.step][ref.output] for name, ref in invocation.inputs.items()}
         record = self.metadata_store.start_step(
             StepRunCreate(
                 run_id=self.run.id,
@@ -90,10 +88,7 @@ class StepRunner:
         with capture_output(self.echo_output) as logs:
             token = step_context(context)
             try:
-                inputs = {
-                    name: read_artifact(art, self.materializers)
-                    for name, art in input_records.items()
-                }
+                inputs = {name: read_artifact(art, self.materializers) for name, art in input_records.items()}
                 result = step.func(**inputs, **invocation.parameters)
                 outputs = self._write_outputs(invocation, result)
             except Exception as exc:

@@ -42,8 +42,13 @@ class Pipeline:
     the body calls steps, passing outputs of earlier steps as inputs.
     """
 
-    def __init__(self, func: Callable[..., Any], *, name: str | None = None,
-                 options: RunOptions | None = None) -> None:
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str | None = None,
+        options: RunOptions | None = None,
+    ) -> None:
         if not inspect.isfunction(func):
             raise DefinitionError(f"@pipeline must decorate a function, got {func!r}")
         self.func = func
@@ -53,8 +58,7 @@ class Pipeline:
         for pname, param in self._signature.parameters.items():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 raise DefinitionError(
-                    f"pipeline {self.name!r}: *args/**kwargs are not supported; declare each "
-                    "parameter"
+                    f"pipeline {self.name!r}: *args/**kwargs are not supported; declare each parameter"
                 )
             if param.default is not param.empty:
                 check_json(param.default, f"pipeline {self.name!r}: parameter {pname!r}")
@@ -84,7 +88,7 @@ class Pipeline:
             stack: run on this stack instead of the active one.
             quiet: show no progress (default: ``$PIPELEDGER_QUIET``).
         """
-        changes = {
+        changes: dict[str, Any] = {
             k: v
             for k, v in {
                 "run_name": run_name,
@@ -106,9 +110,7 @@ class Pipeline:
             bound = self._signature.bind(*args, **kwargs)
         except TypeError as exc:
             known = ", ".join(self._signature.parameters) or "none"
-            raise DefinitionError(
-                f"pipeline {self.name!r}: {exc}; its parameters are: {known}"
-            ) from None
+            raise DefinitionError(f"pipeline {self.name!r}: {exc}; its parameters are: {known}") from None
         bound.apply_defaults()
         for pname, value in bound.arguments.items():
             check_json(value, f"pipeline {self.name!r}: parameter {pname!r}")

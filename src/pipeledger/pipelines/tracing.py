@@ -22,9 +22,7 @@ from pipeledger.steps.signature import check_json
 if TYPE_CHECKING:
     from pipeledger.steps.step import Step
 
-_tracer: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar(
-    "pipeledger_tracer", default=None
-)
+_tracer: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar("pipeledger_tracer", default=None)
 
 
 @dataclass(frozen=True)
@@ -126,8 +124,7 @@ class Tracer:
         for input_name in sig.inputs:
             if input_name not in bound:
                 raise DefinitionError(
-                    f"{where}: input {input_name!r} is missing; pass it the output of an "
-                    "upstream step"
+                    f"{where}: input {input_name!r} is missing; pass it the output of an upstream step"
                 )
             value = bound[input_name]
             if isinstance(value, tuple) and value and all(isinstance(v, OutputRef) for v in value):

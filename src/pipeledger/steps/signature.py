@@ -149,9 +149,7 @@ def _outputs(annotation: Any, step_name: str) -> tuple[tuple[OutputSpec, ...], b
                         'name; annotate every member as Annotated[T, "name"]'
                     )
                 if name in (s.name for s in specs):
-                    raise DefinitionError(
-                        f"step {step_name!r}: output name {name!r} is declared twice"
-                    )
+                    raise DefinitionError(f"step {step_name!r}: output name {name!r} is declared twice")
                 specs.append(OutputSpec(name, get_args(member)[0]))
             return tuple(specs), True
     return (OutputSpec(DEFAULT_OUTPUT, annotation),), False

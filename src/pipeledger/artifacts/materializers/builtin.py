@@ -87,12 +87,13 @@ class PickleMaterializer(Materializer):
         type_name = f"{type(value).__module__}.{type(value).__qualname__}"
         if type_name not in self._warned:
             self._warned.add(type_name)
-            warnings.warn(
+            warnings.warn_explicit(
                 f"no materializer for {type_name}: storing it with cloudpickle, readable only "
                 "with the same Python and library versions; register a materializer for it "
                 "with pipeledger.register_materializer()",
                 PipeledgerWarning,
-                stacklevel=2,
+                filename="pipeledger",
+                lineno=0,
             )
         with fs.open(f"{path}/data.pkl", "wb") as f:
             cloudpickle.dump(value, f)

@@ -41,7 +41,7 @@ class PydanticMaterializer(Materializer):
                 ) from exc
             cls = obj
         with fs.open(f"{path}/model.json", "r", encoding="utf-8") as f:
-            return cls.model_validate_json(f.read())  # type: ignore[union-attr]
+            return cls.model_validate_json(f.read())
 
 
 class NumpyMaterializer(Materializer):
@@ -83,7 +83,7 @@ class PandasMaterializer(Materializer):
     def can_save(self, value: Any) -> bool:
         if not isinstance(value, self.handled_types):
             return False
-        frame = value.to_frame() if isinstance(value, self._pd.Series) else value
+        frame: Any = value.to_frame() if isinstance(value, self._pd.Series) else value
         return all(isinstance(c, str) for c in frame.columns)
 
     def save(self, value: Any, fs: Any, path: str) -> dict[str, JSON]:

@@ -73,7 +73,7 @@ class MaterializerRegistry:
                 "install the package that provides it"
             ) from exc
         self._by_path[import_path] = instance
-        return instance  # type: ignore[no-any-return]
+        return instance
 
 
 def _builtin_materializers() -> list[Materializer]:

@@ -49,6 +49,4 @@ def open_sqlite_store(config: SqliteMetadataStoreConfig) -> SqlMetadataStore:
         display_name=display,
         connect_args={"timeout": config.busy_timeout, "check_same_thread": False},
     )
-    return SqlMetadataStore(
-        database, flavor="sqlite", auto_upgrade=True, describe={"path": str(path)}
-    )
+    return SqlMetadataStore(database, flavor="sqlite", auto_upgrade=True, describe={"path": str(path)})

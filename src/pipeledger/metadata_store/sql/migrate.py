@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from pipeledger.exceptions import SchemaVersionError
@@ -78,15 +80,12 @@ def ensure_schema(db: Database, *, auto_upgrade: bool, migrate_command: str) -> 
     )
 
 
-def _alembic_config() -> object:
-    from alembic.config import Config
+def _alembic_config() -> Config:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
 
 
-def _script_directory():  # type: ignore[no-untyped-def]
-    from alembic.script import ScriptDirectory
-
+def _script_directory() -> ScriptDirectory:
     return ScriptDirectory.from_config(_alembic_config())

@@ -19,9 +19,7 @@ from pipeledger.models import (
 
 def pipeline(row: Row[Any]) -> PipelineRecord:
     m = row._mapping
-    return PipelineRecord(
-        id=m["id"], name=m["name"], created_at=m["created_at"], docstring=m["docstring"]
-    )
+    return PipelineRecord(id=m["id"], name=m["name"], created_at=m["created_at"], docstring=m["docstring"])
 
 
 def run(row: Row[Any]) -> RunRecord:

@@ -110,9 +110,7 @@ class SqlMetadataStore(MetadataStore):
         if "{n}" in run.name:
             return None
         with self.db.read() as conn:
-            found = conn.execute(
-                select(pipeline_runs.c.name).where(pipeline_runs.c.name == run.name)
-            ).first()
+            found = conn.execute(select(pipeline_runs.c.name).where(pipeline_runs.c.name == run.name)).first()
         return run.name if found else None
 
     def _insert_run(self, conn: Connection, run: RunCreate) -> RunRecord:
@@ -125,9 +123,7 @@ class SqlMetadataStore(MetadataStore):
         name = run.name.replace("{n}", str(number))
         if "{n}" in run.name:
             # A deleted run or a user-chosen name may hold this one: take the next free number.
-            while conn.execute(
-                select(pipeline_runs.c.id).where(pipeline_runs.c.name == name)
-            ).first():
+            while conn.execute(select(pipeline_runs.c.id).where(pipeline_runs.c.name == name)).first():
                 number += 1
                 name = run.name.replace("{n}", str(number))
         values = {
@@ -280,7 +276,12 @@ class SqlMetadataStore(MetadataStore):
             for a in outputs
         ]
         meta_rows = [
-            {"entity_kind": EntityKind.STEP_RUN.value, "entity_id": step_run_id, "key": k, "value": v}
+            {
+                "entity_kind": EntityKind.STEP_RUN.value,
+                "entity_id": step_run_id,
+                "key": k,
+                "value": v,
+            }
             for k, v in (metadata or {}).items()
         ]
         for a in outputs:
@@ -293,9 +294,7 @@ class SqlMetadataStore(MetadataStore):
             result = conn.execute(
                 update(step_runs)
                 .where(step_runs.c.id == step_run_id)
-                .values(
-                    status=Status(status).value, end_time=end_time, error=error, logs_uri=logs_uri
-                )
+                .values(status=Status(status).value, end_time=end_time, error=error, logs_uri=logs_uri)
             )
             if result.rowcount == 0:
                 raise NotFoundError(f"no step run with id {step_run_id!r}")
@@ -351,9 +350,7 @@ class SqlMetadataStore(MetadataStore):
         with self.db.read() as conn:
             row = conn.execute(select(pipelines).where(pipelines.c.name == name)).first()
             if row is None:
-                known = conn.execute(
-                    select(pipelines.c.name).order_by(pipelines.c.name).limit(10)
-                ).scalars()
+                known = conn.execute(select(pipelines.c.name).order_by(pipelines.c.name).limit(10)).scalars()
                 raise NotFoundError(_not_found("pipeline", name, list(known)))
         return records.pipeline(row)
 
@@ -370,9 +367,7 @@ class SqlMetadataStore(MetadataStore):
                 row = conn.execute(base.where(pipeline_runs.c.id == name_or_id)).first()
             if row is None:
                 latest = conn.execute(
-                    select(pipeline_runs.c.name)
-                    .order_by(pipeline_runs.c.start_time.desc())
-                    .limit(5)
+                    select(pipeline_runs.c.name).order_by(pipeline_runs.c.start_time.desc()).limit(5)
                 ).scalars()
                 raise NotFoundError(_not_found("run", name_or_id, list(latest), "latest runs"))
         return records.run(row)
@@ -396,11 +391,7 @@ class SqlMetadataStore(MetadataStore):
             return [records.run(r) for r in conn.execute(query)]
 
     def count_runs(self, *, pipeline: str | None = None, status: Status | str | None = None) -> int:
-        query = (
-            select(func.count())
-            .select_from(_RUNS_FROM)
-            .where(*_run_filters(pipeline, status, None))
-        )
+        query = select(func.count()).select_from(_RUNS_FROM).where(*_run_filters(pipeline, status, None))
         with self.db.read() as conn:
             return int(conn.execute(query).scalar_one())
 
@@ -467,9 +458,7 @@ def _replace_metadata(conn: Connection, rows: list[dict[str, Any]]) -> None:
     conn.execute(insert(entity_metadata), rows)
 
 
-def _run_filters(
-    pipeline: str | None, status: Status | str | None, since: datetime | None
-) -> list[Any]:
+def _run_filters(pipeline: str | None, status: Status | str | None, since: datetime | None) -> list[Any]:
     filters: list[Any] = []
     if pipeline is not None:
         filters.append(pipelines.c.name == pipeline)

@@ -56,9 +56,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name="uq_pipeline_runs_name"),
         sa.UniqueConstraint("pipeline_id", "number", name="uq_pipeline_runs_pipeline_id_number"),
     )
-    op.create_index(
-        "ix_pipeline_runs_pipeline_id_start_time", "pipeline_runs", ["pipeline_id", "start_time"]
-    )
+    op.create_index("ix_pipeline_runs_pipeline_id_start_time", "pipeline_runs", ["pipeline_id", "start_time"])
     op.create_index("ix_pipeline_runs_start_time", "pipeline_runs", ["start_time"])
     op.create_index("ix_pipeline_runs_status_start_time", "pipeline_runs", ["status", "start_time"])
     op.create_table(
@@ -116,12 +114,8 @@ def upgrade() -> None:
         sa.Column("name", NAME, nullable=False),
         sa.Column("artifact_id", ID, nullable=False),
         sa.PrimaryKeyConstraint("step_run_id", "direction", "name", name="pk_step_io"),
-        sa.ForeignKeyConstraint(
-            ["step_run_id"], ["step_runs.id"], name="fk_step_io_step_run_id_step_runs"
-        ),
-        sa.ForeignKeyConstraint(
-            ["artifact_id"], ["artifacts.id"], name="fk_step_io_artifact_id_artifacts"
-        ),
+        sa.ForeignKeyConstraint(["step_run_id"], ["step_runs.id"], name="fk_step_io_step_run_id_step_runs"),
+        sa.ForeignKeyConstraint(["artifact_id"], ["artifacts.id"], name="fk_step_io_artifact_id_artifacts"),
     )
     op.create_index("ix_step_io_artifact_id_direction", "step_io", ["artifact_id", "direction"])
     op.create_table(

@@ -1,0 +1,30 @@
+"""The ``pipeledger`` command. Each noun lives in its own module; this one wires them."""
+
+from __future__ import annotations
+
+import click
+
+from pipeledger import __version__
+from pipeledger.cli.pipeline import pipeline_group
+from pipeledger.cli.run import run_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="pipeledger")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+def cli(debug: bool) -> None:
+    """pipeledger: ML pipelines with every run recorded in a metadata store.
+
+    \b
+    Example:
+      pipeledger run list --pipeline training
+    """
+
+
+cli.add_command(pipeline_group)
+cli.add_command(run_group)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="pipeledger")

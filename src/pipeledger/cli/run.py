@@ -1,0 +1,160 @@
+"""``pipeledger run ...``: list runs, show one, read step logs."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from pipeledger.cli.output import (
+    compact_json,
+    console,
+    duration,
+    handle_errors,
+    status_text,
+    when,
+)
+from pipeledger.client import Client, RunView
+from pipeledger.exceptions import NotFoundError
+from pipeledger.models import Status
+
+STATUSES = [s.value for s in Status]
+
+
+@click.group("run")
+def run_group() -> None:
+    """Inspect recorded pipeline runs.
+
+    \b
+    Example:
+      pipeledger run show training-3
+    """
+
+
+def _resolve(client: Client, run: str | None) -> RunView:
+    if run is not None:
+        return client.get_run(run)
+    latest = client.list_runs(limit=1)
+    if not latest:
+        raise NotFoundError("no run recorded yet: run a pipeline first")
+    return latest[0]
+
+
+@run_group.command("list")
+@click.option("--pipeline", "-p", help="Only runs of this pipeline.")
+@click.option("--status", "-s", type=click.Choice(STATUSES), help="Only runs with this status.")
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Show at most this many runs (newest first).",
+)
+@handle_errors
+def list_runs(pipeline: str | None, status: str | None, limit: int) -> None:
+    """List runs, newest first.
+
+    \b
+    Example:
+      pipeledger run list --pipeline training --status failed --limit 5
+    """
+    client = Client()
+    if pipeline is not None:
+        client.get_pipeline(pipeline)  # a clear error for an unknown pipeline
+    runs = client.list_runs(pipeline=pipeline, status=status, limit=limit)
+    if not runs:
+        console().print("No run matches.")
+        return
+    table = Table("run", "pipeline", "status", "started (UTC)", "duration")
+    for run in runs:
+        table.add_row(
+            run.name,
+            run.pipeline_name,
+            status_text(run.status.value),
+            when(run.start_time),
+            duration(run.duration),
+        )
+    console().print(table)
+
+
+@run_group.command("show")
+@click.argument("run", required=False)
+@handle_errors
+def show_run(run: str | None) -> None:
+    """Show a run: its steps, statuses, durations, parameters, outputs and metadata.
+
+    RUN is a run name or id; without it, the latest run is shown.
+
+    \b
+    Example:
+      pipeledger run show training-3
+    """
+    client = Client()
+    view = _resolve(client, run)
+    out = console()
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("run", view.name)
+    summary.add_row("pipeline", view.pipeline_name)
+    summary.add_row("status", status_text(view.status.value))
+    summary.add_row("started (UTC)", when(view.start_time))
+    summary.add_row("duration", duration(view.duration))
+    summary.add_row("parameters", compact_json(view.parameters, 120))
+    git = view.git_sha[:12] + (" (dirty)" if view.git_dirty else "") if view.git_sha else "-"
+    summary.add_row("git", git)
+    summary.add_row("python", str(view.environment.get("python", "")))
+    summary.add_row("stack", str(view.stack.get("name", "")))
+    out.print(summary)
+    steps = Table(
+        "step",
+        "status",
+        "duration",
+        "parameters",
+        "outputs",
+        "metadata",
+        title="steps",
+        title_justify="left",
+    )
+    for step in view.steps.values():
+        outputs = Text()
+        for name, artifact in step.outputs.items():
+            outputs.append(f"{name}", style="bold")
+            outputs.append(f" {artifact.data_type}\n{artifact.uri}\n")
+        steps.add_row(
+            step.name,
+            status_text(step.status.value),
+            duration(step.duration),
+            compact_json(step.parameters, 40) if step.parameters else "",
+            outputs,
+            compact_json(step.metadata, 50) if step.metadata else "",
+        )
+    recorded = set(view.steps)
+    for name in view.config.get("steps", {}):
+        if name not in recorded:
+            steps.add_row(name, "[dim]not run[/dim]", "", "", "", "")
+    out.print(steps)
+    if view.error:
+        out.print(f"[bold red]error:[/bold red] {view.error}", highlight=False)
+
+
+@run_group.command("logs")
+@click.argument("run")
+@click.argument("step", required=False)
+@handle_errors
+def run_logs(run: str, step: str | None) -> None:
+    """Print what the steps of a run printed and logged.
+
+    Without STEP, every step's output is printed under a header.
+
+    \b
+    Example:
+      pipeledger run logs training-3 train
+    """
+    view = Client().get_run(run)
+    steps = [view.steps[step]] if step else list(view.steps.values())
+    for s in steps:
+        if not step:
+            click.secho(f"=== {s.name} ({s.status.value}) ===", bold=True)
+        click.echo(s.logs, nl=False)

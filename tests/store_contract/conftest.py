@@ -1,0 +1,61 @@
+"""The store contract suite runs every test on SQLite, MariaDB/MySQL and PostgreSQL.
+
+Add a backend by extending :func:`_open_store`; every test in this directory
+then runs on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from pipeledger.metadata_store.base import MetadataStore
+from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, open_sqlite_store
+from pipeledger.metadata_store.sql import Database, SqlMetadataStore
+from pipeledger.metadata_store.sql.schema import metadata
+from tests.servers import enabled_backends, scratch_database
+
+BACKENDS = enabled_backends()
+
+
+@pytest.fixture(scope="session")
+def server_urls() -> Iterator[dict[str, URL]]:
+    """One scratch database per server backend for the whole session."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        yield {
+            backend: stack.enter_context(scratch_database(backend))
+            for backend in BACKENDS
+            if backend != "sqlite"
+        }
+
+
+def _open_store(backend: str, tmp_path: Path, urls: dict[str, URL]) -> MetadataStore:
+    if backend == "sqlite":
+        return open_sqlite_store(SqliteMetadataStoreConfig(path=str(tmp_path / "contract.db")))
+    database = Database(urls[backend], display_name=f"{backend} test database")
+    return SqlMetadataStore(database, flavor=backend)
+
+
+def _empty_tables(store: MetadataStore) -> None:
+    assert isinstance(store, SqlMetadataStore)
+    with store.db.transaction() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(text(f"DELETE FROM {table.name}"))
+
+
+@pytest.fixture(params=BACKENDS)
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, server_urls: dict[str, URL]
+) -> Iterator[MetadataStore]:
+    """An empty metadata store on each backend."""
+    opened = _open_store(request.param, tmp_path, server_urls)
+    if request.param != "sqlite":
+        _empty_tables(opened)
+    yield opened
+    opened.close()
