@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 from rich.table import Table
-from rich.text import Text
 
 from pipeledger.cli.output import (
     compact_json,
@@ -108,33 +107,32 @@ def show_run(run: str | None) -> None:
     summary.add_row("stack", str(view.stack.get("name", "")))
     out.print(summary)
     steps = Table(
-        "step",
-        "status",
-        "duration",
-        "parameters",
-        "outputs",
-        "metadata",
-        title="steps",
-        title_justify="left",
+        "step", "status", "duration", "parameters", "outputs", "metadata", title="steps", title_justify="left"
     )
     for step in view.steps.values():
-        outputs = Text()
-        for name, artifact in step.outputs.items():
-            outputs.append(f"{name}", style="bold")
-            outputs.append(f" {artifact.data_type}\n{artifact.uri}\n")
         steps.add_row(
             step.name,
             status_text(step.status.value),
             duration(step.duration),
-            compact_json(step.parameters, 40) if step.parameters else "",
-            outputs,
-            compact_json(step.metadata, 50) if step.metadata else "",
+            compact_json(step.parameters, 50) if step.parameters else "",
+            ", ".join(step.outputs),
+            compact_json(step.metadata, 60) if step.metadata else "",
         )
     recorded = set(view.steps)
     for name in view.config.get("steps", {}):
         if name not in recorded:
             steps.add_row(name, "[dim]not run[/dim]", "", "", "", "")
     out.print(steps)
+    artifacts = [(s.name, n, a) for s in view.steps.values() for n, a in s.outputs.items()]
+    if artifacts:
+        out.print("[bold]artifacts[/bold]")
+        for step_name, output_name, artifact in artifacts:
+            out.print(
+                f"  [bold]{step_name}.{output_name}[/bold]  {artifact.data_type}  {artifact.size} B  "
+                f"{artifact.uri}",
+                highlight=False,
+                soft_wrap=True,
+            )
     if view.error:
         out.print(f"[bold red]error:[/bold red] {view.error}", highlight=False)
 

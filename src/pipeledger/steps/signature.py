@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,7 +111,10 @@ def read_signature(func: Callable[..., Any], step_name: str) -> StepSignature:
         else:
             check_json(param.default, f"{where} (a parameter, because it has a default)")
             parameters[name] = param.default
-    outputs, multiple = _outputs(hints.get("return", signature.return_annotation), step_name)
+    returned = hints.get("return", signature.return_annotation)
+    if isinstance(returned, str):
+        returned = _resolve_string_annotation(func, returned, step_name)
+    outputs, multiple = _outputs(returned, step_name)
     return StepSignature(tuple(inputs), parameters, outputs, multiple)
 
 
@@ -118,7 +122,32 @@ def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
     try:
         return typing.get_type_hints(func, include_extras=True)
     except Exception:
-        return dict(getattr(func, "__annotations__", {}))
+        pass
+    # One unresolvable annotation (e.g. a name imported only under TYPE_CHECKING) must not
+    # lose the others, above all the return annotation that declares the outputs.
+    globalns = getattr(inspect.unwrap(func), "__globals__", {})
+    hints: dict[str, Any] = {}
+    for name, annotation in dict(getattr(func, "__annotations__", {})).items():
+        holder = types.SimpleNamespace(__annotations__={name: annotation})
+        try:
+            hints.update(typing.get_type_hints(holder, globalns=globalns, include_extras=True))
+        except Exception:
+            hints[name] = annotation
+    return hints
+
+
+def _resolve_string_annotation(func: Callable[..., Any], text: str, step_name: str) -> Any:
+    """Evaluate a postponed return annotation that ``get_type_hints`` could not resolve."""
+    namespace = {"Annotated": Annotated, "typing": typing, **getattr(func, "__globals__", {})}
+    try:
+        return eval(text, namespace)
+    except Exception as exc:
+        if "Annotated" in text:
+            raise DefinitionError(
+                f"step {step_name!r}: cannot resolve its return annotation {text!r} ({exc}); "
+                "import the names it uses at module level"
+            ) from None
+        return text
 
 
 def _annotated_name(annotation: Any) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import sys
 import warnings
 from typing import Any, ClassVar
 
@@ -22,12 +23,33 @@ def _is_json(value: Any, depth: int = 0) -> bool:
     if depth > 200:
         return False
     if isinstance(value, _JSON_SCALARS):
+        if type(value) is str:
+            return _is_utf8(value)
+        if type(value) is int:
+            return _fits_int_digits(value)
         return type(value) in _JSON_SCALARS
     if type(value) in (list, tuple):
         return all(_is_json(v, depth + 1) for v in value)
     if type(value) is dict:
-        return all(type(k) is str and _is_json(v, depth + 1) for k, v in value.items())
+        return all(type(k) is str and _is_utf8(k) and _is_json(v, depth + 1) for k, v in value.items())
     return False
+
+
+def _is_utf8(text: str) -> bool:
+    """False for strings UTF-8 cannot encode (lone surrogates, e.g. from ``surrogateescape``)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _fits_int_digits(value: int) -> bool:
+    """False for ints too long for Python's int/str conversion limit (``json`` would refuse)."""
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    return limit == 0 or value.bit_length() <= (limit - 1) * 3.32
 
 
 class JSONMaterializer(Materializer):

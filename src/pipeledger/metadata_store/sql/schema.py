@@ -13,6 +13,7 @@ database produces exactly these tables.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,6 +36,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.types import TypeDecorator
+
+from pipeledger.metadata_store.sql.engine import json_dumps
 
 SCHEMA_REVISION = "0001"
 
@@ -73,7 +76,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=timezone.utc)
 
 
-JSONColumn = JSON().with_variant(postgresql.JSONB(), "postgresql")
+class JSONText(TypeDecorator[Any]):
+    """JSON kept as TEXT, for SQLite.
+
+    SQLite gives a column declared ``JSON`` numeric affinity, which turns the
+    stored text ``1.0`` into the integer ``1``; a ``TEXT`` column keeps it exact.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else json_dumps(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(value)
+
+
+JSONColumn = JSON().with_variant(postgresql.JSONB(), "postgresql").with_variant(JSONText(), "sqlite")
 
 
 def _id(name: str = "id", *args: Any, **kwargs: Any) -> Column[str]:

@@ -229,6 +229,11 @@ class SqlMetadataStore(MetadataStore):
             self.db.run_transaction(work)
         except MetadataStoreError as exc:
             if isinstance(exc.__cause__, sa_exc.IntegrityError):
+                missing = self._missing_step_refs(step)
+                if missing is not None:
+                    raise NotFoundError(
+                        f"cannot record step {step.name!r} of run {step.run_id!r}: {missing}"
+                    ) from exc
                 raise MetadataStoreError(
                     f"cannot record step {step.name!r} of run {step.run_id!r}: the run does not "
                     "exist, an input artifact does not exist, or the step was already recorded"
@@ -247,6 +252,17 @@ class SqlMetadataStore(MetadataStore):
             source_hash=step.source_hash,
             cache_key=step.cache_key,
         )
+
+    def _missing_step_refs(self, step: StepRunCreate) -> str | None:
+        """Why ``step`` cannot be recorded if its run or an input artifact is missing."""
+        with self.db.read() as conn:
+            run = conn.execute(select(pipeline_runs.c.id).where(pipeline_runs.c.id == step.run_id)).first()
+            if run is None:
+                return f"no run with id {step.run_id!r}"
+            wanted = list(dict.fromkeys(step.inputs.values()))
+            found = set(conn.execute(select(artifacts.c.id).where(artifacts.c.id.in_(wanted))).scalars())
+        missing = [f"{n}={a!r}" for n, a in step.inputs.items() if a not in found]
+        return f"no artifact with id for input {', '.join(missing)}" if missing else None
 
     def finish_step(
         self,
@@ -450,11 +466,13 @@ class SqlMetadataStore(MetadataStore):
 def _replace_metadata(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert key/value rows, replacing existing keys (a portable upsert)."""
     m = entity_metadata.c
-    keys = [
-        and_(m.entity_kind == r["entity_kind"], m.entity_id == r["entity_id"], m.key == r["key"])
-        for r in rows
-    ]
-    conn.execute(delete(entity_metadata).where(or_(*keys)))
+    # Chunked: SQLite refuses an expression tree deeper than 1000 (one OR per row).
+    for start in range(0, len(rows), _IN_CHUNK):
+        keys = [
+            and_(m.entity_kind == r["entity_kind"], m.entity_id == r["entity_id"], m.key == r["key"])
+            for r in rows[start : start + _IN_CHUNK]
+        ]
+        conn.execute(delete(entity_metadata).where(or_(*keys)))
     conn.execute(insert(entity_metadata), rows)
 
 

@@ -1,0 +1,72 @@
+"""The schema, the migrations and the version checks agree, on every database."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from pipeledger.exceptions import SchemaVersionError
+from pipeledger.metadata_store.sql import Database, SqlMetadataStore
+from pipeledger.metadata_store.sql.migrate import current_revision, ensure_schema, known_revisions
+from pipeledger.metadata_store.sql.schema import SCHEMA_REVISION, metadata
+
+HOW_TO_FIX = (
+    "schema.py and the Alembic migrations disagree. If you changed schema.py, add a revision in "
+    "src/pipeledger/metadata_store/sql/migrations/versions/ that makes the same change, and set "
+    "SCHEMA_REVISION to it. Differences: "
+)
+
+
+def test_schema_revision_is_the_head_of_the_migration_tree() -> None:
+    assert known_revisions()[-1] == SCHEMA_REVISION
+
+
+def test_migrated_database_matches_schema_module(store: SqlMetadataStore) -> None:
+    """A database created by the migrations has exactly the tables, columns and indexes of schema.py."""
+    assert current_revision(store.db) == SCHEMA_REVISION
+    with store.db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, metadata)
+    assert not diff, HOW_TO_FIX + repr(diff)
+
+
+def _set_revision(db: Database, revision: str) -> None:
+    with db.transaction() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+
+
+def test_newer_schema_is_refused_naming_both_versions(store: SqlMetadataStore) -> None:
+    _set_revision(store.db, "9999")
+    try:
+        for auto_upgrade in (True, False):
+            with pytest.raises(SchemaVersionError, match=f"revision 9999, newer than.*{SCHEMA_REVISION}"):
+                ensure_schema(store.db, auto_upgrade=auto_upgrade, migrate_command="pl migrate")
+    finally:
+        _set_revision(store.db, SCHEMA_REVISION)
+
+
+def test_float_json_values_keep_their_type(store: SqlMetadataStore) -> None:
+    from pipeledger.models import EntityKind, RunCreate
+
+    run = store.create_run(RunCreate(pipeline_name="p", name="r", parameters={"lr": 1.0, "n": 1}))
+    store.put_metadata(EntityKind.RUN, run.id, {"accuracy": 1.0, "count": 2})
+    params = store.get_run("r").parameters
+    assert params == {"lr": 1.0, "n": 1}
+    assert type(params["lr"]) is float and type(params["n"]) is int
+    meta = store.get_metadata(EntityKind.RUN, [run.id])[run.id]
+    assert type(meta["accuracy"]) is float and type(meta["count"]) is int
+
+
+def test_sqlite_file_opened_twice_keeps_data(tmp_path) -> None:
+    from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, open_sqlite_store
+    from pipeledger.models import RunCreate
+
+    config = SqliteMetadataStoreConfig(path=str(tmp_path / "m.db"))
+    first = open_sqlite_store(config)
+    first.create_run(RunCreate(pipeline_name="p", name="p-{n}"))
+    first.close()
+    second = open_sqlite_store(config)
+    assert [r.name for r in second.list_runs()] == ["p-1"]
+    second.close()

@@ -1,0 +1,110 @@
+"""The post-execution API: navigation, paging in the store, errors that list what exists."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeledger import ArtifactNotFoundError, Client, NotFoundError, PipeledgerError
+from tests import pipelines as P
+
+
+def test_navigation_and_reprs() -> None:
+    run = P.training()
+    client = Client()
+    pipeline = client.get_pipeline("training")
+    assert repr(pipeline) == "<Pipeline training>"
+    assert pipeline.docstring == "Load, train, evaluate."
+    assert repr(run) == "<Run training/training-1 completed>"
+    step = run.steps["train"]
+    assert repr(step) == "<Step train completed>"
+    assert repr(step.outputs["model"]).startswith("<Artifact ")
+    assert step.run.id == run.id
+    assert run.pipeline.name == "training"
+    assert [p.name for p in client.list_pipelines()] == ["training"]
+    assert client.get_artifact(step.outputs["model"].id).read() == {"w": 0.01, "n": 4}
+    assert client.get_step_run(step.id).name == "train"
+
+
+def test_runs_sequence_is_paged_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeledger.client.views import RunSequence
+
+    monkeypatch.setattr(RunSequence, "PAGE", 2)
+    for lr in (0.1, 0.2, 0.3, 0.4, 0.5):
+        P.training(lr=lr)
+    runs = Client().get_pipeline("training").runs
+    assert len(runs) == 5
+    assert [r.parameters["lr"] for r in runs] == [0.1, 0.2, 0.3, 0.4, 0.5]
+    assert runs[0].name == "training-1" and runs[-1].name == "training-5"
+    assert [r.name for r in runs[1:3]] == ["training-2", "training-3"]
+    with pytest.raises(IndexError):
+        runs[5]
+    p = Client().get_pipeline("training")
+    assert p.latest_run.name == "training-5"
+    assert p.get_run_names(limit=2) == ["training-5", "training-4"]
+
+
+def test_list_runs_filters_and_pages() -> None:
+    for _ in range(3):
+        P.training()
+    with pytest.raises(PipeledgerError):
+        P.failing()
+    client = Client()
+    assert [r.name for r in client.list_runs(limit=2)] == ["failing-1", "training-3"]
+    assert [r.name for r in client.list_runs(limit=2, offset=2)] == ["training-2", "training-1"]
+    assert [r.name for r in client.list_runs(status="failed")] == ["failing-1"]
+    assert len(client.list_runs(pipeline="training")) == 3
+    first = client.get_run("training-1")
+    assert [r.name for r in client.list_runs(since=first.start_time, pipeline="training")][-1] == "training-1"
+    later = client.get_run("training-3").start_time
+    assert {r.name for r in client.list_runs(since=later)} == {"training-3", "failing-1"}
+
+
+def test_missing_names_list_what_exists() -> None:
+    run = P.training()
+    client = Client()
+    with pytest.raises(KeyError, match="no pipeline named 'nope'; known pipelines: training"):
+        client.get_pipeline("nope")
+    with pytest.raises(NotFoundError, match="no run named 'nope'; latest runs: training-1"):
+        client.get_run("nope")
+    with pytest.raises(KeyError, match="no step named 'x' in run 'training-1'; steps: load, train, evaluate"):
+        run.steps["x"]
+    with pytest.raises(KeyError, match="no output named 'x' in step 'train'; outputs: model, accuracy"):
+        run.steps["train"].outputs["x"]
+    with pytest.raises(PipeledgerError, match="step 'train' has 2 outputs \\(model, accuracy\\)"):
+        _ = run.steps["train"].output
+    with pytest.raises(NotFoundError, match="pipeline 'nope' has no run"):
+        from pipeledger.client.views import PipelineView
+        from pipeledger.models import PipelineRecord, utcnow
+
+        _ = PipelineView(PipelineRecord("x", "nope", utcnow()), client.store).latest_run
+    assert run.steps["load"].output.read() == {"x": [0, 1, 2, 3]}
+    assert run.steps["train"].input.producer.name == "load"
+
+
+def test_reading_an_artifact_whose_files_are_gone() -> None:
+    import shutil
+
+    run = P.training()
+    artifact = run.steps["train"].outputs["model"]
+    shutil.rmtree(artifact.uri)
+    with pytest.raises(ArtifactNotFoundError, match=f"missing at {artifact.uri}"):
+        artifact.read()
+
+
+def test_run_view_loads_step_edges_in_one_query_per_kind() -> None:
+    from sqlalchemy import event
+
+    P.training()
+    client = Client()
+    run = client.get_run("training-1")
+    statements: list[str] = []
+    engine = client.store.db.engine  # type: ignore[attr-defined]
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        for step in run.steps.values():
+            _ = dict(step.inputs), dict(step.outputs), step.metadata
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 3, selects  # step runs, edges with artifacts, step metadata

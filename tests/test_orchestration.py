@@ -1,0 +1,148 @@
+"""Running pipelines on the local orchestrator: what is recorded, the failure path, progress."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import pytest
+
+from pipeledger import Client, RunFailedError, Status
+from pipeledger.orchestrators.progress import PlainReporter, choose_reporter
+from tests import pipelines as P
+
+
+def test_run_records_everything_listed_in_the_data_model() -> None:
+    run = P.training(lr=0.25, n_rows=3)
+    view = Client().get_run(run.name)
+    assert view.name == "training-1" and view.number == 1
+    assert view.status is Status.COMPLETED
+    assert view.parameters == {"lr": 0.25, "n_rows": 3}
+    assert view.end_time is not None and view.end_time >= view.start_time
+    assert set(view.config["steps"]) == {"load", "train", "evaluate"}
+    assert view.config["steps"]["train"]["upstream"] == ["load"]
+    assert view.config["steps"]["train"]["inputs"] == {"data": "load.output"}
+    assert view.environment["python"] == f"{sys.version_info.major}.{sys.version_info.minor}." + str(
+        sys.version_info.micro
+    )
+    assert "pipeledger" in view.environment["packages"]
+    assert view.git_sha is None or len(view.git_sha) == 40
+    assert view.code_hash and len(view.code_hash) == 64
+    assert view.stack["metadata_store"]["flavor"] == "sqlite"
+    assert view.stack["orchestrator"]["flavor"] == "local"
+
+    assert list(view.steps) == ["load", "train", "evaluate"]
+    train = view.steps["train"]
+    assert train.entrypoint == "tests.pipelines.train"
+    assert train.docstring == "Fit the model."
+    assert train.parameters == {"lr": 0.25}
+    assert train.config["outputs"] == ["model", "accuracy"]
+    assert train.source_hash and len(train.source_hash) == 64
+    assert train.status is Status.COMPLETED and train.error is None
+    assert train.duration is not None
+    assert train.metadata == {"accuracy": 0.75, "rows": 3}
+    assert list(train.outputs) == ["model", "accuracy"]
+    model = train.outputs["model"]
+    assert model.read() == {"w": 0.25, "n": 3}
+    assert model.type == "Data" and model.data_type == "builtins.dict"
+    assert model.materializer.endswith("JSONMaterializer") and model.materializer_version == "1"
+    assert len(model.content_hash) == 64 and model.size > 0
+    assert model.uri.endswith(f"/training/training-1/train/model/{model.id}")
+    assert model.producer is not None and model.producer.id == train.id
+    assert train.inputs["data"].id == view.steps["load"].output.id
+    assert view.steps["evaluate"].outputs == {}
+    assert view.steps["evaluate"].parent_steps[0].name == "train"
+
+
+def test_step_output_and_logging_are_captured() -> None:
+    run = P.training()
+    logs = run.steps["load"].logs
+    assert "loading 4 rows" in logs
+    assert "loaded via logging" in logs
+
+
+def test_runs_are_numbered_per_pipeline() -> None:
+    names = [P.training().name for _ in range(3)]
+    assert names == ["training-1", "training-2", "training-3"]
+    assert [r.name for r in Client().get_pipeline("training").runs] == names
+
+
+def test_failing_step_fails_the_run_and_skips_dependents() -> None:
+    with pytest.raises(RunFailedError, match="run 'failing-1' failed in step 'explode'") as caught:
+        P.failing()
+    assert isinstance(caught.value.__cause__, ValueError)
+    assert caught.value.run_name == "failing-1" and caught.value.step_name == "explode"
+
+    run = Client().get_run("failing-1")
+    assert run.status is Status.FAILED
+    assert "explode" in (run.error or "")
+    assert set(run.steps) == {"load", "explode", "independent"}  # after_failure never ran
+    failed = run.steps["explode"]
+    assert failed.status is Status.FAILED
+    assert "ValueError: boom" in (failed.error or "") and "Traceback" in (failed.error or "")
+    assert "about to fail" in failed.logs and "ValueError: boom" in failed.logs
+    assert failed.outputs == {}
+    assert run.steps["independent"].output.read() == "still ran"
+
+
+def test_wrong_number_of_outputs_fails_the_step() -> None:
+    from typing import Annotated
+
+    from pipeledger import pipeline, step
+
+    @step
+    def mismatched() -> tuple[Annotated[int, "a"], Annotated[int, "b"]]:
+        return 1  # type: ignore[return-value]
+
+    @pipeline
+    def bad():
+        mismatched()
+
+    with pytest.raises(RunFailedError) as caught:
+        bad()
+    assert "returned a single value but declares 2 outputs (a, b)" in str(caught.value.__cause__)
+
+
+def test_run_name_template_and_explicit_name() -> None:
+    run = P.training.with_options(run_name="nightly-{n}")()
+    assert run.name == "nightly-1"
+    fixed = P.training.with_options(run_name="fixed")()
+    assert fixed.name == "fixed"
+    from pipeledger import RunExistsError
+
+    with pytest.raises(RunExistsError, match="'fixed' already exists"):
+        P.training.with_options(run_name="fixed")()
+
+
+def test_plain_progress_lines() -> None:
+    stream = io.StringIO()
+    reporter = PlainReporter(stream)
+    reporter.run_started("training", "training-1", ["load", "train"])
+    reporter.step_started("load")
+    reporter.step_finished("load", "completed", 0.5, None)
+    reporter.step_skipped("train", "upstream step load failed")
+    reporter.run_finished("training-1", "failed", 1.0)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "[pipeledger] run training-1 of pipeline training started (2 steps)"
+    assert "[pipeledger] step load completed in 0.50s" in lines
+    assert lines[-1] == "[pipeledger] run training-1 failed in 1.00s"
+
+
+def test_quiet_option_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert type(choose_reporter(True)).__name__ == "ProgressReporter"
+    monkeypatch.setenv("PIPELEDGER_QUIET", "1")
+    assert type(choose_reporter(None)).__name__ == "ProgressReporter"
+    monkeypatch.setenv("PIPELEDGER_QUIET", "0")
+    assert isinstance(choose_reporter(None), PlainReporter)  # stderr is not a terminal in tests
+
+
+def test_progress_is_shown_when_not_quiet(capsys: pytest.CaptureFixture[str]) -> None:
+    P.training.with_options(quiet=False)()
+    err = capsys.readouterr().err
+    assert "[pipeledger] step train completed in" in err
+    assert "[pipeledger] run training-1 completed in" in err
+
+
+def test_step_outside_pipeline_runs_function() -> None:
+    assert P.load(n_rows=2) == {"x": [0, 1]}
+    assert Client().list_runs() == []
