@@ -147,6 +147,7 @@ def test_json_fields_round_trip(store):
     nested = {
         "int": 1,
         "float": 0.25,
+        "whole_float": 1.0,
         "big": 2**53 + 1,
         "bool": False,
         "none": None,
@@ -165,6 +166,7 @@ def test_json_fields_round_trip(store):
     )
 
     fetched = store.get_run(run.id)
+    assert type(fetched.config["steps"]["load"]["parameters"]["whole_float"]) is float
     assert fetched.parameters == {"lr": 0.001, "layers": [64, 32]}
     assert fetched.config == {"steps": {"load": {"upstream": [], "parameters": nested}}}
     assert fetched.environment == {"python": "3.11.7", "packages": {"numpy": "1.26.4"}}
