@@ -24,8 +24,14 @@ def blocks(path: Path) -> list[tuple[str, str, int]]:
     return [(m.group(1), m.group(2), text[: m.start()].count("\n") + 2) for m in BLOCK.finditer(text)]
 
 
+@pytest.fixture
+def example_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the example flavor module importable, as the docs tell users to."""
+    monkeypatch.syspath_prepend(str(ROOT / "examples" / "custom_flavor"))
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
-def test_examples_run(doc: Path) -> None:
+def test_examples_run(doc: Path, example_paths: None, tmp_path: Path) -> None:
     namespace: dict[str, object] = {"__name__": f"doc_{doc.stem}"}
     ran = 0
     for language, code, line in blocks(doc):
@@ -39,9 +45,16 @@ def test_examples_run(doc: Path) -> None:
             for command in code.splitlines():
                 if not command.startswith("$ pipeledger "):
                     continue
+                command = command.replace("/tmp/", f"{tmp_path}/")
                 args = shlex.split(command.removeprefix("$ pipeledger ").split("#")[0])
                 result = CliRunner().invoke(cli, args, catch_exceptions=False)
                 assert result.exit_code == 0, f"{doc.name}:{line}: {command}\n{result.output}"
                 ran += 1
     if doc.name not in ("concepts.md", "architecture.md"):
         assert ran, f"{doc.name} has no example to run"
+
+
+def test_custom_flavor_doc_shows_the_tested_example_verbatim() -> None:
+    doc = (ROOT / "docs" / "custom-flavors.md").read_text()
+    source = (ROOT / "examples" / "custom_flavor" / "url_store.py").read_text()
+    assert ("```python\n" + source + "```") in doc

@@ -71,10 +71,7 @@ class Labelled:
         self.weights = weights
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Labelled)
-            and (self.label, self.weights) == (other.label, other.weights)
-        )
+        return isinstance(other, Labelled) and (self.label, self.weights) == (other.label, other.weights)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -169,7 +166,7 @@ CASES: dict[str, Case] = {
     "minus-inf": Case(lambda: float("-inf"), JSON_M),
     "str": Case(lambda: "plain", JSON_M),
     "empty-str": Case(lambda: "", JSON_M),
-    "unicode-str": Case(lambda: "héllo wörld ✓ 日本語 🚀 \u0000 \"quoted\"\n", JSON_M),
+    "unicode-str": Case(lambda: 'héllo wörld ✓ 日本語 🚀 \u0000 "quoted"\n', JSON_M),
     "bytes": Case(lambda: b"\x00\xff\x10binary", BYTES_M),
     "bytearray": Case(lambda: bytearray(b"mutable \x00 bytes"), BYTES_M),
     "list": Case(lambda: [1, "two", 3.5, None, True], JSON_M),
@@ -192,22 +189,14 @@ CASES: dict[str, Case] = {
     "lone-surrogate-key": Case(lambda: {"bad-\udcff": 1}, PICKLE_M),
     "huge-int": Case(lambda: 10**5000 + 1, PICKLE_M),
     "int64-array": Case(lambda: np.arange(10, dtype=np.int64), NUMPY_M),
-    "float32-2d-array": Case(
-        lambda: np.arange(12, dtype=np.float32).reshape(3, 4) / 7, NUMPY_M
-    ),
+    "float32-2d-array": Case(lambda: np.arange(12, dtype=np.float32).reshape(3, 4) / 7, NUMPY_M),
     "float64-nan-array": Case(lambda: np.array([1.5, np.nan, np.inf, -np.inf]), NUMPY_M),
-    "uint8-3d-array": Case(
-        lambda: np.arange(24, dtype=np.uint8).reshape(2, 3, 4), NUMPY_M
-    ),
+    "uint8-3d-array": Case(lambda: np.arange(24, dtype=np.uint8).reshape(2, 3, 4), NUMPY_M),
     "bool-array": Case(lambda: np.array([[True, False], [False, True]]), NUMPY_M),
     "complex-array": Case(lambda: np.array([1 + 2j, -3.5j]), NUMPY_M),
     "unicode-array": Case(lambda: np.array(["ab", "ç", "日本"]), NUMPY_M),
-    "datetime-array": Case(
-        lambda: np.array(["2024-01-01", "2024-02-29"], dtype="datetime64[ns]"), NUMPY_M
-    ),
-    "fortran-array": Case(
-        lambda: np.asfortranarray(np.arange(6, dtype=np.int16).reshape(2, 3)), NUMPY_M
-    ),
+    "datetime-array": Case(lambda: np.array(["2024-01-01", "2024-02-29"], dtype="datetime64[ns]"), NUMPY_M),
+    "fortran-array": Case(lambda: np.asfortranarray(np.arange(6, dtype=np.int16).reshape(2, 3)), NUMPY_M),
     "scalar-array": Case(lambda: np.array(2.5), NUMPY_M),
     "empty-array": Case(lambda: np.zeros((0, 3)), NUMPY_M),
     "object-array": Case(lambda: np.array([1, "a", None], dtype=object), PICKLE_M),
@@ -220,9 +209,7 @@ CASES: dict[str, Case] = {
         "Dataset",
     ),
     "dataframe-index": Case(
-        lambda: pd.DataFrame(
-            {"value": [1.0, 2.0]}, index=pd.Index(["first", "second"], name="key")
-        ),
+        lambda: pd.DataFrame({"value": [1.0, 2.0]}, index=pd.Index(["first", "second"], name="key")),
         PANDAS_M,
         "Dataset",
     ),
@@ -476,9 +463,7 @@ def test_bytes_are_stored_raw(store: ArtifactStore, registry: MaterializerRegist
     assert written.content_hash == hashlib.sha256(b"data.bin\0" + payload + b"\0").hexdigest()
 
 
-def test_empty_bytes_round_trip_with_size_zero(
-    store: ArtifactStore, registry: MaterializerRegistry
-) -> None:
+def test_empty_bytes_round_trip_with_size_zero(store: ArtifactStore, registry: MaterializerRegistry) -> None:
     written, record = write(store, registry, b"")
     assert written.size == 0
     assert written.content_hash == hashlib.sha256(b"data.bin\0\0").hexdigest()
@@ -494,8 +479,18 @@ def test_nested_tuples_load_as_lists_but_the_top_level_stays_a_tuple(
 
 @pytest.mark.parametrize(
     "case_name",
-    ["int", "nested", "tuple", "bytes", "float32-2d-array", "dataframe", "series", "pydantic",
-     "arbitrary-class", "int-key-dict"],
+    [
+        "int",
+        "nested",
+        "tuple",
+        "bytes",
+        "float32-2d-array",
+        "dataframe",
+        "series",
+        "pydantic",
+        "arbitrary-class",
+        "int-key-dict",
+    ],
 )
 def test_the_same_value_written_twice_has_the_same_hash(
     case_name: str, store: ArtifactStore, registry: MaterializerRegistry
@@ -524,8 +519,19 @@ def test_the_same_value_written_twice_has_the_same_hash(
         (TrainingConfig(name="a", lr=0.1, layers=[]), TrainingConfig(name="a", lr=0.2, layers=[])),
         (Labelled("a", [1.0]), Labelled("b", [1.0])),
     ],
-    ids=["int", "int-vs-float", "int-vs-bool", "str-vs-bytes",
-         "dict", "dict-key-order", "dtype", "shape", "dataframe", "pydantic", "object"],
+    ids=[
+        "int",
+        "int-vs-float",
+        "int-vs-bool",
+        "str-vs-bytes",
+        "dict",
+        "dict-key-order",
+        "dtype",
+        "shape",
+        "dataframe",
+        "pydantic",
+        "object",
+    ],
 )
 def test_different_values_have_different_hashes(
     a: Any, b: Any, store: ArtifactStore, registry: MaterializerRegistry
@@ -539,9 +545,7 @@ def test_different_values_have_different_hashes(
     assert first.content_hash != second.content_hash
 
 
-def test_the_hash_covers_the_files_only(
-    store: ArtifactStore, registry: MaterializerRegistry
-) -> None:
+def test_the_hash_covers_the_files_only(store: ArtifactStore, registry: MaterializerRegistry) -> None:
     # A list and a tuple are the same JSON file: same hash; the recorded data_type differs.
     as_list, _ = write(store, registry, [1, 2])
     as_tuple, _ = write(store, registry, (1, 2))
@@ -581,9 +585,7 @@ def test_pickle_warning_is_attributed_to_pipeledger(
 # --- user materializers --------------------------------------------------------------------------
 
 
-def test_a_registered_materializer_beats_pickle(
-    store: ArtifactStore, registry: MaterializerRegistry
-) -> None:
+def test_a_registered_materializer_beats_pickle(store: ArtifactStore, registry: MaterializerRegistry) -> None:
     assert registry.for_value(Point(1, 2)) is registry.fallback
     mine = PointMaterializer()
     registry.register(mine)
@@ -696,8 +698,7 @@ def test_a_failing_materializer_leaves_nothing_behind(
     with pytest.raises(
         MaterializerError,
         match=re.escape(
-            f"{__name__}.ExplodingMaterializer could not save a Exploding: "
-            "RuntimeError: disk on fire"
+            f"{__name__}.ExplodingMaterializer could not save a Exploding: RuntimeError: disk on fire"
         ),
     ) as raised:
         store.write(Exploding(), uri, artifact_id, registry)
@@ -751,9 +752,7 @@ def test_a_failing_materializer_fails_the_step_and_leaves_nothing(
     assert not tmp.exists() or os.listdir(tmp) == []
 
 
-def test_a_failing_load_names_the_artifact(
-    store: ArtifactStore, registry: MaterializerRegistry
-) -> None:
+def test_a_failing_load_names_the_artifact(store: ArtifactStore, registry: MaterializerRegistry) -> None:
     registry.register(UnreadableMaterializer())
     _, record = write(store, registry, Point(1, 2))
     with pytest.raises(
@@ -767,8 +766,6 @@ def test_an_unknown_recorded_materializer_cannot_be_loaded(
     store: ArtifactStore, registry: MaterializerRegistry
 ) -> None:
     _, record = write(store, registry, 1)
-    missing = ArtifactRecord(
-        **{**record.__dict__, "materializer": "no_such_package.SomeMaterializer"}
-    )
+    missing = ArtifactRecord(**{**record.__dict__, "materializer": "no_such_package.SomeMaterializer"})
     with pytest.raises(MaterializerError, match="cannot load materializer no_such_package"):
         read_artifact(missing, registry)

@@ -8,7 +8,9 @@
      ├── NotFoundError (KeyError)   a pipeline, run, step, output or artifact does not exist
      │    └── ArtifactNotFoundError an artifact's record exists but its files are gone
      ├── MaterializerError          no materializer can save or load a value
-     ├── ConfigError                invalid stack, component or flavor configuration
+     ├── ConfigError (ValueError)   invalid stack, component or flavor configuration
+ │    ├── FlavorNotFoundError   no flavor of that name (also a NotFoundError)
+ │    └── ComponentNotFoundError no component or stack of that name (also a NotFoundError)
      └── MetadataStoreError         the metadata store failed
           ├── StoreUnavailableError the database cannot be reached or opened
           ├── SchemaVersionError    the database schema and the library disagree
@@ -50,16 +52,16 @@ class NotFoundError(PipeledgerError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ConfigError(PipeledgerError, ValueError):
+    """Invalid configuration of a stack, component or flavor."""
+
+
 class ArtifactNotFoundError(NotFoundError):
     """An artifact is recorded but its files are missing from the artifact store."""
 
 
 class MaterializerError(PipeledgerError):
     """No materializer can save or load a value, or its files are unreadable."""
-
-
-class ConfigError(PipeledgerError, ValueError):
-    """Invalid configuration of a stack, component or flavor."""
 
 
 class MetadataStoreError(PipeledgerError):
@@ -80,3 +82,11 @@ class RunExistsError(MetadataStoreError):
 
 class PipeledgerWarning(UserWarning):
     """Warnings pipeledger emits (e.g. the pickle fallback materializer)."""
+
+
+class FlavorNotFoundError(ConfigError, NotFoundError):
+    """No flavor of that name is known; the message lists the known ones."""
+
+
+class ComponentNotFoundError(ConfigError, NotFoundError):
+    """No component or stack of that name is registered; the message lists the registered ones."""

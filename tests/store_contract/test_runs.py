@@ -7,7 +7,7 @@ from datetime import timedelta, timezone
 
 import pytest
 
-from pipeledger.exceptions import MetadataStoreError, NotFoundError, RunExistsError
+from pipeledger.exceptions import NotFoundError, RunExistsError
 from pipeledger.models import RunCreate, Status
 from tests.store_contract.helpers import T0, at, make_run
 
@@ -248,14 +248,6 @@ def test_finish_unknown_run_raises_not_found(store):
 
 
 def test_long_error_text_round_trips(store, request):
-    if store.flavor == "mysql":
-        request.applymarker(
-            pytest.mark.xfail(
-                raises=MetadataStoreError,
-                strict=True,
-                reason="error is a MySQL TEXT column: at most 65535 bytes",
-            )
-        )
     run = make_run(store)
     error = "Traceback (most recent call last):\n" + "  File 'x.py', line 1\n" * 4000
 

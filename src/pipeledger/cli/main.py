@@ -5,8 +5,12 @@ from __future__ import annotations
 import click
 
 from pipeledger import __version__
+from pipeledger.cli.artifact_store import artifact_store_group
+from pipeledger.cli.metadata_store import metadata_store_group
+from pipeledger.cli.orchestrator import orchestrator_group
 from pipeledger.cli.pipeline import pipeline_group
 from pipeledger.cli.run import run_group
+from pipeledger.cli.stack import stack_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -21,8 +25,15 @@ def cli(debug: bool) -> None:
     """
 
 
-cli.add_command(pipeline_group)
-cli.add_command(run_group)
+for group in (
+    stack_group,
+    metadata_store_group,
+    artifact_store_group,
+    orchestrator_group,
+    pipeline_group,
+    run_group,
+):
+    cli.add_command(group)
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ def handle_errors(func: F) -> F:
             if ctx is not None and ctx.find_root().params.get("debug"):
                 raise
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            error_console().print(f"[bold red]Error:[/bold red] {message}", highlight=False)
+            error_console().print(f"[bold red]Error:[/bold red] {message}", highlight=False, soft_wrap=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

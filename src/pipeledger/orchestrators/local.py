@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from pipeledger.models import ArtifactRecord, Status
 from pipeledger.orchestrators.base import Orchestrator, RunPlan
 from pipeledger.orchestrators.step_runner import StepOutcome, StepRunner
+from pipeledger.stack.flavor import FlavorConfig, OrchestratorFlavor
 
 
 class LocalOrchestrator(Orchestrator):
@@ -36,3 +40,14 @@ class LocalOrchestrator(Orchestrator):
             else:
                 produced[invocation.name] = outcome.outputs
         return outcomes
+
+
+class LocalOrchestratorFlavor(OrchestratorFlavor):
+    """The built-in ``local`` orchestrator flavor (no configuration)."""
+
+    name = "local"
+    description = "Runs the steps one after another in the calling Python process."
+    config_class = FlavorConfig
+
+    def create(self, component_name: str, config: Any, home: Path) -> LocalOrchestrator:
+        return LocalOrchestrator(component_name)

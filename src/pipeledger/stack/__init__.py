@@ -1,6 +1,23 @@
-"""Stacks and their components."""
+"""Stacks and their components: flavors, configuration, registration."""
 
+from pipeledger.stack.flavor import (
+    ArtifactStoreFlavor,
+    ComponentType,
+    Flavor,
+    FlavorConfig,
+    MetadataStoreFlavor,
+    OrchestratorFlavor,
+)
 from pipeledger.stack.home import pipeledger_home
-from pipeledger.stack.stack import Stack, active_stack, default_stack
+from pipeledger.stack.stack import Stack
 
-__all__ = ["Stack", "active_stack", "default_stack", "pipeledger_home"]
+__all__ = [
+    "ArtifactStoreFlavor",
+    "ComponentType",
+    "Flavor",
+    "FlavorConfig",
+    "MetadataStoreFlavor",
+    "OrchestratorFlavor",
+    "Stack",
+    "pipeledger_home",
+]

@@ -9,7 +9,6 @@ from typing import Any
 from pipeledger.artifacts.store import ArtifactStore
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.orchestrators.base import Orchestrator
-from pipeledger.orchestrators.local import LocalOrchestrator
 from pipeledger.stack.home import pipeledger_home
 
 DEFAULT_STACK = "default"
@@ -67,24 +66,32 @@ class Stack:
         return f"<Stack {self.name}>"
 
 
-def default_stack(home: Path | None = None) -> Stack:
-    """The ``default`` stack: local orchestrator, artifacts under ``<home>/artifacts``,
-    SQLite metadata store at ``<home>/metadata.db``."""
-    from pipeledger.metadata_store.flavors.sqlite import (
-        SqliteMetadataStoreConfig,
-        open_sqlite_store,
-    )
+def build_stack(name: str | None = None, home: Path | None = None) -> Stack:
+    """Build the registered stack ``name`` (default: the active one) from the configuration.
 
-    home = home or pipeledger_home()
-    config = SqliteMetadataStoreConfig(path=str(home / "metadata.db"))
+    The orchestrator and artifact store are built now; the metadata store is
+    opened on first use.
+
+    Raises:
+        ComponentNotFoundError: no such stack.
+        ConfigError: a component's configuration is invalid or a secret is missing.
+    """
+    from pipeledger.stack.flavor import ComponentType
+    from pipeledger.stack.manager import StackManager
+
+    manager = StackManager(home or pipeledger_home())
+    config = manager.store.load()
+    name = name or manager.active_stack_name()
+    entry = manager.get_stack_entry(name, config)
+    snapshot: dict[str, Any] = {"name": name}
+    for type_ in ComponentType:
+        snapshot[type_.value] = manager.component_snapshot(type_, entry.component(type_), config)
     return Stack(
-        DEFAULT_STACK,
-        orchestrator=LocalOrchestrator("default"),
-        artifact_store=ArtifactStore(str(home / "artifacts"), name="default"),
-        metadata_store=lambda: open_sqlite_store(config),
+        name,
+        orchestrator=manager.build_component(ComponentType.ORCHESTRATOR, entry.orchestrator, config),
+        artifact_store=manager.build_component(ComponentType.ARTIFACT_STORE, entry.artifact_store, config),
+        metadata_store=lambda: manager.build_component(
+            ComponentType.METADATA_STORE, entry.metadata_store, config
+        ),
+        snapshot=snapshot,
     )
-
-
-def active_stack(name: str | None = None) -> Stack:
-    """The stack called ``name``, or the active one."""
-    return default_stack()

@@ -9,17 +9,17 @@ it upgrades its own schema when pipeledger is upgraded.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from pipeledger.exceptions import StoreUnavailableError
 from pipeledger.metadata_store.sql import Database, SqlMetadataStore
+from pipeledger.stack.flavor import FlavorConfig, MetadataStoreFlavor
 
 
-class SqliteMetadataStoreConfig(BaseModel):
+class SqliteMetadataStoreConfig(FlavorConfig):
     """Configuration of the ``sqlite`` flavor."""
-
-    model_config = ConfigDict(extra="forbid")
 
     path: str = Field(description="Path of the SQLite database file (created if missing).")
     busy_timeout: float = Field(
@@ -50,3 +50,20 @@ def open_sqlite_store(config: SqliteMetadataStoreConfig) -> SqlMetadataStore:
         connect_args={"timeout": config.busy_timeout, "check_same_thread": False},
     )
     return SqlMetadataStore(database, flavor="sqlite", auto_upgrade=True, describe={"path": str(path)})
+
+
+class SqliteMetadataStoreFlavor(MetadataStoreFlavor):
+    """The built-in default: a SQLite file on the local filesystem."""
+
+    name = "sqlite"
+    description = (
+        "Metadata in a SQLite file on your local filesystem. The default; for running pipelines locally."
+    )
+    config_class = SqliteMetadataStoreConfig
+
+    def default_config(self, component_name: str, home: Path) -> dict[str, Any]:
+        filename = "metadata.db" if component_name == "default" else f"metadata-{component_name}.db"
+        return {"path": str(home / filename)}
+
+    def create(self, component_name: str, config: Any, home: Path) -> SqlMetadataStore:
+        return open_sqlite_store(config)

@@ -93,6 +93,9 @@ class JSONText(TypeDecorator[Any]):
         return None if value is None else json.loads(value)
 
 
+LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql")
+"""Text that may exceed 64 KiB (tracebacks, docstrings): MEDIUMTEXT on MySQL, whose TEXT stops there."""
+
 JSONColumn = JSON().with_variant(postgresql.JSONB(), "postgresql").with_variant(JSONText(), "sqlite")
 
 
@@ -105,7 +108,7 @@ pipelines = Table(
     metadata,
     _id(primary_key=True),
     Column("name", String(NAME_LENGTH), nullable=False),
-    Column("docstring", Text),
+    Column("docstring", LongText),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("name"),
 )
@@ -128,7 +131,7 @@ pipeline_runs = Table(
     Column("git_sha", String(64)),
     Column("git_dirty", Boolean),
     Column("code_hash", String(64)),
-    Column("error", Text),
+    Column("error", LongText),
     UniqueConstraint("name"),
     UniqueConstraint("pipeline_id", "number"),
     Index(None, "pipeline_id", "start_time"),
@@ -143,8 +146,8 @@ step_runs = Table(
     _id("run_id", ForeignKey("pipeline_runs.id"), nullable=False),
     Column("name", String(NAME_LENGTH), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("entrypoint", Text),
-    Column("docstring", Text),
+    Column("entrypoint", LongText),
+    Column("docstring", LongText),
     Column("parameters", JSONColumn, nullable=False),
     Column("config", JSONColumn, nullable=False),
     Column("source_hash", String(64)),
@@ -152,8 +155,8 @@ step_runs = Table(
     _id("cached_from_id", ForeignKey("step_runs.id")),
     Column("start_time", UTCDateTime, nullable=False),
     Column("end_time", UTCDateTime),
-    Column("error", Text),
-    Column("logs_uri", Text),
+    Column("error", LongText),
+    Column("logs_uri", LongText),
     UniqueConstraint("run_id", "name"),
     Index(None, "cache_key", "status"),
 )

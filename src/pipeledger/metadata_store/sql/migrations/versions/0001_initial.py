@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from pipeledger.metadata_store.sql.schema import JSONColumn, UTCDateTime
+from pipeledger.metadata_store.sql.schema import JSONColumn, LongText, UTCDateTime
 
 revision = "0001"
 down_revision = None
@@ -26,7 +26,7 @@ def upgrade() -> None:
         "pipelines",
         sa.Column("id", ID, nullable=False),
         sa.Column("name", NAME, nullable=False),
-        sa.Column("docstring", sa.Text()),
+        sa.Column("docstring", LongText),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_pipelines"),
         sa.UniqueConstraint("name", name="uq_pipelines_name"),
@@ -48,7 +48,7 @@ def upgrade() -> None:
         sa.Column("git_sha", sa.String(64)),
         sa.Column("git_dirty", sa.Boolean()),
         sa.Column("code_hash", sa.String(64)),
-        sa.Column("error", sa.Text()),
+        sa.Column("error", LongText),
         sa.PrimaryKeyConstraint("id", name="pk_pipeline_runs"),
         sa.ForeignKeyConstraint(
             ["pipeline_id"], ["pipelines.id"], name="fk_pipeline_runs_pipeline_id_pipelines"
@@ -65,8 +65,8 @@ def upgrade() -> None:
         sa.Column("run_id", ID, nullable=False),
         sa.Column("name", NAME, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("entrypoint", sa.Text()),
-        sa.Column("docstring", sa.Text()),
+        sa.Column("entrypoint", LongText),
+        sa.Column("docstring", LongText),
         sa.Column("parameters", JSONColumn, nullable=False),
         sa.Column("config", JSONColumn, nullable=False),
         sa.Column("source_hash", sa.String(64)),
@@ -74,8 +74,8 @@ def upgrade() -> None:
         sa.Column("cached_from_id", ID),
         sa.Column("start_time", UTCDateTime(), nullable=False),
         sa.Column("end_time", UTCDateTime()),
-        sa.Column("error", sa.Text()),
-        sa.Column("logs_uri", sa.Text()),
+        sa.Column("error", LongText),
+        sa.Column("logs_uri", LongText),
         sa.PrimaryKeyConstraint("id", name="pk_step_runs"),
         sa.ForeignKeyConstraint(["run_id"], ["pipeline_runs.id"], name="fk_step_runs_run_id_pipeline_runs"),
         sa.ForeignKeyConstraint(

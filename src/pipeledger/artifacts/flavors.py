@@ -1,0 +1,32 @@
+"""Artifact-store flavors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from pipeledger.artifacts.store import ArtifactStore
+from pipeledger.stack.flavor import ArtifactStoreFlavor, FlavorConfig
+
+
+class LocalArtifactStoreConfig(FlavorConfig):
+    """Configuration of the ``local`` artifact store."""
+
+    path: str = Field(description="Directory (or fsspec URL) under which artifacts are stored.")
+
+
+class LocalArtifactStoreFlavor(ArtifactStoreFlavor):
+    """Artifacts in a directory of the local filesystem."""
+
+    name = "local"
+    description = "Artifacts in a directory on your local filesystem (any fsspec URL works too)."
+    config_class = LocalArtifactStoreConfig
+
+    def default_config(self, component_name: str, home: Path) -> dict[str, Any]:
+        suffix = "" if component_name == "default" else f"-{component_name}"
+        return {"path": str(home / f"artifacts{suffix}")}
+
+    def create(self, component_name: str, config: Any, home: Path) -> ArtifactStore:
+        return ArtifactStore(config.path, name=component_name)

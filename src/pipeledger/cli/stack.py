@@ -1,0 +1,127 @@
+"""``pipeledger stack ...``: register, list, describe, activate and delete stacks."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from pipeledger.cli.output import compact_json, console, handle_errors
+from pipeledger.stack.flavor import ComponentType
+from pipeledger.stack.manager import StackManager
+
+
+@click.group("stack")
+def stack_group() -> None:
+    """Register stacks (an orchestrator, an artifact store and a metadata store) and pick one.
+
+    \b
+    Example:
+      pipeledger stack register prod -o default -a default -m prod-db
+    """
+
+
+@stack_group.command("register")
+@click.argument("name")
+@click.option("--orchestrator", "-o", default="default", show_default=True, help="Orchestrator name.")
+@click.option("--artifact-store", "-a", default="default", show_default=True, help="Artifact store name.")
+@click.option("--metadata-store", "-m", default="default", show_default=True, help="Metadata store name.")
+@click.option("--set", "activate", is_flag=True, help="Also make it the active stack.")
+@handle_errors
+def register(name: str, orchestrator: str, artifact_store: str, metadata_store: str, activate: bool) -> None:
+    """Register a stack NAME from registered components.
+
+    \b
+    Example:
+      pipeledger stack register prod -o default -a default -m prod-db --set
+    """
+    manager = StackManager()
+    manager.register_stack(name, orchestrator, artifact_store, metadata_store)
+    console().print(f"Registered stack [bold]{name}[/bold].")
+    if activate:
+        manager.set_active_stack(name)
+        console().print(f"Active stack: [bold]{name}[/bold].")
+
+
+@stack_group.command("list")
+@handle_errors
+def list_stacks() -> None:
+    """List stacks; the active one is marked.
+
+    \b
+    Example:
+      pipeledger stack list
+    """
+    stacks, active = StackManager().list_stacks()
+    table = Table("active", "stack", "orchestrator", "artifact store", "metadata store")
+    for name, entry in stacks:
+        table.add_row(
+            "*" if name == active else "",
+            name,
+            entry.orchestrator,
+            entry.artifact_store,
+            entry.metadata_store,
+        )
+    console().print(table)
+
+
+@stack_group.command("describe")
+@click.argument("name", required=False)
+@handle_errors
+def describe(name: str | None) -> None:
+    """Show a stack's components with their flavors and configuration (secrets hidden).
+
+    Without NAME, the active stack.
+
+    \b
+    Example:
+      pipeledger stack describe prod
+    """
+    info = StackManager().describe_stack(name)
+    table = Table("component", "name", "flavor", "configuration")
+    for type_ in ComponentType:
+        part = info[type_.value]
+        table.add_row(type_.human, part["name"], part["flavor"], compact_json(part["config"], 90))
+    suffix = " (active)" if info["active"] else ""
+    console().print(f"[bold]stack {info['name']}[/bold]{suffix}")
+    console().print(table)
+
+
+@stack_group.command("set")
+@click.argument("name")
+@handle_errors
+def set_active(name: str) -> None:
+    """Make NAME the active stack: runs and `Client()` use it from now on.
+
+    \b
+    Example:
+      pipeledger stack set prod
+    """
+    StackManager().set_active_stack(name)
+    console().print(f"Active stack: [bold]{name}[/bold].")
+
+
+@stack_group.command("get")
+@handle_errors
+def get_active() -> None:
+    """Print the active stack's name.
+
+    \b
+    Example:
+      pipeledger stack get
+    """
+    click.echo(StackManager().active_stack_name())
+
+
+@stack_group.command("delete")
+@click.argument("name")
+@handle_errors
+def delete(name: str) -> None:
+    """Delete a stack's registration (its components stay). The default and the active stack
+    cannot be deleted.
+
+    \b
+    Example:
+      pipeledger stack delete staging
+    """
+    StackManager().delete_stack(name)
+    console().print(f"Deleted stack [bold]{name}[/bold].")

@@ -1,0 +1,61 @@
+"""Secret references: how passwords and tokens are configured without being stored.
+
+A secret field's value is a reference, resolved only when the component is built:
+
+* ``${env:NAME}``: the environment variable ``NAME``;
+* ``${file:/path/to/secret}``: the contents of a file (trailing newline removed).
+
+A literal secret is refused: configuration files, ``describe`` and run records
+only ever contain the reference.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from pipeledger.exceptions import ConfigError
+
+REFERENCE = re.compile(r"^\$\{(env|file):([^}]+)\}$")
+
+
+def is_reference(value: object) -> bool:
+    """Whether ``value`` is a secret reference."""
+    return isinstance(value, str) and REFERENCE.match(value) is not None
+
+
+def check_reference(field: str, value: object, where: str) -> None:
+    """Refuse a literal secret with a message explaining the reference syntax."""
+    if value is None or is_reference(value):
+        return
+    raise ConfigError(
+        f"{where}: refusing to store a clear-text secret in field {field!r}; give a reference "
+        f"instead, e.g. --{field.replace('_', '-')}='${{env:MYSQL_PASSWORD}}' (an environment "
+        f"variable) or '${{file:/path/to/secret}}' (a file), resolved when connecting"
+    )
+
+
+def resolve(field: str, value: str, where: str) -> str:
+    """The secret a reference points to.
+
+    Raises:
+        ConfigError: the variable is unset or the file unreadable (the message names
+            the reference, never a secret).
+    """
+    match = REFERENCE.match(value)
+    if match is None:
+        raise ConfigError(f"{where}: field {field!r} must be a secret reference like ${{env:NAME}}")
+    kind, target = match.groups()
+    if kind == "env":
+        secret = os.environ.get(target)
+        if secret is None:
+            raise ConfigError(
+                f"{where}: {field} refers to environment variable {target}, which is not set; "
+                f"export {target}=... and try again"
+            )
+        return secret
+    try:
+        return Path(target).expanduser().read_text(encoding="utf-8").rstrip("\n")
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {field} from file {target}: {exc.strerror}") from exc
