@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
@@ -53,3 +54,30 @@ def scratch_database(backend: str) -> Iterator[URL]:
                 )
             conn.execute(text(f"DROP DATABASE {name}"))
         engine.dispose()
+
+
+def server_config(backend: str, url: URL) -> dict[str, object]:
+    """The flavor configuration (as CLI-style strings) reaching ``url``; the password, if any,
+    comes from the environment variable ``PIPELEDGER_TEST_DB_PASSWORD``."""
+    values: dict[str, object] = {
+        "host": url.host or "127.0.0.1",
+        "port": str(url.port or (3306 if backend == "mysql" else 5432)),
+        "database": url.database,
+        "username": url.username,
+    }
+    if url.password:
+        values["password"] = "${env:PIPELEDGER_TEST_DB_PASSWORD}"
+    return values
+
+
+def open_server_store(backend: str, url: URL, home: Path):  # type: ignore[no-untyped-def]
+    """Open the store at ``url`` through the real ``mysql``/``postgresql`` flavor."""
+    from pipeledger.stack.flavor import ComponentType
+    from pipeledger.stack.flavor_registry import FlavorRegistry
+    from pipeledger.stack.manager import resolve_config
+
+    if url.password:
+        os.environ["PIPELEDGER_TEST_DB_PASSWORD"] = url.password
+    flavor = FlavorRegistry().get(ComponentType.METADATA_STORE, backend)
+    config = resolve_config(flavor, "test", server_config(backend, url), home)
+    return flavor.create("test", config, home)

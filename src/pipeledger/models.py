@@ -98,6 +98,7 @@ class RunRecord:
     git_dirty: bool | None = None
     code_hash: str | None = None
     error: str | None = None
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class RunCreate:
     git_dirty: bool | None = None
     code_hash: str | None = None
     pipeline_docstring: str | None = None
+    tags: list[str] = field(default_factory=list)
     id: str = field(default_factory=new_id)
     start_time: datetime = field(default_factory=utcnow)
 

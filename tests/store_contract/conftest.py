@@ -15,31 +15,17 @@ from sqlalchemy.engine import URL
 
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, open_sqlite_store
-from pipeledger.metadata_store.sql import Database, SqlMetadataStore
+from pipeledger.metadata_store.sql import SqlMetadataStore
 from pipeledger.metadata_store.sql.schema import metadata
-from tests.servers import enabled_backends, scratch_database
+from tests.servers import enabled_backends, open_server_store
 
 BACKENDS = enabled_backends()
-
-
-@pytest.fixture(scope="session")
-def server_urls() -> Iterator[dict[str, URL]]:
-    """One scratch database per server backend for the whole session."""
-    from contextlib import ExitStack
-
-    with ExitStack() as stack:
-        yield {
-            backend: stack.enter_context(scratch_database(backend))
-            for backend in BACKENDS
-            if backend != "sqlite"
-        }
 
 
 def _open_store(backend: str, tmp_path: Path, urls: dict[str, URL]) -> MetadataStore:
     if backend == "sqlite":
         return open_sqlite_store(SqliteMetadataStoreConfig(path=str(tmp_path / "contract.db")))
-    database = Database(urls[backend], display_name=f"{backend} test database")
-    return SqlMetadataStore(database, flavor=backend)
+    return open_server_store(backend, urls[backend], tmp_path)
 
 
 def _empty_tables(store: MetadataStore) -> None:

@@ -102,7 +102,7 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     @handle_errors
     def list_() -> None:
         manager = StackManager()
-        active = manager.describe_stack()[type_.value]["name"]
+        active = manager.get_stack_entry(manager.active_stack_name()).component(type_)
         table = Table("name", "flavor", "in active stack")
         for name, entry in manager.list_components(type_):
             table.add_row(name, entry.flavor, "yes" if name == active else "")

@@ -219,6 +219,7 @@ class RunView:
     )
     code_hash = property(lambda self: self._record.code_hash, doc="Hash of the pipeline's and steps' source.")
     error = property(lambda self: self._record.error, doc="Why the run failed, if it did.")
+    tags = property(lambda self: self._record.tags, doc="Tags given with ``with_options(tags=...)``.")
 
     @property
     def status(self) -> Status:

@@ -33,6 +33,7 @@ class RunOptions:
     enable_cache: bool | None = None
     stack: str | None = None
     quiet: bool | None = None
+    tags: tuple[str, ...] | None = None
 
 
 class Pipeline:
@@ -78,6 +79,7 @@ class Pipeline:
         enable_cache: bool | None = None,
         stack: str | None = None,
         quiet: bool | None = None,
+        tags: list[str] | tuple[str, ...] | None = None,
     ) -> Pipeline:
         """A copy of this pipeline with some run options changed.
 
@@ -87,7 +89,10 @@ class Pipeline:
             enable_cache: reuse cached step results (overrides steps' settings).
             stack: run on this stack instead of the active one.
             quiet: show no progress (default: ``$PIPELEDGER_QUIET``).
+            tags: labels recorded with the run (``run.tags``).
         """
+        if tags is not None and not all(isinstance(t, str) and t for t in tags):
+            raise DefinitionError(f"pipeline {self.name!r}: tags must be non-empty strings, got {tags!r}")
         changes: dict[str, Any] = {
             k: v
             for k, v in {
@@ -95,6 +100,7 @@ class Pipeline:
                 "enable_cache": enable_cache,
                 "stack": stack,
                 "quiet": quiet,
+                "tags": tuple(tags) if tags is not None else None,
             }.items()
             if v is not None
         }
@@ -245,5 +251,6 @@ def new_run_create(
         parameters=parameters,
         config=config,
         pipeline_docstring=p.docstring,
+        tags=list(options.tags or ()),
         **facts,
     )

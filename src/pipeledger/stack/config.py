@@ -129,11 +129,21 @@ class ConfigStore:
             return ConfigFile()
         except OSError as exc:
             raise ConfigError(f"cannot read {self.path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{self.path} is not a valid pipeledger configuration (not UTF-8 text: {exc.reason} "
+                f"at byte {exc.start}); fix it or move it away"
+            ) from exc
         try:
             data = yaml.safe_load(text) or {}
             return ConfigFile.model_validate(data)
         except (yaml.YAMLError, ValidationError) as exc:
-            first = str(exc).splitlines()[0]
+            if isinstance(exc, ValidationError):
+                error = exc.errors()[0]
+                where = ".".join(str(p) for p in error["loc"]) or "top level"
+                first = f"{where}: {error['msg']}"
+            else:
+                first = str(exc).splitlines()[0]
             raise ConfigError(
                 f"{self.path} is not a valid pipeledger configuration ({first}); fix it or move it away"
             ) from exc

@@ -29,6 +29,8 @@ BUILTIN_FLAVORS: dict[ComponentType, dict[str, str]] = {
     },
     ComponentType.METADATA_STORE: {
         "sqlite": "pipeledger.metadata_store.flavors.sqlite:SqliteMetadataStoreFlavor",
+        "mysql": "pipeledger.metadata_store.flavors.mysql:MySQLMetadataStoreFlavor",
+        "postgresql": "pipeledger.metadata_store.flavors.postgresql:PostgreSQLMetadataStoreFlavor",
     },
 }
 

@@ -116,9 +116,9 @@ class StackManager:
         """
         cls = load_flavor_class(source)
         if ComponentType(cls.type) is not type_:
-            raise ConfigError(
-                f"{source!r} is a {ComponentType(cls.type).human} flavor, not a {type_.human} one"
-            )
+            actual = ComponentType(cls.type).human
+            article = "an" if actual[0] in "aeiou" else "a"
+            raise ConfigError(f"{source!r} is {article} {actual} flavor, not a {type_.human} one")
         with self.store.edit() as config:
             registry = self.flavors(config)
             taken = [i for i in registry.infos(type_) if i.name == cls.name]
@@ -239,6 +239,45 @@ class StackManager:
         flavor = self.flavors(config).get(type_, entry.flavor)
         validated = validate_config(flavor, name, entry.config, self.home)
         return {"name": name, "flavor": entry.flavor, "config": validated.public_dict()}
+
+    def migrate_metadata_store(self, name: str | None = None) -> tuple[str | None, str]:
+        """Upgrade the schema of metadata store ``name`` (default: the active stack's) to this
+        library's revision. Returns the revisions before and after.
+
+        Raises:
+            ConfigError: the flavor does not use pipeledger's SQL schema.
+            SchemaVersionError: the database is newer than this library.
+            StoreUnavailableError: the database cannot be reached.
+        """
+        from pipeledger.metadata_store.flavors.sql_flavor import SqlFlavor
+        from pipeledger.metadata_store.sql import migrate
+
+        config = self.store.load()
+        if name is None:
+            name = self.get_stack_entry(self.active_stack_name(), config).metadata_store
+        entry = self.get_component(ComponentType.METADATA_STORE, name, config)
+        flavor = self.flavors(config).get(ComponentType.METADATA_STORE, entry.flavor)
+        if not isinstance(flavor, SqlFlavor):
+            raise ConfigError(
+                f"metadata store {name!r} (flavor {entry.flavor}) does not use pipeledger's SQL schema; "
+                "it has nothing to migrate"
+            )
+        resolved = resolve_config(flavor, name, entry.config, self.home)
+        database = flavor.database(name, resolved, self.home)
+        try:
+            before = migrate.current_revision(database)
+            if before is not None and before not in migrate.known_revisions():
+                from pipeledger.exceptions import SchemaVersionError
+                from pipeledger.metadata_store.sql.schema import SCHEMA_REVISION
+
+                raise SchemaVersionError(
+                    f"{database.display_name} has schema revision {before}, newer than this "
+                    f"pipeledger (schema revision {SCHEMA_REVISION}); upgrade pipeledger instead"
+                )
+            migrate.upgrade(database)
+            return before, str(migrate.current_revision(database))
+        finally:
+            database.dispose()
 
     # ---------------------------------------------------------------- stacks
 

@@ -14,8 +14,9 @@ from typing import Any
 from pydantic import Field
 
 from pipeledger.exceptions import StoreUnavailableError
+from pipeledger.metadata_store.flavors.sql_flavor import SqlFlavor
 from pipeledger.metadata_store.sql import Database, SqlMetadataStore
-from pipeledger.stack.flavor import FlavorConfig, MetadataStoreFlavor
+from pipeledger.stack.flavor import FlavorConfig
 
 
 class SqliteMetadataStoreConfig(FlavorConfig):
@@ -27,12 +28,12 @@ class SqliteMetadataStoreConfig(FlavorConfig):
     )
 
 
-def open_sqlite_store(config: SqliteMetadataStoreConfig) -> SqlMetadataStore:
-    """Open (creating if needed) the SQLite metadata store described by ``config``.
+def sqlite_database(config: SqliteMetadataStoreConfig) -> Database:
+    """The :class:`Database` of the SQLite file described by ``config`` (parent directory created).
 
     Raises:
-        StoreUnavailableError: the file cannot be created or is not a SQLite database.
-        SchemaVersionError: the file was written by a newer pipeledger.
+        StoreUnavailableError: the directory cannot be created, the path is a directory,
+            or the file is not a SQLite database.
     """
     path = Path(config.path).expanduser()
     display = f"sqlite:///{path}"
@@ -49,10 +50,21 @@ def open_sqlite_store(config: SqliteMetadataStoreConfig) -> SqlMetadataStore:
         display_name=display,
         connect_args={"timeout": config.busy_timeout, "check_same_thread": False},
     )
-    return SqlMetadataStore(database, flavor="sqlite", auto_upgrade=True, describe={"path": str(path)})
+    database.check_connection()
+    return database
 
 
-class SqliteMetadataStoreFlavor(MetadataStoreFlavor):
+def open_sqlite_store(config: SqliteMetadataStoreConfig) -> SqlMetadataStore:
+    """Open (creating if needed) the SQLite metadata store described by ``config``.
+
+    Raises:
+        StoreUnavailableError: see :func:`sqlite_database`.
+        SchemaVersionError: the file was written by a newer pipeledger.
+    """
+    return SqlMetadataStore(sqlite_database(config), flavor="sqlite", auto_upgrade=True)
+
+
+class SqliteMetadataStoreFlavor(SqlFlavor):
     """The built-in default: a SQLite file on the local filesystem."""
 
     name = "sqlite"
@@ -60,10 +72,11 @@ class SqliteMetadataStoreFlavor(MetadataStoreFlavor):
         "Metadata in a SQLite file on your local filesystem. The default; for running pipelines locally."
     )
     config_class = SqliteMetadataStoreConfig
+    auto_upgrade = True
 
     def default_config(self, component_name: str, home: Path) -> dict[str, Any]:
         filename = "metadata.db" if component_name == "default" else f"metadata-{component_name}.db"
         return {"path": str(home / filename)}
 
-    def create(self, component_name: str, config: Any, home: Path) -> SqlMetadataStore:
-        return open_sqlite_store(config)
+    def database(self, component_name: str, config: Any, home: Path) -> Database:
+        return sqlite_database(config)

@@ -118,9 +118,23 @@ class Database:
                 attempt += 1
                 time.sleep(random.uniform(0, 0.01 * 2**attempt))
 
+    def check_connection(self) -> None:
+        """Open one connection and run ``SELECT 1``.
+
+        Raises:
+            StoreUnavailableError: naming this database and the driver's reason.
+        """
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except sa_exc.DBAPIError as exc:
+            raise StoreUnavailableError(
+                f"cannot connect to {self.display_name}: {driver_message(exc)}"
+            ) from exc
+
     def translate(self, exc: sa_exc.DBAPIError) -> MetadataStoreError:
         """Turn a driver error into a one-line pipeledger error (never with a password)."""
-        message = _first_line(exc.orig) if exc.orig is not None else _first_line(exc)
+        message = driver_message(exc)
         if isinstance(exc, sa_exc.IntegrityError):
             return MetadataStoreError(f"{self.display_name}: integrity error: {message}")
         if _is_unavailable(exc):
@@ -161,6 +175,23 @@ def _is_unavailable(exc: sa_exc.DBAPIError) -> bool:
             "ssl",
         )
     )
+
+
+def driver_message(exc: sa_exc.DBAPIError) -> str:
+    """The driver's reason for ``exc`` on one line: ``(1045, "Access denied...")`` becomes
+    ``Access denied... (error 1045)``."""
+    orig = exc.orig
+    if orig is None:
+        return _first_line(exc)
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        return f"{_first_line_of(args[1])} (error {args[0]})"
+    return _first_line(orig)
+
+
+def _first_line_of(text: str) -> str:
+    text = text.strip()
+    return text.splitlines()[0] if text else ""
 
 
 def _first_line(exc: BaseException) -> str:

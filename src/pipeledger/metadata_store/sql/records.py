@@ -42,6 +42,7 @@ def run(row: Row[Any]) -> RunRecord:
         git_dirty=m["git_dirty"],
         code_hash=m["code_hash"],
         error=m["error"],
+        tags=m["tags"] or [],
     )
 
 

@@ -39,7 +39,7 @@ from sqlalchemy.types import TypeDecorator
 
 from pipeledger.metadata_store.sql.engine import json_dumps
 
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -103,6 +103,13 @@ def _id(name: str = "id", *args: Any, **kwargs: Any) -> Column[str]:
     return Column(name, String(ID_LENGTH), *args, **kwargs)
 
 
+MYSQL_TABLE_OPTIONS: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
+"""On MySQL: transactional tables, full Unicode, and names that differ in case are distinct."""
+
 pipelines = Table(
     "pipelines",
     metadata,
@@ -111,6 +118,7 @@ pipelines = Table(
     Column("docstring", LongText),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("name"),
+    **MYSQL_TABLE_OPTIONS,
 )
 
 pipeline_runs = Table(
@@ -132,11 +140,13 @@ pipeline_runs = Table(
     Column("git_dirty", Boolean),
     Column("code_hash", String(64)),
     Column("error", LongText),
+    Column("tags", JSONColumn),
     UniqueConstraint("name"),
     UniqueConstraint("pipeline_id", "number"),
     Index(None, "pipeline_id", "start_time"),
     Index(None, "start_time"),
     Index(None, "status", "start_time"),
+    **MYSQL_TABLE_OPTIONS,
 )
 
 step_runs = Table(
@@ -159,6 +169,7 @@ step_runs = Table(
     Column("logs_uri", LongText),
     UniqueConstraint("run_id", "name"),
     Index(None, "cache_key", "status"),
+    **MYSQL_TABLE_OPTIONS,
 )
 
 artifacts = Table(
@@ -178,6 +189,7 @@ artifacts = Table(
     Index(None, "uri", mysql_length=255),
     Index(None, "producer_step_run_id"),
     Index(None, "content_hash"),
+    **MYSQL_TABLE_OPTIONS,
 )
 
 step_io = Table(
@@ -189,6 +201,7 @@ step_io = Table(
     _id("artifact_id", ForeignKey("artifacts.id"), nullable=False),
     PrimaryKeyConstraint("step_run_id", "direction", "name"),
     Index(None, "artifact_id", "direction"),
+    **MYSQL_TABLE_OPTIONS,
 )
 
 entity_metadata = Table(
@@ -199,4 +212,5 @@ entity_metadata = Table(
     Column("key", String(NAME_LENGTH), nullable=False),
     Column("value", JSONColumn),
     PrimaryKeyConstraint("entity_kind", "entity_id", "key"),
+    **MYSQL_TABLE_OPTIONS,
 )

@@ -141,6 +141,7 @@ class SqlMetadataStore(MetadataStore):
             "git_sha": run.git_sha,
             "git_dirty": run.git_dirty,
             "code_hash": run.code_hash,
+            "tags": run.tags,
         }
         conn.execute(insert(pipeline_runs), values)
         return RunRecord(
@@ -159,6 +160,7 @@ class SqlMetadataStore(MetadataStore):
             git_sha=run.git_sha,
             git_dirty=run.git_dirty,
             code_hash=run.code_hash,
+            tags=run.tags,
         )
 
     def _pipeline_id(self, conn: Connection, name: str, docstring: str | None) -> str:

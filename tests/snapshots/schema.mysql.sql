@@ -1,0 +1,106 @@
+-- schema revision 0002
+
+CREATE TABLE metadata (
+	entity_kind VARCHAR(16) NOT NULL, 
+	entity_id VARCHAR(32) NOT NULL, 
+	`key` VARCHAR(255) NOT NULL, 
+	value JSON, 
+	CONSTRAINT pk_metadata PRIMARY KEY (entity_kind, entity_id, `key`)
+)ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+CREATE TABLE pipelines (
+	id VARCHAR(32) NOT NULL, 
+	name VARCHAR(255) NOT NULL, 
+	docstring MEDIUMTEXT, 
+	created_at DATETIME(6) NOT NULL, 
+	CONSTRAINT pk_pipelines PRIMARY KEY (id), 
+	CONSTRAINT uq_pipelines_name UNIQUE (name)
+)ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+CREATE TABLE pipeline_runs (
+	id VARCHAR(32) NOT NULL, 
+	pipeline_id VARCHAR(32) NOT NULL, 
+	name VARCHAR(255) NOT NULL, 
+	number INTEGER NOT NULL, 
+	status VARCHAR(16) NOT NULL, 
+	start_time DATETIME(6) NOT NULL, 
+	end_time DATETIME(6), 
+	heartbeat_at DATETIME(6), 
+	parameters JSON NOT NULL, 
+	config JSON NOT NULL, 
+	environment JSON NOT NULL, 
+	stack JSON NOT NULL, 
+	git_sha VARCHAR(64), 
+	git_dirty BOOL, 
+	code_hash VARCHAR(64), 
+	error MEDIUMTEXT, 
+	tags JSON, 
+	CONSTRAINT pk_pipeline_runs PRIMARY KEY (id), 
+	CONSTRAINT uq_pipeline_runs_name UNIQUE (name), 
+	CONSTRAINT uq_pipeline_runs_pipeline_id_number UNIQUE (pipeline_id, number), 
+	CONSTRAINT fk_pipeline_runs_pipeline_id_pipelines FOREIGN KEY(pipeline_id) REFERENCES pipelines (id)
+)ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+CREATE INDEX ix_pipeline_runs_pipeline_id_start_time ON pipeline_runs (pipeline_id, start_time);
+
+CREATE INDEX ix_pipeline_runs_start_time ON pipeline_runs (start_time);
+
+CREATE INDEX ix_pipeline_runs_status_start_time ON pipeline_runs (status, start_time);
+
+CREATE TABLE step_runs (
+	id VARCHAR(32) NOT NULL, 
+	run_id VARCHAR(32) NOT NULL, 
+	name VARCHAR(255) NOT NULL, 
+	status VARCHAR(16) NOT NULL, 
+	entrypoint MEDIUMTEXT, 
+	docstring MEDIUMTEXT, 
+	parameters JSON NOT NULL, 
+	config JSON NOT NULL, 
+	source_hash VARCHAR(64), 
+	cache_key VARCHAR(64), 
+	cached_from_id VARCHAR(32), 
+	start_time DATETIME(6) NOT NULL, 
+	end_time DATETIME(6), 
+	error MEDIUMTEXT, 
+	logs_uri MEDIUMTEXT, 
+	CONSTRAINT pk_step_runs PRIMARY KEY (id), 
+	CONSTRAINT uq_step_runs_run_id_name UNIQUE (run_id, name), 
+	CONSTRAINT fk_step_runs_run_id_pipeline_runs FOREIGN KEY(run_id) REFERENCES pipeline_runs (id), 
+	CONSTRAINT fk_step_runs_cached_from_id_step_runs FOREIGN KEY(cached_from_id) REFERENCES step_runs (id)
+)ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+CREATE INDEX ix_step_runs_cache_key_status ON step_runs (cache_key, status);
+
+CREATE TABLE artifacts (
+	id VARCHAR(32) NOT NULL, 
+	uri VARCHAR(2048) NOT NULL, 
+	artifact_store VARCHAR(255), 
+	type VARCHAR(255) NOT NULL, 
+	data_type VARCHAR(1024) NOT NULL, 
+	materializer VARCHAR(1024) NOT NULL, 
+	materializer_version VARCHAR(64) NOT NULL, 
+	content_hash VARCHAR(64) NOT NULL, 
+	size BIGINT NOT NULL, 
+	producer_step_run_id VARCHAR(32), 
+	created_at DATETIME(6) NOT NULL, 
+	CONSTRAINT pk_artifacts PRIMARY KEY (id), 
+	CONSTRAINT fk_artifacts_producer_step_run_id_step_runs FOREIGN KEY(producer_step_run_id) REFERENCES step_runs (id)
+)ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+CREATE INDEX ix_artifacts_content_hash ON artifacts (content_hash);
+
+CREATE INDEX ix_artifacts_producer_step_run_id ON artifacts (producer_step_run_id);
+
+CREATE INDEX ix_artifacts_uri ON artifacts (uri(255));
+
+CREATE TABLE step_io (
+	step_run_id VARCHAR(32) NOT NULL, 
+	direction VARCHAR(8) NOT NULL, 
+	name VARCHAR(255) NOT NULL, 
+	artifact_id VARCHAR(32) NOT NULL, 
+	CONSTRAINT pk_step_io PRIMARY KEY (step_run_id, direction, name), 
+	CONSTRAINT fk_step_io_step_run_id_step_runs FOREIGN KEY(step_run_id) REFERENCES step_runs (id), 
+	CONSTRAINT fk_step_io_artifact_id_artifacts FOREIGN KEY(artifact_id) REFERENCES artifacts (id)
+)ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+CREATE INDEX ix_step_io_artifact_id_direction ON step_io (artifact_id, direction);
