@@ -104,7 +104,12 @@ def show_run(run: str | None) -> None:
     git = view.git_sha[:12] + (" (dirty)" if view.git_dirty else "") if view.git_sha else "-"
     summary.add_row("git", git)
     summary.add_row("python", str(view.environment.get("python", "")))
-    summary.add_row("stack", str(view.stack.get("name", "")))
+    store = view.stack.get("metadata_store", {})
+    summary.add_row(
+        "stack",
+        f"{view.stack.get('name', '')} (metadata store {store.get('name', '?')}, "
+        f"flavor {store.get('flavor', '?')})",
+    )
     out.print(summary)
     steps = Table(
         "step", "status", "duration", "parameters", "outputs", "metadata", title="steps", title_justify="left"

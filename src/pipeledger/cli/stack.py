@@ -80,7 +80,7 @@ def describe(name: str | None) -> None:
     table = Table("component", "name", "flavor", "configuration")
     for type_ in ComponentType:
         part = info[type_.value]
-        table.add_row(type_.human, part["name"], part["flavor"], compact_json(part["config"], 90))
+        table.add_row(type_.human, part["name"], part["flavor"], compact_json(part["config"], 400))
     suffix = " (active)" if info["active"] else ""
     console().print(f"[bold]stack {info['name']}[/bold]{suffix}")
     console().print(table)

@@ -90,6 +90,7 @@ class FlavorRegistry:
     def __init__(self, registered: list[str] | None = None) -> None:
         self._registered = list(registered or [])
         self._infos: dict[tuple[ComponentType, str], FlavorInfo] | None = None
+        self.broken: dict[str, str] = {}  # source -> why it could not be loaded
 
     def _discover(self) -> dict[tuple[ComponentType, str], FlavorInfo]:
         if self._infos is not None:
@@ -105,8 +106,9 @@ class FlavorRegistry:
         for source, origin in extra:
             try:
                 cls = load_flavor_class(source)
-            except ConfigError:
-                continue  # a broken plug-in must not break the CLI; `flavor list` omits it
+            except ConfigError as exc:
+                self.broken[source] = str(exc)  # a broken plug-in must not break the CLI
+                continue
             key = (ComponentType(cls.type), cls.name)
             infos.setdefault(key, FlavorInfo(key[0], cls.name, source, origin))
         self._infos = infos
@@ -129,5 +131,6 @@ class FlavorRegistry:
             raise FlavorNotFoundError(
                 f"unknown {type_.human} flavor {name!r}; known flavors: {known} "
                 f"(see `pipeledger {type_.label} flavor list`)"
+                + "".join(f"; could not load {why}" for why in self.broken.values())
             )
         return load_flavor_class(info.source)()

@@ -85,6 +85,13 @@ def resolve_config(flavor: Flavor, component: str, values: dict[str, Any], home:
     return config
 
 
+def _stored_values(validated: FlavorConfig, given: dict[str, Any]) -> dict[str, Any]:
+    """The given fields as their validated (typed) values; secret fields keep their reference."""
+    dumped = validated.model_dump(mode="json")
+    secret = set(validated.secret_fields())
+    return {k: given[k] if k in secret else dumped[k] for k in given}
+
+
 class StackManager:
     """Components and stacks of one pipeledger home.
 
@@ -170,10 +177,10 @@ class StackManager:
                     f"{type_.label} update {name}` or pick another name"
                 )
             flavor_obj = self.flavors(config).get(type_, flavor)
-            validate_config(flavor_obj, name, values, self.home)
+            validated = validate_config(flavor_obj, name, values, self.home)
             # Defaults that depend on the home (paths) are fixed now, so that the component keeps
             # pointing at the same data if $PIPELEDGER_HOME changes later.
-            stored = {**flavor_obj.default_config(name, self.home), **values}
+            stored = _stored_values(validated, {**flavor_obj.default_config(name, self.home), **values})
             config.components.setdefault(type_, {})[name] = ComponentEntry(flavor=flavor, config=stored)
 
     def update_component(self, type_: ComponentType, name: str, values: dict[str, Any]) -> None:
@@ -187,8 +194,12 @@ class StackManager:
         with self.store.edit() as config:
             entry = self.get_component(type_, name, config)
             merged = {**entry.config, **values}
-            validate_config(self.flavors(config).get(type_, entry.flavor), name, merged, self.home)
-            config.components[type_][name] = ComponentEntry(flavor=entry.flavor, config=merged)
+            validated = validate_config(
+                self.flavors(config).get(type_, entry.flavor), name, merged, self.home
+            )
+            config.components[type_][name] = ComponentEntry(
+                flavor=entry.flavor, config=_stored_values(validated, merged)
+            )
 
     def delete_component(self, type_: ComponentType, name: str) -> None:
         """Remove a component's registration (its data is left alone).
@@ -298,7 +309,8 @@ class StackManager:
     def list_stacks(self) -> tuple[list[tuple[str, StackEntry]], str]:
         """Every stack and the name of the active one."""
         config = self.store.load()
-        return [(n, config.stack(n)) for n in config.stack_names()], config.active_stack  # type: ignore[misc]
+        active = config.active_stack if config.stack(config.active_stack) else DEFAULT
+        return [(n, config.stack(n)) for n in config.stack_names()], active  # type: ignore[misc]
 
     def register_stack(self, name: str, orchestrator: str, artifact_store: str, metadata_store: str) -> None:
         """Register a stack of existing components.
