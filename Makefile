@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 .PHONY: demo test lint typecheck unit clean help
 
 help:
-	@echo "make demo   - install pipeledger in $(VENV), run examples/quickstart.py, show the run"
+	@echo "make demo   - install pipeledger in $(VENV), run examples/quickstart.py twice, show the cached run"
 	@echo "make test   - install dev extras, run ruff, mypy and the test suite"
 
 $(BIN)/python:
@@ -23,8 +23,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed-demo
 
 demo: $(VENV)/.installed-demo
+	@echo "== first run: every step computes"
 	$(BIN)/python examples/quickstart.py
-	$(BIN)/pipeledger run show
+	@echo "== second run: same code, parameters and data, so every step is cached"
+	$(BIN)/python examples/quickstart.py
+	$(BIN)/pipeledger run show --cache
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests examples

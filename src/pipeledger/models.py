@@ -143,6 +143,8 @@ class StepRunRecord:
     cached_from_id: str | None = None
     error: str | None = None
     logs_uri: str | None = None
+    cache_components: dict[str, JSON] | None = None
+    cache_invalidated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,7 @@ class StepRunCreate:
     config: dict[str, JSON] = field(default_factory=dict)
     source_hash: str | None = None
     cache_key: str | None = None
+    cache_components: dict[str, JSON] | None = None
     inputs: dict[str, str] = field(default_factory=dict)
     id: str = field(default_factory=new_id)
     start_time: datetime = field(default_factory=utcnow)
@@ -214,6 +217,14 @@ class StepIO:
     artifact: ArtifactRecord
 
 
+@dataclass(frozen=True)
+class CacheHit:
+    """A completed step run found by its cache key, with its output artifacts by name."""
+
+    step_run: StepRunRecord
+    outputs: dict[str, ArtifactRecord]
+
+
 class EntityKind(str, enum.Enum):
     """What a piece of key/value metadata is attached to."""
 
@@ -223,11 +234,3 @@ class EntityKind(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
-
-
-@dataclass(frozen=True)
-class Page:
-    """A page of results and the offset of the next page (None at the end)."""
-
-    items: list[Any]
-    next_offset: int | None

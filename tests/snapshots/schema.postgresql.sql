@@ -1,4 +1,4 @@
--- schema revision 0002
+-- schema revision 0003
 
 CREATE TABLE metadata (
 	entity_kind VARCHAR(16) NOT NULL, 
@@ -58,6 +58,8 @@ CREATE TABLE step_runs (
 	config JSONB NOT NULL, 
 	source_hash VARCHAR(64), 
 	cache_key VARCHAR(64), 
+	cache_components JSONB, 
+	cache_invalidated_at TIMESTAMP WITHOUT TIME ZONE, 
 	cached_from_id VARCHAR(32), 
 	start_time TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
 	end_time TIMESTAMP WITHOUT TIME ZONE, 
@@ -69,7 +71,9 @@ CREATE TABLE step_runs (
 	CONSTRAINT fk_step_runs_cached_from_id_step_runs FOREIGN KEY(cached_from_id) REFERENCES step_runs (id)
 );
 
-CREATE INDEX ix_step_runs_cache_key_status ON step_runs (cache_key, status);
+CREATE INDEX ix_step_runs_cache_key_status_end_time ON step_runs (cache_key, status, end_time);
+
+CREATE INDEX ix_step_runs_name_start_time ON step_runs (name, start_time);
 
 CREATE TABLE artifacts (
 	id VARCHAR(32) NOT NULL, 

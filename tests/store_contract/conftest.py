@@ -31,6 +31,7 @@ def _open_store(backend: str, tmp_path: Path, urls: dict[str, URL]) -> MetadataS
 def _empty_tables(store: MetadataStore) -> None:
     assert isinstance(store, SqlMetadataStore)
     with store.db.transaction() as conn:
+        conn.execute(text("UPDATE step_runs SET cached_from_id = NULL"))  # self-reference first
         for table in reversed(metadata.sorted_tables):
             conn.execute(text(f"DELETE FROM {table.name}"))
 

@@ -6,6 +6,7 @@ import click
 
 from pipeledger import __version__
 from pipeledger.cli.artifact_store import artifact_store_group
+from pipeledger.cli.cache import cache_group
 from pipeledger.cli.metadata_store import metadata_store_group
 from pipeledger.cli.orchestrator import orchestrator_group
 from pipeledger.cli.pipeline import pipeline_group
@@ -32,6 +33,7 @@ for group in (
     orchestrator_group,
     pipeline_group,
     run_group,
+    cache_group,
 ):
     cli.add_command(group)
 

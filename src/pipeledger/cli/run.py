@@ -79,15 +79,16 @@ def list_runs(pipeline: str | None, status: str | None, limit: int) -> None:
 
 @run_group.command("show")
 @click.argument("run", required=False)
+@click.option("--cache", "show_cache", is_flag=True, help="Explain why each step hit or missed the cache.")
 @handle_errors
-def show_run(run: str | None) -> None:
+def show_run(run: str | None, show_cache: bool) -> None:
     """Show a run: its steps, statuses, durations, parameters, outputs and metadata.
 
     RUN is a run name or id; without it, the latest run is shown.
 
     \b
     Example:
-      pipeledger run show training-3
+      pipeledger run show training-3 --cache
     """
     client = Client()
     view = _resolve(client, run)
@@ -128,6 +129,10 @@ def show_run(run: str | None) -> None:
         if name not in recorded:
             steps.add_row(name, "[dim]not run[/dim]", "", "", "", "")
     out.print(steps)
+    if show_cache:
+        out.print("[bold]cache[/bold]")
+        for step in view.steps.values():
+            out.print(f"  [bold]{step.name}[/bold]: {step.cache_explanation}", highlight=False, soft_wrap=True)
     artifacts = [(s.name, n, a) for s in view.steps.values() for n, a in s.outputs.items()]
     if artifacts:
         out.print("[bold]artifacts[/bold]")
@@ -160,4 +165,9 @@ def run_logs(run: str, step: str | None) -> None:
     for s in steps:
         if not step:
             click.secho(f"=== {s.name} ({s.status.value}) ===", bold=True)
+        if s.is_cached:
+            origin = s.cached_from
+            where = f" of run {origin.run.name}" if origin else ""
+            click.echo(f"(cached: the step did not run; its outputs come from step {s.name}{where})")
+            continue
         click.echo(s.logs, nl=False)

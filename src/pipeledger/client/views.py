@@ -334,6 +334,26 @@ class StepView:
         return self._record.status is Status.CACHED
 
     @property
+    def cache_explanation(self) -> str:
+        """Why the step hit or missed the cache, e.g. ``"cache miss: parameter `lr` 0.1 → 0.2"``
+        or ``"cache hit: reused the outputs of step `train` of run `training-3`"``."""
+        info = self.config.get("cache") or {}
+        return str(info.get("explanation") or "no cache information recorded")
+
+    @property
+    def cache_components(self) -> dict[str, JSON]:
+        """What the step's cache key hashed: code, parameters, input contents, output materializers,
+        cache_version (see :mod:`pipeledger.caching.key`)."""
+        return dict(self._record.cache_components or {})
+
+    @property
+    def cached_from(self) -> StepView | None:
+        """For a cached step, the step run that computed its outputs."""
+        if self._record.cached_from_id is None:
+            return None
+        return StepView(self._store.get_step_run(self._record.cached_from_id), self._store)
+
+    @property
     def is_completed(self) -> bool:
         """Whether the step finished successfully (computed or cached)."""
         return self._record.status in (Status.COMPLETED, Status.CACHED)

@@ -29,6 +29,7 @@ from pipeledger.models import (
     JSON,
     ArtifactCreate,
     ArtifactRecord,
+    CacheHit,
     EntityKind,
     PipelineRecord,
     RunCreate,
@@ -106,6 +107,25 @@ class MetadataStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def record_cached_step(
+        self, step: StepRunCreate, *, cached_from_id: str, outputs: Mapping[str, str]
+    ) -> StepRunRecord:
+        """Record a cache hit in one transaction: a step run with status ``cached`` pointing
+        to ``cached_from_id``, its input edges, output edges to the original artifacts
+        (``outputs`` maps output names to their artifact ids; no artifact is copied), and a
+        copy of the original step run's key/value metadata (its logged metrics).
+
+        Raises:
+            NotFoundError: the run, the original step run or an artifact does not exist.
+        """
+
+    @abc.abstractmethod
+    def invalidate_cache(self, *, at: datetime, pipeline: str | None = None, step: str | None = None) -> int:
+        """Mark cache entries (completed step runs with a cache key) as no longer reusable,
+        optionally only those of a pipeline and/or a step name. Artifacts are untouched.
+        Returns how many entries were invalidated. Atomic."""
+
+    @abc.abstractmethod
     def put_metadata(self, kind: EntityKind, entity_id: str, values: Mapping[str, JSON]) -> None:
         """Insert or replace key/value metadata of a run, step run or artifact. Atomic."""
 
@@ -170,6 +190,18 @@ class MetadataStore(abc.ABC):
 
         One call serves a whole run: the client never queries per step.
         """
+
+    @abc.abstractmethod
+    def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
+        """The latest ``completed``, not invalidated step run with this cache key (finished at or
+        after ``not_before`` if given) and its outputs; None if there is none.
+
+        One indexed query.
+        """
+
+    @abc.abstractmethod
+    def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
+        """The latest run of step ``step`` in pipeline ``pipeline`` that started before ``before``."""
 
     @abc.abstractmethod
     def get_artifact(self, artifact_id: str) -> ArtifactRecord:

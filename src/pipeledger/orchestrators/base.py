@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeledger.artifacts.materializers import MaterializerRegistry
 from pipeledger.artifacts.store import ArtifactStore
+from pipeledger.caching.policy import CachePolicy
 from pipeledger.exceptions import RunFailedError
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import RunCreate, RunRecord, Status, utcnow
@@ -34,6 +35,7 @@ class RunPlan:
     materializers: MaterializerRegistry
     reporter: ProgressReporter = field(default_factory=ProgressReporter)
     echo_output: bool = True
+    cache: CachePolicy = field(default_factory=CachePolicy)
 
 
 @dataclass
@@ -65,7 +67,7 @@ class Orchestrator(abc.ABC):
         reporter = plan.reporter
         reporter.run_started(run.pipeline_name, run.name, [i.name for i in plan.invocations])
         runner = StepRunner(
-            run, plan.metadata_store, plan.artifact_store, plan.materializers, plan.echo_output
+            run, plan.metadata_store, plan.artifact_store, plan.materializers, plan.echo_output, plan.cache
         )
         outcomes: dict[str, StepOutcome] = {}
         try:

@@ -15,15 +15,19 @@ be materialized is recorded ``failed`` with the traceback text as its error.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pipeledger.artifacts.materializers import MaterializerRegistry
-from pipeledger.artifacts.store import ArtifactStore, read_artifact
+from pipeledger.artifacts.store import ArtifactStore, read_artifact, uri_exists
+from pipeledger.caching import explain
+from pipeledger.caching.key import compute_cache_key
+from pipeledger.caching.policy import CachePolicy
 from pipeledger.context import StepContext, reset_step_context, step_context
-from pipeledger.exceptions import DefinitionError
+from pipeledger.exceptions import DefinitionError, MaterializerError
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import (
     ArtifactCreate,
@@ -58,30 +62,114 @@ class StepRunner:
     artifact_store: ArtifactStore
     materializers: MaterializerRegistry
     echo_output: bool = True
+    cache: CachePolicy = field(default_factory=CachePolicy)
 
     def run_step(
         self, invocation: StepInvocation, upstream: Mapping[str, Mapping[str, ArtifactRecord]]
     ) -> StepOutcome:
-        """Execute ``invocation``; ``upstream[step][output]`` holds finished steps' artifacts."""
+        """Execute ``invocation`` (or reuse a cached result); ``upstream[step][output]`` holds
+        the artifacts of finished steps."""
         started = time.perf_counter()
         step = invocation.step
         input_records = {name: upstream[ref.step][ref.output] for name, ref in invocation.inputs.items()}
-        record = self.metadata_store.start_step(
-            StepRunCreate(
-                run_id=self.run.id,
-                name=invocation.name,
-                entrypoint=step.entrypoint,
-                docstring=step.docstring,
-                parameters=invocation.parameters,
-                config={
-                    "inputs": {k: f"{v.step}.{v.output}" for k, v in invocation.inputs.items()},
-                    "outputs": list(step.signature.output_names),
-                    **step.options(),
-                },
-                source_hash=step.source_hash,
-                inputs={name: art.id for name, art in input_records.items()},
-            )
+        cache_key = compute_cache_key(step, invocation.parameters, input_records, self.materializers)
+        enabled, disabled_by = self.cache.decide(invocation.name, step.enable_cache)
+        create = StepRunCreate(
+            run_id=self.run.id,
+            name=invocation.name,
+            entrypoint=step.entrypoint,
+            docstring=step.docstring,
+            parameters=invocation.parameters,
+            config={
+                "inputs": {k: f"{v.step}.{v.output}" for k, v in invocation.inputs.items()},
+                "outputs": list(step.signature.output_names),
+                **step.options(),
+            },
+            source_hash=step.source_hash,
+            cache_key=cache_key.key,
+            cache_components=cache_key.components,
+            inputs={name: art.id for name, art in input_records.items()},
         )
+        if not enabled:
+            reasons = [explain.DISABLED[disabled_by or "run"]]
+        elif self.cache.refresh(invocation.name):
+            reasons = [explain.REFRESH]
+        else:
+            hit, reasons = self._look_up(invocation, create, cache_key.key)
+            if hit is not None:
+                return StepOutcome(Status.CACHED, hit[0], time.perf_counter() - started, hit[1])
+        create = _with_cache_info(create, enabled, reasons)
+        return self._execute(invocation, create, input_records, started)
+
+    def _look_up(
+        self, invocation: StepInvocation, create: StepRunCreate, key: str
+    ) -> tuple[tuple[str, dict[str, ArtifactRecord]] | None, list[str]]:
+        """Find a reusable result; record the cache hit, or return why there is none."""
+        expires = invocation.step.cache_expires_after
+        now = utcnow()
+        found = self.metadata_store.find_cached_step(key, not_before=now - expires if expires else None)
+        if found is None:
+            if expires and self.metadata_store.find_cached_step(key) is not None:
+                return None, [explain.EXPIRED]
+            return None, self._explain_miss(invocation, create)
+        problem = self._unusable(found.outputs)
+        if problem:
+            return None, [problem]
+        original_run = self.metadata_store.get_run(found.step_run.run_id)
+        message = (
+            f"{explain.HIT}: reused the outputs of step `{found.step_run.name}` "
+            f"of run `{original_run.name}`"
+        )
+        cached = _with_cache_info(create, True, [message])
+        origin = found.step_run.cached_from_id or found.step_run.id
+        record = self.metadata_store.record_cached_step(
+            cached, cached_from_id=origin, outputs={n: a.id for n, a in found.outputs.items()}
+        )
+        return (record.id, dict(found.outputs)), []
+
+    def _unusable(self, outputs: Mapping[str, ArtifactRecord]) -> str | None:
+        """Why cached outputs cannot be reused: files gone, or written by an older materializer."""
+        for name, artifact in outputs.items():
+            if not uri_exists(artifact.uri):
+                return explain.ARTIFACT_MISSING
+            try:
+                current = self.materializers.by_path(artifact.materializer).version
+            except MaterializerError:
+                return f"materializer of output `{name}` is not available"
+            if current != artifact.materializer_version:
+                return (
+                    f"materializer version of output `{name}` changed "
+                    f"{artifact.materializer_version} → {current}"
+                )
+        return None
+
+    def _explain_miss(self, invocation: StepInvocation, create: StepRunCreate) -> list[str]:
+        previous = self.metadata_store.latest_step_run(
+            self.run.pipeline_name, invocation.name, before=create.start_time
+        )
+        reasons = explain.explain_difference(
+            create.cache_components or {},
+            previous.cache_components if previous else None,
+            invocation.step.entrypoint,
+        )
+        if reasons:
+            return reasons
+        assert previous is not None
+        if previous.cache_invalidated_at is not None:
+            return ["cache entry cleared with `pipeledger cache clear`"]
+        if previous.status is not Status.COMPLETED and previous.status is not Status.CACHED:
+            return [f"the earlier run with the same inputs and code ended {previous.status}"]
+        return [explain.NO_MATCH]
+
+    def _execute(
+        self,
+        invocation: StepInvocation,
+        create: StepRunCreate,
+        input_records: Mapping[str, ArtifactRecord],
+        started: float,
+    ) -> StepOutcome:
+        record = self.metadata_store.start_step(create)
+        step = invocation.step
         context = StepContext(self.run.pipeline_name, self.run.name, invocation.name, record.id)
         outputs: list[ArtifactCreate] = []
         error: BaseException | None = None
@@ -155,6 +243,14 @@ class StepRunner:
                 )
             )
         return created
+
+
+def _with_cache_info(create: StepRunCreate, enabled: bool, reasons: list[str]) -> StepRunCreate:
+    """``create`` with the cache decision and its explanation in the step's configuration."""
+    hit = bool(reasons) and reasons[0].startswith(explain.HIT)
+    explanation = reasons[0] if hit else "cache miss: " + "; ".join(reasons)
+    cache_info = {"enabled": enabled, "hit": hit, "reasons": reasons, "explanation": explanation}
+    return dataclasses.replace(create, config={**create.config, "cache": cache_info})
 
 
 def _format_error(error: BaseException) -> str:

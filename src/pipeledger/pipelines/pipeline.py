@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
+from pipeledger.caching.policy import CachePolicy
 from pipeledger.exceptions import DefinitionError
 from pipeledger.models import JSON, RunCreate, new_id, utcnow
 from pipeledger.pipelines.tracing import StepInvocation, tracing
@@ -34,6 +35,7 @@ class RunOptions:
     stack: str | None = None
     quiet: bool | None = None
     tags: tuple[str, ...] | None = None
+    refresh_cache: bool | tuple[str, ...] | None = None
 
 
 class Pipeline:
@@ -48,12 +50,14 @@ class Pipeline:
         func: Callable[..., Any],
         *,
         name: str | None = None,
+        enable_cache: bool | None = None,
         options: RunOptions | None = None,
     ) -> None:
         if not inspect.isfunction(func):
             raise DefinitionError(f"@pipeline must decorate a function, got {func!r}")
         self.func = func
         self.name = name or func.__name__
+        self.enable_cache = enable_cache
         self.options = options or RunOptions()
         self._signature = inspect.signature(func)
         for pname, param in self._signature.parameters.items():
@@ -80,16 +84,20 @@ class Pipeline:
         stack: str | None = None,
         quiet: bool | None = None,
         tags: list[str] | tuple[str, ...] | None = None,
+        refresh_cache: bool | list[str] | tuple[str, ...] | None = None,
     ) -> Pipeline:
         """A copy of this pipeline with some run options changed.
 
         Args:
             run_name: name of the run; may use ``{pipeline}``, ``{n}`` (the run's
                 number within the pipeline), ``{date}`` and ``{time}`` (UTC).
-            enable_cache: reuse cached step results (overrides steps' settings).
+            enable_cache: reuse cached step results; decides for every step of the run,
+                overriding the pipeline's and the steps' settings.
             stack: run on this stack instead of the active one.
             quiet: show no progress (default: ``$PIPELEDGER_QUIET``).
             tags: labels recorded with the run (``run.tags``).
+            refresh_cache: recompute every step (``True``) or the named steps, even if a
+                cached result exists; the fresh results become the new cache entries.
         """
         if tags is not None and not all(isinstance(t, str) and t for t in tags):
             raise DefinitionError(f"pipeline {self.name!r}: tags must be non-empty strings, got {tags!r}")
@@ -101,10 +109,19 @@ class Pipeline:
                 "stack": stack,
                 "quiet": quiet,
                 "tags": tuple(tags) if tags is not None else None,
+                "refresh_cache": (
+                    refresh_cache if isinstance(refresh_cache, bool) or refresh_cache is None
+                    else tuple(refresh_cache)
+                ),
             }.items()
             if v is not None
         }
-        return Pipeline(self.func, name=self.name, options=dataclasses.replace(self.options, **changes))
+        return Pipeline(
+            self.func,
+            name=self.name,
+            enable_cache=self.enable_cache,
+            options=dataclasses.replace(self.options, **changes),
+        )
 
     def bind_parameters(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, JSON]:
         """The pipeline's parameters for a call: defaults overridden by ``args``/``kwargs``.
@@ -121,6 +138,16 @@ class Pipeline:
         for pname, value in bound.arguments.items():
             check_json(value, f"pipeline {self.name!r}: parameter {pname!r}")
         return dict(bound.arguments)
+
+    def cache_policy(self) -> CachePolicy:
+        """The caching settings of a run of this pipeline with its current options."""
+        refresh = self.options.refresh_cache
+        return CachePolicy(
+            run_level=self.options.enable_cache,
+            pipeline_level=self.enable_cache,
+            refresh_all=refresh is True,
+            refresh_steps=frozenset(refresh) if isinstance(refresh, tuple) else frozenset(),
+        )
 
     def trace(self, parameters: dict[str, JSON]) -> list[StepInvocation]:
         """Run the body under a tracer and return the step invocations in execution order."""
@@ -218,7 +245,7 @@ def pipeline(
     """
 
     def wrap(f: Callable[..., Any]) -> Pipeline:
-        return Pipeline(f, name=name, options=RunOptions(run_name=run_name, enable_cache=enable_cache))
+        return Pipeline(f, name=name, enable_cache=enable_cache, options=RunOptions(run_name=run_name))
 
     return wrap(func) if func is not None else wrap
 
@@ -240,7 +267,12 @@ def new_run_create(
         "options": {
             "run_name": options.run_name or DEFAULT_RUN_NAME,
             "enable_cache": options.enable_cache,
+            "pipeline_enable_cache": p.enable_cache,
+            "refresh_cache": list(options.refresh_cache)
+            if isinstance(options.refresh_cache, tuple)
+            else options.refresh_cache,
             "stack": options.stack,
+            "tags": list(options.tags or ()),
         },
         "steps": {inv.name: inv.describe() for inv in invocations},
     }

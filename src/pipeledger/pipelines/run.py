@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from pipeledger.artifacts.materializers import default_registry
 from pipeledger.environment import environment, git_info, modules_used_by
+from pipeledger.exceptions import DefinitionError
 from pipeledger.models import JSON
 from pipeledger.orchestrators.base import RunPlan
 from pipeledger.orchestrators.progress import choose_reporter, is_quiet
@@ -27,6 +28,14 @@ def run_pipeline(p: Pipeline, parameters: dict[str, JSON]) -> RunView:
     from pipeledger.client.client import Client
 
     invocations = p.trace(parameters)
+    refresh = p.options.refresh_cache
+    if isinstance(refresh, tuple):
+        unknown = sorted(set(refresh) - {i.name for i in invocations})
+        if unknown:
+            raise DefinitionError(
+                f"pipeline {p.name!r}: refresh_cache names unknown step {unknown[0]!r}; steps: "
+                + ", ".join(i.name for i in invocations)
+            )
     stack = get_stack(p.options.stack)
     modules: set[str] = set()
     for inv in invocations:
@@ -58,6 +67,7 @@ def run_pipeline(p: Pipeline, parameters: dict[str, JSON]) -> RunView:
         materializers=default_registry(),
         reporter=choose_reporter(quiet),
         echo_output=not quiet,
+        cache=p.cache_policy(),
     )
     result = stack.orchestrator.run(plan)
     if result.failure is not None:

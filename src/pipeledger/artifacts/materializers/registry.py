@@ -58,6 +58,17 @@ class MaterializerRegistry:
                     return materializer
         return self.fallback
 
+    def for_type(self, cls: type) -> Materializer:
+        """The materializer registered for the most specific class of ``cls``'s MRO (pickle if none).
+
+        Used before a value exists (e.g. for cache keys); :meth:`for_value` has the final word.
+        """
+        for base in cls.__mro__:
+            entries = self._by_type.get(base)
+            if entries:
+                return entries[0]
+        return self.fallback
+
     def by_path(self, import_path: str) -> Materializer:
         """The materializer recorded as ``import_path`` (importing it if not registered)."""
         found = self._by_path.get(import_path)

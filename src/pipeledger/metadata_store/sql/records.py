@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Row
@@ -32,7 +33,7 @@ def run(row: Row[Any]) -> RunRecord:
         number=m["number"],
         status=Status(m["status"]),
         start_time=m["start_time"],
-        end_time=m["end_time"],
+        end_time=m.get("end_time"),
         heartbeat_at=m["heartbeat_at"],
         parameters=m["parameters"],
         config=m["config"],
@@ -41,29 +42,35 @@ def run(row: Row[Any]) -> RunRecord:
         git_sha=m["git_sha"],
         git_dirty=m["git_dirty"],
         code_hash=m["code_hash"],
-        error=m["error"],
+        error=m.get("error"),
         tags=m["tags"] or [],
     )
 
 
 def step_run(row: Row[Any]) -> StepRunRecord:
-    m = row._mapping
+    return step_run_from_values(row._mapping)
+
+
+def step_run_from_values(m: Mapping[str, Any]) -> StepRunRecord:
+    """A step run record from column values (a row's mapping, or the values just inserted)."""
     return StepRunRecord(
         id=m["id"],
         run_id=m["run_id"],
         name=m["name"],
         status=Status(m["status"]),
         start_time=m["start_time"],
-        end_time=m["end_time"],
-        entrypoint=m["entrypoint"],
-        docstring=m["docstring"],
+        end_time=m.get("end_time"),
+        entrypoint=m.get("entrypoint"),
+        docstring=m.get("docstring"),
         parameters=m["parameters"],
         config=m["config"],
-        source_hash=m["source_hash"],
-        cache_key=m["cache_key"],
-        cached_from_id=m["cached_from_id"],
-        error=m["error"],
-        logs_uri=m["logs_uri"],
+        source_hash=m.get("source_hash"),
+        cache_key=m.get("cache_key"),
+        cached_from_id=m.get("cached_from_id"),
+        error=m.get("error"),
+        logs_uri=m.get("logs_uri"),
+        cache_components=m.get("cache_components"),
+        cache_invalidated_at=m.get("cache_invalidated_at"),
     )
 
 

@@ -39,7 +39,7 @@ from sqlalchemy.types import TypeDecorator
 
 from pipeledger.metadata_store.sql.engine import json_dumps
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -162,13 +162,16 @@ step_runs = Table(
     Column("config", JSONColumn, nullable=False),
     Column("source_hash", String(64)),
     Column("cache_key", String(64)),
+    Column("cache_components", JSONColumn),
+    Column("cache_invalidated_at", UTCDateTime),
     _id("cached_from_id", ForeignKey("step_runs.id")),
     Column("start_time", UTCDateTime, nullable=False),
     Column("end_time", UTCDateTime),
     Column("error", LongText),
     Column("logs_uri", LongText),
     UniqueConstraint("run_id", "name"),
-    Index(None, "cache_key", "status"),
+    Index(None, "cache_key", "status", "end_time"),
+    Index(None, "name", "start_time"),
     **MYSQL_TABLE_OPTIONS,
 )
 

@@ -1,0 +1,167 @@
+"""The code a step depends on: its own source and, transitively, the user code it uses.
+
+:func:`code_fingerprint` follows a step function's references (globals,
+attributes of user modules, closure cells, methods of user classes) into the
+**user's own modules** and hashes each function and class found. Modules of the
+standard library and of installed packages (and pipeledger itself) are not
+followed: a dependency's version is an environment fact, not the step's code.
+Module-level constants a function reads (numbers, strings, tuples of them) are
+part of its fingerprint too.
+
+Sources are hashed after parsing (``ast.dump``), so formatting and comments do
+not change a fingerprint; anything that changes the program does.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import sys
+import sysconfig
+import textwrap
+import types
+from pathlib import Path
+from typing import Any
+
+_NOT_USER_PREFIXES: tuple[str, ...] | None = None
+_SIMPLE = (int, float, str, bytes, bool, type(None))
+
+
+def _library_prefixes() -> tuple[str, ...]:
+    global _NOT_USER_PREFIXES
+    if _NOT_USER_PREFIXES is None:
+        paths = sysconfig.get_paths()
+        roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+        roots |= {p for p in sys.path if "site-packages" in p or "dist-packages" in p}
+        roots.add(str(Path(__file__).resolve().parent.parent))  # pipeledger itself
+        _NOT_USER_PREFIXES = tuple(str(Path(r).resolve()) for r in roots if r)
+    return _NOT_USER_PREFIXES
+
+
+def is_user_module(module: types.ModuleType | None) -> bool:
+    """Whether ``module`` is the user's own code (a file outside the stdlib and site-packages)."""
+    if module is None:
+        return False
+    file = getattr(module, "__file__", None)
+    if not file:
+        return module.__name__ == "__main__"
+    resolved = str(Path(file).resolve())
+    return not resolved.startswith(_library_prefixes())
+
+
+_FUNCTION_HASHES: dict[types.CodeType, str] = {}
+
+
+def normalized_source_hash(obj: Any) -> str:
+    """sha256 of the object's parsed source (formatting and comments ignored).
+
+    Falls back to the bytecode when the source is unavailable (e.g. in a REPL).
+    A function's hash is memoized on its code object: the code that runs cannot
+    change without a new code object, even if its file is edited meanwhile.
+    """
+    code = getattr(obj, "__code__", None)
+    if isinstance(code, types.CodeType):
+        found = _FUNCTION_HASHES.get(code)
+        if found is None:
+            found = _FUNCTION_HASHES[code] = _source_hash(obj)
+        return found
+    return _source_hash(obj)
+
+
+def _source_hash(obj: Any) -> str:
+    try:
+        source = textwrap.dedent(inspect.getsource(obj))
+        text = ast.dump(ast.parse(source), annotate_fields=False, include_attributes=False)
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        code = getattr(obj, "__code__", None)
+        text = repr(code.co_code) + repr(code.co_consts) if code is not None else repr(obj)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _code_objects(func: types.FunctionType) -> list[types.CodeType]:
+    found = []
+    stack = [func.__code__]
+    while stack:
+        code = stack.pop()
+        found.append(code)
+        stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    return found
+
+
+def _names_used(func: types.FunctionType) -> set[str]:
+    names: set[str] = set()
+    for code in _code_objects(func):
+        names.update(code.co_names)
+    return names
+
+
+def _qualified(obj: Any) -> str:
+    return f"{obj.__module__}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"
+
+
+def _simple_constant(value: Any) -> bool:
+    if isinstance(value, _SIMPLE):
+        return True
+    if isinstance(value, (tuple, frozenset)):
+        return all(_simple_constant(v) for v in value)
+    return False
+
+
+def code_fingerprint(func: types.FunctionType) -> dict[str, str]:
+    """``{qualified name: hash}`` of ``func`` and every user function, class and module constant
+    it reaches. The step itself is under its own qualified name."""
+    result: dict[str, str] = {}
+    seen: set[int] = set()
+    queue: list[Any] = [func]
+
+    def consider(value: Any, origin_module: str | None = None, name: str | None = None) -> None:
+        from pipeledger.steps.step import Step
+
+        if isinstance(value, Step):  # a step used as a plain function inside another step
+            value = value.func
+        if isinstance(value, (types.FunctionType, type)):
+            if id(value) not in seen and is_user_module(sys.modules.get(value.__module__)):
+                queue.append(value)
+        elif name is not None and origin_module is not None and _simple_constant(value):
+            key = f"{origin_module}.{name}"
+            result[key] = hashlib.sha256(repr(value).encode()).hexdigest()
+
+    while queue:
+        obj = queue.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        result[_qualified(obj)] = normalized_source_hash(obj)
+        functions: list[types.FunctionType] = []
+        if isinstance(obj, types.FunctionType):
+            functions.append(obj)
+        else:  # a class: its methods, and user base classes
+            for base in obj.__mro__[1:]:
+                consider(base)
+            for member in vars(obj).values():
+                target = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
+                if isinstance(target, property):
+                    functions.extend(f for f in (target.fget, target.fset) if isinstance(f, types.FunctionType))
+                elif isinstance(target, types.FunctionType):
+                    functions.append(target)
+        for function in functions:
+            names = _names_used(function)
+            module_name = function.__module__
+            for name in names:
+                if name not in function.__globals__:
+                    continue
+                value = function.__globals__[name]
+                if isinstance(value, types.ModuleType):
+                    if is_user_module(value):  # attribute access: helpers.normalize
+                        for attr in names:
+                            if attr in vars(value):
+                                consider(vars(value)[attr], value.__name__, attr)
+                    continue
+                consider(value, module_name, name)
+            for cell in function.__closure__ or ():
+                try:
+                    consider(cell.cell_contents)
+                except ValueError:  # empty cell
+                    continue
+    return dict(sorted(result.items()))
