@@ -10,9 +10,7 @@ from pipeledger.exceptions import PipeledgerError
 from pipeledger.models import JSON
 from pipeledger.steps.signature import check_json
 
-_context: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
-    "pipeledger_step_context", default=None
-)
+_context: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar("pipeledger_step_context", default=None)
 
 
 @dataclass
@@ -35,8 +33,7 @@ def get_step_context() -> StepContext:
     context = _context.get()
     if context is None:
         raise PipeledgerError(
-            "no step is running: get_step_context() and log_metadata() work only inside a "
-            "step while its pipeline runs"
+            "no step is running: get_step_context() and log_metadata() work only inside a step while its pipeline runs"
         )
     return context
 

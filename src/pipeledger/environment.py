@@ -23,6 +23,8 @@ class GitInfo:
     sha: str | None
     dirty: bool | None
     diff_hash: str | None
+    remote: str | None = None
+    root: str | None = None
 
 
 def git_info(path: Path) -> GitInfo:
@@ -46,13 +48,15 @@ def git_info(path: Path) -> GitInfo:
     sha = git("rev-parse", "HEAD")
     if sha is None:
         return GitInfo(None, None, None)
+    remote = (git("config", "--get", "remote.origin.url") or "").strip() or None
+    root = (git("rev-parse", "--show-toplevel") or "").strip() or None
     status = git("status", "--porcelain", "--untracked-files=no")
     dirty = bool(status and status.strip())
     diff_hash = None
     if dirty:
         diff = git("diff", "HEAD") or ""
         diff_hash = hashlib.sha256(diff.encode()).hexdigest()
-    return GitInfo(sha.strip(), dirty, diff_hash)
+    return GitInfo(sha.strip(), dirty, diff_hash, remote, root)
 
 
 def package_versions(modules: Iterable[ModuleType | str]) -> dict[str, str]:

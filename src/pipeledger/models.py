@@ -225,6 +225,52 @@ class CacheHit:
     outputs: dict[str, ArtifactRecord]
 
 
+@dataclass(frozen=True)
+class LineageStep:
+    """A step run in a lineage graph, with the names of its run and pipeline."""
+
+    id: str
+    name: str
+    status: Status
+    run_id: str
+    run_name: str
+    pipeline_name: str
+    start_time: datetime
+    end_time: datetime | None = None
+    cached_from_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LineageEdge:
+    """A step run consumed (``input``) or produced (``output``) an artifact under ``name``."""
+
+    step_run_id: str
+    artifact_id: str
+    direction: Direction
+    name: str
+
+
+@dataclass(frozen=True)
+class LineageRecord:
+    """The nodes and edges of a lineage query."""
+
+    artifacts: dict[str, ArtifactRecord]
+    steps: dict[str, LineageStep]
+    edges: list[LineageEdge]
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One value a step logged with ``log_metadata``, with the run it belongs to."""
+
+    run_id: str
+    run_name: str
+    run_start: datetime
+    step_name: str
+    key: str
+    value: JSON
+
+
 class EntityKind(str, enum.Enum):
     """What a piece of key/value metadata is attached to."""
 

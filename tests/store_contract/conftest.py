@@ -37,9 +37,7 @@ def _empty_tables(store: MetadataStore) -> None:
 
 
 @pytest.fixture(params=BACKENDS)
-def store(
-    request: pytest.FixtureRequest, tmp_path: Path, server_urls: dict[str, URL]
-) -> Iterator[MetadataStore]:
+def store(request: pytest.FixtureRequest, tmp_path: Path, server_urls: dict[str, URL]) -> Iterator[MetadataStore]:
     """An empty metadata store on each backend."""
     opened = _open_store(request.param, tmp_path, server_urls)
     if request.param != "sqlite":

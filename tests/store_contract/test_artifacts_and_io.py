@@ -13,10 +13,7 @@ from tests.store_contract.helpers import artifact, at, finish, make_run, make_st
 
 def _edges(store, step_run_ids):
     """``{(step_run_id, direction, name): artifact_id}`` of every edge."""
-    return {
-        (io.step_run_id, io.direction.value, io.name): io.artifact.id
-        for io in store.list_step_io(step_run_ids)
-    }
+    return {(io.step_run_id, io.direction.value, io.name): io.artifact.id for io in store.list_step_io(step_run_ids)}
 
 
 # ------------------------------------------------------------------ finish_step outputs
@@ -90,9 +87,7 @@ def test_finish_step_records_step_and_artifact_metadata(store):
     finish(store, step, outputs, metadata={"rows": 1000, "warnings": []})
 
     assert store.get_metadata(EntityKind.STEP_RUN, [step.id]) == {step.id: {"rows": 1000, "warnings": []}}
-    assert store.get_metadata(EntityKind.ARTIFACT, [o.id for o in outputs]) == {
-        outputs[0].id: {"accuracy": 0.93}
-    }
+    assert store.get_metadata(EntityKind.ARTIFACT, [o.id for o in outputs]) == {outputs[0].id: {"accuracy": 0.93}}
 
 
 def test_finish_step_metadata_replaces_existing_keys(store):
@@ -118,9 +113,7 @@ def test_finish_unknown_step_raises_not_found_and_inserts_nothing(store):
     output = artifact("out", metadata={"k": 1})
 
     with pytest.raises(NotFoundError, match="no-such-step"):
-        store.finish_step(
-            "no-such-step", Status.COMPLETED, end_time=at(1), outputs=[output], metadata={"k": 2}
-        )
+        store.finish_step("no-such-step", Status.COMPLETED, end_time=at(1), outputs=[output], metadata={"k": 2})
 
     with pytest.raises(NotFoundError):
         store.get_artifact(output.id)
@@ -155,12 +148,8 @@ def test_get_unknown_artifact_raises_not_found(store):
 def test_list_step_io_returns_both_directions_for_several_steps(store):
     run = make_run(store)
     load, (raw,) = produce(store, run, "load", outputs=["raw"])
-    clean, (features, labels) = produce(
-        store, run, "clean", outputs=["features", "labels"], inputs={"data": raw.id}
-    )
-    train, (model,) = produce(
-        store, run, "train", outputs=["model"], inputs={"x": features.id, "y": labels.id}
-    )
+    clean, (features, labels) = produce(store, run, "clean", outputs=["features", "labels"], inputs={"data": raw.id})
+    train, (model,) = produce(store, run, "train", outputs=["model"], inputs={"x": features.id, "y": labels.id})
 
     assert _edges(store, [load.id, clean.id, train.id]) == {
         (load.id, "output", "raw"): raw.id,
@@ -240,6 +229,4 @@ def test_list_step_io_with_more_than_500_real_step_runs(store):
     edges = store.list_step_io([c.id for c in consumers])
 
     assert len(edges) == 520
-    assert {(e.step_run_id, e.artifact.id) for e in edges} == {
-        (c.id, o.id) for c, o in zip(consumers, outputs)
-    }
+    assert {(e.step_run_id, e.artifact.id) for e in edges} == {(c.id, o.id) for c, o in zip(consumers, outputs)}

@@ -12,9 +12,7 @@ from tests.store_contract.helpers import artifact, at, finish, make_run, make_st
 KEY = "c" * 64
 
 
-def computed(
-    store: MetadataStore, run, name="train", key=KEY, end=60.0, status=Status.COMPLETED, outputs=("model",)
-):  # type: ignore[no-untyped-def]
+def computed(store: MetadataStore, run, name="train", key=KEY, end=60.0, status=Status.COMPLETED, outputs=("model",)):  # type: ignore[no-untyped-def]
     step = make_step(
         store, run, name, cache_key=key, cache_components={"parameters": {"lr": 0.1}}, start_time=at(end - 1)
     )
@@ -58,9 +56,7 @@ def test_record_cached_step_points_to_original_artifacts_and_copies_metadata(sto
     upstream = make_step(store, run2, "load")
     (data,) = finish(store, upstream, [artifact("output", uri="/a/data")])
     cached = store.record_cached_step(
-        StepRunCreate(
-            run_id=run2.id, name="train", cache_key=KEY, inputs={"data": data.id}, start_time=at(100)
-        ),
+        StepRunCreate(run_id=run2.id, name="train", cache_key=KEY, inputs={"data": data.id}, start_time=at(100)),
         cached_from_id=original.id,
         outputs={"model": arts[0].id},
     )

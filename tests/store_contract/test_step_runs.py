@@ -89,9 +89,7 @@ def test_start_step_of_unknown_run_raises_not_found(store):
 def test_missing_input_artifact_raises_not_found_and_records_nothing(store):
     run = make_run(store)
     _, (data,) = produce(store, run, "load", outputs=["data"])
-    request = StepRunCreate(
-        run_id=run.id, name="train", inputs={"dataset": data.id, "labels": "missing-artifact"}
-    )
+    request = StepRunCreate(run_id=run.id, name="train", inputs={"dataset": data.id, "labels": "missing-artifact"})
 
     with pytest.raises(NotFoundError, match="missing-artifact"):
         store.start_step(request)

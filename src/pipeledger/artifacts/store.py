@@ -74,9 +74,7 @@ class ArtifactStore:
         """Where a step's captured output goes."""
         return f"{self.run_dir(pipeline, run)}/{path_segment(step)}/logs.txt"
 
-    def write(
-        self, value: Any, uri: str, artifact_id: str, registry: MaterializerRegistry
-    ) -> WrittenArtifact:
+    def write(self, value: Any, uri: str, artifact_id: str, registry: MaterializerRegistry) -> WrittenArtifact:
         """Materialize ``value`` at ``uri`` (via a temporary directory) and hash its files.
 
         Raises:
@@ -97,8 +95,7 @@ class ArtifactStore:
             if isinstance(exc, MaterializerError):
                 raise
             raise MaterializerError(
-                f"{materializer.import_path()} could not save a {type(value).__name__}: "
-                f"{type(exc).__name__}: {exc}"
+                f"{materializer.import_path()} could not save a {type(value).__name__}: {type(exc).__name__}: {exc}"
             ) from exc
         data_type = f"{type(value).__module__}.{type(value).__qualname__}"
         return WrittenArtifact(uri, materializer, data_type, content_hash, size, metadata or {})
@@ -135,9 +132,7 @@ def read_artifact(artifact: ArtifactRecord, registry: MaterializerRegistry) -> A
     """
     fs, path = fsspec.core.url_to_fs(artifact.uri)
     if not fs.exists(path):
-        raise ArtifactNotFoundError(
-            f"artifact {artifact.id} is recorded but its files are missing at {artifact.uri}"
-        )
+        raise ArtifactNotFoundError(f"artifact {artifact.id} is recorded but its files are missing at {artifact.uri}")
     materializer = registry.by_path(artifact.materializer)
     try:
         return materializer.load(fs, path, _import_type(artifact.data_type))

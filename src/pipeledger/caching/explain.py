@@ -66,7 +66,10 @@ def explain_difference(
             reasons.append(f"parameter `{name}` removed")
         elif old_params[name] != new_params[name]:
             reasons.append(f"parameter `{name}` {_short(old_params[name])} → {_short(new_params[name])}")
-    for section, label in (("inputs", "input `{}` content changed"), ("outputs", "materializer of output `{}` changed")):
+    for section, label in (
+        ("inputs", "input `{}` content changed"),
+        ("outputs", "materializer of output `{}` changed"),
+    ):
         old: dict[str, JSON] = dict(previous.get(section) or {})
         new: dict[str, JSON] = dict(current.get(section) or {})
         for name in sorted(set(old) | set(new)):

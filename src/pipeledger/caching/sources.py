@@ -21,6 +21,7 @@ import sys
 import sysconfig
 import textwrap
 import types
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -50,29 +51,37 @@ def is_user_module(module: types.ModuleType | None) -> bool:
     return not resolved.startswith(_library_prefixes())
 
 
-_FUNCTION_HASHES: dict[types.CodeType, str] = {}
+_FUNCTION_HASHES: weakref.WeakKeyDictionary[types.FunctionType, dict[bool, str]] = weakref.WeakKeyDictionary()
 
 
-def normalized_source_hash(obj: Any) -> str:
+def normalized_source_hash(obj: Any, *, decorators: bool = True) -> str:
     """sha256 of the object's parsed source (formatting and comments ignored).
 
-    Falls back to the bytecode when the source is unavailable (e.g. in a REPL).
-    A function's hash is memoized on its code object: the code that runs cannot
-    change without a new code object, even if its file is edited meanwhile.
+    ``decorators=False`` leaves out the decorators of the definition itself (used for
+    steps: their ``@step(...)`` options are not code, and ``cache_version`` is a key
+    component of its own). Falls back to the bytecode when the source is unavailable
+    (e.g. in a REPL). A function's hash is memoized on the function object: what runs
+    cannot change without a new function, even if its file is edited meanwhile. (Not on
+    its code object: code objects compare by value, and equal ones can belong to
+    functions whose default argument values or decorators differ.)
     """
-    code = getattr(obj, "__code__", None)
-    if isinstance(code, types.CodeType):
-        found = _FUNCTION_HASHES.get(code)
+    if isinstance(obj, types.FunctionType):
+        memo = _FUNCTION_HASHES.setdefault(obj, {})
+        found = memo.get(decorators)
         if found is None:
-            found = _FUNCTION_HASHES[code] = _source_hash(obj)
+            found = memo[decorators] = _source_hash(obj, decorators)
         return found
-    return _source_hash(obj)
+    return _source_hash(obj, decorators)
 
 
-def _source_hash(obj: Any) -> str:
+def _source_hash(obj: Any, decorators: bool = True) -> str:
     try:
-        source = textwrap.dedent(inspect.getsource(obj))
-        text = ast.dump(ast.parse(source), annotate_fields=False, include_attributes=False)
+        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+        if not decorators:
+            for node in tree.body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    node.decorator_list = []
+        text = ast.dump(tree, annotate_fields=False, include_attributes=False)
     except (OSError, TypeError, SyntaxError, IndentationError):
         code = getattr(obj, "__code__", None)
         text = repr(code.co_code) + repr(code.co_consts) if code is not None else repr(obj)
@@ -114,12 +123,14 @@ def code_fingerprint(func: types.FunctionType) -> dict[str, str]:
     result: dict[str, str] = {}
     seen: set[int] = set()
     queue: list[Any] = [func]
+    steps = {id(func)}  # hashed without their @step(...) decorator
 
     def consider(value: Any, origin_module: str | None = None, name: str | None = None) -> None:
         from pipeledger.steps.step import Step
 
         if isinstance(value, Step):  # a step used as a plain function inside another step
             value = value.func
+            steps.add(id(value))
         if isinstance(value, (types.FunctionType, type)):
             if id(value) not in seen and is_user_module(sys.modules.get(value.__module__)):
                 queue.append(value)
@@ -132,7 +143,7 @@ def code_fingerprint(func: types.FunctionType) -> dict[str, str]:
         if id(obj) in seen:
             continue
         seen.add(id(obj))
-        result[_qualified(obj)] = normalized_source_hash(obj)
+        result[_qualified(obj)] = normalized_source_hash(obj, decorators=id(obj) not in steps)
         functions: list[types.FunctionType] = []
         if isinstance(obj, types.FunctionType):
             functions.append(obj)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import click
 
 from pipeledger import __version__
+from pipeledger.cli import run_compare, run_lineage  # noqa: F401  (more `run` commands)
 from pipeledger.cli.artifact_store import artifact_store_group
 from pipeledger.cli.cache import cache_group
+from pipeledger.cli.lineage import lineage_command
 from pipeledger.cli.metadata_store import metadata_store_group
 from pipeledger.cli.orchestrator import orchestrator_group
 from pipeledger.cli.pipeline import pipeline_group
@@ -34,6 +36,7 @@ for group in (
     pipeline_group,
     run_group,
     cache_group,
+    lineage_command,
 ):
     cli.add_command(group)
 

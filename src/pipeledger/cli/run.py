@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.table import Table
 
+from pipeledger.cli.lineage import render, write_or_print
 from pipeledger.cli.output import (
     compact_json,
     console,
@@ -14,7 +17,7 @@ from pipeledger.cli.output import (
     when,
 )
 from pipeledger.client import Client, RunView
-from pipeledger.exceptions import NotFoundError
+from pipeledger.exceptions import NotFoundError, PipeledgerError
 from pipeledger.models import Status
 
 STATUSES = [s.value for s in Status]
@@ -80,8 +83,14 @@ def list_runs(pipeline: str | None, status: str | None, limit: int) -> None:
 @run_group.command("show")
 @click.argument("run", required=False)
 @click.option("--cache", "show_cache", is_flag=True, help="Explain why each step hit or missed the cache.")
+@click.option(
+    "--graph",
+    "graph_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the run's DAG with statuses into this file (.svg/.png need Graphviz; .html, .dot, .json).",
+)
 @handle_errors
-def show_run(run: str | None, show_cache: bool) -> None:
+def show_run(run: str | None, show_cache: bool, graph_file: Path | None) -> None:
     """Show a run: its steps, statuses, durations, parameters, outputs and metadata.
 
     RUN is a run name or id; without it, the latest run is shown.
@@ -108,8 +117,7 @@ def show_run(run: str | None, show_cache: bool) -> None:
     store = view.stack.get("metadata_store", {})
     summary.add_row(
         "stack",
-        f"{view.stack.get('name', '')} (metadata store {store.get('name', '?')}, "
-        f"flavor {store.get('flavor', '?')})",
+        f"{view.stack.get('name', '')} (metadata store {store.get('name', '?')}, flavor {store.get('flavor', '?')})",
     )
     out.print(summary)
     steps = Table(
@@ -138,13 +146,17 @@ def show_run(run: str | None, show_cache: bool) -> None:
         out.print("[bold]artifacts[/bold]")
         for step_name, output_name, artifact in artifacts:
             out.print(
-                f"  [bold]{step_name}.{output_name}[/bold]  {artifact.data_type}  {artifact.size} B  "
-                f"{artifact.uri}",
+                f"  [bold]{step_name}.{output_name}[/bold]  {artifact.data_type}  {artifact.size} B  {artifact.uri}",
                 highlight=False,
                 soft_wrap=True,
             )
     if view.error:
         out.print(f"[bold red]error:[/bold red] {view.error}", highlight=False)
+    if graph_file is not None:
+        fmt = graph_file.suffix.lstrip(".").lower()
+        if fmt not in ("svg", "png", "html", "dot", "json"):
+            raise PipeledgerError(f"--graph {graph_file}: use a .svg, .png, .html, .dot or .json file name")
+        write_or_print(render(view.graph(), fmt), graph_file, fmt)
 
 
 @run_group.command("logs")

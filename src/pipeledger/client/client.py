@@ -51,9 +51,7 @@ class Client:
         offset: int = 0,
     ) -> list[RunView]:
         """Runs newest first, filtered and paged in the store (``limit=None`` for all)."""
-        records = self.store.list_runs(
-            pipeline=pipeline, status=status, since=since, limit=limit, offset=offset
-        )
+        records = self.store.list_runs(pipeline=pipeline, status=status, since=since, limit=limit, offset=offset)
         return [RunView(r, self.store) for r in records]
 
     def get_step_run(self, step_run_id: str) -> StepView:

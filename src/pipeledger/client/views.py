@@ -8,6 +8,7 @@ step). Names that do not exist raise :class:`~pipeledger.exceptions.NotFoundErro
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -21,14 +22,19 @@ from pipeledger.models import (
     ArtifactRecord,
     Direction,
     EntityKind,
+    LineageRecord,
+    LineageStep,
     PipelineRecord,
     RunRecord,
     Status,
     StepIO,
     StepRunRecord,
 )
+from pipeledger.models import LineageEdge as LineageEdgeRecord
 
 if TYPE_CHECKING:
+    from pipeledger.comparison import Difference
+    from pipeledger.lineage.graph import LineageGraph
     from pipeledger.metadata_store.base import MetadataStore
 
 V = TypeVar("V")
@@ -47,9 +53,7 @@ class NamedMapping(Mapping[str, V]):
             return self._items[key]
         except KeyError:
             known = ", ".join(self._items) or "none"
-            raise NotFoundError(
-                f"no {self._what} named {key!r} in {self._where}; {self._what}s: {known}"
-            ) from None
+            raise NotFoundError(f"no {self._what} named {key!r} in {self._where}; {self._what}s: {known}") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)
@@ -124,6 +128,20 @@ class PipelineView:
             raise NotFoundError(f"run {name!r} belongs to pipeline {record.pipeline_name!r}")
         return RunView(record, self._store)
 
+    def metrics(self, keys: Sequence[str] | str | None = None, *, last: int | None = None) -> Any:
+        """Metrics its steps logged, one row per run (oldest first): a pandas DataFrame indexed
+        by run name when pandas is installed, else a list of records. ``keys`` selects metrics
+        (default: all); ``last`` keeps only the latest runs.
+
+        Example::
+
+            client.get_pipeline("training").metrics(["accuracy"])
+        """
+        from pipeledger.comparison import metrics_frame
+
+        wanted = [keys] if isinstance(keys, str) else keys
+        return metrics_frame(self._store.metric_history(self.name, keys=wanted, limit=last))
+
     def get_run_names(self, limit: int | None = None) -> list[str]:
         """Names of the pipeline's runs, newest first."""
         return [r.name for r in self._store.list_runs(pipeline=self.name, limit=limit)]
@@ -165,9 +183,7 @@ class RunSequence(Sequence["RunView"]):
         if index < 0:
             records = self._store.list_runs(pipeline=self._pipeline, offset=-index - 1, limit=1)
         else:
-            records = self._store.list_runs(
-                pipeline=self._pipeline, newest_first=False, offset=index, limit=1
-            )
+            records = self._store.list_runs(pipeline=self._pipeline, newest_first=False, offset=index, limit=1)
         if not records:
             raise IndexError(f"pipeline {self._pipeline!r} has no run at index {index}")
         return RunView(records[0], self._store)
@@ -175,9 +191,7 @@ class RunSequence(Sequence["RunView"]):
     def __iter__(self) -> Iterator[RunView]:
         offset = 0
         while True:
-            page = self._store.list_runs(
-                pipeline=self._pipeline, newest_first=False, offset=offset, limit=self.PAGE
-            )
+            page = self._store.list_runs(pipeline=self._pipeline, newest_first=False, offset=offset, limit=self.PAGE)
             yield from (RunView(r, self._store) for r in page)
             if len(page) < self.PAGE:
                 return
@@ -206,17 +220,11 @@ class RunView:
     start_time = property(lambda self: self._record.start_time, doc="When the run started (UTC).")
     end_time = property(lambda self: self._record.end_time, doc="When it ended (None if running).")
     parameters = property(lambda self: self._record.parameters, doc="The pipeline's parameters.")
-    config = property(
-        lambda self: self._record.config, doc="Resolved configuration: options and the step graph."
-    )
-    environment = property(
-        lambda self: self._record.environment, doc="Python, platform and package versions."
-    )
+    config = property(lambda self: self._record.config, doc="Resolved configuration: options and the step graph.")
+    environment = property(lambda self: self._record.environment, doc="Python, platform and package versions.")
     stack = property(lambda self: self._record.stack, doc="Snapshot of the stack it ran on.")
     git_sha = property(lambda self: self._record.git_sha, doc="Git commit of the pipeline's code.")
-    git_dirty = property(
-        lambda self: self._record.git_dirty, doc="Whether the git tree had uncommitted changes."
-    )
+    git_dirty = property(lambda self: self._record.git_dirty, doc="Whether the git tree had uncommitted changes.")
     code_hash = property(lambda self: self._record.code_hash, doc="Hash of the pipeline's and steps' source.")
     error = property(lambda self: self._record.error, doc="Why the run failed, if it did.")
     tags = property(lambda self: self._record.tags, doc="Tags given with ``with_options(tags=...)``.")
@@ -279,6 +287,61 @@ class RunView:
     def metadata(self) -> dict[str, JSON]:
         """Key/value metadata attached to the run itself."""
         return self._store.get_metadata(EntityKind.RUN, [self.id]).get(self.id, {})
+
+    def graph(self) -> LineageGraph:
+        """The run's DAG: its step runs (and steps that did not run) with the artifacts they
+        consumed and produced."""
+        from pipeledger.lineage.graph import LineageEdge, LineageNode, from_record
+
+        steps: dict[str, LineageStep] = {}
+        arts: dict[str, ArtifactRecord] = {}
+        edges: list[LineageEdgeRecord] = []
+        for record in self._step_records:
+            steps[record.id] = _lineage_step(record, self._record)
+            for edge in self._io.get(record.id, []):
+                arts[edge.artifact.id] = edge.artifact
+                edges.append(LineageEdgeRecord(record.id, edge.artifact.id, edge.direction, edge.name))
+        graph = from_record(LineageRecord(arts, steps, edges), store=self._store)
+        recorded = {s.name for s in steps.values()}
+        missing = [
+            LineageNode(f"not-run:{name}", "step", name, {"status": "not run", "run": self.name})
+            for name in self.config.get("steps", {})
+            if name not in recorded
+        ]
+        by_name = {n.name: n.id for n in graph.steps}
+        by_name.update({n.name: n.id for n in missing})
+        extra_edges = []
+        for name in (n.name for n in missing):
+            for upstream in self.config["steps"][name].get("upstream", []):
+                if upstream in by_name:
+                    extra_edges.append(LineageEdge(by_name[upstream], by_name[name], "consumed", "not run"))
+        return type(graph)([*graph.nodes, *missing], [*graph.edges, *extra_edges], None, self._store)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(s.name)}</td><td>{s.status.value}</td>"
+            f"<td>{s.duration.total_seconds() if s.duration else ''}</td>"
+            f"<td>{html.escape(', '.join(s.outputs))}</td></tr>"
+            for s in self.steps.values()
+        )
+        return (
+            f"<div><b>{html.escape(self.pipeline_name)}</b> run <b>{html.escape(self.name)}</b> "
+            f"{self.status.value}<table><tr><th>step</th><th>status</th><th>seconds</th><th>outputs</th></tr>"
+            f"{rows}</table>{self.graph()._repr_html_()}</div>"
+        )
+
+    def reproduce(self) -> RunView:
+        """Run this run's pipeline again with the recorded parameters and options, after
+        printing each difference between the recorded and the current code and environment."""
+        from pipeledger.reproduce import rerun
+
+        return rerun(self)
+
+    def diff(self, other: RunView) -> list[Difference]:
+        """Parameter, code, environment, metric and output-content differences with ``other``."""
+        from pipeledger.comparison import diff_runs
+
+        return diff_runs(self, other)
 
     def refresh(self) -> RunView:
         """A fresh view of this run, re-read from the store."""
@@ -377,13 +440,9 @@ class StepView:
         return self._io_list
 
     def _artifacts(self, direction: Direction) -> NamedMapping[ArtifactView]:
-        items = {
-            e.name: ArtifactView(e.artifact, self._store) for e in self._edges if e.direction is direction
-        }
-        if direction is Direction.OUTPUT:
-            order = self.config.get("outputs", [])
-        else:
-            order = list(self.config.get("inputs", {}))
+        items = {e.name: ArtifactView(e.artifact, self._store) for e in self._edges if e.direction is direction}
+        key = "outputs" if direction is Direction.OUTPUT else "inputs"
+        order = list(self.config.get(key) or [])
         items = dict(sorted(items.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 0))
         return NamedMapping(items, str(direction), f"step {self.name!r}")
 
@@ -427,6 +486,30 @@ class StepView:
         producers = {e.artifact.producer_step_run_id for e in self._edges if e.direction is Direction.INPUT}
         return [s for s in self.run.steps.values() if s.id in producers]
 
+    def lineage(self, direction: str = "upstream", depth: int | None = None) -> LineageGraph:
+        """The lineage around this step run: its inputs' ancestry (``upstream``), its outputs'
+        descendants (``downstream``) or ``both``, across runs; one SQL statement."""
+        from pipeledger.lineage.graph import from_record, step_node
+
+        record = self._store.lineage(step_run_id=self.id, direction=direction, depth=depth)
+        me = step_node(_lineage_step(self._record, self.run.record))
+        return from_record(record, root=self.id, extra=[me], store=self._store)
+
+    def _repr_html_(self) -> str:
+        facts = {
+            "step": self.name,
+            "status": self.status.value,
+            "run": self.run.name,
+            "duration (s)": self.duration.total_seconds() if self.duration else "",
+            "parameters": self.parameters,
+            "inputs": ", ".join(self.inputs),
+            "outputs": ", ".join(self.outputs),
+            "metadata": self.metadata,
+            "cache": self.cache_explanation,
+        }
+        rows = "".join(f"<tr><th>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
+        return f"<table>{rows}</table>"
+
     def __repr__(self) -> str:
         return f"<Step {self.name} {self.status}>"
 
@@ -445,17 +528,11 @@ class ArtifactView:
     materializer = property(
         lambda self: self._record.materializer, doc="Import path of the materializer that wrote it."
     )
-    materializer_version = property(
-        lambda self: self._record.materializer_version, doc="Version of that materializer."
-    )
-    content_hash = property(
-        lambda self: self._record.content_hash, doc="sha256 of its files (names and contents)."
-    )
+    materializer_version = property(lambda self: self._record.materializer_version, doc="Version of that materializer.")
+    content_hash = property(lambda self: self._record.content_hash, doc="sha256 of its files (names and contents).")
     size = property(lambda self: self._record.size, doc="Total size of its files in bytes.")
     created_at = property(lambda self: self._record.created_at, doc="When it was recorded.")
-    artifact_store = property(
-        lambda self: self._record.artifact_store, doc="Name of the artifact store holding it."
-    )
+    artifact_store = property(lambda self: self._record.artifact_store, doc="Name of the artifact store holding it.")
 
     @property
     def producer(self) -> StepView | None:
@@ -471,6 +548,22 @@ class ArtifactView:
         """Facts recorded by its materializer (shape, dtype, Python version...)."""
         return self._store.get_metadata(EntityKind.ARTIFACT, [self.id]).get(self.id, {})
 
+    def lineage(self, direction: str = "upstream", depth: int | None = None) -> LineageGraph:
+        """The artifacts and step runs this artifact comes from (``upstream``), that were made
+        from it (``downstream``), or ``both``; across runs, following cached artifacts to their
+        true producer; at most ``depth`` steps away (None: all). One SQL statement.
+
+        Example::
+
+            g = model.lineage()
+            sorted(n.name for n in g.steps)
+        """
+        from pipeledger.lineage.graph import artifact_node, from_record
+
+        record = self._store.lineage(artifact_id=self.id, direction=direction, depth=depth)
+        me = artifact_node(self._record, self.data_type.rpartition(".")[2], None)
+        return from_record(record, root=self.id, extra=[me], store=self._store)
+
     def read(self) -> Any:
         """Load the artifact's value with the materializer that wrote it.
 
@@ -482,6 +575,20 @@ class ArtifactView:
 
     def __repr__(self) -> str:
         return f"<Artifact {self.id} {self.type} {self.data_type}>"
+
+
+def _lineage_step(record: StepRunRecord, run: RunRecord) -> LineageStep:
+    return LineageStep(
+        id=record.id,
+        name=record.name,
+        status=record.status,
+        run_id=run.id,
+        run_name=run.name,
+        pipeline_name=run.pipeline_name,
+        start_time=record.start_time,
+        end_time=record.end_time,
+        cached_from_id=record.cached_from_id,
+    )
 
 
 def _single(mapping: NamedMapping[ArtifactView], what: str, step: str) -> ArtifactView:

@@ -31,6 +31,8 @@ from pipeledger.models import (
     ArtifactRecord,
     CacheHit,
     EntityKind,
+    LineageRecord,
+    MetricPoint,
     PipelineRecord,
     RunCreate,
     RunRecord,
@@ -61,9 +63,7 @@ class MetadataStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def finish_run(
-        self, run_id: str, status: Status, *, end_time: datetime, error: str | None = None
-    ) -> None:
+    def finish_run(self, run_id: str, status: Status, *, end_time: datetime, error: str | None = None) -> None:
         """Set a run's final ``status``, ``end_time`` and ``error``. Atomic.
 
         Raises:
@@ -202,6 +202,34 @@ class MetadataStore(abc.ABC):
     @abc.abstractmethod
     def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
         """The latest run of step ``step`` in pipeline ``pipeline`` that started before ``before``."""
+
+    @abc.abstractmethod
+    def lineage(
+        self,
+        *,
+        artifact_id: str | None = None,
+        step_run_id: str | None = None,
+        direction: str = "upstream",
+        depth: int | None = None,
+    ) -> LineageRecord:
+        """The lineage graph around an artifact, or around a step run's inputs/outputs.
+
+        ``direction`` is ``upstream`` (producers and their inputs, recursively; an artifact
+        reused by a cached step is followed to its true producer), ``downstream`` (consumers
+        and their outputs, recursively) or ``both``. ``depth`` limits how many steps away
+        the walk goes (None: no limit). Crosses runs and pipelines. The starting node is
+        included only through its edges (an isolated artifact yields an empty graph).
+
+        Raises:
+            ValueError: not exactly one of ``artifact_id`` and ``step_run_id``, or a bad direction.
+        """
+
+    @abc.abstractmethod
+    def metric_history(
+        self, pipeline: str, *, keys: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[MetricPoint]:
+        """Values the steps of ``pipeline``'s runs logged (all keys, or ``keys``), oldest run
+        first; with ``limit``, only the latest ``limit`` runs. One query."""
 
     @abc.abstractmethod
     def get_artifact(self, artifact_id: str) -> ArtifactRecord:

@@ -64,9 +64,7 @@ class StepRunner:
     echo_output: bool = True
     cache: CachePolicy = field(default_factory=CachePolicy)
 
-    def run_step(
-        self, invocation: StepInvocation, upstream: Mapping[str, Mapping[str, ArtifactRecord]]
-    ) -> StepOutcome:
+    def run_step(self, invocation: StepInvocation, upstream: Mapping[str, Mapping[str, ArtifactRecord]]) -> StepOutcome:
         """Execute ``invocation`` (or reuse a cached result); ``upstream[step][output]`` holds
         the artifacts of finished steps."""
         started = time.perf_counter()
@@ -116,10 +114,7 @@ class StepRunner:
         if problem:
             return None, [problem]
         original_run = self.metadata_store.get_run(found.step_run.run_id)
-        message = (
-            f"{explain.HIT}: reused the outputs of step `{found.step_run.name}` "
-            f"of run `{original_run.name}`"
-        )
+        message = f"{explain.HIT}: reused the outputs of step `{found.step_run.name}` of run `{original_run.name}`"
         cached = _with_cache_info(create, True, [message])
         origin = found.step_run.cached_from_id or found.step_run.id
         record = self.metadata_store.record_cached_step(
@@ -137,10 +132,7 @@ class StepRunner:
             except MaterializerError:
                 return f"materializer of output `{name}` is not available"
             if current != artifact.materializer_version:
-                return (
-                    f"materializer version of output `{name}` changed "
-                    f"{artifact.materializer_version} → {current}"
-                )
+                return f"materializer version of output `{name}` changed {artifact.materializer_version} → {current}"
         return None
 
     def _explain_miss(self, invocation: StepInvocation, create: StepRunCreate) -> list[str]:
@@ -155,7 +147,10 @@ class StepRunner:
         if reasons:
             return reasons
         assert previous is not None
-        if previous.cache_invalidated_at is not None:
+        entry = previous  # the cache entry it was, or (for a cache hit) the one it reused
+        if previous.cached_from_id is not None:
+            entry = self.metadata_store.get_step_run(previous.cached_from_id)
+        if entry.cache_invalidated_at is not None:
             return ["cache entry cleared with `pipeledger cache clear`"]
         if previous.status is not Status.COMPLETED and previous.status is not Status.CACHED:
             return [f"the earlier run with the same inputs and code ended {previous.status}"]
@@ -214,8 +209,7 @@ class StepRunner:
             if not isinstance(result, tuple) or len(result) != len(names):
                 got = f"{len(result)} values" if isinstance(result, tuple) else "a single value"
                 raise DefinitionError(
-                    f"step {invocation.name!r} returned {got} but declares {len(names)} outputs "
-                    f"({', '.join(names)})"
+                    f"step {invocation.name!r} returned {got} but declares {len(names)} outputs ({', '.join(names)})"
                 )
             values = result
         else:

@@ -110,8 +110,7 @@ class Pipeline:
                 "quiet": quiet,
                 "tags": tuple(tags) if tags is not None else None,
                 "refresh_cache": (
-                    refresh_cache if isinstance(refresh_cache, bool) or refresh_cache is None
-                    else tuple(refresh_cache)
+                    refresh_cache if isinstance(refresh_cache, bool) or refresh_cache is None else tuple(refresh_cache)
                 ),
             }.items()
             if v is not None
@@ -263,6 +262,7 @@ def new_run_create(
             "name": p.name,
             "entrypoint": f"{p.func.__module__}.{p.func.__qualname__}",
             "source_hash": p.source_hash(),
+            "source_file": str(p.source_path()) if p.source_path() else None,
         },
         "options": {
             "run_name": options.run_name or DEFAULT_RUN_NAME,

@@ -46,8 +46,8 @@ def run_pipeline(p: Pipeline, parameters: dict[str, JSON]) -> RunView:
         "".join(sorted([p.source_hash(), *(i.step.source_hash for i in invocations)])).encode()
     ).hexdigest()
     env = environment(modules)
-    if git and git.diff_hash:
-        env["git_diff_hash"] = git.diff_hash
+    if git is not None and git.sha is not None:
+        env["git"] = {"diff_hash": git.diff_hash, "remote": git.remote, "root": git.root}
     create = new_run_create(
         p,
         parameters,

@@ -106,8 +106,7 @@ class Tracer:
         order = [*sig.inputs, *sig.parameters]
         if len(args) > len(order):
             raise DefinitionError(
-                f"{where}: takes {len(order)} arguments ({', '.join(order) or 'none'}) but "
-                f"{len(args)} were given"
+                f"{where}: takes {len(order)} arguments ({', '.join(order) or 'none'}) but {len(args)} were given"
             )
         bound: dict[str, Any] = dict(zip(order, args))
         for key, value in kwargs.items():
@@ -140,8 +139,7 @@ class Tracer:
                 )
             if value.step not in self.invocations:
                 raise DefinitionError(
-                    f"{where}: input {input_name!r} refers to step {value.step!r}, which is not "
-                    "part of this pipeline"
+                    f"{where}: input {input_name!r} refers to step {value.step!r}, which is not part of this pipeline"
                 )
             inputs[input_name] = value
         parameters: dict[str, JSON] = {}

@@ -99,9 +99,7 @@ class FlavorRegistry:
         for type_, flavors in BUILTIN_FLAVORS.items():
             for name, source in flavors.items():
                 infos[(type_, name)] = FlavorInfo(type_, name, source, "built-in")
-        extra = [
-            (ep.value, f"package {ep.dist.name}" if ep.dist else "entry point") for ep in _entry_points()
-        ]
+        extra = [(ep.value, f"package {ep.dist.name}" if ep.dist else "entry point") for ep in _entry_points()]
         extra += [(source, "registered") for source in self._registered]
         for source, origin in extra:
             try:

@@ -140,9 +140,7 @@ class StackManager:
 
     # ------------------------------------------------------------ components
 
-    def get_component(
-        self, type_: ComponentType, name: str, config: ConfigFile | None = None
-    ) -> ComponentEntry:
+    def get_component(self, type_: ComponentType, name: str, config: ConfigFile | None = None) -> ComponentEntry:
         """The registered component (``default`` included).
 
         Raises:
@@ -161,9 +159,7 @@ class StackManager:
         config = self.store.load()
         return [(n, config.component(type_, n)) for n in config.component_names(type_)]  # type: ignore[misc]
 
-    def register_component(
-        self, type_: ComponentType, name: str, flavor: str, values: dict[str, Any]
-    ) -> None:
+    def register_component(self, type_: ComponentType, name: str, flavor: str, values: dict[str, Any]) -> None:
         """Register a component after validating its configuration.
 
         Raises:
@@ -194,9 +190,7 @@ class StackManager:
         with self.store.edit() as config:
             entry = self.get_component(type_, name, config)
             merged = {**entry.config, **values}
-            validated = validate_config(
-                self.flavors(config).get(type_, entry.flavor), name, merged, self.home
-            )
+            validated = validate_config(self.flavors(config).get(type_, entry.flavor), name, merged, self.home)
             config.components[type_][name] = ComponentEntry(
                 flavor=entry.flavor, config=_stored_values(validated, merged)
             )
@@ -301,9 +295,7 @@ class StackManager:
         config = config or self.store.load()
         entry = config.stack(name)
         if entry is None:
-            raise ComponentNotFoundError(
-                f"no stack named {name!r}; registered: {', '.join(config.stack_names())}"
-            )
+            raise ComponentNotFoundError(f"no stack named {name!r}; registered: {', '.join(config.stack_names())}")
         return entry
 
     def list_stacks(self) -> tuple[list[tuple[str, StackEntry]], str]:
@@ -322,9 +314,7 @@ class StackManager:
         with self.store.edit() as config:
             if config.stack(name) is not None:
                 raise ConfigError(f"a stack named {name!r} is already registered; pick another name")
-            entry = StackEntry(
-                orchestrator=orchestrator, artifact_store=artifact_store, metadata_store=metadata_store
-            )
+            entry = StackEntry(orchestrator=orchestrator, artifact_store=artifact_store, metadata_store=metadata_store)
             for type_ in ComponentType:
                 self.get_component(type_, entry.component(type_), config)
             config.stacks[name] = entry

@@ -90,8 +90,6 @@ def build_stack(name: str | None = None, home: Path | None = None) -> Stack:
         name,
         orchestrator=manager.build_component(ComponentType.ORCHESTRATOR, entry.orchestrator, config),
         artifact_store=manager.build_component(ComponentType.ARTIFACT_STORE, entry.artifact_store, config),
-        metadata_store=lambda: manager.build_component(
-            ComponentType.METADATA_STORE, entry.metadata_store, config
-        ),
+        metadata_store=lambda: manager.build_component(ComponentType.METADATA_STORE, entry.metadata_store, config),
         snapshot=snapshot,
     )

@@ -99,9 +99,7 @@ def read_signature(func: Callable[..., Any], step_name: str) -> StepSignature:
     for name, param in signature.parameters.items():
         where = f"step {step_name!r}: argument {name!r}"
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise DefinitionError(
-                f"{where}: *args and **kwargs are not supported; declare each input and parameter"
-            )
+            raise DefinitionError(f"{where}: *args and **kwargs are not supported; declare each input and parameter")
         if param.kind is param.POSITIONAL_ONLY:
             raise DefinitionError(f"{where}: positional-only arguments are not supported")
         if name in RESERVED_ARGUMENTS:

@@ -65,9 +65,7 @@ class Step:
         return {
             "enable_cache": self.enable_cache,
             "cache_version": self.cache_version,
-            "cache_expires_after": (
-                self.cache_expires_after.total_seconds() if self.cache_expires_after else None
-            ),
+            "cache_expires_after": (self.cache_expires_after.total_seconds() if self.cache_expires_after else None),
         }
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

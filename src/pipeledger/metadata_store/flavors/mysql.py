@@ -78,8 +78,7 @@ class MySQLMetadataStoreFlavor(SqlFlavor):
                 raise
             if not config.create_database:
                 raise StoreUnavailableError(
-                    f"cannot connect to {where}: the database does not exist; create it or "
-                    "set create_database=true"
+                    f"cannot connect to {where}: the database does not exist; create it or set create_database=true"
                 ) from exc.__cause__
             _create_database(url, quick, where)
         finally:
@@ -125,10 +124,7 @@ def _create_database(url: URL, connect_args: dict[str, Any], where: str) -> None
     try:
         with server.connect() as conn:
             conn.execute(
-                text(
-                    f"CREATE DATABASE IF NOT EXISTS `{url.database}` "
-                    "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-                )
+                text(f"CREATE DATABASE IF NOT EXISTS `{url.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
             )
     except sa_exc.DBAPIError as exc:
         raise StoreUnavailableError(f"cannot create the database of {where}: {driver_message(exc)}") from exc

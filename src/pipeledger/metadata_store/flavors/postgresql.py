@@ -53,9 +53,7 @@ class PostgreSQLMetadataStoreFlavor(SqlFlavor):
             port=config.port,
             database=config.database,
         )
-        database = Database(
-            url, display_name=where, connect_args=connect_args, engine_options={"pool_pre_ping": True}
-        )
+        database = Database(url, display_name=where, connect_args=connect_args, engine_options={"pool_pre_ping": True})
         try:
             database.check_connection()
         except StoreUnavailableError as exc:
@@ -64,8 +62,7 @@ class PostgreSQLMetadataStoreFlavor(SqlFlavor):
                 raise
             if not config.create_database:
                 raise StoreUnavailableError(
-                    f"cannot connect to {where}: the database does not exist; create it or set "
-                    "create_database=true"
+                    f"cannot connect to {where}: the database does not exist; create it or set create_database=true"
                 ) from exc.__cause__
             _create_database(url, connect_args, where)
             database.check_connection()
@@ -73,9 +70,7 @@ class PostgreSQLMetadataStoreFlavor(SqlFlavor):
 
 
 def _create_database(url: URL, connect_args: dict[str, Any], where: str) -> None:
-    server = create_engine(
-        url.set(database="postgres"), connect_args=connect_args, isolation_level="AUTOCOMMIT"
-    )
+    server = create_engine(url.set(database="postgres"), connect_args=connect_args, isolation_level="AUTOCOMMIT")
     name = url.database or ""
     try:
         with server.connect() as conn:

@@ -47,9 +47,7 @@ class ServerConfig(FlavorConfig):
     port: int = Field(..., gt=0, lt=65536, description="TCP port of the server.")
     database: str = Field(..., min_length=1, max_length=63, description="Database (schema) name.")
     username: str = Field(..., min_length=1, description="User to connect as.")
-    password: SecretStr | None = Field(
-        None, description="Password, as a reference: ${env:NAME} or ${file:/path}."
-    )
+    password: SecretStr | None = Field(None, description="Password, as a reference: ${env:NAME} or ${file:/path}.")
     connect_timeout: int = Field(10, gt=0, description="Seconds to wait for a connection.")
     create_database: bool = Field(True, description="Create the database if it does not exist.")
 

@@ -23,9 +23,7 @@ class SqliteMetadataStoreConfig(FlavorConfig):
     """Configuration of the ``sqlite`` flavor."""
 
     path: str = Field(description="Path of the SQLite database file (created if missing).")
-    busy_timeout: float = Field(
-        30.0, gt=0, description="Seconds a writer waits for the database lock before failing."
-    )
+    busy_timeout: float = Field(30.0, gt=0, description="Seconds a writer waits for the database lock before failing.")
 
 
 def sqlite_database(config: SqliteMetadataStoreConfig) -> Database:
@@ -40,9 +38,7 @@ def sqlite_database(config: SqliteMetadataStoreConfig) -> Database:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StoreUnavailableError(
-            f"cannot create the directory of metadata store {display}: {exc.strerror}"
-        ) from exc
+        raise StoreUnavailableError(f"cannot create the directory of metadata store {display}: {exc.strerror}") from exc
     if path.is_dir():
         raise StoreUnavailableError(f"metadata store {display} is a directory, not a SQLite file")
     database = Database(
@@ -68,9 +64,7 @@ class SqliteMetadataStoreFlavor(SqlFlavor):
     """The built-in default: a SQLite file on the local filesystem."""
 
     name = "sqlite"
-    description = (
-        "Metadata in a SQLite file on your local filesystem. The default; for running pipelines locally."
-    )
+    description = "Metadata in a SQLite file on your local filesystem. The default; for running pipelines locally."
     config_class = SqliteMetadataStoreConfig
     auto_upgrade = True
 

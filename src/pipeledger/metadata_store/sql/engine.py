@@ -128,9 +128,7 @@ class Database:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
         except sa_exc.DBAPIError as exc:
-            raise StoreUnavailableError(
-                f"cannot connect to {self.display_name}: {driver_message(exc)}"
-            ) from exc
+            raise StoreUnavailableError(f"cannot connect to {self.display_name}: {driver_message(exc)}") from exc
 
     def translate(self, exc: sa_exc.DBAPIError) -> MetadataStoreError:
         """Turn a driver error into a one-line pipeledger error (never with a password)."""

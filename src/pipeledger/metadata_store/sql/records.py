@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Row
@@ -10,6 +10,9 @@ from sqlalchemy import Row
 from pipeledger.models import (
     ArtifactRecord,
     Direction,
+    LineageEdge,
+    LineageRecord,
+    LineageStep,
     PipelineRecord,
     RunRecord,
     Status,
@@ -18,12 +21,12 @@ from pipeledger.models import (
 )
 
 
-def pipeline(row: Row[Any]) -> PipelineRecord:
+def pipeline(row: Row) -> PipelineRecord:
     m = row._mapping
     return PipelineRecord(id=m["id"], name=m["name"], created_at=m["created_at"], docstring=m["docstring"])
 
 
-def run(row: Row[Any]) -> RunRecord:
+def run(row: Row) -> RunRecord:
     m = row._mapping
     return RunRecord(
         id=m["id"],
@@ -47,11 +50,11 @@ def run(row: Row[Any]) -> RunRecord:
     )
 
 
-def step_run(row: Row[Any]) -> StepRunRecord:
+def step_run(row: Row) -> StepRunRecord:
     return step_run_from_values(row._mapping)
 
 
-def step_run_from_values(m: Mapping[str, Any]) -> StepRunRecord:
+def step_run_from_values(m: Mapping[Any, Any]) -> StepRunRecord:
     """A step run record from column values (a row's mapping, or the values just inserted)."""
     return StepRunRecord(
         id=m["id"],
@@ -74,7 +77,7 @@ def step_run_from_values(m: Mapping[str, Any]) -> StepRunRecord:
     )
 
 
-def artifact(row: Row[Any], prefix: str = "") -> ArtifactRecord:
+def artifact(row: Row, prefix: str = "") -> ArtifactRecord:
     m = row._mapping
     return ArtifactRecord(
         id=m[prefix + "id"],
@@ -91,7 +94,7 @@ def artifact(row: Row[Any], prefix: str = "") -> ArtifactRecord:
     )
 
 
-def step_io(row: Row[Any]) -> StepIO:
+def step_io(row: Row) -> StepIO:
     m = row._mapping
     return StepIO(
         step_run_id=m["step_run_id"],
@@ -99,3 +102,29 @@ def step_io(row: Row[Any]) -> StepIO:
         direction=Direction(m["direction"]),
         artifact=artifact(row),
     )
+
+
+def lineage(rows: Sequence[Row]) -> LineageRecord:
+    """The graph from the rows of :func:`~pipeledger.metadata_store.sql.lineage.lineage_statement`."""
+    found_artifacts: dict[str, ArtifactRecord] = {}
+    steps: dict[str, LineageStep] = {}
+    edges: list[LineageEdge] = []
+    for row in rows:
+        m = row._mapping
+        art = found_artifacts.get(m["a_id"]) or artifact(row, prefix="a_")
+        found_artifacts[art.id] = art
+        if m["step_run_id"] not in steps:
+            steps[m["step_run_id"]] = LineageStep(
+                id=m["step_run_id"],
+                name=m["s_name"],
+                status=Status(m["s_status"]),
+                run_id=m["s_run_id"],
+                run_name=m["r_name"],
+                pipeline_name=m["p_name"],
+                start_time=m["s_start_time"],
+                end_time=m["s_end_time"],
+                cached_from_id=m["s_cached_from_id"],
+            )
+        edges.append(LineageEdge(m["step_run_id"], art.id, Direction(m["direction"]), m["io_name"]))
+    edges.sort(key=lambda e: (e.step_run_id, e.direction.value, e.name))
+    return LineageRecord(found_artifacts, steps, edges)

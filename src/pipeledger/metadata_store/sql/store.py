@@ -23,6 +23,7 @@ from pipeledger.exceptions import (
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql.engine import Database
+from pipeledger.metadata_store.sql.lineage import lineage_statement
 from pipeledger.metadata_store.sql.migrate import ensure_schema
 from pipeledger.metadata_store.sql.schema import (
     artifacts,
@@ -39,6 +40,8 @@ from pipeledger.models import (
     CacheHit,
     Direction,
     EntityKind,
+    LineageRecord,
+    MetricPoint,
     PipelineRecord,
     RunCreate,
     RunRecord,
@@ -102,9 +105,7 @@ class SqlMetadataStore(MetadataStore):
                 # Either the name or (pipeline, number) was taken by a concurrent writer.
                 taken = self._run_name_taken(run)
                 if taken is not None and not templated:
-                    raise RunExistsError(
-                        f"a run named {taken!r} already exists; choose another run_name"
-                    ) from None
+                    raise RunExistsError(f"a run named {taken!r} already exists; choose another run_name") from None
         raise MetadataStoreError(f"could not allocate a unique name for run {run.name!r}")
 
     def _run_name_taken(self, run: RunCreate) -> str | None:
@@ -175,9 +176,7 @@ class SqlMetadataStore(MetadataStore):
         )
         return pipeline_id
 
-    def finish_run(
-        self, run_id: str, status: Status, *, end_time: datetime, error: str | None = None
-    ) -> None:
+    def finish_run(self, run_id: str, status: Status, *, end_time: datetime, error: str | None = None) -> None:
         def work(conn: Connection) -> None:
             result = conn.execute(
                 update(pipeline_runs)
@@ -191,9 +190,7 @@ class SqlMetadataStore(MetadataStore):
 
     def heartbeat(self, run_id: str, at: datetime) -> None:
         self.db.run_transaction(
-            lambda conn: conn.execute(
-                update(pipeline_runs).where(pipeline_runs.c.id == run_id).values(heartbeat_at=at)
-            )
+            lambda conn: conn.execute(update(pipeline_runs).where(pipeline_runs.c.id == run_id).values(heartbeat_at=at))
         )
 
     def start_step(self, step: StepRunCreate) -> StepRunRecord:
@@ -235,9 +232,7 @@ class SqlMetadataStore(MetadataStore):
             if isinstance(exc.__cause__, sa_exc.IntegrityError):
                 missing = self._missing_step_refs(step)
                 if missing is not None:
-                    raise NotFoundError(
-                        f"cannot record step {step.name!r} of run {step.run_id!r}: {missing}"
-                    ) from exc
+                    raise NotFoundError(f"cannot record step {step.name!r} of run {step.run_id!r}: {missing}") from exc
                 raise MetadataStoreError(
                     f"cannot record step {step.name!r} of run {step.run_id!r}: the run does not "
                     "exist, an input artifact does not exist, or the step was already recorded"
@@ -319,13 +314,9 @@ class SqlMetadataStore(MetadataStore):
         if step is not None:
             query = query.where(step_runs.c.name == step)
         if pipeline is not None:
-            runs_of_pipeline = (
-                select(pipeline_runs.c.id).select_from(_RUNS_FROM).where(pipelines.c.name == pipeline)
-            )
+            runs_of_pipeline = select(pipeline_runs.c.id).select_from(_RUNS_FROM).where(pipelines.c.name == pipeline)
             query = query.where(step_runs.c.run_id.in_(runs_of_pipeline))
-        return int(
-            self.db.run_transaction(lambda conn: conn.execute(query.values(cache_invalidated_at=at)).rowcount)
-        )
+        return int(self.db.run_transaction(lambda conn: conn.execute(query.values(cache_invalidated_at=at)).rowcount))
 
     def _missing_step_refs(self, step: StepRunCreate) -> str | None:
         """Why ``step`` cannot be recorded if its run or an input artifact is missing."""
@@ -486,11 +477,7 @@ class SqlMetadataStore(MetadataStore):
             return int(conn.execute(query).scalar_one())
 
     def list_step_runs(self, run_id: str) -> list[StepRunRecord]:
-        query = (
-            select(step_runs)
-            .where(step_runs.c.run_id == run_id)
-            .order_by(step_runs.c.start_time, step_runs.c.id)
-        )
+        query = select(step_runs).where(step_runs.c.run_id == run_id).order_by(step_runs.c.start_time, step_runs.c.id)
         with self.db.read() as conn:
             return [records.step_run(r) for r in conn.execute(query)]
 
@@ -564,6 +551,65 @@ class SqlMetadataStore(MetadataStore):
         with self.db.read() as conn:
             row = conn.execute(query).first()
         return records.step_run(row) if row is not None else None
+
+    def lineage(
+        self,
+        *,
+        artifact_id: str | None = None,
+        step_run_id: str | None = None,
+        direction: str = "upstream",
+        depth: int | None = None,
+    ) -> LineageRecord:
+        if direction not in ("upstream", "downstream", "both"):
+            raise ValueError(f"direction must be upstream, downstream or both, not {direction!r}")
+        if depth is not None and depth < 0:
+            raise ValueError(f"depth must be >= 0 or None, not {depth}")
+        statement = lineage_statement(
+            artifact_id=artifact_id,
+            step_run_id=step_run_id,
+            direction=direction,  # type: ignore[arg-type]
+            depth=depth,
+        )
+        with self.db.read() as conn:
+            rows = conn.execute(statement).all()
+        return records.lineage(rows)
+
+    def metric_history(
+        self, pipeline: str, *, keys: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[MetricPoint]:
+        m = entity_metadata.c
+        query = (
+            select(
+                pipeline_runs.c.id,
+                pipeline_runs.c.name,
+                pipeline_runs.c.start_time,
+                step_runs.c.name.label("step_name"),
+                m.key,
+                m.value,
+            )
+            .select_from(
+                _RUNS_FROM.join(step_runs, step_runs.c.run_id == pipeline_runs.c.id).join(
+                    entity_metadata,
+                    and_(m.entity_kind == EntityKind.STEP_RUN.value, m.entity_id == step_runs.c.id),
+                )
+            )
+            .where(pipelines.c.name == pipeline)
+            .order_by(pipeline_runs.c.start_time, pipeline_runs.c.id, step_runs.c.start_time, m.key)
+        )
+        if keys is not None:
+            query = query.where(m.key.in_(list(keys)))
+        if limit is not None:
+            latest = (
+                select(pipeline_runs.c.id)
+                .select_from(_RUNS_FROM)
+                .where(pipelines.c.name == pipeline)
+                .order_by(pipeline_runs.c.start_time.desc())
+                .limit(limit)
+                .subquery()
+            )
+            query = query.where(pipeline_runs.c.id.in_(select(latest.c.id)))
+        with self.db.read() as conn:
+            return [MetricPoint(*row) for row in conn.execute(query)]
 
     def get_artifact(self, artifact_id: str) -> ArtifactRecord:
         with self.db.read() as conn:

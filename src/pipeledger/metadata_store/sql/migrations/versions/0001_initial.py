@@ -50,9 +50,7 @@ def upgrade() -> None:
         sa.Column("code_hash", sa.String(64)),
         sa.Column("error", LongText),
         sa.PrimaryKeyConstraint("id", name="pk_pipeline_runs"),
-        sa.ForeignKeyConstraint(
-            ["pipeline_id"], ["pipelines.id"], name="fk_pipeline_runs_pipeline_id_pipelines"
-        ),
+        sa.ForeignKeyConstraint(["pipeline_id"], ["pipelines.id"], name="fk_pipeline_runs_pipeline_id_pipelines"),
         sa.UniqueConstraint("name", name="uq_pipeline_runs_name"),
         sa.UniqueConstraint("pipeline_id", "number", name="uq_pipeline_runs_pipeline_id_number"),
     )
@@ -78,9 +76,7 @@ def upgrade() -> None:
         sa.Column("logs_uri", LongText),
         sa.PrimaryKeyConstraint("id", name="pk_step_runs"),
         sa.ForeignKeyConstraint(["run_id"], ["pipeline_runs.id"], name="fk_step_runs_run_id_pipeline_runs"),
-        sa.ForeignKeyConstraint(
-            ["cached_from_id"], ["step_runs.id"], name="fk_step_runs_cached_from_id_step_runs"
-        ),
+        sa.ForeignKeyConstraint(["cached_from_id"], ["step_runs.id"], name="fk_step_runs_cached_from_id_step_runs"),
         sa.UniqueConstraint("run_id", "name", name="uq_step_runs_run_id_name"),
     )
     op.create_index("ix_step_runs_cache_key_status", "step_runs", ["cache_key", "status"])

@@ -1,0 +1,119 @@
+"""``pipeledger lineage ARTIFACT``: draw or export an artifact's lineage."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.tree import Tree
+
+from pipeledger.cli.output import console, handle_errors
+from pipeledger.client import Client
+from pipeledger.exceptions import PipeledgerError
+from pipeledger.lineage.graph import LineageGraph, LineageNode
+from pipeledger.lineage.render import render_graphviz
+
+FORMATS = ["text", "json", "dot", "svg", "png", "html", "openlineage"]
+BINARY = {"png"}
+
+
+def _describe(node: LineageNode) -> str:
+    a = node.attributes
+    if node.kind == "step":
+        cached = " (cached)" if a.get("cached") else ""
+        return f"[bold]{node.name}[/bold] step, {a.get('status')}{cached}, run {a.get('run')}"
+    return f"[cyan]{node.name}[/cyan] {a.get('type')} {a.get('data_type')} [dim]{node.id}[/dim]"
+
+
+def text_tree(graph: LineageGraph, downstream: bool) -> Tree:
+    """The graph as a tree from its root, following edges against (upstream) or with the data flow."""
+    neighbours: dict[str, list[tuple[str, str]]] = {}
+    for edge in graph.edges:
+        a, b = (edge.source, edge.target) if downstream else (edge.target, edge.source)
+        neighbours.setdefault(a, []).append((b, edge.name))
+    root = graph.root or (graph.nodes[0].id if graph.nodes else "")
+    tree = Tree(_describe(graph.node(root)) if root in graph else "(empty)")
+
+    def grow(branch: Tree, node_id: str, seen: frozenset[str]) -> None:
+        for child, label in neighbours.get(node_id, []):
+            if child in seen:
+                continue
+            sub = branch.add(f"[dim]{label}[/dim] {'→' if downstream else '←'} {_describe(graph.node(child))}")
+            grow(sub, child, seen | {child})
+
+    grow(tree, root, frozenset({root}))
+    return tree
+
+
+def render(graph: LineageGraph, fmt: str, downstream: bool = False) -> str | bytes:
+    """The graph in one of :data:`FORMATS` (svg/png need Graphviz)."""
+    if fmt == "json":
+        return graph.to_json() + "\n"
+    if fmt == "dot":
+        return graph.to_dot()
+    if fmt in ("svg", "png"):
+        data = render_graphviz(graph.to_dot(), fmt)
+        return data if fmt in BINARY else data.decode()
+    if fmt == "html":
+        return graph.to_html()
+    if fmt == "openlineage":
+        return json.dumps(graph.to_openlineage(), indent=2) + "\n"
+    raise PipeledgerError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def write_or_print(content: str | bytes, output: Path | None, fmt: str) -> None:
+    """Write to ``output``, or print text formats (binary ones need ``-o``)."""
+    if output is None:
+        if isinstance(content, bytes):
+            raise PipeledgerError(f"--format {fmt} is binary: give an output file with -o FILE")
+        click.echo(content, nl=False)
+        return
+    if isinstance(content, bytes):
+        output.write_bytes(content)
+    else:
+        output.write_text(content, encoding="utf-8")
+    console().print(f"Wrote {output}.", highlight=False)
+
+
+@click.command("lineage")
+@click.argument("artifact_id")
+@click.option("--downstream", is_flag=True, help="Show what was made from the artifact instead of its sources.")
+@click.option("--both", is_flag=True, help="Show sources and descendants.")
+@click.option("--depth", type=click.IntRange(min=0), help="At most this many steps away (default: all).")
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text, json, dot, svg/png (need Graphviz), html (self-contained), openlineage events.",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
+@handle_errors
+def lineage_command(
+    artifact_id: str, downstream: bool, both: bool, depth: int | None, fmt: str, output: Path | None
+) -> None:
+    """Show where an artifact comes from (its lineage), across runs.
+
+    ARTIFACT_ID is an artifact's id (see `pipeledger run show RUN`).
+
+    \b
+    Example:
+      pipeledger lineage 01a21e61fe33699014f25d4c157ecd63 --format svg -o lineage.svg
+    """
+    direction = "both" if both else "downstream" if downstream else "upstream"
+    graph = Client().get_artifact(artifact_id).lineage(direction=direction, depth=depth)
+    if fmt == "text" and output is None:
+        console().print(text_tree(graph, downstream=downstream and not both))
+        return
+    if fmt == "text":
+        buffer = io.StringIO()
+        Console(file=buffer, width=200, color_system=None).print(text_tree(graph, downstream and not both))
+        content: str | bytes = buffer.getvalue()
+    else:
+        content = render(graph, fmt, downstream)
+    write_or_print(content, output, fmt)

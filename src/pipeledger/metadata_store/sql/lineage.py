@@ -1,0 +1,133 @@
+"""Lineage in one recursive SQL statement, the same on SQLite, MySQL/MariaDB and PostgreSQL.
+
+From a starting artifact (or the inputs/outputs of a starting step run) a
+recursive CTE walks the graph of artifacts through step runs:
+
+* **upstream**: an artifact -> the step run that produced it (``artifacts.producer_step_run_id``,
+  so an artifact reused by a cached step is followed to its true producer) -> that
+  step run's input artifacts -> ...
+* **downstream**: an artifact -> the step runs that consumed it -> their outputs -> ...
+
+Each artifact row carries the number of steps walked to reach it; with a depth
+limit ``d``, steps at most ``d`` away are included (and their inputs/outputs). The
+final SELECT of the same statement returns the edges of the included step runs,
+each joined with its artifact, step run, run and pipeline, so the whole graph comes
+back in one round trip.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from sqlalchemy import CTE, Integer, Select, String, and_, cast, false, literal, or_, select, true
+
+from pipeledger.metadata_store.sql.schema import artifacts, pipeline_runs, pipelines, step_io, step_runs
+from pipeledger.models import Direction
+
+LineageDirection = Literal["upstream", "downstream", "both"]
+_INPUT = Direction.INPUT.value
+_OUTPUT = Direction.OUTPUT.value
+
+
+def _seed(artifact_id: str | None, step_run_id: str | None, direction: str) -> Select:
+    zero = cast(literal(0), Integer).label("depth")
+    if artifact_id is not None:
+        return select(cast(literal(artifact_id), String(32)).label("artifact_id"), zero)
+    return select(step_io.c.artifact_id.label("artifact_id"), zero).where(
+        step_io.c.step_run_id == step_run_id, step_io.c.direction == direction
+    )
+
+
+def _upstream(seed: Select, depth: int | None) -> CTE:
+    closure = seed.cte("lineage_up", recursive=True)
+    step = select(step_io.c.artifact_id, (closure.c.depth + 1) if depth is not None else closure.c.depth)
+    step = step.select_from(
+        closure.join(artifacts, artifacts.c.id == closure.c.artifact_id).join(
+            step_io,
+            and_(step_io.c.step_run_id == artifacts.c.producer_step_run_id, step_io.c.direction == _INPUT),
+        )
+    )
+    if depth is not None:
+        step = step.where(closure.c.depth < depth)
+    return closure.union(step)
+
+
+def _downstream(seed: Select, depth: int | None) -> CTE:
+    closure = seed.cte("lineage_down", recursive=True)
+    consumed = step_io.alias("consumed")
+    produced = step_io.alias("produced")
+    step = select(produced.c.artifact_id, (closure.c.depth + 1) if depth is not None else closure.c.depth)
+    step = step.select_from(
+        closure.join(
+            consumed, and_(consumed.c.artifact_id == closure.c.artifact_id, consumed.c.direction == _INPUT)
+        ).join(produced, and_(produced.c.step_run_id == consumed.c.step_run_id, produced.c.direction == _OUTPUT))
+    )
+    if depth is not None:
+        step = step.where(closure.c.depth < depth)
+    return closure.union(step)
+
+
+def lineage_statement(
+    *,
+    artifact_id: str | None = None,
+    step_run_id: str | None = None,
+    direction: LineageDirection = "upstream",
+    depth: int | None = None,
+) -> Select:
+    """The one statement returning every edge of the lineage graph with its artifact and step run."""
+    if (artifact_id is None) == (step_run_id is None):
+        raise ValueError("give exactly one of artifact_id and step_run_id")
+    within = (lambda cte: cte.c.depth < depth) if depth is not None else (lambda cte: true())
+    conditions = []
+    if direction in ("upstream", "both"):
+        up = _upstream(_seed(artifact_id, step_run_id, _INPUT), depth)
+        in_up = select(up.c.artifact_id)
+        producers = select(artifacts.c.producer_step_run_id).where(
+            artifacts.c.id.in_(select(up.c.artifact_id).where(within(up)))
+        )
+        conditions.append(
+            and_(
+                step_io.c.step_run_id.in_(producers),
+                or_(step_io.c.direction == _INPUT, step_io.c.artifact_id.in_(in_up)),
+            )
+        )
+        if step_run_id is not None:
+            conditions.append(and_(step_io.c.step_run_id == step_run_id, step_io.c.direction == _INPUT))
+    if direction in ("downstream", "both"):
+        down = _downstream(_seed(artifact_id, step_run_id, _OUTPUT), depth)
+        in_down = select(down.c.artifact_id)
+        consumers = select(step_io.c.step_run_id).where(
+            step_io.c.direction == _INPUT,
+            step_io.c.artifact_id.in_(select(down.c.artifact_id).where(within(down))),
+        )
+        conditions.append(
+            and_(
+                step_io.c.step_run_id.in_(consumers),
+                or_(step_io.c.direction == _OUTPUT, step_io.c.artifact_id.in_(in_down)),
+            )
+        )
+        if step_run_id is not None:
+            conditions.append(and_(step_io.c.step_run_id == step_run_id, step_io.c.direction == _OUTPUT))
+    return (
+        select(
+            step_io.c.step_run_id,
+            step_io.c.direction,
+            step_io.c.name.label("io_name"),
+            *(c.label(f"a_{c.name}") for c in artifacts.c),
+            step_runs.c.name.label("s_name"),
+            step_runs.c.status.label("s_status"),
+            step_runs.c.run_id.label("s_run_id"),
+            step_runs.c.start_time.label("s_start_time"),
+            step_runs.c.end_time.label("s_end_time"),
+            step_runs.c.cached_from_id.label("s_cached_from_id"),
+            pipeline_runs.c.name.label("r_name"),
+            pipelines.c.name.label("p_name"),
+        )
+        .select_from(
+            step_io.join(artifacts, artifacts.c.id == step_io.c.artifact_id)
+            .join(step_runs, step_runs.c.id == step_io.c.step_run_id)
+            .join(pipeline_runs, pipeline_runs.c.id == step_runs.c.run_id)
+            .join(pipelines, pipelines.c.id == pipeline_runs.c.pipeline_id)
+        )
+        .where(or_(*conditions) if conditions else false())
+    )
