@@ -5,6 +5,8 @@ Python that precedes them and must succeed."""
 from __future__ import annotations
 
 import linecache
+import sys
+import types
 import re
 import shlex
 from pathlib import Path
@@ -31,8 +33,11 @@ def example_paths(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
-def test_examples_run(doc: Path, example_paths: None, tmp_path: Path) -> None:
-    namespace: dict[str, object] = {"__name__": f"doc_{doc.stem}"}
+def test_examples_run(doc: Path, example_paths: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The examples run as a real (importable) module, as a user's script or package would.
+    module = types.ModuleType(f"doc_{doc.stem.replace('-', '_')}")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    namespace = module.__dict__
     ran = 0
     for language, code, line in blocks(doc):
         if language == "python":

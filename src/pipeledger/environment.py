@@ -80,6 +80,11 @@ def package_versions(modules: Iterable[ModuleType | str]) -> dict[str, str]:
 _DISTRIBUTIONS: dict[str, list[str]] | None = None
 
 
+def installed_distributions() -> dict[str, list[str]]:
+    """Top-level import names -> the installed distributions providing them (read once)."""
+    return _packages_distributions()
+
+
 def _packages_distributions() -> dict[str, list[str]]:
     global _DISTRIBUTIONS
     if _DISTRIBUTIONS is None:

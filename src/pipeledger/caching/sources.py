@@ -15,7 +15,10 @@ not change a fingerprint; anything that changes the program does.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
+import importlib.metadata
+import json
 import inspect
 import sys
 import sysconfig
@@ -40,15 +43,34 @@ def _library_prefixes() -> tuple[str, ...]:
     return _NOT_USER_PREFIXES
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_editable(distribution: str) -> bool:
+    try:
+        text = importlib.metadata.distribution(distribution).read_text("direct_url.json") or "{}"
+        return bool(json.loads(text).get("dir_info", {}).get("editable"))
+    except (importlib.metadata.PackageNotFoundError, ValueError, AttributeError):
+        return False
+
+
 def is_user_module(module: types.ModuleType | None) -> bool:
-    """Whether ``module`` is the user's own code (a file outside the stdlib and site-packages)."""
+    """Whether ``module`` is the user's own code.
+
+    Not user code: modules without a file (built-ins), files under the standard
+    library or site-packages, and modules of installed distributions (unless the
+    distribution is installed in editable mode, as a project under development is).
+    """
     if module is None:
         return False
     file = getattr(module, "__file__", None)
     if not file:
         return module.__name__ == "__main__"
     resolved = str(Path(file).resolve())
-    return not resolved.startswith(_library_prefixes())
+    if resolved.startswith(_library_prefixes()):
+        return False
+    from pipeledger.environment import installed_distributions
+
+    distributions = installed_distributions().get(module.__name__.partition(".")[0], [])
+    return not distributions or any(_is_editable(d) for d in distributions)
 
 
 _FUNCTION_HASHES: weakref.WeakKeyDictionary[types.FunctionType, dict[bool, str]] = weakref.WeakKeyDictionary()

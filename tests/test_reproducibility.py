@@ -1,0 +1,213 @@
+"""Reproducibility and comparison: recorded code and environment, rerun, run diff, metrics."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import linecache
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeledger import Client
+from pipeledger.cli.main import cli
+from pipeledger.reproduce import differences, load_pipeline
+
+FLOW = """
+from typing import Annotated
+
+import fakepkg_{tag}
+from pipeledger import log_metadata, pipeline, step
+
+
+def scale(values):
+    return [v * {factor} for v in values]
+
+
+@step
+def load(n: int = 4) -> list:
+    return list(range(n))
+
+
+@step
+def train(rows: list, lr: float = 0.1) -> Annotated[dict, "model"]:
+    log_metadata(accuracy=round(0.5 + lr, 3), version=fakepkg_{tag}.VERSION)
+    return {{"w": sum(scale(rows)) * lr}}
+
+
+@pipeline
+def flow(lr: float = 0.1):
+    train(load(), lr=lr)
+"""
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+
+
+def write_distribution(site: Path, tag: str, version: str) -> None:
+    """An installed package ``fakepkg_<tag>`` at ``version`` (a module plus its dist-info)."""
+    for old in site.glob(f"fakepkg_{tag}-*.dist-info"):
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+    (site / f"fakepkg_{tag}.py").write_text(f"VERSION = {version!r}\n")
+    info = site / f"fakepkg_{tag}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: fakepkg_{tag}\nVersion: {version}\n")
+    (info / "top_level.txt").write_text(f"fakepkg_{tag}\n")
+    (info / "RECORD").write_text(f"fakepkg_{tag}.py,,\n")
+    importlib.invalidate_caches()
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A git repository holding a pipeline module, and a fake installed package it imports."""
+    import pipeledger.environment as environment
+
+    tag = tmp_path.name.replace("-", "_").lower()[-20:]
+    repo, site = tmp_path / "repo", tmp_path / "site"
+    repo.mkdir()
+    site.mkdir()
+    write_distribution(site, tag, "1.0")
+    module = f"flow_{tag}"
+    (repo / f"{module}.py").write_text(FLOW.format(tag=tag, factor=2))
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "flow")
+    monkeypatch.syspath_prepend(str(repo))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(environment, "_DISTRIBUTIONS", None)  # re-read installed distributions
+    yield repo, site, module, tag
+    for name in (module, f"fakepkg_{tag}"):
+        sys.modules.pop(name, None)
+
+
+def test_run_records_what_reproduces_it(project) -> None:  # type: ignore[no-untyped-def]
+    repo, _, module, tag = project
+    run = importlib.import_module(module).flow(lr=0.2)
+    assert run.git_sha is not None and len(run.git_sha) == 40 and run.git_dirty is False
+    assert run.environment["packages"][f"fakepkg_{tag}"] == "1.0"
+    assert run.environment["python"] and run.environment["platform"]
+    assert run.environment["git"]["root"] == str(repo)
+    assert run.config["pipeline"]["source_file"] == str(repo / f"{module}.py")
+    code = run.steps["train"].cache_components["code"]
+    assert {name.rpartition(".")[2] for name in code} == {"train", "scale"}  # the helper is recorded too
+    assert differences(run, load_pipeline(run)) == []
+
+
+def test_dirty_tree_changed_helper_and_package_version_are_reported(project) -> None:  # type: ignore[no-untyped-def]
+    repo, site, module, tag = project
+    run = importlib.import_module(module).flow()
+    (repo / f"{module}.py").write_text(FLOW.format(tag=tag, factor=3))  # the helper changes, uncommitted
+    write_distribution(site, tag, "2.0")
+    linecache.clearcache()
+    sys.modules.pop(module, None)
+    sys.modules.pop(f"fakepkg_{tag}", None)
+
+    found = differences(run, load_pipeline(run))
+    assert "git tree clean → dirty" in found
+    assert "source of helper `scale` (step `train`) changed" in found
+    assert f"package fakepkg_{tag} 1.0 → 2.0" in found
+
+    result = CliRunner().invoke(cli, ["run", "rerun", run.name, "--dry-run"])
+    assert result.exit_code == 0
+    assert "git tree clean → dirty" in result.stdout and f"fakepkg_{tag} 1.0 → 2.0" in result.stdout
+    assert len(Client().list_runs()) == 1  # a dry run runs nothing
+
+    result = CliRunner().invoke(cli, ["run", "rerun", run.name])
+    assert result.exit_code == 0, result.output
+    assert "differences from the recorded run" in result.stdout
+    again = Client().list_runs(limit=1)[0]
+    assert again.name != run.name and again.parameters == run.parameters
+    assert again.git_dirty is True and again.environment["packages"][f"fakepkg_{tag}"] == "2.0"
+    assert f"rerun-of:{run.name}" in again.tags
+    assert again.steps["load"].is_cached and not again.steps["train"].is_cached  # the helper changed
+    assert again.steps["train"].outputs["model"].read() == {"w": pytest.approx(1.8)}
+
+
+def test_reproduce_from_the_api_after_a_commit(project) -> None:  # type: ignore[no-untyped-def]
+    repo, _, module, _ = project
+    run = importlib.import_module(module).flow(lr=0.3)
+    (repo / "notes.txt").write_text("unrelated")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "notes")
+    found = differences(run, load_pipeline(run))
+    assert len(found) == 1 and found[0].startswith("git commit ")
+    again = run.reproduce()
+    assert again.status == "completed" and again.parameters == {"lr": 0.3}
+    assert all(step.is_cached for step in again.steps.values())  # same code, data and parameters
+
+
+def test_run_diff_and_metrics_over_time(project) -> None:  # type: ignore[no-untyped-def]
+    _, _, module, _ = project
+    flow = importlib.import_module(module).flow
+    a, b, c = flow(lr=0.1), flow(lr=0.2), flow(lr=0.2)
+    found = {(d.section, d.item): (d.a, d.b) for d in a.diff(b)}
+    assert found[("parameters", "pipeline lr")] == (0.1, 0.2)
+    assert found[("parameters", "train lr")] == (0.1, 0.2)
+    assert found[("metrics", "train.accuracy")] == (0.6, 0.7)
+    assert ("outputs", "content of train.model") in found
+    assert ("outputs", "content of load.output") not in found  # same data
+    assert b.diff(c) == []
+
+    result = CliRunner().invoke(cli, ["run", "diff", a.name, b.name])
+    assert result.exit_code == 0 and "train.accuracy" in result.stdout and "0.6" in result.stdout
+    assert "No difference" in CliRunner().invoke(cli, ["run", "diff", b.name, c.name]).stdout
+
+    history = Client().get_pipeline("flow").metrics(["accuracy"])
+    assert list(history.index) == [a.name, b.name, c.name]
+    assert list(history["accuracy"]) == [0.6, 0.7, 0.7]  # c's train step was cached: metrics copied
+    everything = Client().get_pipeline("flow").metrics(last=2)
+    assert list(everything.index) == [b.name, c.name] and set(everything.columns) >= {"accuracy", "version"}
+
+    result = CliRunner().invoke(cli, ["pipeline", "metrics", "flow", "accuracy"])
+    assert result.exit_code == 0 and a.name in result.stdout and "0.7" in result.stdout
+
+
+def test_metrics_plot_is_a_png(project, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("matplotlib")
+    _, _, module, _ = project
+    flow = importlib.import_module(module).flow
+    for lr in (0.1, 0.2, 0.3):
+        flow(lr=lr)
+    out = tmp_path / "accuracy.png"
+    result = CliRunner().invoke(cli, ["pipeline", "metrics", "flow", "accuracy", "--plot", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 2000
+
+
+def test_metrics_without_pandas_are_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeledger.comparison import metrics_frame
+    from pipeledger.models import MetricPoint, utcnow
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now fails
+    now = utcnow()
+    points = [
+        MetricPoint("r1", "run-1", now, "train", "accuracy", 0.5),
+        MetricPoint("r1", "run-1", now, "eval", "accuracy", 0.4),
+        MetricPoint("r2", "run-2", now, "train", "accuracy", 0.6),
+    ]
+    assert metrics_frame(points) == [
+        {"run": "run-1", "start_time": now, "train.accuracy": 0.5, "eval.accuracy": 0.4},
+        {"run": "run-2", "start_time": now, "train.accuracy": 0.6},
+    ]
+
+
+def test_rerun_of_a_pipeline_that_cannot_be_found() -> None:
+    from tests import pipelines as P
+
+    run = P.training()
+    record = Client().get_run(run.name)
+    record.record.config["pipeline"]["entrypoint"] = "nowhere.training"  # as if the code had moved
+    record.record.config["pipeline"]["source_file"] = "/nonexistent/flow.py"
+    with pytest.raises(Exception, match="cannot find pipeline 'nowhere.training'"):
+        load_pipeline(record)
