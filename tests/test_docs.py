@@ -5,10 +5,10 @@ Python that precedes them and must succeed."""
 from __future__ import annotations
 
 import linecache
-import sys
-import types
 import re
 import shlex
+import sys
+import types
 from pathlib import Path
 
 import pytest

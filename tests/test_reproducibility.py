@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeledger import Client
+from pipeledger import Client, PipeledgerError
 from pipeledger.cli.main import cli
 from pipeledger.reproduce import differences, load_pipeline
 
@@ -209,5 +209,5 @@ def test_rerun_of_a_pipeline_that_cannot_be_found() -> None:
     record = Client().get_run(run.name)
     record.record.config["pipeline"]["entrypoint"] = "nowhere.training"  # as if the code had moved
     record.record.config["pipeline"]["source_file"] = "/nonexistent/flow.py"
-    with pytest.raises(Exception, match="cannot find pipeline 'nowhere.training'"):
+    with pytest.raises(PipeledgerError, match=r"cannot find pipeline 'nowhere\.training'"):
         load_pipeline(record)

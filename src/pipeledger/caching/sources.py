@@ -18,8 +18,8 @@ import ast
 import functools
 import hashlib
 import importlib.metadata
-import json
 import inspect
+import json
 import sys
 import sysconfig
 import textwrap
