@@ -1,9 +1,11 @@
 """The SQL metadata store: every query pipeledger runs, written once for every database.
 
 Flavors (:mod:`pipeledger.metadata_store.flavors`) only build a
-:class:`~pipeledger.metadata_store.sql.engine.Database`; this module holds all
-reads and writes, in SQLAlchemy Core, and is the same on SQLite, MySQL/MariaDB
-and PostgreSQL.
+:class:`~pipeledger.metadata_store.sql.engine.Database`; the store's queries, in
+SQLAlchemy Core and the same on SQLite, MySQL/MariaDB and PostgreSQL, live in this
+module (runs, steps, artifacts, metadata) and in query groups the store class
+inherits: :mod:`.cache_queries` (caching), :mod:`.history_queries` (lineage,
+metrics), :mod:`.maintenance_queries` (deletion, crash detection, integrity).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy import exc as sa_exc
 
 from pipeledger.exceptions import (
@@ -22,8 +24,10 @@ from pipeledger.exceptions import (
 )
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.sql import records
+from pipeledger.metadata_store.sql.cache_queries import CacheQueries
+from pipeledger.metadata_store.sql.common import IN_CHUNK, RUN_COLUMNS, RUNS_FROM, chunks
 from pipeledger.metadata_store.sql.engine import Database
-from pipeledger.metadata_store.sql.lineage import lineage_statement
+from pipeledger.metadata_store.sql.history_queries import HistoryQueries
 from pipeledger.metadata_store.sql.migrate import ensure_schema
 from pipeledger.metadata_store.sql.schema import (
     artifacts,
@@ -37,11 +41,8 @@ from pipeledger.models import (
     JSON,
     ArtifactCreate,
     ArtifactRecord,
-    CacheHit,
     Direction,
     EntityKind,
-    LineageRecord,
-    MetricPoint,
     PipelineRecord,
     RunCreate,
     RunRecord,
@@ -53,12 +54,8 @@ from pipeledger.models import (
     utcnow,
 )
 
-_RUN_COLUMNS = (*pipeline_runs.c, pipelines.c.name.label("pipeline_name"))
-_RUNS_FROM = pipeline_runs.join(pipelines, pipeline_runs.c.pipeline_id == pipelines.c.id)
-_IN_CHUNK = 500  # ids per IN (...) list
 
-
-class SqlMetadataStore(MetadataStore):
+class SqlMetadataStore(CacheQueries, HistoryQueries, MetadataStore):
     """A :class:`MetadataStore` on any SQLAlchemy database.
 
     Args:
@@ -253,71 +250,6 @@ class SqlMetadataStore(MetadataStore):
             cache_components=step.cache_components,
         )
 
-    def record_cached_step(
-        self, step: StepRunCreate, *, cached_from_id: str, outputs: Mapping[str, str]
-    ) -> StepRunRecord:
-        values = {
-            "id": step.id,
-            "run_id": step.run_id,
-            "name": step.name,
-            "status": Status.CACHED.value,
-            "entrypoint": step.entrypoint,
-            "docstring": step.docstring,
-            "parameters": step.parameters,
-            "config": step.config,
-            "source_hash": step.source_hash,
-            "cache_key": step.cache_key,
-            "cache_components": step.cache_components,
-            "cached_from_id": cached_from_id,
-            "start_time": step.start_time,
-            "end_time": step.start_time,
-        }
-        edges = [
-            {"step_run_id": step.id, "direction": Direction.INPUT.value, "name": n, "artifact_id": a}
-            for n, a in step.inputs.items()
-        ] + [
-            {"step_run_id": step.id, "direction": Direction.OUTPUT.value, "name": n, "artifact_id": a}
-            for n, a in outputs.items()
-        ]
-
-        m = entity_metadata.c
-        copy_metadata = insert(entity_metadata).from_select(
-            ["entity_kind", "entity_id", "key", "value"],
-            select(m.entity_kind, literal(step.id, String(32)), m.key, m.value).where(
-                m.entity_kind == EntityKind.STEP_RUN.value, m.entity_id == cached_from_id
-            ),
-        )
-
-        def work(conn: Connection) -> None:
-            conn.execute(insert(step_runs), values)
-            if edges:
-                conn.execute(insert(step_io), edges)
-            conn.execute(copy_metadata)
-
-        try:
-            self.db.run_transaction(work)
-        except MetadataStoreError as exc:
-            if isinstance(exc.__cause__, sa_exc.IntegrityError):
-                raise NotFoundError(
-                    f"cannot record cached step {step.name!r}: its run, original step run "
-                    f"{cached_from_id!r} or an artifact does not exist"
-                ) from exc
-            raise
-        return records.step_run_from_values(values)
-
-    def invalidate_cache(self, *, at: datetime, pipeline: str | None = None, step: str | None = None) -> int:
-        query = update(step_runs).where(
-            step_runs.c.cache_key.is_not(None),
-            step_runs.c.status == Status.COMPLETED.value,
-            step_runs.c.cache_invalidated_at.is_(None),
-        )
-        if step is not None:
-            query = query.where(step_runs.c.name == step)
-        if pipeline is not None:
-            runs_of_pipeline = select(pipeline_runs.c.id).select_from(_RUNS_FROM).where(pipelines.c.name == pipeline)
-            query = query.where(step_runs.c.run_id.in_(runs_of_pipeline))
-        return int(self.db.run_transaction(lambda conn: conn.execute(query.values(cache_invalidated_at=at)).rowcount))
-
     def _missing_step_refs(self, step: StepRunCreate) -> str | None:
         """Why ``step`` cannot be recorded if its run or an input artifact is missing."""
         with self.db.read() as conn:
@@ -441,7 +373,7 @@ class SqlMetadataStore(MetadataStore):
             return [records.pipeline(r) for r in conn.execute(query)]
 
     def get_run(self, name_or_id: str) -> RunRecord:
-        base = select(*_RUN_COLUMNS).select_from(_RUNS_FROM)
+        base = select(*RUN_COLUMNS).select_from(RUNS_FROM)
         with self.db.read() as conn:
             row = conn.execute(base.where(pipeline_runs.c.name == name_or_id)).first()
             if row is None:
@@ -463,7 +395,7 @@ class SqlMetadataStore(MetadataStore):
         offset: int = 0,
         newest_first: bool = True,
     ) -> list[RunRecord]:
-        query = select(*_RUN_COLUMNS).select_from(_RUNS_FROM)
+        query = select(*RUN_COLUMNS).select_from(RUNS_FROM)
         query = query.where(*_run_filters(pipeline, status, since))
         order = pipeline_runs.c.start_time.desc() if newest_first else pipeline_runs.c.start_time
         tiebreak = pipeline_runs.c.id.desc() if newest_first else pipeline_runs.c.id
@@ -472,7 +404,7 @@ class SqlMetadataStore(MetadataStore):
             return [records.run(r) for r in conn.execute(query)]
 
     def count_runs(self, *, pipeline: str | None = None, status: Status | str | None = None) -> int:
-        query = select(func.count()).select_from(_RUNS_FROM).where(*_run_filters(pipeline, status, None))
+        query = select(func.count()).select_from(RUNS_FROM).where(*_run_filters(pipeline, status, None))
         with self.db.read() as conn:
             return int(conn.execute(query).scalar_one())
 
@@ -497,119 +429,10 @@ class SqlMetadataStore(MetadataStore):
             *artifacts.c,
         ).select_from(step_io.join(artifacts, step_io.c.artifact_id == artifacts.c.id))
         with self.db.read() as conn:
-            for chunk in _chunks(step_run_ids):
+            for chunk in chunks(step_run_ids):
                 rows = conn.execute(query.where(step_io.c.step_run_id.in_(chunk)))
                 result.extend(records.step_io(r) for r in rows)
         return result
-
-    def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
-        latest = (
-            select(step_runs.c.id)
-            .where(
-                step_runs.c.cache_key == cache_key,
-                step_runs.c.status == Status.COMPLETED.value,
-                step_runs.c.cache_invalidated_at.is_(None),
-            )
-            .order_by(step_runs.c.end_time.desc())
-            .limit(1)
-        )
-        if not_before is not None:
-            latest = latest.where(step_runs.c.end_time >= not_before)
-        query = (
-            select(
-                *step_runs.c,
-                step_io.c.name.label("io_name"),
-                *(c.label(f"a_{c.name}") for c in artifacts.c),
-            )
-            .select_from(
-                step_runs.outerjoin(
-                    step_io,
-                    and_(step_io.c.step_run_id == step_runs.c.id, step_io.c.direction == Direction.OUTPUT.value),
-                ).outerjoin(artifacts, artifacts.c.id == step_io.c.artifact_id)
-            )
-            .where(step_runs.c.id == latest.scalar_subquery())
-        )
-        with self.db.read() as conn:
-            rows = conn.execute(query).all()
-        if not rows:
-            return None
-        outputs = {
-            row._mapping["io_name"]: records.artifact(row, prefix="a_")
-            for row in rows
-            if row._mapping["io_name"] is not None
-        }
-        return CacheHit(records.step_run(rows[0]), outputs)
-
-    def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
-        query = (
-            select(step_runs)
-            .select_from(step_runs.join(_RUNS_FROM, step_runs.c.run_id == pipeline_runs.c.id))
-            .where(step_runs.c.name == step, pipelines.c.name == pipeline, step_runs.c.start_time < before)
-            .order_by(step_runs.c.start_time.desc())
-            .limit(1)
-        )
-        with self.db.read() as conn:
-            row = conn.execute(query).first()
-        return records.step_run(row) if row is not None else None
-
-    def lineage(
-        self,
-        *,
-        artifact_id: str | None = None,
-        step_run_id: str | None = None,
-        direction: str = "upstream",
-        depth: int | None = None,
-    ) -> LineageRecord:
-        if direction not in ("upstream", "downstream", "both"):
-            raise ValueError(f"direction must be upstream, downstream or both, not {direction!r}")
-        if depth is not None and depth < 0:
-            raise ValueError(f"depth must be >= 0 or None, not {depth}")
-        statement = lineage_statement(
-            artifact_id=artifact_id,
-            step_run_id=step_run_id,
-            direction=direction,  # type: ignore[arg-type]
-            depth=depth,
-        )
-        with self.db.read() as conn:
-            rows = conn.execute(statement).all()
-        return records.lineage(rows)
-
-    def metric_history(
-        self, pipeline: str, *, keys: Sequence[str] | None = None, limit: int | None = None
-    ) -> list[MetricPoint]:
-        m = entity_metadata.c
-        query = (
-            select(
-                pipeline_runs.c.id,
-                pipeline_runs.c.name,
-                pipeline_runs.c.start_time,
-                step_runs.c.name.label("step_name"),
-                m.key,
-                m.value,
-            )
-            .select_from(
-                _RUNS_FROM.join(step_runs, step_runs.c.run_id == pipeline_runs.c.id).join(
-                    entity_metadata,
-                    and_(m.entity_kind == EntityKind.STEP_RUN.value, m.entity_id == step_runs.c.id),
-                )
-            )
-            .where(pipelines.c.name == pipeline)
-            .order_by(pipeline_runs.c.start_time, pipeline_runs.c.id, step_runs.c.start_time, m.key)
-        )
-        if keys is not None:
-            query = query.where(m.key.in_(list(keys)))
-        if limit is not None:
-            latest = (
-                select(pipeline_runs.c.id)
-                .select_from(_RUNS_FROM)
-                .where(pipelines.c.name == pipeline)
-                .order_by(pipeline_runs.c.start_time.desc())
-                .limit(limit)
-                .subquery()
-            )
-            query = query.where(pipeline_runs.c.id.in_(select(latest.c.id)))
-        with self.db.read() as conn:
-            return [MetricPoint(*row) for row in conn.execute(query)]
 
     def get_artifact(self, artifact_id: str) -> ArtifactRecord:
         with self.db.read() as conn:
@@ -622,7 +445,7 @@ class SqlMetadataStore(MetadataStore):
         out: dict[str, dict[str, JSON]] = {}
         m = entity_metadata.c
         with self.db.read() as conn:
-            for chunk in _chunks(entity_ids):
+            for chunk in chunks(entity_ids):
                 rows = conn.execute(
                     select(m.entity_id, m.key, m.value)
                     .where(m.entity_kind == EntityKind(kind).value, m.entity_id.in_(chunk))
@@ -637,10 +460,10 @@ def _replace_metadata(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert key/value rows, replacing existing keys (a portable upsert)."""
     m = entity_metadata.c
     # Chunked: SQLite refuses an expression tree deeper than 1000 (one OR per row).
-    for start in range(0, len(rows), _IN_CHUNK):
+    for start in range(0, len(rows), IN_CHUNK):
         keys = [
             and_(m.entity_kind == r["entity_kind"], m.entity_id == r["entity_id"], m.key == r["key"])
-            for r in rows[start : start + _IN_CHUNK]
+            for r in rows[start : start + IN_CHUNK]
         ]
         conn.execute(delete(entity_metadata).where(or_(*keys)))
     conn.execute(insert(entity_metadata), rows)
@@ -655,11 +478,6 @@ def _run_filters(pipeline: str | None, status: Status | str | None, since: datet
     if since is not None:
         filters.append(pipeline_runs.c.start_time >= since)
     return filters
-
-
-def _chunks(ids: Sequence[str]) -> list[list[str]]:
-    ids = list(dict.fromkeys(ids))
-    return [ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK)]
 
 
 def _not_found(kind: str, name: str, known: list[str], label: str | None = None) -> str:

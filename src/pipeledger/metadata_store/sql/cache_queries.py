@@ -1,0 +1,148 @@
+"""Caching queries of the SQL store: look-ups, cached step runs, invalidation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlalchemy import Connection, String, and_, insert, literal, select, update
+from sqlalchemy import exc as sa_exc
+
+from pipeledger.exceptions import MetadataStoreError, NotFoundError
+from pipeledger.metadata_store.sql import records
+from pipeledger.metadata_store.sql.common import RUNS_FROM, SqlQueries
+from pipeledger.metadata_store.sql.schema import (
+    artifacts,
+    entity_metadata,
+    pipeline_runs,
+    pipelines,
+    step_io,
+    step_runs,
+)
+from pipeledger.models import (
+    CacheHit,
+    Direction,
+    EntityKind,
+    Status,
+    StepRunCreate,
+    StepRunRecord,
+)
+
+
+class CacheQueries(SqlQueries):
+    """Cache look-up, recording of cache hits, invalidation, the latest earlier run of a step."""
+
+    def record_cached_step(
+        self, step: StepRunCreate, *, cached_from_id: str, outputs: Mapping[str, str]
+    ) -> StepRunRecord:
+        values = {
+            "id": step.id,
+            "run_id": step.run_id,
+            "name": step.name,
+            "status": Status.CACHED.value,
+            "entrypoint": step.entrypoint,
+            "docstring": step.docstring,
+            "parameters": step.parameters,
+            "config": step.config,
+            "source_hash": step.source_hash,
+            "cache_key": step.cache_key,
+            "cache_components": step.cache_components,
+            "cached_from_id": cached_from_id,
+            "start_time": step.start_time,
+            "end_time": step.start_time,
+        }
+        edges = [
+            {"step_run_id": step.id, "direction": Direction.INPUT.value, "name": n, "artifact_id": a}
+            for n, a in step.inputs.items()
+        ] + [
+            {"step_run_id": step.id, "direction": Direction.OUTPUT.value, "name": n, "artifact_id": a}
+            for n, a in outputs.items()
+        ]
+
+        m = entity_metadata.c
+        copy_metadata = insert(entity_metadata).from_select(
+            ["entity_kind", "entity_id", "key", "value"],
+            select(m.entity_kind, literal(step.id, String(32)), m.key, m.value).where(
+                m.entity_kind == EntityKind.STEP_RUN.value, m.entity_id == cached_from_id
+            ),
+        )
+
+        def work(conn: Connection) -> None:
+            conn.execute(insert(step_runs), values)
+            if edges:
+                conn.execute(insert(step_io), edges)
+            conn.execute(copy_metadata)
+
+        try:
+            self.db.run_transaction(work)
+        except MetadataStoreError as exc:
+            if isinstance(exc.__cause__, sa_exc.IntegrityError):
+                raise NotFoundError(
+                    f"cannot record cached step {step.name!r}: its run, original step run "
+                    f"{cached_from_id!r} or an artifact does not exist"
+                ) from exc
+            raise
+        return records.step_run_from_values(values)
+
+    def invalidate_cache(self, *, at: datetime, pipeline: str | None = None, step: str | None = None) -> int:
+        query = update(step_runs).where(
+            step_runs.c.cache_key.is_not(None),
+            step_runs.c.status == Status.COMPLETED.value,
+            step_runs.c.cache_invalidated_at.is_(None),
+        )
+        if step is not None:
+            query = query.where(step_runs.c.name == step)
+        if pipeline is not None:
+            runs_of_pipeline = select(pipeline_runs.c.id).select_from(RUNS_FROM).where(pipelines.c.name == pipeline)
+            query = query.where(step_runs.c.run_id.in_(runs_of_pipeline))
+        return int(self.db.run_transaction(lambda conn: conn.execute(query.values(cache_invalidated_at=at)).rowcount))
+
+    def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
+        latest = (
+            select(step_runs.c.id)
+            .where(
+                step_runs.c.cache_key == cache_key,
+                step_runs.c.status == Status.COMPLETED.value,
+                step_runs.c.cache_invalidated_at.is_(None),
+            )
+            .order_by(step_runs.c.end_time.desc())
+            .limit(1)
+        )
+        if not_before is not None:
+            latest = latest.where(step_runs.c.end_time >= not_before)
+        query = (
+            select(
+                *step_runs.c,
+                step_io.c.name.label("io_name"),
+                *(c.label(f"a_{c.name}") for c in artifacts.c),
+            )
+            .select_from(
+                step_runs.outerjoin(
+                    step_io,
+                    and_(step_io.c.step_run_id == step_runs.c.id, step_io.c.direction == Direction.OUTPUT.value),
+                ).outerjoin(artifacts, artifacts.c.id == step_io.c.artifact_id)
+            )
+            .where(step_runs.c.id == latest.scalar_subquery())
+        )
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            return None
+        outputs = {
+            row._mapping["io_name"]: records.artifact(row, prefix="a_")
+            for row in rows
+            if row._mapping["io_name"] is not None
+        }
+        return CacheHit(records.step_run(rows[0]), outputs)
+
+    def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
+        query = (
+            select(step_runs)
+            .select_from(step_runs.join(RUNS_FROM, step_runs.c.run_id == pipeline_runs.c.id))
+            .where(step_runs.c.name == step, pipelines.c.name == pipeline, step_runs.c.start_time < before)
+            .order_by(step_runs.c.start_time.desc())
+            .limit(1)
+        )
+        with self.db.read() as conn:
+            row = conn.execute(query).first()
+        return records.step_run(row) if row is not None else None

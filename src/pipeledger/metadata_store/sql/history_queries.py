@@ -1,0 +1,85 @@
+"""History queries of the SQL store: lineage (one recursive statement) and metrics over runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import and_, select
+
+from pipeledger.metadata_store.sql import records
+from pipeledger.metadata_store.sql.common import RUNS_FROM, SqlQueries
+from pipeledger.metadata_store.sql.lineage import lineage_statement
+from pipeledger.metadata_store.sql.schema import (
+    entity_metadata,
+    pipeline_runs,
+    pipelines,
+    step_runs,
+)
+from pipeledger.models import (
+    EntityKind,
+    LineageRecord,
+    MetricPoint,
+)
+
+
+class HistoryQueries(SqlQueries):
+    """Lineage graphs and metric histories."""
+
+    def lineage(
+        self,
+        *,
+        artifact_id: str | None = None,
+        step_run_id: str | None = None,
+        direction: str = "upstream",
+        depth: int | None = None,
+    ) -> LineageRecord:
+        if direction not in ("upstream", "downstream", "both"):
+            raise ValueError(f"direction must be upstream, downstream or both, not {direction!r}")
+        if depth is not None and depth < 0:
+            raise ValueError(f"depth must be >= 0 or None, not {depth}")
+        statement = lineage_statement(
+            artifact_id=artifact_id,
+            step_run_id=step_run_id,
+            direction=direction,  # type: ignore[arg-type]
+            depth=depth,
+        )
+        with self.db.read() as conn:
+            rows = conn.execute(statement).all()
+        return records.lineage(rows)
+
+    def metric_history(
+        self, pipeline: str, *, keys: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[MetricPoint]:
+        m = entity_metadata.c
+        query = (
+            select(
+                pipeline_runs.c.id,
+                pipeline_runs.c.name,
+                pipeline_runs.c.start_time,
+                step_runs.c.name.label("step_name"),
+                m.key,
+                m.value,
+            )
+            .select_from(
+                RUNS_FROM.join(step_runs, step_runs.c.run_id == pipeline_runs.c.id).join(
+                    entity_metadata,
+                    and_(m.entity_kind == EntityKind.STEP_RUN.value, m.entity_id == step_runs.c.id),
+                )
+            )
+            .where(pipelines.c.name == pipeline)
+            .order_by(pipeline_runs.c.start_time, pipeline_runs.c.id, step_runs.c.start_time, m.key)
+        )
+        if keys is not None:
+            query = query.where(m.key.in_(list(keys)))
+        if limit is not None:
+            latest = (
+                select(pipeline_runs.c.id)
+                .select_from(RUNS_FROM)
+                .where(pipelines.c.name == pipeline)
+                .order_by(pipeline_runs.c.start_time.desc())
+                .limit(limit)
+                .subquery()
+            )
+            query = query.where(pipeline_runs.c.id.in_(select(latest.c.id)))
+        with self.db.read() as conn:
+            return [MetricPoint(*row) for row in conn.execute(query)]
