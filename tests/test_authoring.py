@@ -253,8 +253,7 @@ def test_a_non_json_default_is_rejected_at_definition(default: Any, problem: str
     with pytest.raises(
         DefinitionError,
         match=match(
-            "step 'train': argument 'opts' (a parameter, because it has a default) must be a "
-            f"JSON value ({problem})"
+            f"step 'train': argument 'opts' (a parameter, because it has a default) must be a JSON value ({problem})"
         ),
     ):
         step(train)
@@ -541,8 +540,7 @@ CALL_ERRORS = {
     "unknown-pipeline-parameter": (
         with_parameters,
         {"bogus": 1},
-        "pipeline 'with_parameters': got an unexpected keyword argument 'bogus'; its "
-        "parameters are: n, label",
+        "pipeline 'with_parameters': got an unexpected keyword argument 'bogus'; its parameters are: n, label",
     ),
     "too-many-pipeline-arguments": (
         with_parameters,

@@ -109,9 +109,7 @@ def plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forget_module
     return "teststore_registered"
 
 
-def test_flavor_registered_by_import_path_runs_a_pipeline(
-    plugin_module: str, home: Path, tmp_path: Path
-) -> None:
+def test_flavor_registered_by_import_path_runs_a_pipeline(plugin_module: str, home: Path, tmp_path: Path) -> None:
     assert "teststore" not in ok("metadata-store", "flavor", "list")
     source = f"{plugin_module}:UrlStoreFlavor"
     out = ok("metadata-store", "flavor", "register", source)
@@ -199,9 +197,7 @@ def test_flavor_from_an_entry_point_runs_a_pipeline(
     }
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
-        )
+        return subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
 
     def pipeledger(*args: str) -> str:
         result = run(sys.executable, "-c", "from pipeledger.cli.main import main; main()", *args)
@@ -234,9 +230,7 @@ def test_flavor_from_an_entry_point_runs_a_pipeline(
         "clash:ClashFlavor",
     )
     assert clash.returncode == 1
-    assert "a metadata store flavor named 'teststore' already exists (package pipeledger-teststore" in (
-        clash.stderr
-    )
+    assert "a metadata store flavor named 'teststore' already exists (package pipeledger-teststore" in (clash.stderr)
 
     script = tmp_path / "greeting.py"
     script.write_text(PIPELINE_SCRIPT)

@@ -202,9 +202,7 @@ CASES: dict[str, Case] = {
     "object-array": Case(lambda: np.array([1, "a", None], dtype=object), PICKLE_M),
     "numpy-scalar": Case(lambda: np.float64(1.25), PICKLE_M),
     "dataframe": Case(
-        lambda: pd.DataFrame(
-            {"a": [1, 2, 3], "b": ["x", "y", "ü"], "c": [0.5, np.nan, 2.0], "d": [True, False, True]}
-        ),
+        lambda: pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "ü"], "c": [0.5, np.nan, 2.0], "d": [True, False, True]}),
         PANDAS_M,
         "Dataset",
     ),
@@ -400,8 +398,7 @@ def test_round_trip_through_a_pipeline(case_name: str) -> None:
 def test_recorded_artifact_metadata_through_a_pipeline() -> None:
     with pytest.warns(PipeledgerWarning):
         runs = {
-            name: roundtrip(case=name)
-            for name in ("float32-2d-array", "dataframe", "series", "arbitrary-class", "int")
+            name: roundtrip(case=name) for name in ("float32-2d-array", "dataframe", "series", "arbitrary-class", "int")
         }
     array = runs["float32-2d-array"].steps["produce"].output
     assert array.metadata == {"shape": [3, 4], "dtype": "float32"}
@@ -556,9 +553,7 @@ def test_the_hash_covers_the_files_only(store: ArtifactStore, registry: Material
 # --- the pickle fallback -------------------------------------------------------------------------
 
 
-def test_the_pickle_fallback_warns_once_per_type(
-    store: ArtifactStore, registry: MaterializerRegistry
-) -> None:
+def test_the_pickle_fallback_warns_once_per_type(store: ArtifactStore, registry: MaterializerRegistry) -> None:
     with pytest.warns(PipeledgerWarning) as caught:
         write(store, registry, Labelled("a", []))
         write(store, registry, Labelled("b", [1.0]))
@@ -574,9 +569,7 @@ def test_the_pickle_fallback_warns_once_per_type(
         write(store, registry, Labelled("c", []))  # already warned: silent
 
 
-def test_pickle_warning_is_attributed_to_pipeledger(
-    store: ArtifactStore, registry: MaterializerRegistry
-) -> None:
+def test_pickle_warning_is_attributed_to_pipeledger(store: ArtifactStore, registry: MaterializerRegistry) -> None:
     with pytest.warns(PipeledgerWarning) as caught:
         write(store, registry, Labelled("a", []))
     assert caught[0].filename == "pipeledger"
@@ -606,9 +599,7 @@ def test_a_registered_materializer_beats_pickle(store: ArtifactStore, registry: 
     assert read_artifact(record, MaterializerRegistry()) == Point(1.5, -2.25)
 
 
-def test_a_registered_materializer_handles_subclasses(
-    store: ArtifactStore, registry: MaterializerRegistry
-) -> None:
+def test_a_registered_materializer_handles_subclasses(store: ArtifactStore, registry: MaterializerRegistry) -> None:
     class Point3(Point):
         pass
 
@@ -617,9 +608,7 @@ def test_a_registered_materializer_handles_subclasses(
     assert written.materializer.import_path() == f"{__name__}.PointMaterializer"
 
 
-def test_a_registered_materializer_beats_a_builtin_one(
-    store: ArtifactStore, registry: MaterializerRegistry
-) -> None:
+def test_a_registered_materializer_beats_a_builtin_one(store: ArtifactStore, registry: MaterializerRegistry) -> None:
     registry.register(DictUpperMaterializer())
     written, record = write(store, registry, {"a": 1})
     assert written.materializer.import_path() == f"{__name__}.DictUpperMaterializer"
@@ -689,17 +678,13 @@ def test_reading_a_deleted_pipeline_artifact_names_the_uri() -> None:
         artifact.read()
 
 
-def test_a_failing_materializer_leaves_nothing_behind(
-    store: ArtifactStore, registry: MaterializerRegistry
-) -> None:
+def test_a_failing_materializer_leaves_nothing_behind(store: ArtifactStore, registry: MaterializerRegistry) -> None:
     registry.register(ExplodingMaterializer())
     artifact_id = new_id()
     uri = store.artifact_uri("pipe", "pipe-1", "step", "output", artifact_id)
     with pytest.raises(
         MaterializerError,
-        match=re.escape(
-            f"{__name__}.ExplodingMaterializer could not save a Exploding: RuntimeError: disk on fire"
-        ),
+        match=re.escape(f"{__name__}.ExplodingMaterializer could not save a Exploding: RuntimeError: disk on fire"),
     ) as raised:
         store.write(Exploding(), uri, artifact_id, registry)
     assert isinstance(raised.value.__cause__, RuntimeError)

@@ -58,9 +58,7 @@ def password_user() -> Iterator[str]:
     for backend in SERVERS:
         engine = create_engine(admin_url(backend), isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
-            conn.execute(
-                text("DROP USER IF EXISTS 'pl_pw_user'@'%'" if backend == "mysql" else "DROP ROLE pl_pw_user")
-            )
+            conn.execute(text("DROP USER IF EXISTS 'pl_pw_user'@'%'" if backend == "mysql" else "DROP ROLE pl_pw_user"))
         engine.dispose()
 
 
@@ -135,9 +133,7 @@ def test_wrong_password(backend: str, password_user: str) -> None:
 @pytest.mark.parametrize("backend", SERVERS)
 def test_missing_database_without_create(backend: str) -> None:
     port = admin_url(backend).port
-    with pytest.raises(
-        StoreUnavailableError, match="does not exist; create it or set create_database=true"
-    ) as caught:
+    with pytest.raises(StoreUnavailableError, match="does not exist; create it or set create_database=true") as caught:
         open_store(
             backend,
             port=port,

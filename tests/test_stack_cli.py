@@ -96,9 +96,7 @@ def test_orchestrator_verbs() -> None:
     assert "orchestrator runner" in out and "local" in out
     assert "runner" in ok("orchestrator", "list")
     # The local orchestrator has no configuration: there is nothing to update.
-    assert "unknown field 'workers'; valid fields: none" in refused(
-        "orchestrator", "update", "runner", "--workers=2"
-    )
+    assert "unknown field 'workers'; valid fields: none" in refused("orchestrator", "update", "runner", "--workers=2")
     ok("orchestrator", "delete", "runner")
     assert "runner" not in ok("orchestrator", "list")
 
@@ -119,9 +117,7 @@ def test_the_config_file_holds_what_was_registered(home: Path) -> None:
     assert text.startswith("# pipeledger configuration")
     data = yaml.safe_load(text)
     assert data["active_stack"] == "s"
-    assert data["stacks"] == {
-        "s": {"orchestrator": "default", "artifact_store": "bucket", "metadata_store": "team"}
-    }
+    assert data["stacks"] == {"s": {"orchestrator": "default", "artifact_store": "bucket", "metadata_store": "team"}}
     assert data["components"]["metadata_store"]["team"] == {
         "flavor": "sqlite",
         "config": {"path": str(home / "metadata-team.db")},
@@ -314,9 +310,7 @@ def test_stack_verbs(home: Path) -> None:
     assert ok("stack", "get").strip() == "staging"
 
     out = ok("stack", "list")
-    rows = {
-        line.split("│")[2].strip(): line.split("│")[1:-1] for line in out.splitlines() if line.count("│") == 6
-    }
+    rows = {line.split("│")[2].strip(): line.split("│")[1:-1] for line in out.splitlines() if line.count("│") == 6}
     assert [c.strip() for c in rows["prod"]] == ["", "prod", "runner", "bucket", "team"]
     assert [c.strip() for c in rows["staging"]] == ["*", "staging", "default", "default", "team"]
     assert [c.strip() for c in rows["default"]] == ["", "default", "default", "default", "default"]

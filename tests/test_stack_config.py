@@ -56,9 +56,7 @@ def _register_many(home: str, prefix: str, count: int, start: multiprocessing.sy
 def test_two_processes_registering_concurrently_lose_nothing(home: Path) -> None:
     context = multiprocessing.get_context("spawn")
     start = context.Event()
-    workers = [
-        context.Process(target=_register_many, args=(str(home), prefix, 20, start)) for prefix in ("a", "b")
-    ]
+    workers = [context.Process(target=_register_many, args=(str(home), prefix, 20, start)) for prefix in ("a", "b")]
     for worker in workers:
         worker.start()
     start.set()
@@ -326,9 +324,7 @@ def test_with_options_and_client_use_the_named_stack(home: Path) -> None:
     assert (home / "metadata-blue.db").exists() and (home / "metadata-green.db").exists()
     assert Client(stack="default").list_runs() == []
 
-    with pytest.raises(
-        ComponentNotFoundError, match="no stack named 'nope'; registered: default, blue, green"
-    ):
+    with pytest.raises(ComponentNotFoundError, match="no stack named 'nope'; registered: default, blue, green"):
         P.training.with_options(stack="nope")()
     with pytest.raises(ComponentNotFoundError, match="no stack named 'nope'"):
         Client(stack="nope")

@@ -271,6 +271,21 @@ class MetricPoint:
     value: JSON
 
 
+@dataclass(frozen=True)
+class RunDeletion:
+    """What deleting a run removed from the store, and the artifacts it had to keep.
+
+    ``deleted_artifacts`` lost their records (their files can go); ``kept_artifacts``
+    are still used by other runs (as inputs or cached outputs) and stay, records and
+    files; ``logs_uris`` are the deleted step runs' log files.
+    """
+
+    run: RunRecord
+    deleted_artifacts: list[ArtifactRecord]
+    kept_artifacts: list[ArtifactRecord]
+    logs_uris: list[str]
+
+
 class EntityKind(str, enum.Enum):
     """What a piece of key/value metadata is attached to."""
 

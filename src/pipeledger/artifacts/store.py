@@ -101,19 +101,7 @@ class ArtifactStore:
         return WrittenArtifact(uri, materializer, data_type, content_hash, size, metadata or {})
 
     def _hash_dir(self, path: str) -> tuple[str, int]:
-        """sha256 over the directory's files (relative names and contents, sorted) and total size."""
-        digest = hashlib.sha256()
-        size = 0
-        files = sorted(self.fs.find(path))
-        for file in files:
-            rel = file[len(path) :].lstrip("/")
-            digest.update(rel.encode() + b"\0")
-            with self.fs.open(file, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    digest.update(chunk)
-                    size += len(chunk)
-            digest.update(b"\0")
-        return digest.hexdigest(), size
+        return _hash_tree(self.fs, path)
 
     def write_text(self, uri: str, text: str) -> None:
         """Write a text file (e.g. a step's logs), creating parent directories."""
@@ -157,6 +145,12 @@ def read_text(uri: str) -> str:
         raise ArtifactNotFoundError(f"no file at {uri}") from exc
 
 
+def hash_artifact(uri: str) -> tuple[str, int]:
+    """The content hash and size of the artifact files at ``uri`` (as recorded when written)."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    return _hash_tree(fs, path)
+
+
 def uri_exists(uri: str) -> bool:
     """Whether anything exists at ``uri``."""
     fs, path = fsspec.core.url_to_fs(uri)
@@ -177,3 +171,18 @@ def _import_type(path: str) -> type | None:
         if obj is None:
             return None
     return obj if isinstance(obj, type) else None
+
+
+def _hash_tree(fs: Any, path: str) -> tuple[str, int]:
+    """sha256 over a directory's files (relative names and contents, sorted) and their total size."""
+    digest = hashlib.sha256()
+    size = 0
+    for file in sorted(fs.find(path)):
+        rel = file[len(path) :].lstrip("/")
+        digest.update(rel.encode() + b"\0")
+        with fs.open(file, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest(), size

@@ -18,6 +18,7 @@ from pipeledger.lineage.render import render_graphviz
 
 FORMATS = ["text", "json", "dot", "svg", "png", "html", "openlineage"]
 BINARY = {"png"}
+Neighbours = dict[str, list[tuple[str, str]]]  # node id -> (next node id, edge name)
 
 
 def _describe(node: LineageNode) -> str:
@@ -28,23 +29,27 @@ def _describe(node: LineageNode) -> str:
     return f"[cyan]{node.name}[/cyan] {a.get('type')} {a.get('data_type')} [dim]{node.id}[/dim]"
 
 
-def text_tree(graph: LineageGraph, downstream: bool) -> Tree:
-    """The graph as a tree from its root, following edges against (upstream) or with the data flow."""
-    neighbours: dict[str, list[tuple[str, str]]] = {}
+def text_tree(graph: LineageGraph, downstream: bool, both: bool = False) -> Tree:
+    """The graph as a tree from its root, following edges against (upstream) or with the data flow
+    (downstream); with ``both``, the root's sources and then its descendants."""
+    forward: Neighbours = {}
+    backward: Neighbours = {}
     for edge in graph.edges:
-        a, b = (edge.source, edge.target) if downstream else (edge.target, edge.source)
-        neighbours.setdefault(a, []).append((b, edge.name))
+        forward.setdefault(edge.source, []).append((edge.target, edge.name))
+        backward.setdefault(edge.target, []).append((edge.source, edge.name))
     root = graph.root or (graph.nodes[0].id if graph.nodes else "")
     tree = Tree(_describe(graph.node(root)) if root in graph else "(empty)")
 
-    def grow(branch: Tree, node_id: str, seen: frozenset[str]) -> None:
+    def grow(branch: Tree, node_id: str, seen: frozenset[str], neighbours: Neighbours, arrow: str) -> None:
         for child, label in neighbours.get(node_id, []):
             if child in seen:
                 continue
-            sub = branch.add(f"[dim]{label}[/dim] {'→' if downstream else '←'} {_describe(graph.node(child))}")
-            grow(sub, child, seen | {child})
+            sub = branch.add(f"[dim]{label}[/dim] {arrow} {_describe(graph.node(child))}")
+            grow(sub, child, seen | {child}, neighbours, arrow)
 
-    grow(tree, root, frozenset({root}))
+    walks = [(backward, "←"), (forward, "→")] if both else [(forward, "→")] if downstream else [(backward, "←")]
+    for neighbours, arrow in walks:
+        grow(tree, root, frozenset({root}), neighbours, arrow)
     return tree
 
 
@@ -108,11 +113,11 @@ def lineage_command(
     direction = "both" if both else "downstream" if downstream else "upstream"
     graph = Client().get_artifact(artifact_id).lineage(direction=direction, depth=depth)
     if fmt == "text" and output is None:
-        console().print(text_tree(graph, downstream=downstream and not both))
+        console().print(text_tree(graph, downstream=downstream, both=both))
         return
     if fmt == "text":
         buffer = io.StringIO()
-        Console(file=buffer, width=200, color_system=None).print(text_tree(graph, downstream and not both))
+        Console(file=buffer, width=200, color_system=None).print(text_tree(graph, downstream, both))
         content: str | bytes = buffer.getvalue()
     else:
         content = render(graph, fmt, downstream)

@@ -8,6 +8,7 @@ from pipeledger import __version__
 from pipeledger.cli import run_compare, run_lineage  # noqa: F401  (more `run` commands)
 from pipeledger.cli.artifact_store import artifact_store_group
 from pipeledger.cli.cache import cache_group
+from pipeledger.cli.gc import gc
 from pipeledger.cli.lineage import lineage_command
 from pipeledger.cli.metadata_store import metadata_store_group
 from pipeledger.cli.orchestrator import orchestrator_group
@@ -37,6 +38,7 @@ for group in (
     run_group,
     cache_group,
     lineage_command,
+    gc,
 ):
     cli.add_command(group)
 

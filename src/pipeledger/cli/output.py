@@ -45,11 +45,13 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except (PipeledgerError, OSError, ValueError) as exc:
+        except Exception as exc:
             ctx = click.get_current_context(silent=True)
             if ctx is not None and ctx.find_root().params.get("debug"):
                 raise
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if not isinstance(exc, (PipeledgerError, OSError, ValueError)):
+                message = f"unexpected {type(exc).__name__}: {message} (run with --debug for the traceback)"
             error_console().print(f"[bold red]Error:[/bold red] {message}", highlight=False, soft_wrap=True)
             sys.exit(1)
 

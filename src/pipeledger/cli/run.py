@@ -18,6 +18,7 @@ from pipeledger.cli.output import (
 )
 from pipeledger.client import Client, RunView
 from pipeledger.exceptions import NotFoundError, PipeledgerError
+from pipeledger.maintenance import mark_crashed_runs
 from pipeledger.models import Status
 
 STATUSES = [s.value for s in Status]
@@ -64,6 +65,7 @@ def list_runs(pipeline: str | None, status: str | None, limit: int) -> None:
     client = Client()
     if pipeline is not None:
         client.get_pipeline(pipeline)  # a clear error for an unknown pipeline
+    mark_crashed_runs(client.store)
     runs = client.list_runs(pipeline=pipeline, status=status, limit=limit)
     if not runs:
         console().print("No run matches.")

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pipeledger.client.views import ArtifactView, PipelineView, RunView, StepView
 from pipeledger.metadata_store.base import MetadataStore
-from pipeledger.models import Status
+from pipeledger.models import RunDeletion, Status
 from pipeledger.stack.registry import get_stack
 from pipeledger.stack.stack import Stack
 
@@ -57,6 +57,16 @@ class Client:
     def get_step_run(self, step_run_id: str) -> StepView:
         """The step run with this id."""
         return StepView(self.store.get_step_run(step_run_id), self.store)
+
+    def delete_run(self, name_or_id: str) -> RunDeletion:
+        """Delete a run: its records, and the artifacts (records and files) no other run uses.
+
+        Artifacts still used by another run (as inputs or cached outputs) are kept and
+        listed in the result's ``kept_artifacts``. Raises NotFoundError for an unknown run.
+        """
+        from pipeledger.maintenance import delete_run
+
+        return delete_run(self.store, self.store.get_run(name_or_id).id)
 
     def get_artifact(self, artifact_id: str) -> ArtifactView:
         """The artifact with this id."""

@@ -29,6 +29,7 @@ from pipeledger.models import (
     Status,
     StepIO,
     StepRunRecord,
+    utcnow,
 )
 from pipeledger.models import LineageEdge as LineageEdgeRecord
 
@@ -231,8 +232,12 @@ class RunView:
 
     @property
     def status(self) -> Status:
-        """``running``, ``completed``, ``failed``..."""
-        return self._record.status
+        """``running``, ``completed``, ``failed``, ``crashed``... A run recorded as running whose
+        heartbeat is older than ``$PIPELEDGER_HEARTBEAT_TIMEOUT`` reads as ``crashed``."""
+        record = self._record
+        if record.status is Status.RUNNING and _heartbeat_stale(record.heartbeat_at):
+            return Status.CRASHED
+        return record.status
 
     @property
     def duration(self) -> timedelta | None:
@@ -388,7 +393,10 @@ class StepView:
 
     @property
     def status(self) -> Status:
-        """``running``, ``completed``, ``failed``, ``cached``..."""
+        """``running``, ``completed``, ``failed``, ``cached``, ``crashed`` (a step still recorded
+        as running in a crashed run)."""
+        if self._record.status is Status.RUNNING and self.run.status is Status.CRASHED:
+            return Status.CRASHED
         return self._record.status
 
     @property
@@ -575,6 +583,14 @@ class ArtifactView:
 
     def __repr__(self) -> str:
         return f"<Artifact {self.id} {self.type} {self.data_type}>"
+
+
+def _heartbeat_stale(heartbeat_at: datetime | None) -> bool:
+    from pipeledger.settings import heartbeat_timeout
+
+    if heartbeat_at is None:
+        return False
+    return (utcnow() - heartbeat_at).total_seconds() > heartbeat_timeout()
 
 
 def _lineage_step(record: StepRunRecord, run: RunRecord) -> LineageStep:

@@ -155,7 +155,8 @@ def graph_events(graph: LineageGraph, namespace: str = "pipeledger") -> list[dic
     events: list[dict[str, Any]] = []
     wanted: dict[str, set[str]] = {}
     for node in graph.steps:
-        wanted.setdefault(str(node.attributes["run_id"]), set()).add(node.id)
+        if node.attributes.get("run_id"):  # steps that did not run (in a run's DAG) have no events
+            wanted.setdefault(str(node.attributes["run_id"]), set()).add(node.id)
     for run_id, step_ids in wanted.items():
         run = RunView(store.get_run(run_id), store)
         for step in run.steps.values():

@@ -21,7 +21,7 @@ Rules every implementation keeps:
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ from pipeledger.models import (
     MetricPoint,
     PipelineRecord,
     RunCreate,
+    RunDeletion,
     RunRecord,
     Status,
     StepIO,
@@ -245,6 +246,42 @@ class MetadataStore(abc.ABC):
 
         Entities without metadata are absent from the result.
         """
+
+    # ------------------------------------------------------------- maintenance
+
+    @abc.abstractmethod
+    def mark_crashed(self, *, heartbeat_before: datetime, at: datetime) -> list[str]:
+        """Mark ``running`` runs whose last heartbeat is older than ``heartbeat_before`` as
+        ``crashed`` (and their running step runs too, ending at ``at``). Returns their ids.
+        Atomic."""
+
+    @abc.abstractmethod
+    def delete_run(self, run_id: str) -> RunDeletion:
+        """Delete a run's records in one transaction: its step runs, their edges and metadata,
+        the run's metadata, and the artifacts its steps produced that no other run uses.
+
+        Artifacts another run still uses (as an input, or as a cached step's output) are
+        kept; their producer link is cleared (their producer is gone). Cached step runs of
+        other runs that pointed to a deleted step run keep their outputs; their
+        ``cached_from_id`` is cleared. Files are not touched: the caller removes the
+        ``deleted_artifacts`` and ``logs_uris``.
+
+        Raises:
+            NotFoundError: no such run.
+        """
+
+    @abc.abstractmethod
+    def recorded_artifact_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are recorded artifacts (for finding orphaned files)."""
+
+    @abc.abstractmethod
+    def iter_artifacts(self, *, batch: int = 500) -> Iterator[list[ArtifactRecord]]:
+        """Every artifact, in batches (ordered by id; memory stays flat)."""
+
+    @abc.abstractmethod
+    def integrity_problems(self, *, heartbeat_before: datetime | None = None) -> list[str]:
+        """Referential problems in the records (edges to missing artifacts or step runs, dangling
+        producers, finished runs with running steps, stale running runs...). Changes nothing."""
 
     # --------------------------------------------------------------- lifecycle
 

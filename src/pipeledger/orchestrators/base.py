@@ -19,9 +19,11 @@ from pipeledger.caching.policy import CachePolicy
 from pipeledger.exceptions import RunFailedError
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import RunCreate, RunRecord, Status, utcnow
+from pipeledger.orchestrators.heartbeat import Heartbeat
 from pipeledger.orchestrators.progress import ProgressReporter
 from pipeledger.orchestrators.step_runner import StepOutcome, StepRunner
 from pipeledger.pipelines.tracing import StepInvocation
+from pipeledger.settings import heartbeat_interval
 
 
 @dataclass
@@ -71,7 +73,8 @@ class Orchestrator(abc.ABC):
         )
         outcomes: dict[str, StepOutcome] = {}
         try:
-            outcomes = self.execute(plan, runner)
+            with Heartbeat(plan.metadata_store, run.id, heartbeat_interval()):
+                outcomes = self.execute(plan, runner)
         except BaseException as exc:  # interrupted: record the run as failed, then re-raise
             plan.metadata_store.finish_run(
                 run.id, Status.FAILED, end_time=utcnow(), error=f"{type(exc).__name__}: {exc}"

@@ -16,6 +16,7 @@ be materialized is recorded ``failed`` with the traceback text as its error.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 import traceback
 from collections.abc import Mapping
@@ -40,6 +41,8 @@ from pipeledger.models import (
 )
 from pipeledger.orchestrators.capture import capture_output
 from pipeledger.pipelines.tracing import StepInvocation
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -180,8 +183,12 @@ class StepRunner:
                 reset_step_context(token)
         if error is not None:
             logs.write(_format_error(error) + "\n")
-        logs_uri = self.artifact_store.logs_uri(self.run.pipeline_name, self.run.name, invocation.name)
-        self.artifact_store.write_text(logs_uri, logs.getvalue())
+        logs_uri: str | None = self.artifact_store.logs_uri(self.run.pipeline_name, self.run.name, invocation.name)
+        try:
+            self.artifact_store.write_text(str(logs_uri), logs.getvalue())
+        except OSError as exc:  # e.g. a full disk: the step's record matters more than its logs
+            log.warning("could not store the logs of step %s: %s", invocation.name, exc)
+            logs_uri = None
         status = Status.FAILED if error else Status.COMPLETED
         created = self.metadata_store.finish_step(
             record.id,

@@ -17,7 +17,7 @@ from pipeledger.caching.policy import CachePolicy
 from pipeledger.exceptions import DefinitionError
 from pipeledger.models import JSON, RunCreate, new_id, utcnow
 from pipeledger.pipelines.tracing import StepInvocation, tracing
-from pipeledger.steps.signature import check_json
+from pipeledger.steps.signature import check_json, check_name
 
 if TYPE_CHECKING:
     from pipeledger.client.views import RunView
@@ -57,6 +57,7 @@ class Pipeline:
             raise DefinitionError(f"@pipeline must decorate a function, got {func!r}")
         self.func = func
         self.name = name or func.__name__
+        check_name("pipeline name", self.name)
         self.enable_cache = enable_cache
         self.options = options or RunOptions()
         self._signature = inspect.signature(func)
@@ -191,6 +192,7 @@ def _check_run_name(template: str, pipeline_name: str) -> None:
         fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
     except ValueError as exc:
         raise DefinitionError(f"pipeline {pipeline_name!r}: run_name {template!r}: {exc}") from None
+    check_name(f"pipeline {pipeline_name!r}: run_name", template.replace("{n}", "0" * 10))
     unknown = fields - _RUN_NAME_FIELDS
     if unknown:
         raise DefinitionError(

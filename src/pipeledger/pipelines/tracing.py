@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeledger.exceptions import DefinitionError
 from pipeledger.models import JSON
-from pipeledger.steps.signature import check_json
+from pipeledger.steps.signature import check_json, check_name
 
 if TYPE_CHECKING:
     from pipeledger.steps.step import Step
@@ -78,8 +78,8 @@ class Tracer:
     def add_step(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Check a step call, record it, and return its output reference(s)."""
         name = kwargs.pop("id", None)
-        if name is not None and (not isinstance(name, str) or not name):
-            raise DefinitionError(f"step {step.name!r}: id must be a non-empty string, got {name!r}")
+        if name is not None:
+            check_name(f"step {step.name!r}: id", name)
         if name is None:
             name = step.name
             suffix = 2

@@ -80,6 +80,22 @@ def _json_problem(value: Any, depth: int = 0) -> str | None:
     return f"got a {type(value).__module__}.{type(value).__qualname__}"
 
 
+MAX_NAME_LENGTH = 255
+
+
+def check_name(what: str, name: object) -> None:
+    """Refuse names the store cannot keep: not a string, empty, over 255 characters, or
+    containing control characters. Quotes, SQL metacharacters and any Unicode are fine."""
+    if not isinstance(name, str) or not name.strip():
+        raise DefinitionError(f"{what} must be a non-empty string, got {name!r}")
+    if len(name) > MAX_NAME_LENGTH:
+        raise DefinitionError(f"{what} is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise DefinitionError(f"{what} {name[:40]!r} contains control characters")
+    if max(name) >= "\ud800" and any("\ud800" <= c <= "\udfff" for c in name):
+        raise DefinitionError(f"{what} {name[:40]!r} contains unpaired surrogates (not valid Unicode text)")
+
+
 def canonical_json(value: Any) -> str:
     """Canonical JSON text: sorted keys, no spaces (used in hashes)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)

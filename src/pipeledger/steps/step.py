@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any, overload
 
 from pipeledger.exceptions import DefinitionError
-from pipeledger.steps.signature import StepSignature, read_signature
+from pipeledger.steps.signature import StepSignature, check_name, read_signature
 
 
 class Step:
@@ -35,6 +35,7 @@ class Step:
             raise DefinitionError(f"@step must decorate a function, got {func!r}")
         self.func = func
         self.name = name or func.__name__
+        check_name("step name", self.name)
         self.enable_cache = enable_cache
         self.cache_version = cache_version
         self.cache_expires_after = cache_expires_after

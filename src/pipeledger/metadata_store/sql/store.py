@@ -28,6 +28,7 @@ from pipeledger.metadata_store.sql.cache_queries import CacheQueries
 from pipeledger.metadata_store.sql.common import IN_CHUNK, RUN_COLUMNS, RUNS_FROM, chunks
 from pipeledger.metadata_store.sql.engine import Database
 from pipeledger.metadata_store.sql.history_queries import HistoryQueries
+from pipeledger.metadata_store.sql.maintenance_queries import MaintenanceQueries
 from pipeledger.metadata_store.sql.migrate import ensure_schema
 from pipeledger.metadata_store.sql.schema import (
     artifacts,
@@ -55,7 +56,7 @@ from pipeledger.models import (
 )
 
 
-class SqlMetadataStore(CacheQueries, HistoryQueries, MetadataStore):
+class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, MetadataStore):
     """A :class:`MetadataStore` on any SQLAlchemy database.
 
     Args:

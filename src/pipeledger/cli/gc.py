@@ -1,0 +1,123 @@
+"""``pipeledger gc`` and ``pipeledger run delete``: deleting runs, retention, orphaned files."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import click
+from rich.table import Table
+
+from pipeledger.cli.output import console, handle_errors, status_text, when
+from pipeledger.cli.run import run_group
+from pipeledger.client import Client
+from pipeledger.exceptions import PipeledgerError
+from pipeledger.maintenance import delete_run, find_orphans, mark_crashed_runs, remove_orphans, runs_to_retire
+from pipeledger.stack.registry import get_stack
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_age(text: str) -> timedelta:
+    """``30d``, ``12h``, ``45m``, ``2w``, ``90s`` as a timedelta."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if match is None:
+        raise PipeledgerError(f"invalid age {text!r}: use a number and a unit, e.g. 30d, 12h, 45m, 2w")
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
+def _report_deletion(deletion: object) -> None:
+    from pipeledger.models import RunDeletion
+
+    assert isinstance(deletion, RunDeletion)
+    out = console()
+    out.print(
+        f"Deleted run [bold]{deletion.run.name}[/bold] and {len(deletion.deleted_artifacts)} artifact(s).",
+        highlight=False,
+    )
+    for artifact in deletion.kept_artifacts:
+        out.print(f"  kept {artifact.id} ({artifact.uri}): still used by another run", highlight=False)
+
+
+@run_group.command("delete")
+@click.argument("run")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@handle_errors
+def delete(run: str, yes: bool) -> None:
+    """Delete a run: its records and the artifacts no other run uses (records and files).
+
+    Artifacts another run still uses (as inputs, or reused by its cached steps) are
+    kept, and listed.
+
+    \b
+    Example:
+      pipeledger run delete training-3 --yes
+    """
+    client = Client()
+    view = client.get_run(run)
+    if view.status.value == "running":
+        raise PipeledgerError(f"run {view.name!r} is still running; wait for it to finish (or to be marked crashed)")
+    if not yes:
+        click.confirm(f"Delete run {view.name} of pipeline {view.pipeline_name}?", abort=True)
+    _report_deletion(delete_run(client.store, view.id))
+
+
+@click.command("gc")
+@click.option("--older-than", help="Delete finished runs that started longer ago than this (e.g. 30d, 12h).")
+@click.option("--keep-last", type=click.IntRange(min=0), help="Keep the latest N runs of each pipeline.")
+@click.option("--pipeline", "-p", help="Only runs of this pipeline.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@handle_errors
+def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_run: bool, yes: bool) -> None:
+    """Apply retention and remove orphaned artifact files.
+
+    Marks runs whose process died (no heartbeat) as crashed; deletes finished runs
+    selected by --older-than and/or --keep-last (each like `run delete`: artifacts
+    other runs use are kept); removes artifact directories that no record points to
+    and stale temporary files left by crashes. Without --older-than or --keep-last,
+    no run is deleted.
+
+    \b
+    Example:
+      pipeledger gc --older-than 30d --keep-last 5 --dry-run
+    """
+    stack = get_stack()
+    store = stack.metadata_store
+    if pipeline is not None:
+        Client(stack=stack).get_pipeline(pipeline)
+    if not dry_run:
+        crashed = mark_crashed_runs(store)
+        if crashed:
+            console().print(f"Marked {len(crashed)} run(s) without heartbeat as crashed.")
+    runs = []
+    if older_than is not None or keep_last is not None:
+        age = parse_age(older_than) if older_than is not None else None
+        runs = runs_to_retire(store, older_than=age, keep_last=keep_last, pipeline=pipeline)
+    orphans = find_orphans(store, stack.artifact_store)
+    out = console()
+    if runs:
+        table = Table("run", "pipeline", "status", "started (UTC)", title="runs to delete", title_justify="left")
+        for run in runs:
+            table.add_row(run.name, run.pipeline_name, status_text(run.status.value), when(run.start_time))
+        out.print(table)
+    for path in [*orphans.artifact_dirs, *orphans.temporary]:
+        out.print(f"orphaned: {path}", highlight=False)
+    if not runs and not orphans.artifact_dirs and not orphans.temporary:
+        out.print("Nothing to collect.")
+        return
+    if dry_run:
+        out.print(
+            f"Dry run: {len(runs)} run(s) and {len(orphans.artifact_dirs) + len(orphans.temporary)} orphaned "
+            "path(s) would be deleted."
+        )
+        return
+    if not yes:
+        click.confirm(
+            f"Delete {len(runs)} run(s) and {len(orphans.artifact_dirs) + len(orphans.temporary)} orphaned path(s)?",
+            abort=True,
+        )
+    for run in runs:
+        _report_deletion(delete_run(store, run.id))
+    removed = remove_orphans(stack.artifact_store, orphans)
+    out.print(f"Removed {removed} orphaned path(s).")

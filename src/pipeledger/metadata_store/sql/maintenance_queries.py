@@ -1,0 +1,180 @@
+"""Maintenance queries of the SQL store: crash marking, run deletion, integrity checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, and_, delete, func, not_, select, update
+
+from pipeledger.exceptions import NotFoundError
+from pipeledger.metadata_store.sql import records
+from pipeledger.metadata_store.sql.common import RUN_COLUMNS, RUNS_FROM, SqlQueries, chunks
+from pipeledger.metadata_store.sql.schema import (
+    artifacts,
+    entity_metadata,
+    pipeline_runs,
+    pipelines,
+    step_io,
+    step_runs,
+)
+from pipeledger.models import ArtifactRecord, Direction, EntityKind, RunDeletion, Status
+
+
+class MaintenanceQueries(SqlQueries):
+    """Crash detection, deletion and integrity checks."""
+
+    def mark_crashed(self, *, heartbeat_before: datetime, at: datetime) -> list[str]:
+        def work(conn: Connection) -> list[str]:
+            stale = [
+                row[0]
+                for row in conn.execute(
+                    select(pipeline_runs.c.id).where(
+                        pipeline_runs.c.status == Status.RUNNING.value,
+                        pipeline_runs.c.heartbeat_at < heartbeat_before,
+                    )
+                )
+            ]
+            for chunk in chunks(stale):
+                conn.execute(
+                    update(pipeline_runs)
+                    .where(pipeline_runs.c.id.in_(chunk))
+                    .values(status=Status.CRASHED.value, end_time=at, error="the process stopped sending heartbeats")
+                )
+                conn.execute(
+                    update(step_runs)
+                    .where(step_runs.c.run_id.in_(chunk), step_runs.c.status == Status.RUNNING.value)
+                    .values(status=Status.CRASHED.value, end_time=at, error="the run crashed while this step ran")
+                )
+            return stale
+
+        return self.db.run_transaction(work)
+
+    def delete_run(self, run_id: str) -> RunDeletion:
+        return self.db.run_transaction(lambda conn: _delete_run(conn, run_id))
+
+    def recorded_artifact_ids(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        with self.db.read() as conn:
+            for chunk in chunks(ids):
+                found.update(conn.execute(select(artifacts.c.id).where(artifacts.c.id.in_(chunk))).scalars())
+        return found
+
+    def iter_artifacts(self, *, batch: int = 500) -> Iterator[list[ArtifactRecord]]:
+        last = ""
+        while True:
+            with self.db.read() as conn:
+                rows = conn.execute(
+                    select(artifacts).where(artifacts.c.id > last).order_by(artifacts.c.id).limit(batch)
+                ).all()
+            if not rows:
+                return
+            yield [records.artifact(r) for r in rows]
+            last = rows[-1]._mapping["id"]
+
+    def integrity_problems(self, *, heartbeat_before: datetime | None = None) -> list[str]:
+        problems: list[str] = []
+        run_ids = select(pipeline_runs.c.id)
+        step_ids = select(step_runs.c.id)
+        artifact_ids = select(artifacts.c.id)
+        checks = [
+            ("runs whose pipeline is missing", pipeline_runs, ~pipeline_runs.c.pipeline_id.in_(select(pipelines.c.id))),
+            ("step runs whose run is missing", step_runs, ~step_runs.c.run_id.in_(run_ids)),
+            (
+                "cached step runs whose original step run is missing",
+                step_runs,
+                and_(step_runs.c.cached_from_id.is_not(None), ~step_runs.c.cached_from_id.in_(step_ids)),
+            ),
+            ("edges to a missing step run", step_io, ~step_io.c.step_run_id.in_(step_ids)),
+            ("edges to a missing artifact", step_io, ~step_io.c.artifact_id.in_(artifact_ids)),
+            (
+                "artifacts whose producer step run is missing",
+                artifacts,
+                and_(artifacts.c.producer_step_run_id.is_not(None), ~artifacts.c.producer_step_run_id.in_(step_ids)),
+            ),
+            (
+                "completed step runs without their output edges",
+                artifacts,
+                and_(
+                    artifacts.c.producer_step_run_id.is_not(None),
+                    not_(
+                        select(step_io.c.artifact_id)
+                        .where(
+                            step_io.c.artifact_id == artifacts.c.id,
+                            step_io.c.step_run_id == artifacts.c.producer_step_run_id,
+                            step_io.c.direction == Direction.OUTPUT.value,
+                        )
+                        .exists()
+                    ),
+                ),
+            ),
+            (
+                "finished runs with steps still running",
+                step_runs,
+                and_(
+                    step_runs.c.status == Status.RUNNING.value,
+                    step_runs.c.run_id.in_(
+                        select(pipeline_runs.c.id).where(pipeline_runs.c.status != Status.RUNNING.value)
+                    ),
+                ),
+            ),
+        ]
+        if heartbeat_before is not None:
+            checks.append(
+                (
+                    "running runs without a recent heartbeat (crashed, not yet marked)",
+                    pipeline_runs,
+                    and_(
+                        pipeline_runs.c.status == Status.RUNNING.value,
+                        pipeline_runs.c.heartbeat_at < heartbeat_before,
+                    ),
+                )
+            )
+        with self.db.read() as conn:
+            for label, table, condition in checks:
+                count = conn.execute(select(func.count()).select_from(table).where(condition)).scalar_one()
+                if count:
+                    problems.append(f"{count} {label}")
+        return problems
+
+
+def _delete_run(conn: Connection, run_id: str) -> RunDeletion:
+    row = conn.execute(select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.id == run_id)).first()
+    if row is None:
+        raise NotFoundError(f"no run with id {run_id!r}")
+    run = records.run(row)
+    steps = select(step_runs.c.id).where(step_runs.c.run_id == run_id)
+    produced = conn.execute(select(artifacts).where(artifacts.c.producer_step_run_id.in_(steps))).all()
+    produced_records = [records.artifact(r) for r in produced]
+    used_elsewhere = set(
+        conn.execute(
+            select(step_io.c.artifact_id)
+            .where(
+                step_io.c.artifact_id.in_(select(artifacts.c.id).where(artifacts.c.producer_step_run_id.in_(steps))),
+                ~step_io.c.step_run_id.in_(steps),
+            )
+            .distinct()
+        ).scalars()
+    )
+    kept = [a for a in produced_records if a.id in used_elsewhere]
+    doomed = [a for a in produced_records if a.id not in used_elsewhere]
+    logs = [u for u in conn.execute(select(step_runs.c.logs_uri).where(step_runs.c.run_id == run_id)).scalars() if u]
+    m = entity_metadata.c
+    conn.execute(delete(entity_metadata).where(m.entity_kind == EntityKind.STEP_RUN.value, m.entity_id.in_(steps)))
+    conn.execute(delete(entity_metadata).where(m.entity_kind == EntityKind.RUN.value, m.entity_id == run_id))
+    for chunk in chunks([a.id for a in doomed]):
+        conn.execute(delete(entity_metadata).where(m.entity_kind == EntityKind.ARTIFACT.value, m.entity_id.in_(chunk)))
+    conn.execute(delete(step_io).where(step_io.c.step_run_id.in_(steps)))
+    for chunk in chunks([a.id for a in kept]):
+        conn.execute(update(artifacts).where(artifacts.c.id.in_(chunk)).values(producer_step_run_id=None))
+    conn.execute(
+        update(step_runs)
+        .where(step_runs.c.cached_from_id.in_(steps), step_runs.c.run_id != run_id)
+        .values(cached_from_id=None)
+    )
+    for chunk in chunks([a.id for a in doomed]):
+        conn.execute(delete(artifacts).where(artifacts.c.id.in_(chunk)))
+    conn.execute(update(step_runs).where(step_runs.c.run_id == run_id).values(cached_from_id=None))
+    conn.execute(delete(step_runs).where(step_runs.c.run_id == run_id))
+    conn.execute(delete(pipeline_runs).where(pipeline_runs.c.id == run_id))
+    return RunDeletion(run, doomed, kept, logs)
