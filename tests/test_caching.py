@@ -688,10 +688,6 @@ def flagging(flags: list = [True]):  # noqa: B006
     flagged(flags=flags)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/run.py prints explanations as Rich markup: `[true] → [false]` is eaten as a tag",
-)
 def test_run_show_cache_prints_explanations_verbatim() -> None:
     flagging(flags=[True])
     run = flagging(flags=[False])

@@ -11,7 +11,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import console, handle_errors
+from pipeledger.cli.output import console, esc, handle_errors
 from pipeledger.exceptions import ConfigError
 from pipeledger.stack.flavor import ComponentType
 from pipeledger.stack.manager import StackManager, describe_fields
@@ -46,8 +46,8 @@ def _show_mapping(title: str, values: dict[str, Any]) -> None:
     table.add_column(style="bold")
     table.add_column()
     for key, value in values.items():
-        table.add_row(key, "" if value is None else str(value))
-    console().print(f"[bold]{title}[/bold]")
+        table.add_row(esc(key), "" if value is None else esc(value))
+    console().print(f"[bold]{esc(title)}[/bold]")
     console().print(table)
 
 
@@ -88,7 +88,7 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     @handle_errors
     def register(name: str, flavor: str, options: tuple[str, ...]) -> None:
         StackManager().register_component(type_, name, flavor, parse_key_values(options))
-        console().print(f"Registered {title} [bold]{name}[/bold] (flavor {flavor}).")
+        console().print(f"Registered {title} [bold]{esc(name)}[/bold] (flavor {esc(flavor)}).")
 
     @group.command(
         "list",
@@ -105,7 +105,7 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
         active = manager.get_stack_entry(manager.active_stack_name()).component(type_)
         table = Table("name", "flavor", "in active stack")
         for name, entry in manager.list_components(type_):
-            table.add_row(name, entry.flavor, "yes" if name == active else "")
+            table.add_row(esc(name), esc(entry.flavor), "yes" if name == active else "")
         console().print(table)
 
     @group.command(
@@ -146,7 +146,7 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
         if not values:
             raise ConfigError("nothing to update: give --key=value options")
         StackManager().update_component(type_, name, values)
-        console().print(f"Updated {title} [bold]{name}[/bold].")
+        console().print(f"Updated {title} [bold]{esc(name)}[/bold].")
 
     @group.command(
         "delete",
@@ -162,7 +162,7 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     @handle_errors
     def delete(name: str) -> None:
         StackManager().delete_component(type_, name)
-        console().print(f"Deleted {title} [bold]{name}[/bold].")
+        console().print(f"Deleted {title} [bold]{esc(name)}[/bold].")
 
     @group.group(
         "flavor",
@@ -190,7 +190,7 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
         table = Table("flavor", "integration", "description")
         for info, flavor_obj in StackManager().list_flavors(type_):
             integration = flavor_obj.integration if info.origin == "built-in" else info.origin
-            table.add_row(info.name, integration, flavor_obj.description)
+            table.add_row(esc(info.name), esc(integration), esc(flavor_obj.description))
         console().print(table)
 
     @flavor.command(
@@ -207,7 +207,7 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     def flavor_describe(name: str) -> None:
         flavor_obj = StackManager().flavors().get(type_, name)
         model = flavor_obj.config_class
-        console().print(f"[bold]{name}[/bold]: {flavor_obj.description}")
+        console().print(f"[bold]{esc(name)}[/bold]: {esc(flavor_obj.description)}")
         table = Table("field", "type", "default", "description")
         for (field_name, field), described in zip(
             model.model_fields.items(), describe_fields(model).split(", "), strict=False
@@ -231,6 +231,6 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     @handle_errors
     def flavor_register(source: str) -> None:
         cls = StackManager().register_flavor(type_, source)
-        console().print(f"Registered {title} flavor [bold]{cls.name}[/bold] from {source}.")
+        console().print(f"Registered {title} flavor [bold]{esc(cls.name)}[/bold] from {esc(source)}.")
 
     return group

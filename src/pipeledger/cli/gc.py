@@ -8,7 +8,7 @@ from datetime import timedelta
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import console, handle_errors, status_text, when
+from pipeledger.cli.output import console, esc, handle_errors, status_text, when
 from pipeledger.cli.run import run_group
 from pipeledger.client import Client
 from pipeledger.exceptions import PipeledgerError
@@ -32,11 +32,11 @@ def _report_deletion(deletion: object) -> None:
     assert isinstance(deletion, RunDeletion)
     out = console()
     out.print(
-        f"Deleted run [bold]{deletion.run.name}[/bold] and {len(deletion.deleted_artifacts)} artifact(s).",
+        f"Deleted run [bold]{esc(deletion.run.name)}[/bold] and {len(deletion.deleted_artifacts)} artifact(s).",
         highlight=False,
     )
     for artifact in deletion.kept_artifacts:
-        out.print(f"  kept {artifact.id} ({artifact.uri}): still used by another run", highlight=False)
+        out.print(f"  kept {artifact.id} ({esc(artifact.uri)}): still used by another run", highlight=False)
 
 
 @run_group.command("delete")
@@ -99,10 +99,10 @@ def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_
     if runs:
         table = Table("run", "pipeline", "status", "started (UTC)", title="runs to delete", title_justify="left")
         for run in runs:
-            table.add_row(run.name, run.pipeline_name, status_text(run.status.value), when(run.start_time))
+            table.add_row(esc(run.name), esc(run.pipeline_name), status_text(run.status.value), when(run.start_time))
         out.print(table)
     for path in [*orphans.artifact_dirs, *orphans.temporary]:
-        out.print(f"orphaned: {path}", highlight=False)
+        out.print(f"orphaned: {esc(path)}", highlight=False)
     if not runs and not orphans.artifact_dirs and not orphans.temporary:
         out.print("Nothing to collect.")
         return

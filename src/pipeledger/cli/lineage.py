@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.tree import Tree
 
-from pipeledger.cli.output import console, handle_errors
+from pipeledger.cli.output import console, esc, handle_errors
 from pipeledger.client import Client
 from pipeledger.exceptions import PipeledgerError
 from pipeledger.lineage.graph import LineageGraph, LineageNode
@@ -25,13 +25,14 @@ def _describe(node: LineageNode) -> str:
     a = node.attributes
     if node.kind == "step":
         cached = " (cached)" if a.get("cached") else ""
-        return f"[bold]{node.name}[/bold] step, {a.get('status')}{cached}, run {a.get('run')}"
-    return f"[cyan]{node.name}[/cyan] {a.get('type')} {a.get('data_type')} [dim]{node.id}[/dim]"
+        return f"[bold]{esc(node.name)}[/bold] step, {a.get('status')}{cached}, run {esc(a.get('run'))}"
+    return f"[cyan]{esc(node.name)}[/cyan] {esc(a.get('type'))} {esc(a.get('data_type'))} [dim]{node.id}[/dim]"
 
 
 def text_tree(graph: LineageGraph, downstream: bool, both: bool = False) -> Tree:
     """The graph as a tree from its root, following edges against (upstream) or with the data flow
-    (downstream); with ``both``, the root's sources and then its descendants."""
+    (downstream); with ``both``, the root's sources and then its descendants. A node reached again
+    (through another branch of a diamond) is shown once more but not expanded again."""
     forward: Neighbours = {}
     backward: Neighbours = {}
     for edge in graph.edges:
@@ -39,17 +40,19 @@ def text_tree(graph: LineageGraph, downstream: bool, both: bool = False) -> Tree
         backward.setdefault(edge.target, []).append((edge.source, edge.name))
     root = graph.root or (graph.nodes[0].id if graph.nodes else "")
     tree = Tree(_describe(graph.node(root)) if root in graph else "(empty)")
-
-    def grow(branch: Tree, node_id: str, seen: frozenset[str], neighbours: Neighbours, arrow: str) -> None:
-        for child, label in neighbours.get(node_id, []):
-            if child in seen:
-                continue
-            sub = branch.add(f"[dim]{label}[/dim] {arrow} {_describe(graph.node(child))}")
-            grow(sub, child, seen | {child}, neighbours, arrow)
-
     walks = [(backward, "←"), (forward, "→")] if both else [(forward, "→")] if downstream else [(backward, "←")]
     for neighbours, arrow in walks:
-        grow(tree, root, frozenset({root}), neighbours, arrow)
+        expanded = {root}
+        stack = [(tree, child, label) for child, label in reversed(neighbours.get(root, []))]
+        while stack:  # depth first, in display order (no recursion: lineage can be deep)
+            branch, node_id, label = stack.pop()
+            text = f"[dim]{label}[/dim] {arrow} {_describe(graph.node(node_id))}"
+            if node_id in expanded:
+                branch.add(text + " [dim](see above)[/dim]")
+                continue
+            expanded.add(node_id)
+            sub = branch.add(text)
+            stack.extend((sub, child, name) for child, name in reversed(neighbours.get(node_id, [])))
     return tree
 
 

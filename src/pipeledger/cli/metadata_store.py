@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pipeledger.cli.components import component_group
-from pipeledger.cli.output import console, error_console, handle_errors
+from pipeledger.cli.output import console, error_console, esc, handle_errors
 from pipeledger.stack.flavor import ComponentType
 from pipeledger.stack.manager import StackManager
 
@@ -64,5 +64,5 @@ def check(name: str | None, deep: bool) -> None:
         console().print(f"Metadata store {name}: no problem found ({report.artifacts_checked} artifacts checked).")
         return
     for problem in report.problems:
-        error_console().print(f"[bold red]problem:[/bold red] {problem}", highlight=False, soft_wrap=True)
+        error_console().print(f"[bold red]problem:[/bold red] {esc(problem)}", highlight=False, soft_wrap=True)
     raise SystemExit(1)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from pipeledger.exceptions import PipeledgerError
 from pipeledger.orchestrators.progress import format_duration
@@ -52,10 +53,15 @@ def handle_errors(func: F) -> F:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if not isinstance(exc, (PipeledgerError, OSError, ValueError)):
                 message = f"unexpected {type(exc).__name__}: {message} (run with --debug for the traceback)"
-            error_console().print(f"[bold red]Error:[/bold red] {message}", highlight=False, soft_wrap=True)
+            error_console().print(f"[bold red]Error:[/bold red] {esc(message)}", highlight=False, soft_wrap=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def esc(value: object) -> str:
+    """``value`` as text that Rich prints literally (``[true]`` is not taken for markup)."""
+    return escape(str(value))
 
 
 def status_text(status: str) -> str:
@@ -77,4 +83,4 @@ def duration(value: timedelta | None) -> str:
 def compact_json(value: Any, limit: int = 80) -> str:
     """JSON on one line, shortened to ``limit`` characters."""
     text = json.dumps(value, separators=(", ", ": "), default=str, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return esc(text if len(text) <= limit else text[: limit - 1] + "…")

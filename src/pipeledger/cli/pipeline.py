@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import compact_json, console, handle_errors, status_text, when
+from pipeledger.cli.output import compact_json, console, esc, handle_errors, status_text, when
 from pipeledger.client import Client
 from pipeledger.exceptions import PipeledgerError
 
@@ -49,9 +49,9 @@ def list_pipelines(limit: int) -> None:
         runs = client.store.list_runs(pipeline=p.name, limit=1)
         latest = runs[0] if runs else None
         table.add_row(
-            p.name,
+            esc(p.name),
             str(client.store.count_runs(pipeline=p.name)),
-            latest.name if latest else "",
+            esc(latest.name) if latest else "",
             status_text(latest.status.value) if latest else "",
             when(latest.start_time) if latest else "",
         )
@@ -86,9 +86,11 @@ def metrics(pipeline: str, keys: tuple[str, ...], last: int | None, plot: Path |
         console().print(f"No metric{' ' + ', '.join(keys) if keys else ''} logged by pipeline {pipeline}.")
         return
     columns = [c for c in dict.fromkeys(k for r in records for k in r) if c not in ("run", "start_time")]
-    table = Table("run", "started (UTC)", *columns)
+    table = Table("run", "started (UTC)", *(esc(c) for c in columns))
     for record in records:
-        table.add_row(record["run"], when(record["start_time"]), *(compact_json(record.get(c), 30) for c in columns))
+        table.add_row(
+            esc(record["run"]), when(record["start_time"]), *(compact_json(record.get(c), 30) for c in columns)
+        )
     console().print(table)
     if plot is not None:
         plot_metrics(records, columns, plot, pipeline)

@@ -12,6 +12,7 @@ from pipeledger.cli.output import (
     compact_json,
     console,
     duration,
+    esc,
     handle_errors,
     status_text,
     when,
@@ -73,8 +74,8 @@ def list_runs(pipeline: str | None, status: str | None, limit: int) -> None:
     table = Table("run", "pipeline", "status", "started (UTC)", "duration")
     for run in runs:
         table.add_row(
-            run.name,
-            run.pipeline_name,
+            esc(run.name),
+            esc(run.pipeline_name),
             status_text(run.status.value),
             when(run.start_time),
             duration(run.duration),
@@ -107,8 +108,8 @@ def show_run(run: str | None, show_cache: bool, graph_file: Path | None) -> None
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
     summary.add_column()
-    summary.add_row("run", view.name)
-    summary.add_row("pipeline", view.pipeline_name)
+    summary.add_row("run", esc(view.name))
+    summary.add_row("pipeline", esc(view.pipeline_name))
     summary.add_row("status", status_text(view.status.value))
     summary.add_row("started (UTC)", when(view.start_time))
     summary.add_row("duration", duration(view.duration))
@@ -127,33 +128,36 @@ def show_run(run: str | None, show_cache: bool, graph_file: Path | None) -> None
     )
     for step in view.steps.values():
         steps.add_row(
-            step.name,
+            esc(step.name),
             status_text(step.status.value),
             duration(step.duration),
             compact_json(step.parameters, 50) if step.parameters else "",
-            ", ".join(step.outputs),
+            esc(", ".join(step.outputs)),
             compact_json(step.metadata, 60) if step.metadata else "",
         )
     recorded = set(view.steps)
     for name in view.config.get("steps", {}):
         if name not in recorded:
-            steps.add_row(name, "[dim]not run[/dim]", "", "", "", "")
+            steps.add_row(esc(name), "[dim]not run[/dim]", "", "", "", "")
     out.print(steps)
     if show_cache:
         out.print("[bold]cache[/bold]")
         for step in view.steps.values():
-            out.print(f"  [bold]{step.name}[/bold]: {step.cache_explanation}", highlight=False, soft_wrap=True)
+            out.print(
+                f"  [bold]{esc(step.name)}[/bold]: {esc(step.cache_explanation)}", highlight=False, soft_wrap=True
+            )
     artifacts = [(s.name, n, a) for s in view.steps.values() for n, a in s.outputs.items()]
     if artifacts:
         out.print("[bold]artifacts[/bold]")
         for step_name, output_name, artifact in artifacts:
             out.print(
-                f"  [bold]{step_name}.{output_name}[/bold]  {artifact.data_type}  {artifact.size} B  {artifact.uri}",
+                f"  [bold]{esc(step_name)}.{esc(output_name)}[/bold]  {esc(artifact.data_type)}  {artifact.size} B  "
+                f"{esc(artifact.uri)}",
                 highlight=False,
                 soft_wrap=True,
             )
     if view.error:
-        out.print(f"[bold red]error:[/bold red] {view.error}", highlight=False)
+        out.print(f"[bold red]error:[/bold red] {esc(view.error)}", highlight=False)
     if graph_file is not None:
         fmt = graph_file.suffix.lstrip(".").lower()
         if fmt not in ("svg", "png", "html", "dot", "json"):

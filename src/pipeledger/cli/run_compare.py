@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import compact_json, console, handle_errors
+from pipeledger.cli.output import compact_json, console, esc, handle_errors
 from pipeledger.cli.run import run_group
 from pipeledger.client import Client
 from pipeledger.reproduce import differences, load_pipeline, rerun
@@ -26,11 +26,11 @@ def diff(run_a: str, run_b: str) -> None:
     a, b = client.get_run(run_a), client.get_run(run_b)
     found = a.diff(b)
     if not found:
-        console().print(f"No difference between {a.name} and {b.name}.")
+        console().print(f"No difference between {esc(a.name)} and {esc(b.name)}.")
         return
-    table = Table("section", "what", a.name, b.name)
+    table = Table("section", "what", esc(a.name), esc(b.name))
     for d in found:
-        table.add_row(d.section, d.item, compact_json(d.a, 50), compact_json(d.b, 50))
+        table.add_row(d.section, esc(d.item), compact_json(d.a, 50), compact_json(d.b, 50))
     console().print(table)
 
 
@@ -54,9 +54,9 @@ def rerun_command(run: str, dry_run: bool) -> None:
     if dry_run:
         changes = differences(view, load_pipeline(view))
         if not changes:
-            out.print(f"Code and environment are as recorded for {view.name}.")
+            out.print(f"Code and environment are as recorded for {esc(view.name)}.")
         for change in changes:
-            out.print(f"- {change}", highlight=False)
+            out.print(f"- {esc(change)}", highlight=False)
         return
-    new = rerun(view, report=lambda line: out.print(line, highlight=False))
-    out.print(f"Recorded {new.name}: {new.status.value}.", highlight=False)
+    new = rerun(view, report=lambda line: out.print(esc(line), highlight=False))
+    out.print(f"Recorded {esc(new.name)}: {new.status.value}.", highlight=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import compact_json, console, handle_errors
+from pipeledger.cli.output import compact_json, console, esc, handle_errors
 from pipeledger.stack.flavor import ComponentType
 from pipeledger.stack.manager import StackManager
 
@@ -36,10 +36,10 @@ def register(name: str, orchestrator: str, artifact_store: str, metadata_store: 
     """
     manager = StackManager()
     manager.register_stack(name, orchestrator, artifact_store, metadata_store)
-    console().print(f"Registered stack [bold]{name}[/bold].")
+    console().print(f"Registered stack [bold]{esc(name)}[/bold].")
     if activate:
         manager.set_active_stack(name)
-        console().print(f"Active stack: [bold]{name}[/bold].")
+        console().print(f"Active stack: [bold]{esc(name)}[/bold].")
 
 
 @stack_group.command("list")
@@ -56,10 +56,10 @@ def list_stacks() -> None:
     for name, entry in stacks:
         table.add_row(
             "*" if name == active else "",
-            name,
-            entry.orchestrator,
-            entry.artifact_store,
-            entry.metadata_store,
+            esc(name),
+            esc(entry.orchestrator),
+            esc(entry.artifact_store),
+            esc(entry.metadata_store),
         )
     console().print(table)
 
@@ -80,9 +80,9 @@ def describe(name: str | None) -> None:
     table = Table("component", "name", "flavor", "configuration")
     for type_ in ComponentType:
         part = info[type_.value]
-        table.add_row(type_.human, part["name"], part["flavor"], compact_json(part["config"], 400))
+        table.add_row(type_.human, esc(part["name"]), esc(part["flavor"]), compact_json(part["config"], 400))
     suffix = " (active)" if info["active"] else ""
-    console().print(f"[bold]stack {info['name']}[/bold]{suffix}")
+    console().print(f"[bold]stack {esc(info['name'])}[/bold]{suffix}")
     console().print(table)
 
 
@@ -97,7 +97,7 @@ def set_active(name: str) -> None:
       pipeledger stack set prod
     """
     StackManager().set_active_stack(name)
-    console().print(f"Active stack: [bold]{name}[/bold].")
+    console().print(f"Active stack: [bold]{esc(name)}[/bold].")
 
 
 @stack_group.command("get")
@@ -124,4 +124,4 @@ def delete(name: str) -> None:
       pipeledger stack delete staging
     """
     StackManager().delete_stack(name)
-    console().print(f"Deleted stack [bold]{name}[/bold].")
+    console().print(f"Deleted stack [bold]{esc(name)}[/bold].")

@@ -100,23 +100,34 @@ def render_graphviz(dot_source: str, fmt: str) -> bytes:
 
 
 def _layers(graph: LineageGraph) -> dict[str, int]:
-    """Longest distance of each node from a source (a node without incoming edges)."""
-    incoming: dict[str, list[str]] = {n.id: [] for n in graph.nodes}
+    """Longest distance of each node from a source (a node without incoming edges).
+
+    Iterative (a lineage across many runs can be thousands of nodes deep); a cycle, which a
+    lineage should not have, is broken at its first node."""
+    ids = [n.id for n in graph.nodes]
+    outgoing: dict[str, list[str]] = {i: [] for i in ids}
+    waiting = dict.fromkeys(ids, 0)
     for edge in graph.edges:
-        if edge.source in incoming and edge.target in incoming:
-            incoming[edge.target].append(edge.source)
-    layer: dict[str, int] = {}
-
-    def depth(node_id: str, trail: frozenset[str] = frozenset()) -> int:
-        if node_id in layer:
-            return layer[node_id]
-        parents = [p for p in incoming[node_id] if p not in trail]
-        value = 0 if not parents else 1 + max(depth(p, trail | {node_id}) for p in parents)
-        layer[node_id] = value
-        return value
-
-    for node in graph.nodes:
-        depth(node.id)
+        if edge.source in outgoing and edge.target in outgoing and edge.source != edge.target:
+            outgoing[edge.source].append(edge.target)
+            waiting[edge.target] += 1
+    layer = dict.fromkeys(ids, 0)
+    ready = [i for i in reversed(ids) if waiting[i] == 0]
+    done: set[str] = set()
+    while len(done) < len(ids):
+        if not ready:  # only cycles are left
+            stuck = next(i for i in ids if i not in done)
+            waiting[stuck] = 0
+            ready.append(stuck)
+        node_id = ready.pop()
+        done.add(node_id)
+        for child in outgoing[node_id]:
+            if child in done:
+                continue
+            layer[child] = max(layer[child], layer[node_id] + 1)
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                ready.append(child)
     return layer
 
 
@@ -158,7 +169,7 @@ def to_svg_fragment(graph: LineageGraph, width_per_layer: int = 190, height_per_
             color = STATUS_COLORS.get(status, "#333")
             dash = ' stroke-dasharray="5 3"' if node.attributes.get("cached") else ""
             parts.append(
-                f'<g class="step" data-id="{node.id}"><title>{title}</title>'
+                f'<g class="step" data-id="{html.escape(node.id)}"><title>{title}</title>'
                 f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="6" fill="white" stroke="{color}" '
                 f'stroke-width="2"{dash}/>'
                 f'<text x="{x + 8}" y="{y + 16}" font-weight="bold">{html.escape(node.name[:22])}</text>'
@@ -168,7 +179,7 @@ def to_svg_fragment(graph: LineageGraph, width_per_layer: int = 190, height_per_
             )
         else:
             parts.append(
-                f'<g class="artifact" data-id="{node.id}"><title>{title}</title>'
+                f'<g class="artifact" data-id="{html.escape(node.id)}"><title>{title}</title>'
                 f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="18" fill="#eef3fb" stroke="#5c7cb0"/>'
                 f'<text x="{x + 10}" y="{y + 16}">{html.escape(node.name[:24])}</text>'
                 f'<text x="{x + 10}" y="{y + 31}" fill="#555">{html.escape(str(node.attributes.get("type", "")))}'
@@ -189,7 +200,7 @@ def to_html(graph: LineageGraph, title: str = "pipeledger lineage") -> str:
             else f"{attrs.get('type')} · {attrs.get('data_type')} · {attrs.get('uri')}"
         )
         rows.append(
-            f"<tr><td>{node.kind}</td><td>{html.escape(node.name)}</td><td><code>{node.id}</code></td>"
+            f"<tr><td>{node.kind}</td><td>{html.escape(node.name)}</td><td><code>{html.escape(node.id)}</code></td>"
             f"<td>{html.escape(detail)}</td></tr>"
         )
     return (
