@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import platform
@@ -27,36 +28,47 @@ class GitInfo:
     root: str | None = None
 
 
+def _git(directory: Path, *args: str) -> str | None:
+    try:
+        result = subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
+@functools.lru_cache(maxsize=64)
+def _repository(directory: Path) -> tuple[str | None, str | None]:
+    """(root, remote URL) of the repository holding ``directory`` (stable for a process)."""
+    root = (_git(directory, "rev-parse", "--show-toplevel") or "").strip() or None
+    remote = (_git(directory, "config", "--get", "remote.origin.url") or "").strip() or None if root else None
+    return root, remote
+
+
 def git_info(path: Path) -> GitInfo:
-    """Git facts for the repository containing ``path`` (all None outside a repository)."""
+    """Git facts for the repository containing ``path`` (all None outside a repository).
+
+    One ``git status`` call gives the commit and whether tracked files changed; only a
+    dirty tree costs a second call (``git diff HEAD``, hashed).
+    """
     directory = path if path.is_dir() else path.parent
-
-    def git(*args: str) -> str | None:
-        try:
-            result = subprocess.run(
-                ["git", *args],
-                cwd=directory,
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return result.stdout if result.returncode == 0 else None
-
-    sha = git("rev-parse", "HEAD")
-    if sha is None:
+    status = _git(directory, "status", "--porcelain=v2", "--branch", "--untracked-files=no")
+    if status is None:
         return GitInfo(None, None, None)
-    remote = (git("config", "--get", "remote.origin.url") or "").strip() or None
-    root = (git("rev-parse", "--show-toplevel") or "").strip() or None
-    status = git("status", "--porcelain", "--untracked-files=no")
-    dirty = bool(status and status.strip())
+    sha = None
+    dirty = False
+    for line in status.splitlines():
+        if line.startswith("# branch.oid "):
+            sha = line.split()[2]
+        elif line and not line.startswith("#"):
+            dirty = True
+    if sha is None or sha == "(initial)":
+        return GitInfo(None, None, None)
     diff_hash = None
     if dirty:
-        diff = git("diff", "HEAD") or ""
+        diff = _git(directory, "diff", "HEAD") or ""
         diff_hash = hashlib.sha256(diff.encode()).hexdigest()
-    return GitInfo(sha.strip(), dirty, diff_hash, remote, root)
+    root, remote = _repository(directory)
+    return GitInfo(sha, dirty, diff_hash, remote, root)
 
 
 def package_versions(modules: Iterable[ModuleType | str]) -> dict[str, str]:

@@ -44,7 +44,8 @@ def _uuid(pipeledger_id: str) -> str:
 
 
 def _time(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+    # always with microseconds, so that times compare as strings (events are sorted by them)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def dataset(artifact: ArtifactView) -> dict[str, Any]:

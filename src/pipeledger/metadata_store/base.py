@@ -127,6 +127,11 @@ class MetadataStore(abc.ABC):
         Returns how many entries were invalidated. Atomic."""
 
     @abc.abstractmethod
+    def register_artifact(self, artifact: ArtifactCreate, *, at: datetime) -> ArtifactRecord:
+        """Record an artifact that no step produced (external data a pipeline reads), with its
+        ``metadata``. Atomic. ``artifact.name`` is ignored (it names an edge, not an artifact)."""
+
+    @abc.abstractmethod
     def put_metadata(self, kind: EntityKind, entity_id: str, values: Mapping[str, JSON]) -> None:
         """Insert or replace key/value metadata of a run, step run or artifact. Atomic."""
 

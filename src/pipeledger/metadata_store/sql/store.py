@@ -10,6 +10,7 @@ metrics), :mod:`.maintenance_queries` (deletion, crash detection, integrity).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -349,6 +350,33 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
 
         self.db.run_transaction(work)
         return created
+
+    def register_artifact(self, artifact: ArtifactCreate, *, at: datetime) -> ArtifactRecord:
+        record = ArtifactRecord(
+            id=artifact.id,
+            uri=artifact.uri,
+            type=artifact.type,
+            data_type=artifact.data_type,
+            materializer=artifact.materializer,
+            materializer_version=artifact.materializer_version,
+            content_hash=artifact.content_hash,
+            size=artifact.size,
+            producer_step_run_id=None,
+            created_at=at,
+            artifact_store=artifact.artifact_store,
+        )
+        meta = [
+            {"entity_kind": EntityKind.ARTIFACT.value, "entity_id": artifact.id, "key": k, "value": v}
+            for k, v in artifact.metadata.items()
+        ]
+
+        def work(conn: Connection) -> None:
+            conn.execute(insert(artifacts), dataclasses.asdict(record))
+            if meta:
+                _replace_metadata(conn, meta)
+
+        self.db.run_transaction(work)
+        return record
 
     def put_metadata(self, kind: EntityKind, entity_id: str, values: Mapping[str, JSON]) -> None:
         rows = [

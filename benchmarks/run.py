@@ -1,0 +1,112 @@
+"""ledger-bench driver: measure every system at every size, print tables and ratios, save JSON lines.
+
+    python -m benchmarks.run                 # R = 100, 1,000, 10,000 (about 15 minutes)
+    python -m benchmarks.run --quick         # R = 100, 1,000
+    python -m benchmarks.run --server        # pipeledger on MariaDB and PostgreSQL too
+
+Each (system, R) is measured in its own process (see benchmarks.worker), all in
+this one invocation, so ratios compare figures taken on the same machine at the
+same time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PHASES = [
+    ("steps_per_s", "record (steps/s)", "higher"),
+    ("list_ms", "list (ms)", "lower"),
+    ("run_view_ms", "run view (ms)", "lower"),
+    ("lineage_ms", "lineage (ms)", "lower"),
+    ("cache_us", "cache look-up (µs)", "lower"),
+    ("peak_rss_mib", "peak memory (MiB)", "lower"),
+    ("db_mib", "database (MiB)", "lower"),
+]
+
+
+def measure(system: str, runs: int, backend: str = "sqlite") -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.worker", "--system", system, "--runs", str(runs), "--backend", backend]
+    result = subprocess.run(command, cwd=HERE.parent, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"{system} at R={runs} failed:\n{result.stderr[-3000:]}")
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}×" if b else "-"
+
+
+def table(rows: dict[str, dict[str, Any]], runs: int) -> str:
+    keys = list(rows)
+    lines = [f"### R = {runs:,} runs ({runs * 10:,} steps)", ""]
+    header = ["phase", *(rows[k]["system"] for k in keys)]
+    if "floor" in rows:
+        header.append("pipeledger / floor")
+    if "mlmd" in rows:
+        header.append("MLMD / pipeledger")
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    pl = rows.get("pipeledger-sqlite")
+    for key, label, better in PHASES:
+        cells = [label, *(f"{rows[k][key]:,.1f}" if rows[k][key] >= 10 else f"{rows[k][key]:.3f}" for k in keys)]
+        if "floor" in rows and pl:
+            cells.append(ratio(pl[key], rows["floor"][key]))
+        if "mlmd" in rows and pl:
+            cells.append(ratio(rows["mlmd"][key], pl[key]) if better == "lower" else ratio(pl[key], rows["mlmd"][key]))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        "Ratios: `pipeledger / floor` is pipeledger's figure over the floor's (for record throughput, higher is "
+        "better; for times, lower is better). `MLMD / pipeledger` is how many times faster pipeledger is than ML "
+        "Metadata (for record throughput: pipeledger's steps/s over MLMD's)."
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="R = 100 and 1,000 only")
+    parser.add_argument("--runs", help="comma-separated sizes, e.g. 100,1000")
+    parser.add_argument("--systems", default="floor,pipeledger,mlmd", help="comma-separated: floor,pipeledger,mlmd")
+    parser.add_argument("--server", action="store_true", help="measure pipeledger on MariaDB and PostgreSQL only")
+    parser.add_argument("--output", type=Path, default=HERE / "results", help="directory for the JSON lines")
+    args = parser.parse_args()
+    sizes = [int(r) for r in args.runs.split(",")] if args.runs else [100, 1000] if args.quick else [100, 1000, 10000]
+    plan: list[tuple[str, str]] = (
+        [("pipeledger", "mysql"), ("pipeledger", "postgresql")]
+        if args.server
+        else [(s, "sqlite") for s in args.systems.split(",")]
+    )
+    args.output.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = args.output / f"ledger-bench-{'server-' if args.server else ''}{stamp}.jsonl"
+    print(f"ledger-bench v1 on {platform.node()} ({platform.platform()}), Python {platform.python_version()}, "
+          f"{os.cpu_count()} CPUs; results in {out}", flush=True)
+    report = []
+    with out.open("w") as sink:
+        for runs in sizes:
+            rows: dict[str, dict[str, Any]] = {}
+            for system, backend in plan:
+                print(f"  measuring {system} ({backend}) at R={runs} ...", flush=True)
+                row = measure(system, runs, backend)
+                row["measured_at"] = stamp
+                sink.write(json.dumps(row) + "\n")
+                sink.flush()
+                rows[row["key"]] = row
+            text = table(rows, runs)
+            report.append(text)
+            print("\n" + text + "\n", flush=True)
+    (args.output / "latest.md").write_text("\n\n".join(report) + "\n")
+
+
+if __name__ == "__main__":
+    main()

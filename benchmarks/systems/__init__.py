@@ -1,0 +1,1 @@
+"""One module per measured system; each defines ``System`` with the same methods."""
