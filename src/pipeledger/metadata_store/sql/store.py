@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy import exc as sa_exc
 
 from pipeledger.exceptions import (
@@ -54,6 +54,28 @@ from pipeledger.models import (
     StepRunRecord,
     new_id,
     utcnow,
+)
+
+# Statements of the per-step record path, built once: constructing and hashing a statement
+# costs more than executing it on SQLite.
+_INSERT_STEP = insert(step_runs)
+_INSERT_IO = insert(step_io)
+_INSERT_ARTIFACTS = insert(artifacts)
+_INSERT_METADATA = insert(entity_metadata)
+_FINISH_STEP = (
+    update(step_runs)
+    .where(step_runs.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        end_time=bindparam("b_end", type_=step_runs.c.end_time.type),
+        error=bindparam("b_error", type_=step_runs.c.error.type),
+        logs_uri=bindparam("b_logs", type_=step_runs.c.logs_uri.type),
+    )
+)
+_HEARTBEAT = (
+    update(pipeline_runs)
+    .where(pipeline_runs.c.id == bindparam("b_id"))
+    .values(heartbeat_at=bindparam("b_at", type_=pipeline_runs.c.heartbeat_at.type))
 )
 
 
@@ -188,14 +210,12 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
         self.db.run_transaction(work)
 
     def heartbeat(self, run_id: str, at: datetime) -> None:
-        self.db.run_transaction(
-            lambda conn: conn.execute(update(pipeline_runs).where(pipeline_runs.c.id == run_id).values(heartbeat_at=at))
-        )
+        self.db.run_transaction(lambda conn: conn.execute(_HEARTBEAT, {"b_id": run_id, "b_at": at}))
 
     def start_step(self, step: StepRunCreate) -> StepRunRecord:
         def work(conn: Connection) -> None:
             conn.execute(
-                insert(step_runs),
+                _INSERT_STEP,
                 {
                     "id": step.id,
                     "run_id": step.run_id,
@@ -213,7 +233,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
             )
             if step.inputs:
                 conn.execute(
-                    insert(step_io),
+                    _INSERT_IO,
                     [
                         {
                             "step_run_id": step.id,
@@ -299,23 +319,29 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
             }
             for k, v in (metadata or {}).items()
         ]
+        artifact_meta_rows: list[dict[str, Any]] = []
         for a in outputs:
-            meta_rows.extend(
+            artifact_meta_rows.extend(
                 {"entity_kind": EntityKind.ARTIFACT.value, "entity_id": a.id, "key": k, "value": v}
                 for k, v in a.metadata.items()
             )
 
         def work(conn: Connection) -> None:
             result = conn.execute(
-                update(step_runs)
-                .where(step_runs.c.id == step_run_id)
-                .values(status=Status(status).value, end_time=end_time, error=error, logs_uri=logs_uri)
+                _FINISH_STEP,
+                {
+                    "b_id": step_run_id,
+                    "b_status": Status(status).value,
+                    "b_end": end_time,
+                    "b_error": error,
+                    "b_logs": logs_uri,
+                },
             )
             if result.rowcount == 0:
                 raise NotFoundError(f"no step run with id {step_run_id!r}")
             if created:
                 conn.execute(
-                    insert(artifacts),
+                    _INSERT_ARTIFACTS,
                     [
                         {
                             "id": a.id,
@@ -334,7 +360,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
                     ],
                 )
                 conn.execute(
-                    insert(step_io),
+                    _INSERT_IO,
                     [
                         {
                             "step_run_id": step_run_id,
@@ -345,8 +371,10 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
                         for a in outputs
                     ],
                 )
-            if meta_rows:
+            if meta_rows:  # the step may have put metadata while it ran: replace those keys
                 _replace_metadata(conn, meta_rows)
+            if artifact_meta_rows:  # new artifacts: nothing to replace
+                conn.execute(_INSERT_METADATA, artifact_meta_rows)
 
         self.db.run_transaction(work)
         return created
