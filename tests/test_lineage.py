@@ -7,6 +7,7 @@ classes and posted to a local HTTP endpoint, and the CLI (`lineage`, `run show -
 from __future__ import annotations
 
 import copy
+import io
 import json
 import socket
 import threading
@@ -15,7 +16,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,16 +27,19 @@ from click.testing import CliRunner, Result
 from openlineage.client.generated import base as ol
 from openlineage.client.generated import error_message_run, parent_run, source_code_location_job
 from openlineage.client.serde import Serde
+from rich.console import Console
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL
 
 from pipeledger import Client, RunFailedError, RunView, Status, pipeline, step
+from pipeledger.cli.lineage import text_tree
 from pipeledger.cli.main import cli
-from pipeledger.lineage import LineageGraph
+from pipeledger.lineage import LineageEdge, LineageGraph, LineageNode
 from pipeledger.lineage.openlineage import run_events
 from pipeledger.metadata_store.sql.schema import metadata
 from tests import pipelines as P
 from tests.servers import enabled_backends, open_server_store, server_config
+from tests.store_contract.helpers import artifact, finish, make_run, make_step
 
 # --- pipelines ---------------------------------------------------------------------------------
 
@@ -239,6 +243,7 @@ DIAMOND_EDGES = {
 
 def test_diamond_upstream_downstream_and_both(backend: str) -> None:
     run = diamond()
+    assert run.stack["metadata_store"]["flavor"] == backend
     joined = run.steps["join"].output
 
     up = joined.lineage()
@@ -451,19 +456,83 @@ def test_json_dot_svg_and_html_exports(tmp_path: Path) -> None:
 
 
 def test_quoting_in_dot_and_html(tmp_path: Path) -> None:
-    from pipeledger.lineage import LineageEdge, LineageNode
-
     nodes = [
-        LineageNode("s1", "step", 'say "hi" <b>&', {"status": "completed", "run": 'r"1'}),
+        LineageNode('not-run:say "hi"', "step", 'say "hi" <b>&', {"status": "not run", "run": 'r"1'}),
         LineageNode("a1", "artifact", "x\\y", {"type": "Data"}),
     ]
-    graph = LineageGraph(nodes, [LineageEdge("s1", "a1", "produced", 'o"ut')], root="a1")
+    graph = LineageGraph(nodes, [LineageEdge('not-run:say "hi"', "a1", "produced", 'o"ut')], root="a1")
 
     texts = {t.text for t in ET.fromstring(graph.to_svg()).iter() if t.tag.endswith("text")}
     assert {'say "hi" <b>&', "x\\y"} <= texts
     fragment = ET.fromstring(graph._repr_html_())
     assert {'say "hi" <b>&', "x\\y"} <= {t.text for t in fragment.iter() if t.tag.endswith("text")}
     assert "say &quot;hi&quot; &lt;b&gt;&amp;" in graph.to_html()
+    ET.fromstring(graph.to_html().split("\n", 1)[1].replace("<meta charset='utf-8'>", ""))  # well-formed
+
+
+def stacked_diamonds(count: int) -> LineageGraph:
+    """``count`` diamonds in a row: a path doubles at each, 2**count paths from the last to the first."""
+    nodes = [LineageNode("x0", "artifact", "x0", {"type": "Data"})]
+    edges_: list[LineageEdge] = []
+    for i in range(count):
+        for side in ("l", "r"):
+            nodes += [
+                LineageNode(f"{side}{i}", "step", f"{side}{i}", {"status": "completed"}),
+                LineageNode(f"{side}{i}.out", "artifact", f"{side}{i}.out", {"type": "Data"}),
+            ]
+            edges_ += [
+                LineageEdge(f"x{i}", f"{side}{i}", "consumed", "x"),
+                LineageEdge(f"{side}{i}", f"{side}{i}.out", "produced", "out"),
+            ]
+        nodes += [
+            LineageNode(f"j{i}", "step", f"j{i}", {"status": "completed"}),
+            LineageNode(f"x{i + 1}", "artifact", f"x{i + 1}", {"type": "Data"}),
+        ]
+        edges_ += [
+            LineageEdge(f"l{i}.out", f"j{i}", "consumed", "left"),
+            LineageEdge(f"r{i}.out", f"j{i}", "consumed", "right"),
+            LineageEdge(f"j{i}", f"x{i + 1}", "produced", "out"),
+        ]
+    return LineageGraph(nodes, edges_, root=f"x{count}")
+
+
+def test_text_tree_expands_each_node_once() -> None:
+    graph = stacked_diamonds(30)  # 2**30 paths: a tree of paths would never finish
+
+    buffer = io.StringIO()
+    Console(file=buffer, width=5000, color_system=None).print(text_tree(graph, downstream=False))
+    lines = buffer.getvalue().splitlines()
+
+    assert len(lines) == len(graph.edges) + 1
+    assert sum("(see above)" in line for line in lines) == 30  # the second way into each fork
+    assert all(any(f" {n.name} " in f"{line} " for line in lines) for n in graph.nodes)
+    both = io.StringIO()
+    Console(file=both, width=400, color_system=None).print(text_tree(stacked_diamonds(3), False, both=True))
+    assert len(both.getvalue().splitlines()) == len(stacked_diamonds(3).edges) + 1  # nothing downstream
+
+
+def test_pictures_of_very_deep_lineage() -> None:
+    """A lineage thousands of nodes deep (e.g. a model fine-tuned run after run) still draws."""
+    nodes: list[LineageNode] = []
+    edges_: list[LineageEdge] = []
+    for i in range(2000):
+        nodes += [
+            LineageNode(f"s{i}", "step", f"s{i}", {"status": "completed"}),
+            LineageNode(f"a{i}", "artifact", f"a{i}", {"type": "Model"}),
+        ]
+        edges_.append(LineageEdge(f"s{i}", f"a{i}", "produced", "model"))
+        if i:
+            edges_.append(LineageEdge(f"a{i - 1}", f"s{i}", "consumed", "base"))
+    graph = LineageGraph(reversed(nodes), edges_, root="a1999")
+
+    fragment = ET.fromstring(graph._repr_html_())
+    assert len(fragment.findall("{http://www.w3.org/2000/svg}g")) == 4000
+    tree = text_tree(graph, downstream=False)  # built without recursion
+    depth, branch = 0, tree
+    while branch.children:
+        (branch,) = branch.children
+        depth += 1
+    assert depth == len(graph.edges) == 3999 and "s0" in str(branch.label)
 
 
 def test_notebook_html_of_runs_steps_and_graphs() -> None:
@@ -670,6 +739,42 @@ def test_openlineage_of_a_lineage_graph_across_runs(backend: str) -> None:
         check_event(e)
 
 
+def test_openlineage_of_recorded_steps_times_states_and_dataset_names(backend: str) -> None:
+    """Steps recorded directly in the store: a timestamp on a whole second still sorts before a later
+    one; crashed steps ABORT, running ones have only START; remote URIs give scheme://authority
+    namespaces."""
+    store = Client().store
+    run = make_run(store, "recorded")
+    second = datetime(2024, 5, 17, 12, 0, 0, tzinfo=timezone.utc)
+    done = make_step(store, run, "done", start_time=second)
+    finish(
+        store,
+        done,
+        [artifact("local", uri="/data/local"), artifact("remote", uri="s3://bucket/models/m1")],
+        end_time=second + timedelta(milliseconds=500),
+    )
+    crashed = make_step(store, run, "crashed", start_time=second + timedelta(seconds=1))
+    finish(store, crashed, status=Status.CRASHED, end_time=second + timedelta(seconds=2))
+    running = make_step(store, run, "running", start_time=second + timedelta(seconds=3))
+
+    events = run_events(RunView(store.get_run(run.id), store))
+
+    for e in events:
+        check_event(e)
+    assert [(e["job"]["name"], e["eventType"], e["eventTime"]) for e in events] == [
+        ("recorded.done", "START", "2024-05-17T12:00:00.000000Z"),
+        ("recorded.done", "COMPLETE", "2024-05-17T12:00:00.500000Z"),
+        ("recorded.crashed", "START", "2024-05-17T12:00:01.000000Z"),
+        ("recorded.crashed", "ABORT", "2024-05-17T12:00:02.000000Z"),
+        ("recorded.running", "START", "2024-05-17T12:00:03.000000Z"),
+    ]
+    assert [(d["namespace"], d["name"]) for d in events[1]["outputs"]] == [
+        ("file", "/data/local"),
+        ("s3://bucket", "models/m1"),
+    ]
+    assert events[-1]["run"]["runId"] == uuid_of(running.id)
+
+
 class _Collector(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -812,6 +917,9 @@ def test_cli_lineage_directions_and_depth(diamond_run: RunView) -> None:
     assert all(name in down_tree for name in ("double", "square", "join"))
     both_tree = invoke("lineage", diamond_run.steps["double"].output.id, "--both").stdout
     assert all(name in both_tree for name in ("source", "double", "join"))
+    assert "left → join step" in both_tree and "doubled ← double step" in both_tree  # both directions
+    up_tree = invoke("lineage", joined.id).stdout
+    assert up_tree.count("source step") == 1 and up_tree.count("(see above)") == 1  # the fork, once
 
 
 def test_cli_run_show_graph(diamond_run: RunView, tmp_path: Path) -> None:

@@ -343,6 +343,17 @@ def test_downstream_depth_limits(store: MetadataStore) -> None:
     }
 
 
+def test_depth_zero_around_a_step_run_is_the_step_itself(store: MetadataStore) -> None:
+    labels, _ = chain(store, 4)
+    s3 = _step_id(labels, "s3")
+
+    assert labels.edges(store.lineage(step_run_id=s3, direction="both", depth=0)) == {
+        ("s3", "input", "data", "s2.data"),
+        ("s3", "output", "data", "s3.data"),
+    }
+    assert labels.steps(store.lineage(step_run_id=s3, depth=1)) == {"s2", "s3"}
+
+
 def _step_id(labels: Labels, label: str) -> str:
     return next(i for i, name in labels.by_id.items() if name == label)
 
