@@ -3,11 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit clean help
+.PHONY: demo test lint typecheck unit stress bench bench-server clean help
 
 help:
 	@echo "make demo   - install pipeledger in $(VENV), run examples/quickstart.py twice, show the cached run"
 	@echo "make test   - install dev extras, run ruff, mypy and the test suite"
+	@echo "make stress - the concurrency tests at full size (8 processes x 25 runs x 5 steps per database)"
+	@echo "make bench  - ledger-bench: pipeledger vs a raw SQLite floor vs ML Metadata (BENCH_ARGS=--quick)"
+	@echo "make bench-server - ledger-bench for pipeledger on MariaDB and PostgreSQL"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "pipeledger needs Python >= 3.10; set PYTHON=python3.x")'
@@ -40,6 +43,28 @@ unit: $(VENV)/.installed-dev
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+stress: $(VENV)/.installed-dev
+	PIPELEDGER_STRESS=1 $(BIN)/pytest -m stress -v tests/test_concurrency.py
+
+# ledger-bench runs in its own virtualenv: ML Metadata 1.17.1 needs Python 3.11 and is never a
+# dependency of pipeledger itself.
+BENCH_PYTHON ?= python3.11
+BENCH_VENV := benchmarks/.venv
+BENCH_ARGS ?=
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	$(BENCH_PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[mysql,postgresql]" "ml-metadata==1.17.1"
+	@touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m benchmarks.run $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python -m benchmarks.e2e
+
+bench-server: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m benchmarks.run --server $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

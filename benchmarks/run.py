@@ -16,8 +16,11 @@ import datetime as dt
 import json
 import os
 import platform
+import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +36,43 @@ PHASES = [
 ]
 
 
+ADMIN_URLS = {
+    "mysql": os.environ.get("BENCH_MYSQL_ADMIN_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
+    "postgresql": os.environ.get("BENCH_POSTGRESQL_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+}
+
+
+@contextmanager
+def scratch_database(backend: str) -> Iterator[str]:
+    """A fresh database on the local server of ``backend`` for one measurement (dropped after)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(ADMIN_URLS[backend])
+    name = f"pl_bench_{secrets.token_hex(4)}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f"DROP DATABASE {name}"))
+        engine.dispose()
+
+
 def measure(system: str, runs: int, backend: str = "sqlite") -> dict[str, Any]:
+    if backend != "sqlite":
+        with scratch_database(backend) as url:
+            return _measure(system, runs, backend, {f"BENCH_{backend.upper()}_URL": url})
+    return _measure(system, runs, backend, {})
+
+
+def _measure(system: str, runs: int, backend: str, env: dict[str, str]) -> dict[str, Any]:
     command = [sys.executable, "-m", "benchmarks.worker", "--system", system, "--runs", str(runs), "--backend", backend]
-    result = subprocess.run(command, cwd=HERE.parent, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        command, cwd=HERE.parent, capture_output=True, text=True, check=False, env={**os.environ, **env}
+    )
     if result.returncode != 0:
         raise SystemExit(f"{system} at R={runs} failed:\n{result.stderr[-3000:]}")
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
@@ -55,7 +92,7 @@ def table(rows: dict[str, dict[str, Any]], runs: int) -> str:
         header.append("MLMD / pipeledger")
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
-    pl = rows.get("pipeledger-sqlite")
+    pl = rows.get("pipeledger-sqlite") or next(iter(rows.values()))
     for key, label, better in PHASES:
         cells = [label, *(f"{rows[k][key]:,.1f}" if rows[k][key] >= 10 else f"{rows[k][key]:.3f}" for k in keys)]
         if "floor" in rows and pl:

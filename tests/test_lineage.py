@@ -385,13 +385,6 @@ def test_depth_limits_on_a_chain(backend: str) -> None:
     assert names(middle.lineage(direction="both", depth=1), "step") == ["clean", "fit"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an artifact whose producer is outside the graph (the root of a downstream or depth-0 walk, "
-    "an input at the depth limit) is named after its Python type ('str', 'dict') with run None: the "
-    "store's lineage record carries no producer step/output/run names for it (models.LineageRecord, "
-    "sql/records.lineage)",
-)
 def test_artifacts_are_named_by_their_producer_whatever_the_walk() -> None:
     run = experiment()
     final = run.steps["report"].output

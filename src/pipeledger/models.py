@@ -257,6 +257,8 @@ class LineageRecord:
     artifacts: dict[str, ArtifactRecord]
     steps: dict[str, LineageStep]
     edges: list[LineageEdge]
+    #: artifact id -> (producer step name, output name, producer run name), when known.
+    producers: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -569,8 +569,14 @@ class ArtifactView:
         from pipeledger.lineage.graph import artifact_node, from_record
 
         record = self._store.lineage(artifact_id=self.id, direction=direction, depth=depth)
-        me = artifact_node(self._record, self.data_type.rpartition(".")[2], None)
-        return from_record(record, root=self.id, extra=[me], store=self._store)
+        if self.id in record.artifacts:
+            return from_record(record, root=self.id, store=self._store)
+        name, run = self.data_type.rpartition(".")[2], None
+        producer = self.producer  # the root alone (no edge in the walk): name it after its producer
+        if producer is not None:
+            output = next((n for n, a in producer.outputs.items() if a.id == self.id), "output")
+            name, run = f"{producer.name}.{output}", producer.run.name
+        return from_record(record, root=self.id, extra=[artifact_node(self._record, name, run)], store=self._store)
 
     def read(self) -> Any:
         """Load the artifact's value with the materializer that wrote it.

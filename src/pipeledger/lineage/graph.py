@@ -191,7 +191,9 @@ def from_record(
 ) -> LineageGraph:
     """Build a graph from a store's lineage record (plus nodes the caller knows, e.g. the root)."""
     steps = {sid: step_node(s) for sid, s in record.steps.items()}
-    names: dict[str, tuple[str, str | None]] = {}
+    names: dict[str, tuple[str, str | None]] = {
+        aid: (f"{step}.{output}", run) for aid, (step, output, run) in record.producers.items()
+    }
     edges: list[LineageEdge] = []
     for edge in record.edges:
         step = record.steps[edge.step_run_id]
@@ -203,7 +205,7 @@ def from_record(
         edges.append(
             LineageEdge(edge.step_run_id, edge.artifact_id, "produced" if true_producer else "reused", edge.name)
         )
-        if true_producer or edge.artifact_id not in names:
+        if edge.artifact_id not in names:  # no true producer recorded: name it after the reusing step
             names[edge.artifact_id] = (f"{step.name}.{edge.name}", step.run_name)
     nodes: list[LineageNode] = list(steps.values())
     for aid, artifact in record.artifacts.items():

@@ -25,6 +25,10 @@ from pipeledger.metadata_store.sql.schema import artifacts, pipeline_runs, pipel
 from pipeledger.models import Direction
 
 LineageDirection = Literal["upstream", "downstream", "both"]
+# Each artifact's true producer (step, output name, run), to name artifacts whatever the walk.
+_PRODUCER = step_runs.alias("producer")
+_PRODUCER_IO = step_io.alias("producer_io")
+_PRODUCER_RUN = pipeline_runs.alias("producer_run")
 _INPUT = Direction.INPUT.value
 _OUTPUT = Direction.OUTPUT.value
 
@@ -122,12 +126,25 @@ def lineage_statement(
             step_runs.c.cached_from_id.label("s_cached_from_id"),
             pipeline_runs.c.name.label("r_name"),
             pipelines.c.name.label("p_name"),
+            _PRODUCER.c.name.label("ap_step"),
+            _PRODUCER_IO.c.name.label("ap_output"),
+            _PRODUCER_RUN.c.name.label("ap_run"),
         )
         .select_from(
             step_io.join(artifacts, artifacts.c.id == step_io.c.artifact_id)
             .join(step_runs, step_runs.c.id == step_io.c.step_run_id)
             .join(pipeline_runs, pipeline_runs.c.id == step_runs.c.run_id)
             .join(pipelines, pipelines.c.id == pipeline_runs.c.pipeline_id)
+            .outerjoin(_PRODUCER, _PRODUCER.c.id == artifacts.c.producer_step_run_id)
+            .outerjoin(
+                _PRODUCER_IO,
+                and_(
+                    _PRODUCER_IO.c.step_run_id == artifacts.c.producer_step_run_id,
+                    _PRODUCER_IO.c.artifact_id == artifacts.c.id,
+                    _PRODUCER_IO.c.direction == _OUTPUT,
+                ),
+            )
+            .outerjoin(_PRODUCER_RUN, _PRODUCER_RUN.c.id == _PRODUCER.c.run_id)
         )
         .where(or_(*conditions) if conditions else false())
     )

@@ -9,17 +9,26 @@ The database's revision lives in Alembic's ``alembic_version`` table. On open,
   SQLite store), otherwise raises :class:`SchemaVersionError` with the command that
   upgrades it;
 * always refuses a revision it does not know, which a newer pipeledger wrote.
+
+Creating or upgrading the schema happens under a lock (SQLite's write lock,
+PostgreSQL's advisory lock, MySQL's ``GET_LOCK``), and the revision is read again
+once the lock is held: several processes opening a fresh database at once create
+its schema once, the others wait and find it done.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy import exc as sa_exc
 
-from pipeledger.exceptions import SchemaVersionError
+from pipeledger.exceptions import MetadataStoreError, SchemaVersionError
 from pipeledger.metadata_store.sql.engine import Database
 from pipeledger.metadata_store.sql.schema import SCHEMA_REVISION
 
@@ -29,9 +38,13 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 def current_revision(db: Database) -> str | None:
     """The database's schema revision, or None for a database without pipeledger's schema."""
     with db.read() as conn:
-        if not inspect(conn).has_table("alembic_version"):
-            return None
-        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return _revision(conn)
+
+
+def _revision(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def known_revisions() -> list[str]:
@@ -41,41 +54,79 @@ def known_revisions() -> list[str]:
 
 
 def upgrade(db: Database, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` (Alembic syntax), each in a transaction."""
+    """Apply migrations up to ``revision`` (Alembic syntax), under the schema lock."""
+    try:
+        with _schema_lock(db) as conn:
+            _upgrade(conn, revision)
+    except sa_exc.DBAPIError as exc:
+        raise db.translate(exc) from exc
+
+
+def _upgrade(conn: Connection, revision: str) -> None:
     from alembic import command
 
     config = _alembic_config()
-    with db.engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    config.attributes["connection"] = conn
+    command.upgrade(config, revision)
+
+
+@contextmanager
+def _schema_lock(db: Database) -> Iterator[Connection]:
+    """A connection, in a transaction, holding the lock that serializes schema changes."""
+    with db.engine.connect() as conn:
+        conn.execution_options(pipeledger_begin="IMMEDIATE")  # SQLite: take the write lock up front
+        with conn.begin():
+            if db.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+            elif db.dialect in ("mysql", "mariadb"):
+                name = "pipeledger-schema-" + hashlib.sha256(str(conn.engine.url.database).encode()).hexdigest()[:40]
+                if conn.execute(text("SELECT GET_LOCK(:name, 600)"), {"name": name}).scalar() != 1:
+                    raise MetadataStoreError(f"{db.display_name}: timed out waiting for another process's schema change")
+                try:
+                    yield conn
+                finally:
+                    conn.execute(text("DO RELEASE_LOCK(:name)"), {"name": name})
+                return
+            yield conn
+
+
+_LOCK_KEY = 0x706C5F736368656D  # "pl_schem": pipeledger's advisory lock for schema changes
 
 
 def ensure_schema(db: Database, *, auto_upgrade: bool, migrate_command: str) -> None:
     """Make sure the database holds the schema this library expects (see module doc)."""
-    revision = current_revision(db)
+    if current_revision(db) == SCHEMA_REVISION:
+        return
+    try:
+        with _schema_lock(db) as conn:
+            _ensure_schema(conn, db.display_name, auto_upgrade=auto_upgrade, migrate_command=migrate_command)
+    except sa_exc.DBAPIError as exc:
+        raise db.translate(exc) from exc
+
+
+def _ensure_schema(conn: Connection, display_name: str, *, auto_upgrade: bool, migrate_command: str) -> None:
+    revision = _revision(conn)  # again, now that no other process is changing the schema
     if revision == SCHEMA_REVISION:
         return
     if revision is None:
-        with db.read() as conn:
-            tables = inspect(conn).get_table_names()
-        if "pipeline_runs" in tables:
+        if "pipeline_runs" in inspect(conn).get_table_names():
             raise SchemaVersionError(
-                f"{db.display_name} has pipeledger tables but no schema revision; "
+                f"{display_name} has pipeledger tables but no schema revision; "
                 "it was not created by pipeledger's migrations and cannot be used"
             )
-        upgrade(db)
+        _upgrade(conn, "head")
         return
     known = known_revisions()
     if revision not in known:
         raise SchemaVersionError(
-            f"{db.display_name} has schema revision {revision}, newer than this pipeledger "
+            f"{display_name} has schema revision {revision}, newer than this pipeledger "
             f"(schema revision {SCHEMA_REVISION}); upgrade pipeledger to use it"
         )
     if auto_upgrade:
-        upgrade(db)
+        _upgrade(conn, "head")
         return
     raise SchemaVersionError(
-        f"{db.display_name} has schema revision {revision}, older than this pipeledger's "
+        f"{display_name} has schema revision {revision}, older than this pipeledger's "
         f"{SCHEMA_REVISION}; back it up, then run: {migrate_command}"
     )
 

@@ -109,8 +109,11 @@ def lineage(rows: Sequence[Row]) -> LineageRecord:
     found_artifacts: dict[str, ArtifactRecord] = {}
     steps: dict[str, LineageStep] = {}
     edges: list[LineageEdge] = []
+    producers: dict[str, tuple[str, str, str]] = {}
     for row in rows:
         m = row._mapping
+        if m["ap_step"] is not None and m["ap_output"] is not None:
+            producers[m["a_id"]] = (m["ap_step"], m["ap_output"], m["ap_run"])
         art = found_artifacts.get(m["a_id"]) or artifact(row, prefix="a_")
         found_artifacts[art.id] = art
         if m["step_run_id"] not in steps:
@@ -127,4 +130,4 @@ def lineage(rows: Sequence[Row]) -> LineageRecord:
             )
         edges.append(LineageEdge(m["step_run_id"], art.id, Direction(m["direction"]), m["io_name"]))
     edges.sort(key=lambda e: (e.step_run_id, e.direction.value, e.name))
-    return LineageRecord(found_artifacts, steps, edges)
+    return LineageRecord(found_artifacts, steps, edges, producers)
