@@ -223,6 +223,7 @@ class CacheHit:
 
     step_run: StepRunRecord
     outputs: dict[str, ArtifactRecord]
+    run_name: str = ""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ a recorded artifact never points at half-written files.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -153,6 +154,8 @@ def hash_artifact(uri: str) -> tuple[str, int]:
 
 def uri_exists(uri: str) -> bool:
     """Whether anything exists at ``uri``."""
+    if uri.startswith("/"):  # a local path: skip fsspec's resolution
+        return os.path.exists(uri)
     fs, path = fsspec.core.url_to_fs(uri)
     return bool(fs.exists(path))
 

@@ -116,12 +116,11 @@ class StepRunner:
         problem = self._unusable(found.outputs)
         if problem:
             return None, [problem]
-        original_run = self.metadata_store.get_run(found.step_run.run_id)
-        message = f"{explain.HIT}: reused the outputs of step `{found.step_run.name}` of run `{original_run.name}`"
+        run_name = found.run_name or self.metadata_store.get_run(found.step_run.run_id).name
+        message = f"{explain.HIT}: reused the outputs of step `{found.step_run.name}` of run `{run_name}`"
         cached = _with_cache_info(create, True, [message])
-        origin = found.step_run.cached_from_id or found.step_run.id
         record = self.metadata_store.record_cached_step(
-            cached, cached_from_id=origin, outputs={n: a.id for n, a in found.outputs.items()}
+            cached, cached_from_id=found.step_run.id, outputs={n: a.id for n, a in found.outputs.items()}
         )
         return (record.id, dict(found.outputs)), []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import Connection, String, and_, insert, literal, select, update
+from sqlalchemy import Connection, Select, String, and_, bindparam, insert, select, update
 from sqlalchemy import exc as sa_exc
 
 from pipeledger.exceptions import MetadataStoreError, NotFoundError
@@ -26,6 +26,59 @@ from pipeledger.models import (
     Status,
     StepRunCreate,
     StepRunRecord,
+)
+
+
+def _find_cached(since: bool) -> Select:
+    """The cache look-up: the latest usable entry with the key (by index ``(cache_key, status,
+    end_time)``), joined with its output artifacts and its run's name: one statement."""
+    latest = (
+        select(step_runs.c.id)
+        .where(
+            step_runs.c.cache_key == bindparam("b_key"),
+            step_runs.c.status == Status.COMPLETED.value,
+            step_runs.c.cache_invalidated_at.is_(None),
+        )
+        .order_by(step_runs.c.end_time.desc())
+        .limit(1)
+    )
+    if since:
+        latest = latest.where(step_runs.c.end_time >= bindparam("b_since", type_=step_runs.c.end_time.type))
+    return (
+        select(
+            *step_runs.c,
+            pipeline_runs.c.name.label("r_name"),
+            step_io.c.name.label("io_name"),
+            *(c.label(f"a_{c.name}") for c in artifacts.c),
+        )
+        .select_from(
+            step_runs.join(pipeline_runs, pipeline_runs.c.id == step_runs.c.run_id)
+            .outerjoin(
+                step_io,
+                and_(step_io.c.step_run_id == step_runs.c.id, step_io.c.direction == Direction.OUTPUT.value),
+            )
+            .outerjoin(artifacts, artifacts.c.id == step_io.c.artifact_id)
+        )
+        .where(step_runs.c.id == latest.scalar_subquery())
+    )
+
+
+# Built once: on SQLite, building and hashing a statement costs more than running it.
+_FIND_CACHED = _find_cached(since=False)
+_FIND_CACHED_SINCE = _find_cached(since=True)
+_INSERT_STEP = insert(step_runs)
+_INSERT_IO = insert(step_io)
+_COPY_METADATA = insert(entity_metadata).from_select(
+    ["entity_kind", "entity_id", "key", "value"],
+    select(
+        entity_metadata.c.entity_kind,
+        bindparam("b_new", type_=String(32)),
+        entity_metadata.c.key,
+        entity_metadata.c.value,
+    ).where(
+        entity_metadata.c.entity_kind == EntityKind.STEP_RUN.value,
+        entity_metadata.c.entity_id == bindparam("b_from"),
+    ),
 )
 
 
@@ -59,19 +112,11 @@ class CacheQueries(SqlQueries):
             for n, a in outputs.items()
         ]
 
-        m = entity_metadata.c
-        copy_metadata = insert(entity_metadata).from_select(
-            ["entity_kind", "entity_id", "key", "value"],
-            select(m.entity_kind, literal(step.id, String(32)), m.key, m.value).where(
-                m.entity_kind == EntityKind.STEP_RUN.value, m.entity_id == cached_from_id
-            ),
-        )
-
         def work(conn: Connection) -> None:
-            conn.execute(insert(step_runs), values)
+            conn.execute(_INSERT_STEP, values)
             if edges:
-                conn.execute(insert(step_io), edges)
-            conn.execute(copy_metadata)
+                conn.execute(_INSERT_IO, edges)
+            conn.execute(_COPY_METADATA, {"b_new": step.id, "b_from": cached_from_id})
 
         try:
             self.db.run_transaction(work)
@@ -98,34 +143,11 @@ class CacheQueries(SqlQueries):
         return int(self.db.run_transaction(lambda conn: conn.execute(query.values(cache_invalidated_at=at)).rowcount))
 
     def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
-        latest = (
-            select(step_runs.c.id)
-            .where(
-                step_runs.c.cache_key == cache_key,
-                step_runs.c.status == Status.COMPLETED.value,
-                step_runs.c.cache_invalidated_at.is_(None),
-            )
-            .order_by(step_runs.c.end_time.desc())
-            .limit(1)
-        )
-        if not_before is not None:
-            latest = latest.where(step_runs.c.end_time >= not_before)
-        query = (
-            select(
-                *step_runs.c,
-                step_io.c.name.label("io_name"),
-                *(c.label(f"a_{c.name}") for c in artifacts.c),
-            )
-            .select_from(
-                step_runs.outerjoin(
-                    step_io,
-                    and_(step_io.c.step_run_id == step_runs.c.id, step_io.c.direction == Direction.OUTPUT.value),
-                ).outerjoin(artifacts, artifacts.c.id == step_io.c.artifact_id)
-            )
-            .where(step_runs.c.id == latest.scalar_subquery())
-        )
         with self.db.read() as conn:
-            rows = conn.execute(query).all()
+            if not_before is None:
+                rows = conn.execute(_FIND_CACHED, {"b_key": cache_key}).all()
+            else:
+                rows = conn.execute(_FIND_CACHED_SINCE, {"b_key": cache_key, "b_since": not_before}).all()
         if not rows:
             return None
         outputs = {
@@ -133,7 +155,7 @@ class CacheQueries(SqlQueries):
             for row in rows
             if row._mapping["io_name"] is not None
         }
-        return CacheHit(records.step_run(rows[0]), outputs)
+        return CacheHit(records.step_run(rows[0]), outputs, rows[0]._mapping["r_name"])
 
     def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
         query = (

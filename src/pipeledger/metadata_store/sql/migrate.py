@@ -81,7 +81,7 @@ def _schema_lock(db: Database) -> Iterator[Connection]:
             elif db.dialect in ("mysql", "mariadb"):
                 name = "pipeledger-schema-" + hashlib.sha256(str(conn.engine.url.database).encode()).hexdigest()[:40]
                 if conn.execute(text("SELECT GET_LOCK(:name, 600)"), {"name": name}).scalar() != 1:
-                    raise MetadataStoreError(f"{db.display_name}: timed out waiting for another process's schema change")
+                    raise MetadataStoreError(f"{db.display_name}: timed out waiting for another schema change")
                 try:
                     yield conn
                 finally:
