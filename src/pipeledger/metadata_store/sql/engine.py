@@ -219,5 +219,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        mode = conn.get_execution_options().get("pipeledger_begin", "")
-        conn.exec_driver_sql(f"BEGIN {mode}".strip())
+        mode = conn.get_execution_options().get("pipeledger_begin")
+        statement = "BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN"
+        try:  # straight to the driver: this runs once per transaction, on the hot path
+            conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:  # as SQLAlchemy would raise it, so retries and messages apply
+            raise sa_exc.OperationalError(statement, None, exc) from exc
