@@ -206,6 +206,22 @@ class ArtifactCreate:
     metadata: dict[str, JSON] = field(default_factory=dict)
     id: str = field(default_factory=new_id)
 
+    def to_record(self, producer_step_run_id: str | None, created_at: datetime) -> ArtifactRecord:
+        """The record this artifact becomes once recorded."""
+        return ArtifactRecord(
+            id=self.id,
+            uri=self.uri,
+            type=self.type,
+            data_type=self.data_type,
+            materializer=self.materializer,
+            materializer_version=self.materializer_version,
+            content_hash=self.content_hash,
+            size=self.size,
+            producer_step_run_id=producer_step_run_id,
+            created_at=created_at,
+            artifact_store=self.artifact_store,
+        )
+
 
 @dataclass(frozen=True)
 class StepIO:

@@ -36,7 +36,9 @@ def _report_deletion(deletion: object) -> None:
         highlight=False,
     )
     for artifact in deletion.kept_artifacts:
-        out.print(f"  kept {artifact.id} ({esc(artifact.uri)}): still used by another run", highlight=False)
+        out.print(
+            f"  kept {artifact.id} ({esc(artifact.uri)}): still used by another run", highlight=False, soft_wrap=True
+        )
 
 
 @run_group.command("delete")
@@ -102,7 +104,7 @@ def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_
             table.add_row(esc(run.name), esc(run.pipeline_name), status_text(run.status.value), when(run.start_time))
         out.print(table)
     for path in [*orphans.artifact_dirs, *orphans.temporary]:
-        out.print(f"orphaned: {esc(path)}", highlight=False)
+        out.print(f"orphaned: {esc(path)}", highlight=False, soft_wrap=True)  # paths whole, never wrapped
     if not runs and not orphans.artifact_dirs and not orphans.temporary:
         out.print("Nothing to collect.")
         return

@@ -88,29 +88,10 @@ class CacheQueries(SqlQueries):
     def record_cached_step(
         self, step: StepRunCreate, *, cached_from_id: str, outputs: Mapping[str, str]
     ) -> StepRunRecord:
-        values = {
-            "id": step.id,
-            "run_id": step.run_id,
-            "name": step.name,
-            "status": Status.CACHED.value,
-            "entrypoint": step.entrypoint,
-            "docstring": step.docstring,
-            "parameters": step.parameters,
-            "config": step.config,
-            "source_hash": step.source_hash,
-            "cache_key": step.cache_key,
-            "cache_components": step.cache_components,
-            "cached_from_id": cached_from_id,
-            "start_time": step.start_time,
-            "end_time": step.start_time,
-        }
-        edges = [
-            {"step_run_id": step.id, "direction": Direction.INPUT.value, "name": n, "artifact_id": a}
-            for n, a in step.inputs.items()
-        ] + [
-            {"step_run_id": step.id, "direction": Direction.OUTPUT.value, "name": n, "artifact_id": a}
-            for n, a in outputs.items()
-        ]
+        values = records.step_run_values(step, Status.CACHED, cached_from_id=cached_from_id, end_time=step.start_time)
+        edges = records.edge_values(step.id, Direction.INPUT, step.inputs.items()) + records.edge_values(
+            step.id, Direction.OUTPUT, outputs.items()
+        )
 
         def work(conn: Connection) -> None:
             conn.execute(_INSERT_STEP, values)

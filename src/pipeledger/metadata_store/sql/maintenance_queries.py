@@ -165,13 +165,22 @@ def _delete_run(conn: Connection, run_id: str) -> RunDeletion:
     for chunk in chunks([a.id for a in doomed]):
         conn.execute(delete(entity_metadata).where(m.entity_kind == EntityKind.ARTIFACT.value, m.entity_id.in_(chunk)))
     conn.execute(delete(step_io).where(step_io.c.step_run_id.in_(steps)))
-    for chunk in chunks([a.id for a in kept]):
-        conn.execute(update(artifacts).where(artifacts.c.id.in_(chunk)).values(producer_step_run_id=None))
-    conn.execute(
-        update(step_runs)
-        .where(step_runs.c.cached_from_id.in_(steps), step_runs.c.run_id != run_id)
-        .values(cached_from_id=None)
+    # A kept artifact passes to a step run of another run that outputs it (a cached step), so that
+    # deleting that run later deletes it too; None only if no other step run outputs it.
+    heir = (
+        select(func.min(step_io.c.step_run_id))
+        .where(step_io.c.artifact_id == artifacts.c.id, step_io.c.direction == Direction.OUTPUT.value)
+        .scalar_subquery()
     )
+    for chunk in chunks([a.id for a in kept]):
+        conn.execute(update(artifacts).where(artifacts.c.id.in_(chunk)).values(producer_step_run_id=heir))
+    # The ids as a list: MySQL refuses a subquery on the table an UPDATE changes (error 1093).
+    for chunk in chunks(list(conn.execute(steps).scalars())):
+        conn.execute(
+            update(step_runs)
+            .where(step_runs.c.cached_from_id.in_(chunk), step_runs.c.run_id != run_id)
+            .values(cached_from_id=None)
+        )
     for chunk in chunks([a.id for a in doomed]):
         conn.execute(delete(artifacts).where(artifacts.c.id.in_(chunk)))
     conn.execute(update(step_runs).where(step_runs.c.run_id == run_id).values(cached_from_id=None))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Row
@@ -10,6 +10,7 @@ from sqlalchemy import Row
 from pipeledger.models import (
     ArtifactRecord,
     Direction,
+    EntityKind,
     LineageEdge,
     LineageRecord,
     LineageStep,
@@ -17,6 +18,7 @@ from pipeledger.models import (
     RunRecord,
     Status,
     StepIO,
+    StepRunCreate,
     StepRunRecord,
 )
 
@@ -131,3 +133,35 @@ def lineage(rows: Sequence[Row]) -> LineageRecord:
         edges.append(LineageEdge(m["step_run_id"], art.id, Direction(m["direction"]), m["io_name"]))
     edges.sort(key=lambda e: (e.step_run_id, e.direction.value, e.name))
     return LineageRecord(found_artifacts, steps, edges, producers)
+
+
+def step_run_values(step: StepRunCreate, status: Status, **extra: Any) -> dict[str, Any]:
+    """The column values of a new step run row."""
+    return {
+        "id": step.id,
+        "run_id": step.run_id,
+        "name": step.name,
+        "status": status.value,
+        "entrypoint": step.entrypoint,
+        "docstring": step.docstring,
+        "parameters": step.parameters,
+        "config": step.config,
+        "source_hash": step.source_hash,
+        "cache_key": step.cache_key,
+        "cache_components": step.cache_components,
+        "start_time": step.start_time,
+        **extra,
+    }
+
+
+def edge_values(step_run_id: str, direction: Direction, edges: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Rows of ``step_io`` for a step run's inputs or outputs, from ``(name, artifact id)`` pairs."""
+    return [
+        {"step_run_id": step_run_id, "direction": direction.value, "name": name, "artifact_id": artifact_id}
+        for name, artifact_id in edges
+    ]
+
+
+def metadata_values(kind: EntityKind, entity_id: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Rows of ``metadata`` for one entity's key/value pairs."""
+    return [{"entity_kind": kind.value, "entity_id": entity_id, "key": k, "value": v} for k, v in values.items()]

@@ -216,34 +216,10 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
         def work(conn: Connection) -> None:
             conn.execute(
                 _INSERT_STEP,
-                {
-                    "id": step.id,
-                    "run_id": step.run_id,
-                    "name": step.name,
-                    "status": Status.RUNNING.value,
-                    "entrypoint": step.entrypoint,
-                    "docstring": step.docstring,
-                    "parameters": step.parameters,
-                    "config": step.config,
-                    "source_hash": step.source_hash,
-                    "cache_key": step.cache_key,
-                    "cache_components": step.cache_components,
-                    "start_time": step.start_time,
-                },
+                records.step_run_values(step, Status.RUNNING),
             )
             if step.inputs:
-                conn.execute(
-                    _INSERT_IO,
-                    [
-                        {
-                            "step_run_id": step.id,
-                            "direction": Direction.INPUT.value,
-                            "name": name,
-                            "artifact_id": artifact_id,
-                        }
-                        for name, artifact_id in step.inputs.items()
-                    ],
-                )
+                conn.execute(_INSERT_IO, records.edge_values(step.id, Direction.INPUT, step.inputs.items()))
 
         try:
             self.db.run_transaction(work)
@@ -294,37 +270,11 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
         error: str | None = None,
         logs_uri: str | None = None,
     ) -> list[ArtifactRecord]:
-        created = [
-            ArtifactRecord(
-                id=a.id,
-                uri=a.uri,
-                type=a.type,
-                data_type=a.data_type,
-                materializer=a.materializer,
-                materializer_version=a.materializer_version,
-                content_hash=a.content_hash,
-                size=a.size,
-                producer_step_run_id=step_run_id,
-                created_at=end_time,
-                artifact_store=a.artifact_store,
-            )
-            for a in outputs
+        created = [a.to_record(step_run_id, end_time) for a in outputs]
+        meta_rows = records.metadata_values(EntityKind.STEP_RUN, step_run_id, metadata or {})
+        artifact_meta_rows = [
+            row for a in outputs for row in records.metadata_values(EntityKind.ARTIFACT, a.id, a.metadata)
         ]
-        meta_rows = [
-            {
-                "entity_kind": EntityKind.STEP_RUN.value,
-                "entity_id": step_run_id,
-                "key": k,
-                "value": v,
-            }
-            for k, v in (metadata or {}).items()
-        ]
-        artifact_meta_rows: list[dict[str, Any]] = []
-        for a in outputs:
-            artifact_meta_rows.extend(
-                {"entity_kind": EntityKind.ARTIFACT.value, "entity_id": a.id, "key": k, "value": v}
-                for k, v in a.metadata.items()
-            )
 
         def work(conn: Connection) -> None:
             result = conn.execute(
@@ -340,36 +290,9 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
             if result.rowcount == 0:
                 raise NotFoundError(f"no step run with id {step_run_id!r}")
             if created:
+                conn.execute(_INSERT_ARTIFACTS, [dataclasses.asdict(a) for a in created])
                 conn.execute(
-                    _INSERT_ARTIFACTS,
-                    [
-                        {
-                            "id": a.id,
-                            "uri": a.uri,
-                            "artifact_store": a.artifact_store,
-                            "type": a.type,
-                            "data_type": a.data_type,
-                            "materializer": a.materializer,
-                            "materializer_version": a.materializer_version,
-                            "content_hash": a.content_hash,
-                            "size": a.size,
-                            "producer_step_run_id": step_run_id,
-                            "created_at": end_time,
-                        }
-                        for a in created
-                    ],
-                )
-                conn.execute(
-                    _INSERT_IO,
-                    [
-                        {
-                            "step_run_id": step_run_id,
-                            "direction": Direction.OUTPUT.value,
-                            "name": a.name,
-                            "artifact_id": a.id,
-                        }
-                        for a in outputs
-                    ],
+                    _INSERT_IO, records.edge_values(step_run_id, Direction.OUTPUT, [(a.name, a.id) for a in outputs])
                 )
             if meta_rows:  # the step may have put metadata while it ran: replace those keys
                 _replace_metadata(conn, meta_rows)
@@ -380,23 +303,8 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
         return created
 
     def register_artifact(self, artifact: ArtifactCreate, *, at: datetime) -> ArtifactRecord:
-        record = ArtifactRecord(
-            id=artifact.id,
-            uri=artifact.uri,
-            type=artifact.type,
-            data_type=artifact.data_type,
-            materializer=artifact.materializer,
-            materializer_version=artifact.materializer_version,
-            content_hash=artifact.content_hash,
-            size=artifact.size,
-            producer_step_run_id=None,
-            created_at=at,
-            artifact_store=artifact.artifact_store,
-        )
-        meta = [
-            {"entity_kind": EntityKind.ARTIFACT.value, "entity_id": artifact.id, "key": k, "value": v}
-            for k, v in artifact.metadata.items()
-        ]
+        record = artifact.to_record(None, at)
+        meta = records.metadata_values(EntityKind.ARTIFACT, artifact.id, artifact.metadata)
 
         def work(conn: Connection) -> None:
             conn.execute(insert(artifacts), dataclasses.asdict(record))
@@ -407,10 +315,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
         return record
 
     def put_metadata(self, kind: EntityKind, entity_id: str, values: Mapping[str, JSON]) -> None:
-        rows = [
-            {"entity_kind": EntityKind(kind).value, "entity_id": entity_id, "key": k, "value": v}
-            for k, v in values.items()
-        ]
+        rows = records.metadata_values(EntityKind(kind), entity_id, values)
         if rows:
             self.db.run_transaction(lambda conn: _replace_metadata(conn, rows))
 
