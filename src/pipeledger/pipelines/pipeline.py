@@ -202,14 +202,30 @@ def _check_run_name(template: str, pipeline_name: str) -> None:
 
 
 def render_run_name(template: str, pipeline_name: str, now: datetime | None = None) -> str:
-    """Fill every placeholder of a run name but ``{n}``, which the store assigns."""
+    """Fill every placeholder of a run name but ``{n}``, which the store assigns.
+
+    Raises:
+        DefinitionError: a placeholder with a format spec or conversion (only plain
+            ``{pipeline}``, ``{n}``, ``{date}``, ``{time}`` are allowed), or a rendered
+            name that is not a valid name (e.g. longer than 255 characters with a
+            10-digit run number).
+    """
     now = now or utcnow()
-    return template.format(
-        pipeline=pipeline_name,
-        date=now.strftime("%Y-%m-%d"),
-        time=now.strftime("%H-%M-%S"),
-        n="{n}",
-    )
+    where = f"pipeline {pipeline_name!r}: run_name {template!r}"
+    try:
+        for _, field_name, spec, conversion in string.Formatter().parse(template):
+            if field_name is not None and (spec or conversion):
+                raise DefinitionError(f"{where}: placeholders take no format spec or conversion; use {{{field_name}}}")
+        rendered = template.format(
+            pipeline=pipeline_name,
+            date=now.strftime("%Y-%m-%d"),
+            time=now.strftime("%H-%M-%S"),
+            n="{n}",
+        )
+    except (ValueError, KeyError, IndexError) as exc:
+        raise DefinitionError(f"{where}: {exc}") from None
+    check_name(f"{where}: the run name", rendered.replace("{n}", "0" * 10))
+    return rendered
 
 
 @overload

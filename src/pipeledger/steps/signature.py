@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import sys
 import types
 import typing
 from collections.abc import Callable
@@ -49,7 +50,9 @@ class StepSignature:
 
 
 def check_json(value: Any, what: str) -> None:
-    """Raise :class:`DefinitionError` unless ``value`` is a finite JSON value.
+    """Raise :class:`DefinitionError` unless ``value`` is a finite JSON value every metadata store
+    keeps exactly: no NaN or infinity, no NUL character or unpaired surrogate in strings, nested
+    at most :data:`MAX_JSON_DEPTH` levels.
 
     ``what`` names the value in the message, e.g. ``"step 'train': parameter 'lr'"``.
     """
@@ -58,13 +61,22 @@ def check_json(value: Any, what: str) -> None:
         raise DefinitionError(f"{what} must be a JSON value ({problem})")
 
 
+# MariaDB refuses JSON nested 32 levels deep, and a run's configuration wraps each parameter
+# in 4 more levels ({"steps": {step: {"parameters": {name: value}}}}): stay well below.
+MAX_JSON_DEPTH = 20
+
+
 def _json_problem(value: Any, depth: int = 0) -> str | None:
-    if depth > 100:
-        return "nested more than 100 levels deep"
-    if value is None or isinstance(value, (bool, int, str)):
+    if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, int):
+        return None if _fits_int_digits(value) else "got an integer too long to write as JSON"
+    if isinstance(value, str):
+        return _text_problem(value)
     if isinstance(value, float):
         return None if math.isfinite(value) else f"got {value}, which JSON cannot hold"
+    if isinstance(value, (list, tuple, dict)) and depth >= MAX_JSON_DEPTH:
+        return f"nested more than {MAX_JSON_DEPTH} levels deep"
     if isinstance(value, (list, tuple)):
         for item in value:
             if problem := _json_problem(item, depth + 1):
@@ -74,24 +86,51 @@ def _json_problem(value: Any, depth: int = 0) -> str | None:
         for key, item in value.items():
             if not isinstance(key, str):
                 return f"got a dict key {key!r} of type {type(key).__name__}; keys must be strings"
-            if problem := _json_problem(item, depth + 1):
+            if problem := _text_problem(key) or _json_problem(item, depth + 1):
                 return problem
         return None
     return f"got a {type(value).__module__}.{type(value).__qualname__}"
+
+
+def _text_problem(text: str) -> str | None:
+    """Why the metadata store cannot keep ``text`` exactly (PostgreSQL's JSON holds no NUL
+    character; no database holds unpaired surrogates), or None."""
+    if "\x00" in text:
+        return f"the text {text[:40]!r} contains a NUL character"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"the text {text[:40]!r} contains unpaired surrogates (not valid Unicode text)"
+    return None
+
+
+def _fits_int_digits(value: int) -> bool:
+    """False for ints longer than Python's int/str conversion limit (``json`` refuses them)."""
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    if limit == 0 or value.bit_length() <= 3.32 * (limit - 1):
+        return True
+    try:
+        return len(str(value)) > 0
+    except ValueError:
+        return False
 
 
 MAX_NAME_LENGTH = 255
 
 
 def check_name(what: str, name: object) -> None:
-    """Refuse names the store cannot keep: not a string, empty, over 255 characters, or
-    containing control characters. Quotes, SQL metacharacters and any Unicode are fine."""
+    """Refuse names the store cannot keep: not a string, empty, over 255 characters, starting or
+    ending with whitespace, or containing control characters. Quotes, SQL metacharacters and any
+    Unicode are fine."""
     if not isinstance(name, str) or not name.strip():
         raise DefinitionError(f"{what} must be a non-empty string, got {name!r}")
     if len(name) > MAX_NAME_LENGTH:
         raise DefinitionError(f"{what} is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise DefinitionError(f"{what} {name[:40]!r} contains control characters")
+    if name != name.strip():  # MySQL/MariaDB compare names ignoring trailing spaces
+        raise DefinitionError(f"{what} {name[:40]!r} starts or ends with whitespace")
     if max(name) >= "\ud800" and any("\ud800" <= c <= "\udfff" for c in name):
         raise DefinitionError(f"{what} {name[:40]!r} contains unpaired surrogates (not valid Unicode text)")
 

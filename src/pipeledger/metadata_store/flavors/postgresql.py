@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,7 +15,7 @@ from sqlalchemy.engine import URL
 from pipeledger.exceptions import StoreUnavailableError
 from pipeledger.metadata_store.flavors.sql_flavor import ServerConfig, SqlFlavor
 from pipeledger.metadata_store.sql import Database
-from pipeledger.metadata_store.sql.engine import driver_message
+from pipeledger.metadata_store.sql.engine import driver_message, json_dumps
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
@@ -53,7 +55,12 @@ class PostgreSQLMetadataStoreFlavor(SqlFlavor):
             port=config.port,
             database=config.database,
         )
-        database = Database(url, display_name=where, connect_args=connect_args, engine_options={"pool_pre_ping": True})
+        database = Database(
+            url,
+            display_name=where,
+            connect_args=connect_args,
+            engine_options={"pool_pre_ping": True, "json_serializer": jsonb_dumps},
+        )
         try:
             database.check_connection()
         except StoreUnavailableError as exc:
@@ -67,6 +74,29 @@ class PostgreSQLMetadataStoreFlavor(SqlFlavor):
             _create_database(url, connect_args, where)
             database.check_connection()
         return database
+
+
+_STRING_OR_BIG_FLOAT = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?[eE]\+?\d+')
+
+
+def jsonb_dumps(value: Any) -> str:
+    """JSON text for a JSONB column, with floats like ``1e+23`` spelled out with a decimal point.
+
+    JSONB stores numbers as ``numeric``, which gives ``1e+23`` back as ``100000000000000000000000``:
+    an int, not the float that was stored. ``100000000000000000000000.0`` comes back a float.
+    """
+    text = json_dumps(value)
+    if "e+" not in text and "E+" not in text:
+        return text
+    return _STRING_OR_BIG_FLOAT.sub(_spell_out, text)
+
+
+def _spell_out(match: re.Match[str]) -> str:
+    token = match.group()
+    if token.startswith('"'):
+        return token
+    spelled = format(Decimal(token), "f")
+    return spelled if "." in spelled else spelled + ".0"
 
 
 def _create_database(url: URL, connect_args: dict[str, Any], where: str) -> None:

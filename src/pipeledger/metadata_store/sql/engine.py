@@ -50,6 +50,7 @@ class Database:
             ``"sqlite:///home/me/metadata.db"`` or ``"mysql 127.0.0.1:3306/prod"``.
         connect_args: passed to the DBAPI ``connect()``.
         max_retries: how many times a transient failure is retried.
+        engine_options: passed to ``create_engine`` (may replace the ``json_serializer``).
     """
 
     def __init__(
@@ -66,8 +67,7 @@ class Database:
         self.engine: Engine = create_engine(
             url,
             connect_args=connect_args or {},
-            json_serializer=json_dumps,
-            **(engine_options or {}),
+            **{"json_serializer": json_dumps, **(engine_options or {})},
         )
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":

@@ -131,6 +131,11 @@ class MaintenanceQueries(SqlQueries):
                 )
             )
         with self.db.read() as conn:
+            if self.db.dialect == "sqlite":  # damaged pages the queries below may never read
+                damage = [str(row[0]) for row in conn.exec_driver_sql("PRAGMA quick_check")]
+                if damage != ["ok"]:
+                    more = f" (and {len(damage) - 1} more)" if len(damage) > 1 else ""
+                    problems.append(f"the SQLite file is damaged: {damage[0]}{more}")
             for label, table, condition in checks:
                 count = conn.execute(select(func.count()).select_from(table).where(condition)).scalar_one()
                 if count:

@@ -1,0 +1,277 @@
+"""Concurrent writers: several processes run pipelines against ONE store at the same time.
+
+Every worker is a separate Python process (``subprocess``) with the same ``$PIPELEDGER_HOME``,
+whose active stack records into one SQLite file, MariaDB database or PostgreSQL database.
+The workers wait at a barrier and then all open the (fresh) store and run at once, so the
+schema creation, run numbering, cache look-ups and every write race each other. Afterwards
+every run and step run is recorded exactly once, run names are unique, every artifact is
+readable, the store passes its integrity check, and no worker saw an error.
+
+Size: 4 processes x 5 runs x 3 steps; 8 x 25 x 5 with ``PIPELEDGER_STRESS=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import Table, func, select
+
+from pipeledger import Client, Status, pipeline, step
+from pipeledger.artifacts.materializers import default_registry
+from pipeledger.artifacts.store import read_artifact
+from pipeledger.cli.main import cli
+from pipeledger.maintenance import check_store
+from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, open_sqlite_store
+from pipeledger.metadata_store.sql import SqlMetadataStore
+from pipeledger.metadata_store.sql.migrate import current_revision
+from pipeledger.metadata_store.sql.schema import SCHEMA_REVISION, artifacts, pipeline_runs, step_runs
+from pipeledger.stack.registry import close_stacks
+from tests.servers import enabled_backends, scratch_database, server_config
+
+pytestmark = pytest.mark.stress
+
+REPO = Path(__file__).resolve().parents[1]
+STRESS = os.environ.get("PIPELEDGER_STRESS") == "1"
+PROCESSES, RUNS, STEPS = (8, 25, 5) if STRESS else (4, 5, 3)
+
+
+# --- the pipeline the workers run -----------------------------------------------------------
+
+
+@step
+def shared_config() -> dict:
+    """The same in every run: computed once (or a few times, racing), then cached."""
+    return {"scale": 2}
+
+
+@step
+def seed(config: dict, worker: int = 0, run: int = 0) -> dict:
+    return {"worker": worker, "run": run, "trail": [config["scale"]]}
+
+
+@step
+def extend(data: dict, index: int = 0) -> dict:
+    return {**data, "trail": [*data["trail"], index]}
+
+
+@pipeline(name="concurrent")
+def chain(worker: int = 0, run: int = 0, steps: int = 3):
+    """``steps`` steps: shared_config -> seed -> extend_2 -> ... -> extend_<steps-1>."""
+    data = seed(shared_config(), worker=worker, run=run)
+    for index in range(2, steps):
+        data = extend(data, index=index, id=f"extend_{index}")
+
+
+def step_names(steps: int) -> list[str]:
+    return ["shared_config", "seed", *(f"extend_{i}" for i in range(2, steps))]
+
+
+# --- helpers shared with the other reliability tests ------------------------------------------
+
+
+@contextmanager
+def use_backend(backend: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Make the active stack of ``$PIPELEDGER_HOME`` record into a fresh, empty store of ``backend``:
+    the default SQLite file, or a scratch database on the server registered as the ``mysql`` /
+    ``postgresql`` component ``shared`` of the active stack ``shared`` (through the CLI)."""
+    if backend == "sqlite":
+        yield
+        return
+    with scratch_database(backend) as url:
+        if url.password:
+            monkeypatch.setenv("PIPELEDGER_TEST_DB_PASSWORD", url.password)
+        values = server_config(backend, url)
+        runner = CliRunner()
+        options = [f"--{k}={v}" for k, v in values.items()]
+        result = runner.invoke(cli, ["metadata-store", "register", "shared", f"--flavor={backend}", *options])
+        assert result.exit_code == 0, result.output
+        result = runner.invoke(cli, ["stack", "register", "shared", "-m", "shared", "--set"])
+        assert result.exit_code == 0, result.output
+        try:
+            yield
+        finally:
+            close_stacks()  # no connection of this process may hold the database being dropped
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    """The environment of a worker process: this one's (``$PIPELEDGER_HOME`` included) with the
+    repository on ``sys.path`` so that it imports ``tests.*``."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+_WARNING = re.compile(r"^.*:\d+: \w*Warning: ")
+
+
+def errors_in(stderr: str) -> list[str]:
+    """The lines of ``stderr`` that are not Python warnings (a warning's header line and the
+    indented source line after it)."""
+    errors: list[str] = []
+    in_warning = False
+    for line in stderr.splitlines():
+        if _WARNING.match(line):
+            in_warning = True
+        elif in_warning and line.startswith((" ", "\t")):
+            continue
+        else:
+            in_warning = False
+            if line.strip():
+                errors.append(line)
+    return errors
+
+
+def run_workers(code: str, args: Sequence[Sequence[str]], barrier: Path, *, timeout: float) -> None:
+    """Start one ``python -c code`` per argument list; release them together once all are ready
+    (each touches ``<barrier>/ready-<i>`` and waits for ``<barrier>/go``); assert that every one
+    exited 0 with nothing but warnings on stderr."""
+    barrier.mkdir(parents=True, exist_ok=True)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(barrier), str(i), *a],
+            cwd=REPO,
+            env=python_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i, a in enumerate(args)
+    ]
+    try:
+        deadline = time.monotonic() + timeout
+        while len(list(barrier.glob("ready-*"))) < len(procs):
+            crashed = [p for p in procs if p.poll() is not None]
+            if crashed:
+                break
+            assert time.monotonic() < deadline, "workers did not get ready in time"
+            time.sleep(0.02)
+        (barrier / "go").touch()
+        results = [p.communicate(timeout=max(1.0, deadline - time.monotonic())) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    failures = [
+        f"worker {i} exited {p.returncode}:\n{err}"
+        for i, (p, (_out, err)) in enumerate(zip(procs, results))
+        if p.returncode != 0 or errors_in(err)
+    ]
+    assert not failures, "\n\n".join(failures)
+
+
+BARRIER = """
+import sys, time
+from pathlib import Path
+barrier, index = Path(sys.argv[1]), sys.argv[2]
+def wait_for_the_others():
+    (barrier / f"ready-{index}").touch()
+    while not (barrier / "go").exists():
+        time.sleep(0.005)
+"""
+
+RUN_PIPELINES = (
+    BARRIER
+    + """
+from tests.test_concurrency import chain
+wait_for_the_others()
+runs, steps = int(sys.argv[3]), int(sys.argv[4])
+for run in range(runs):
+    chain(worker=int(index), run=run, steps=steps)
+"""
+)
+
+OPEN_STORE = (
+    BARRIER
+    + """
+from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, open_sqlite_store
+wait_for_the_others()
+open_sqlite_store(SqliteMetadataStoreConfig(path=sys.argv[3])).close()
+"""
+)
+
+
+def count(store: SqlMetadataStore, table: Table) -> int:
+    with store.db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+# --- the tests --------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=enabled_backends())
+def backend(request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with use_backend(request.param, monkeypatch):
+        yield request.param
+
+
+def test_concurrent_writers_record_every_run_exactly_once(backend: str, tmp_path: Path) -> None:
+    run_workers(
+        RUN_PIPELINES,
+        [[str(RUNS), str(STEPS)]] * PROCESSES,
+        tmp_path / "barrier",
+        timeout=600 if STRESS else 180,
+    )
+
+    client = Client()
+    store = client.store
+    assert isinstance(store, SqlMetadataStore)
+    runs = client.list_runs(pipeline="concurrent", limit=None)
+    assert len(runs) == PROCESSES * RUNS
+    assert count(store, pipeline_runs) == PROCESSES * RUNS
+    assert [r.name for r in runs if r.status is not Status.COMPLETED] == []
+    names = [r.name for r in runs]
+    assert len(set(names)) == len(names)
+    assert sorted(r.number for r in runs) == list(range(1, PROCESSES * RUNS + 1))
+    assert {(r.parameters["worker"], r.parameters["run"]) for r in runs} == {
+        (w, r) for w in range(PROCESSES) for r in range(RUNS)
+    }
+
+    computed = 0
+    for run in runs:
+        steps = run.steps
+        assert list(steps) == step_names(STEPS), run.name
+        assert all(s.status in (Status.COMPLETED, Status.CACHED) for s in steps.values()), run.name
+        assert all(s.status is Status.COMPLETED for n, s in steps.items() if n != "shared_config"), run.name
+        computed += sum(s.status is Status.COMPLETED for s in steps.values())
+        final = steps[step_names(STEPS)[-1]].output.read()
+        assert final == {
+            "worker": run.parameters["worker"],
+            "run": run.parameters["run"],
+            "trail": [2, *range(2, STEPS)],
+        }
+        assert steps["shared_config"].output.read() == {"scale": 2}
+    assert count(store, step_runs) == PROCESSES * RUNS * STEPS
+    # shared_config: computed at least once, at most once per process (before it finds the cache)
+    assert 1 <= computed - PROCESSES * RUNS * (STEPS - 1) <= PROCESSES
+
+    # Every artifact recorded (one per computed step) has its files and reads back.
+    assert count(store, artifacts) == computed
+    registry = default_registry()
+    for batch in store.iter_artifacts():
+        for artifact in batch:
+            assert read_artifact(artifact, registry) is not None
+
+    report = check_store(store, deep=True)
+    assert report.ok, report.problems
+    assert report.artifacts_checked == computed
+
+
+def test_many_processes_open_a_fresh_sqlite_store_at_once(tmp_path: Path) -> None:
+    """The schema is created once; the other processes wait for it instead of failing."""
+    path = tmp_path / "fresh.db"
+    run_workers(OPEN_STORE, [[str(path)]] * (PROCESSES + 2), tmp_path / "barrier", timeout=120)
+    store = open_sqlite_store(SqliteMetadataStoreConfig(path=str(path)))
+    try:
+        assert current_revision(store.db) == SCHEMA_REVISION
+        assert check_store(store).ok
+    finally:
+        store.close()
