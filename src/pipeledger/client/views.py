@@ -451,7 +451,9 @@ class StepView:
         items = {e.name: ArtifactView(e.artifact, self._store) for e in self._edges if e.direction is direction}
         key = "outputs" if direction is Direction.OUTPUT else "inputs"
         order = list(self.config.get(key) or [])
-        items = dict(sorted(items.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 0))
+        items = dict(
+            sorted(items.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0]))
+        )
         return NamedMapping(items, str(direction), f"step {self.name!r}")
 
     @cached_property
