@@ -105,7 +105,7 @@ class System:
         self.final[run] = previous
 
     def list_runs(self) -> list[str]:
-        return [r.name for r in self.store.list_runs(pipeline=PIPELINE, limit=None)]
+        return self.store.list_run_names(pipeline=PIPELINE)
 
     def run_view(self, run: int) -> int:
         record = self.store.get_run(f"run-{run}")

@@ -451,3 +451,10 @@ def test_start_times_are_utc(store):
 
     assert all(r.start_time.tzinfo is not None for r in store.list_runs())
     assert all(r.start_time.utcoffset() == timedelta(0) for r in store.list_runs())
+
+
+def test_list_run_names_matches_list_runs(store):
+    for pipeline in ("a", "b", "a", "a"):
+        make_run(store, pipeline)
+    for kwargs in ({}, {"pipeline": "a"}, {"pipeline": "a", "limit": 2, "offset": 1}, {"newest_first": False}):
+        assert store.list_run_names(**kwargs) == [r.name for r in store.list_runs(**kwargs)]

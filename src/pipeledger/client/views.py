@@ -145,7 +145,7 @@ class PipelineView:
 
     def get_run_names(self, limit: int | None = None) -> list[str]:
         """Names of the pipeline's runs, newest first."""
-        return [r.name for r in self._store.list_runs(pipeline=self.name, limit=limit)]
+        return self._store.list_run_names(pipeline=self.name, limit=limit)
 
     def __repr__(self) -> str:
         return f"<Pipeline {self.name}>"

@@ -175,6 +175,17 @@ class MetadataStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_run_names(
+        self,
+        *,
+        pipeline: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[str]:
+        """Names of the runs :meth:`list_runs` would return, without loading the records."""
+
+    @abc.abstractmethod
     def count_runs(self, *, pipeline: str | None = None, status: Status | str | None = None) -> int:
         """How many runs match the filters of :meth:`list_runs`."""
 

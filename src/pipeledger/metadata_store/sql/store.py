@@ -79,6 +79,19 @@ _HEARTBEAT = (
 )
 
 
+# Reads of the run view, built once.
+_RUN_BY_NAME = select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.name == bindparam("b_name"))
+_RUN_BY_ID = select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.id == bindparam("b_id"))
+_STEPS_OF_RUN = (
+    select(step_runs).where(step_runs.c.run_id == bindparam("b_run")).order_by(step_runs.c.start_time, step_runs.c.id)
+)
+_EDGES_OF_STEPS = (
+    select(step_io.c.step_run_id, step_io.c.direction, step_io.c.name.label("io_name"), *artifacts.c)
+    .select_from(step_io.join(artifacts, step_io.c.artifact_id == artifacts.c.id))
+    .where(step_io.c.step_run_id.in_(bindparam("b_ids", expanding=True)))
+)
+
+
 class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, MetadataStore):
     """A :class:`MetadataStore` on any SQLAlchemy database.
 
@@ -335,11 +348,10 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
             return [records.pipeline(r) for r in conn.execute(query)]
 
     def get_run(self, name_or_id: str) -> RunRecord:
-        base = select(*RUN_COLUMNS).select_from(RUNS_FROM)
         with self.db.read() as conn:
-            row = conn.execute(base.where(pipeline_runs.c.name == name_or_id)).first()
+            row = conn.execute(_RUN_BY_NAME, {"b_name": name_or_id}).first()
             if row is None:
-                row = conn.execute(base.where(pipeline_runs.c.id == name_or_id)).first()
+                row = conn.execute(_RUN_BY_ID, {"b_id": name_or_id}).first()
             if row is None:
                 latest = conn.execute(
                     select(pipeline_runs.c.name).order_by(pipeline_runs.c.start_time.desc()).limit(5)
@@ -365,15 +377,29 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
         with self.db.read() as conn:
             return [records.run(r) for r in conn.execute(query)]
 
+    def list_run_names(
+        self,
+        *,
+        pipeline: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[str]:
+        query = select(pipeline_runs.c.name).select_from(RUNS_FROM).where(*_run_filters(pipeline, None, None))
+        order = pipeline_runs.c.start_time.desc() if newest_first else pipeline_runs.c.start_time
+        tiebreak = pipeline_runs.c.id.desc() if newest_first else pipeline_runs.c.id
+        query = query.order_by(order, tiebreak).limit(limit).offset(offset)
+        with self.db.read() as conn:
+            return list(conn.execute(query).scalars())
+
     def count_runs(self, *, pipeline: str | None = None, status: Status | str | None = None) -> int:
         query = select(func.count()).select_from(RUNS_FROM).where(*_run_filters(pipeline, status, None))
         with self.db.read() as conn:
             return int(conn.execute(query).scalar_one())
 
     def list_step_runs(self, run_id: str) -> list[StepRunRecord]:
-        query = select(step_runs).where(step_runs.c.run_id == run_id).order_by(step_runs.c.start_time, step_runs.c.id)
         with self.db.read() as conn:
-            return [records.step_run(r) for r in conn.execute(query)]
+            return [records.step_run(r) for r in conn.execute(_STEPS_OF_RUN, {"b_run": run_id})]
 
     def get_step_run(self, step_run_id: str) -> StepRunRecord:
         with self.db.read() as conn:
@@ -384,15 +410,9 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
 
     def list_step_io(self, step_run_ids: Sequence[str]) -> list[StepIO]:
         result: list[StepIO] = []
-        query = select(
-            step_io.c.step_run_id,
-            step_io.c.direction,
-            step_io.c.name.label("io_name"),
-            *artifacts.c,
-        ).select_from(step_io.join(artifacts, step_io.c.artifact_id == artifacts.c.id))
         with self.db.read() as conn:
             for chunk in chunks(step_run_ids):
-                rows = conn.execute(query.where(step_io.c.step_run_id.in_(chunk)))
+                rows = conn.execute(_EDGES_OF_STEPS, {"b_ids": chunk})
                 result.extend(records.step_io(r) for r in rows)
         return result
 
