@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import shutil
 import socket
 import threading
 import uuid
@@ -122,6 +123,10 @@ DIAMOND_STEPS = {"source", "double", "square", "join"}
 
 
 # --- backends ----------------------------------------------------------------------------------
+
+needs_graphviz = pytest.mark.skipif(
+    shutil.which("dot") is None, reason="Graphviz is not installed (apt-get install graphviz); .ci/run installs it"
+)
 
 
 def _empty(url: URL, backend: str, home: Path) -> None:
@@ -415,6 +420,7 @@ def test_ten_steps_deep_lineage_is_one_statement(backend: str) -> None:
 # --- exports -----------------------------------------------------------------------------------
 
 
+@needs_graphviz
 def test_json_dot_svg_and_html_exports(tmp_path: Path) -> None:
     run = diamond()
     graph = run.steps["join"].output.lineage()
@@ -448,6 +454,7 @@ def test_json_dot_svg_and_html_exports(tmp_path: Path) -> None:
         assert f">{node.name}</text>" in fragment
 
 
+@needs_graphviz
 def test_quoting_in_dot_and_html(tmp_path: Path) -> None:
     nodes = [
         LineageNode('not-run:say "hi"', "step", 'say "hi" <b>&', {"status": "not run", "run": 'r"1'}),
@@ -844,6 +851,7 @@ def diamond_run() -> RunView:
     return diamond()
 
 
+@needs_graphviz
 def test_cli_lineage_formats(diamond_run: RunView, tmp_path: Path) -> None:
     joined = diamond_run.steps["join"].output
     graph = joined.lineage()
@@ -915,6 +923,7 @@ def test_cli_lineage_directions_and_depth(diamond_run: RunView) -> None:
     assert up_tree.count("source step") == 1 and up_tree.count("(see above)") == 1  # the fork, once
 
 
+@needs_graphviz
 def test_cli_run_show_graph(diamond_run: RunView, tmp_path: Path) -> None:
     for suffix in ("svg", "html", "png", "dot", "json"):
         target = tmp_path / f"dag.{suffix}"
