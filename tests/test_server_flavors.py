@@ -220,3 +220,32 @@ def test_quickstart_flow_records_into_the_server(
     described = runner.invoke(cli, ["metadata-store", "describe", "prod"])
     assert "${env:MYSQL_PASSWORD}" in described.stdout
     assert runner.invoke(cli, ["metadata-store", "migrate", "prod"]).stdout.startswith("Schema already at")
+
+
+@pytest.mark.skipif("mysql" not in SERVERS, reason="needs the MySQL/MariaDB server")
+def test_mysql_database_with_a_case_insensitive_default_collation() -> None:
+    """A database a DBA created with the server's defaults (latin1 or a *_ci collation): the
+    schema still gets utf8mb4 with exact comparison, so `Run` and `run` are different names."""
+    from pipeledger.models import RunCreate
+
+    admin = create_engine(admin_url("mysql"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("DROP DATABASE IF EXISTS pl_ci_collation"))
+        conn.execute(text("CREATE DATABASE pl_ci_collation CHARACTER SET latin1 COLLATE latin1_swedish_ci"))
+    try:
+        store = open_store(
+            "mysql",
+            port=admin_url("mysql").port,
+            database="pl_ci_collation",
+            username=admin_url("mysql").username,
+            create_database=False,
+        )
+        store.create_run(RunCreate(pipeline_name="p", name="Run"))
+        store.create_run(RunCreate(pipeline_name="p", name="run"))
+        store.create_run(RunCreate(pipeline_name="p", name="zürich ✓"))
+        assert sorted(store.list_run_names()) == ["Run", "run", "zürich ✓"]
+        store.close()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text("DROP DATABASE IF EXISTS pl_ci_collation"))
+        admin.dispose()

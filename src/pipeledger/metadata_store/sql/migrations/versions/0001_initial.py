@@ -17,6 +17,9 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+# On MySQL/MariaDB: transactional tables, full Unicode, names compared exactly (whatever the
+# database's default collation is).
+MYSQL_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 ID = sa.String(32)
 NAME = sa.String(255)
 
@@ -30,6 +33,7 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_pipelines"),
         sa.UniqueConstraint("name", name="uq_pipelines_name"),
+        **MYSQL_OPTIONS,
     )
     op.create_table(
         "pipeline_runs",
@@ -53,6 +57,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["pipeline_id"], ["pipelines.id"], name="fk_pipeline_runs_pipeline_id_pipelines"),
         sa.UniqueConstraint("name", name="uq_pipeline_runs_name"),
         sa.UniqueConstraint("pipeline_id", "number", name="uq_pipeline_runs_pipeline_id_number"),
+        **MYSQL_OPTIONS,
     )
     op.create_index("ix_pipeline_runs_pipeline_id_start_time", "pipeline_runs", ["pipeline_id", "start_time"])
     op.create_index("ix_pipeline_runs_start_time", "pipeline_runs", ["start_time"])
@@ -78,6 +83,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["run_id"], ["pipeline_runs.id"], name="fk_step_runs_run_id_pipeline_runs"),
         sa.ForeignKeyConstraint(["cached_from_id"], ["step_runs.id"], name="fk_step_runs_cached_from_id_step_runs"),
         sa.UniqueConstraint("run_id", "name", name="uq_step_runs_run_id_name"),
+        **MYSQL_OPTIONS,
     )
     op.create_index("ix_step_runs_cache_key_status", "step_runs", ["cache_key", "status"])
     op.create_table(
@@ -99,6 +105,7 @@ def upgrade() -> None:
             ["step_runs.id"],
             name="fk_artifacts_producer_step_run_id_step_runs",
         ),
+        **MYSQL_OPTIONS,
     )
     op.create_index("ix_artifacts_uri", "artifacts", ["uri"], mysql_length=255)
     op.create_index("ix_artifacts_producer_step_run_id", "artifacts", ["producer_step_run_id"])
@@ -112,6 +119,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("step_run_id", "direction", "name", name="pk_step_io"),
         sa.ForeignKeyConstraint(["step_run_id"], ["step_runs.id"], name="fk_step_io_step_run_id_step_runs"),
         sa.ForeignKeyConstraint(["artifact_id"], ["artifacts.id"], name="fk_step_io_artifact_id_artifacts"),
+        **MYSQL_OPTIONS,
     )
     op.create_index("ix_step_io_artifact_id_direction", "step_io", ["artifact_id", "direction"])
     op.create_table(
@@ -121,6 +129,7 @@ def upgrade() -> None:
         sa.Column("key", NAME, nullable=False),
         sa.Column("value", JSONColumn),
         sa.PrimaryKeyConstraint("entity_kind", "entity_id", "key", name="pk_metadata"),
+        **MYSQL_OPTIONS,
     )
 
 
