@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from sqlalchemy import CTE, Integer, Select, String, and_, cast, false, literal, or_, select, true
+from sqlalchemy import CTE, Integer, Select, String, and_, cast, false, literal, or_, select, true, union_all
 
 from pipeledger.metadata_store.sql.schema import artifacts, pipeline_runs, pipelines, step_io, step_runs
 from pipeledger.models import Direction
@@ -82,36 +82,38 @@ def lineage_statement(
     if (artifact_id is None) == (step_run_id is None):
         raise ValueError("give exactly one of artifact_id and step_run_id")
     within = (lambda cte: cte.c.depth < depth) if depth is not None else (lambda cte: true())
-    conditions = []
+    # The step runs whose edges belong to the graph, tagged with why; the final SELECT starts from
+    # them (a handful of rows) and reaches their edges by primary key, on every dialect.
+    branches: list[Select] = []
+    filters = []
     if direction in ("upstream", "both"):
         up = _upstream(_seed(artifact_id, step_run_id, _INPUT), depth)
-        in_up = select(up.c.artifact_id)
-        producers = select(artifacts.c.producer_step_run_id).where(
-            artifacts.c.id.in_(select(up.c.artifact_id).where(within(up)))
-        )
-        conditions.append(
-            and_(
-                step_io.c.step_run_id.in_(producers),
-                or_(step_io.c.direction == _INPUT, step_io.c.artifact_id.in_(in_up)),
+        branches.append(
+            select(artifacts.c.producer_step_run_id.label("step_run_id"), literal("up").label("branch")).where(
+                artifacts.c.id.in_(select(up.c.artifact_id).where(within(up))),
+                artifacts.c.producer_step_run_id.is_not(None),
             )
         )
+        filters.append(("up", or_(step_io.c.direction == _INPUT, step_io.c.artifact_id.in_(select(up.c.artifact_id)))))
         if step_run_id is not None:
-            conditions.append(and_(step_io.c.step_run_id == step_run_id, step_io.c.direction == _INPUT))
+            branches.append(select(literal(step_run_id).label("step_run_id"), literal("start_up").label("branch")))
+            filters.append(("start_up", step_io.c.direction == _INPUT))
     if direction in ("downstream", "both"):
         down = _downstream(_seed(artifact_id, step_run_id, _OUTPUT), depth)
-        in_down = select(down.c.artifact_id)
-        consumers = select(step_io.c.step_run_id).where(
-            step_io.c.direction == _INPUT,
-            step_io.c.artifact_id.in_(select(down.c.artifact_id).where(within(down))),
-        )
-        conditions.append(
-            and_(
-                step_io.c.step_run_id.in_(consumers),
-                or_(step_io.c.direction == _OUTPUT, step_io.c.artifact_id.in_(in_down)),
+        branches.append(
+            select(step_io.c.step_run_id.label("step_run_id"), literal("down").label("branch")).where(
+                step_io.c.direction == _INPUT,
+                step_io.c.artifact_id.in_(select(down.c.artifact_id).where(within(down))),
             )
         )
+        filters.append(
+            ("down", or_(step_io.c.direction == _OUTPUT, step_io.c.artifact_id.in_(select(down.c.artifact_id))))
+        )
         if step_run_id is not None:
-            conditions.append(and_(step_io.c.step_run_id == step_run_id, step_io.c.direction == _OUTPUT))
+            branches.append(select(literal(step_run_id).label("step_run_id"), literal("start_down").label("branch")))
+            filters.append(("start_down", step_io.c.direction == _OUTPUT))
+    relevant = union_all(*branches).cte("lineage_steps") if len(branches) > 1 else branches[0].cte("lineage_steps")
+    conditions = [and_(relevant.c.branch == name, condition) for name, condition in filters]
     return (
         select(
             step_io.c.step_run_id,
@@ -131,7 +133,8 @@ def lineage_statement(
             _PRODUCER_RUN.c.name.label("ap_run"),
         )
         .select_from(
-            step_io.join(artifacts, artifacts.c.id == step_io.c.artifact_id)
+            relevant.join(step_io, step_io.c.step_run_id == relevant.c.step_run_id)
+            .join(artifacts, artifacts.c.id == step_io.c.artifact_id)
             .join(step_runs, step_runs.c.id == step_io.c.step_run_id)
             .join(pipeline_runs, pipeline_runs.c.id == step_runs.c.run_id)
             .join(pipelines, pipelines.c.id == pipeline_runs.c.pipeline_id)

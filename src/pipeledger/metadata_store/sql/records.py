@@ -112,8 +112,13 @@ def lineage(rows: Sequence[Row]) -> LineageRecord:
     steps: dict[str, LineageStep] = {}
     edges: list[LineageEdge] = []
     producers: dict[str, tuple[str, str, str]] = {}
+    seen: set[tuple[str, str, str]] = set()
     for row in rows:
         m = row._mapping
+        key = (m["step_run_id"], m["direction"], m["io_name"])
+        if key in seen:  # a step run reached through two branches of the walk
+            continue
+        seen.add(key)
         if m["ap_step"] is not None and m["ap_output"] is not None:
             producers[m["a_id"]] = (m["ap_step"], m["ap_output"], m["ap_run"])
         art = found_artifacts.get(m["a_id"]) or artifact(row, prefix="a_")
