@@ -87,7 +87,7 @@ class ArtifactStore:
         self.fs.makedirs(tmp, exist_ok=True)
         try:
             metadata = materializer.save(value, self.fs, tmp)
-            content_hash, size = self._hash_dir(tmp)
+            content_hash, size = _hash_tree(self.fs, tmp)
             self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
             self.fs.mv(tmp, target, recursive=True)
         except Exception as exc:
@@ -100,9 +100,6 @@ class ArtifactStore:
             ) from exc
         data_type = f"{type(value).__module__}.{type(value).__qualname__}"
         return WrittenArtifact(uri, materializer, data_type, content_hash, size, metadata or {})
-
-    def _hash_dir(self, path: str) -> tuple[str, int]:
-        return _hash_tree(self.fs, path)
 
     def write_text(self, uri: str, text: str) -> None:
         """Write a text file (e.g. a step's logs), creating parent directories."""
