@@ -9,6 +9,7 @@ from pipeledger.cli import run_compare, run_lineage  # noqa: F401  (more `run` c
 from pipeledger.cli.artifact_store import artifact_store_group
 from pipeledger.cli.cache import cache_group
 from pipeledger.cli.gc import gc
+from pipeledger.cli.importer import import_group
 from pipeledger.cli.lineage import lineage_command
 from pipeledger.cli.metadata_store import metadata_store_group
 from pipeledger.cli.orchestrator import orchestrator_group
@@ -39,6 +40,7 @@ for group in (
     cache_group,
     lineage_command,
     gc,
+    import_group,
 ):
     cli.add_command(group)
 
