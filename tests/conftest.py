@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy.engine import URL
 
 from pipeledger.stack.registry import close_stacks
-from tests.servers import enabled_backends, scratch_database
+from tests.servers import enabled_backends, mlmd_enabled, scratch_database
+
+if TYPE_CHECKING:
+    from tests.mlmd_service import MlmdTestService
 
 
 @pytest.fixture(autouse=True)
@@ -32,3 +36,18 @@ def server_urls() -> Iterator[dict[str, URL]]:
             for backend in enabled_backends()
             if backend != "sqlite"
         }
+
+
+@pytest.fixture(scope="session")
+def mlmd_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlmdTestService]:
+    """ML Metadata's gRPC service on a loopback port, for the whole session (see tests/mlmd_service.py).
+
+    Tests call ``mlmd_service.reset(path)`` to start from an empty database.
+    """
+    if not mlmd_enabled():
+        pytest.skip("kubeflow is not among PIPELEDGER_TEST_BACKENDS, or ml-metadata has no wheel for this Python")
+    from tests.mlmd_service import MlmdTestService
+
+    service = MlmdTestService(tmp_path_factory.mktemp("mlmd") / "first.db")
+    yield service
+    service.stop()

@@ -3,13 +3,15 @@
 Each test session creates its own database on each server (``pl_test_<random>``)
 and drops it at the end. Set ``PIPELEDGER_TEST_MYSQL_URL`` /
 ``PIPELEDGER_TEST_POSTGRES_URL`` to point elsewhere; set
-``PIPELEDGER_TEST_BACKENDS=sqlite`` to test SQLite only (CI always tests all).
+``PIPELEDGER_TEST_BACKENDS=sqlite`` to test SQLite only (CI always tests all; ``kubeflow``
+names the kubeflow flavor on the ML Metadata test service of :mod:`tests.mlmd_service`).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,10 +23,30 @@ MYSQL_URL = os.environ.get("PIPELEDGER_TEST_MYSQL_URL", "mysql+pymysql://root@12
 POSTGRES_URL = os.environ.get("PIPELEDGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
-def enabled_backends() -> list[str]:
-    """The backends to test: sqlite, mysql, postgresql (or ``$PIPELEDGER_TEST_BACKENDS``)."""
-    configured = os.environ.get("PIPELEDGER_TEST_BACKENDS", "sqlite,mysql,postgresql")
+_SQL_BACKENDS = ("sqlite", "mysql", "postgresql")
+
+
+def _configured() -> list[str]:
+    configured = os.environ.get("PIPELEDGER_TEST_BACKENDS", "sqlite,mysql,postgresql,kubeflow")
     return [b.strip() for b in configured.split(",") if b.strip()]
+
+
+def enabled_backends() -> list[str]:
+    """The SQL backends to test: sqlite, mysql, postgresql (or those of ``$PIPELEDGER_TEST_BACKENDS``)."""
+    return [b for b in _configured() if b in _SQL_BACKENDS]
+
+
+def mlmd_enabled() -> bool:
+    """Whether to test the kubeflow flavor on the ML Metadata test service: ``kubeflow`` is among
+    ``$PIPELEDGER_TEST_BACKENDS`` (it is by default) and ``ml-metadata`` exists for this Python
+    (<= 3.11). There it must be installed (``make`` installs it): a missing one fails the tests
+    instead of skipping them."""
+    return "kubeflow" in _configured() and sys.version_info < (3, 12)
+
+
+def contract_backends() -> list[str]:
+    """Every backend the store contract suite runs on."""
+    return enabled_backends() + (["kubeflow"] if mlmd_enabled() else [])
 
 
 @contextmanager

@@ -21,6 +21,7 @@ from pipeledger.exceptions import (
     RunFailedError,
     SchemaVersionError,
     StoreUnavailableError,
+    UnsupportedOperationError,
 )
 from pipeledger.models import Status
 from pipeledger.pipelines import Pipeline, pipeline
@@ -51,6 +52,7 @@ __all__ = [
     "StepContext",
     "StepView",
     "StoreUnavailableError",
+    "UnsupportedOperationError",
     "__version__",
     "get_step_context",
     "log_metadata",

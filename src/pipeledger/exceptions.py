@@ -14,6 +14,7 @@
      └── MetadataStoreError         the metadata store failed
           ├── StoreUnavailableError the database cannot be reached or opened
           ├── SchemaVersionError    the database schema and the library disagree
+          ├── UnsupportedOperationError  the store's flavor cannot do this (MLMD cannot delete)
           └── RunExistsError        a run name is taken
 
 Every message is one line that names the problem and, where there is one, the fix.
@@ -66,6 +67,10 @@ class MaterializerError(PipeledgerError):
 
 class MetadataStoreError(PipeledgerError):
     """The metadata store could not complete an operation."""
+
+
+class UnsupportedOperationError(MetadataStoreError):
+    """The metadata store's flavor cannot do this (e.g. ML Metadata cannot delete records)."""
 
 
 class StoreUnavailableError(MetadataStoreError):

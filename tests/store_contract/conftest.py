@@ -1,7 +1,8 @@
-"""The store contract suite runs every test on SQLite, MariaDB/MySQL and PostgreSQL.
+"""The store contract suite runs every test on SQLite, MariaDB/MySQL, PostgreSQL and ML Metadata.
 
 Add a backend by extending :func:`_open_store`; every test in this directory
-then runs on it.
+then runs on it. Tests marked ``sql_only`` check the SQL implementation itself
+(its schema, its statements) and are skipped on the kubeflow (MLMD) store.
 """
 
 from __future__ import annotations
@@ -17,12 +18,19 @@ from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, open_sqlite_store
 from pipeledger.metadata_store.sql import SqlMetadataStore
 from pipeledger.metadata_store.sql.schema import metadata
-from tests.servers import enabled_backends, open_server_store
+from tests.servers import contract_backends, open_server_store
 
-BACKENDS = enabled_backends()
+BACKENDS = contract_backends()
 
 
-def _open_store(backend: str, tmp_path: Path, urls: dict[str, URL]) -> MetadataStore:
+def _open_store(backend: str, tmp_path: Path, urls: dict[str, URL], request: pytest.FixtureRequest) -> MetadataStore:
+    if backend == "kubeflow":
+        from pipeledger.metadata_store.mlmd import MlmdMetadataStore
+        from pipeledger.metadata_store.mlmd.connection import MlmdConnection
+
+        service = request.getfixturevalue("mlmd_service")
+        service.reset(tmp_path / "mlmd.db")
+        return MlmdMetadataStore(MlmdConnection("127.0.0.1", service.port))
     if backend == "sqlite":
         return open_sqlite_store(SqliteMetadataStoreConfig(path=str(tmp_path / "contract.db")))
     return open_server_store(backend, urls[backend], tmp_path)
@@ -39,8 +47,10 @@ def _empty_tables(store: MetadataStore) -> None:
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path, server_urls: dict[str, URL]) -> Iterator[MetadataStore]:
     """An empty metadata store on each backend."""
-    opened = _open_store(request.param, tmp_path, server_urls)
-    if request.param != "sqlite":
+    if request.param == "kubeflow" and request.node.get_closest_marker("sql_only"):
+        pytest.skip("checks the SQL implementation itself; the kubeflow store is ML Metadata")
+    opened = _open_store(request.param, tmp_path, server_urls, request)
+    if request.param in ("mysql", "postgresql"):
         _empty_tables(opened)
     yield opened
     opened.close()

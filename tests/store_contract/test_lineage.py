@@ -376,6 +376,7 @@ def test_depth_counts_the_shortest_way_to_a_step(store: MetadataStore) -> None:
 # ------------------------------------------------------------------ one SQL statement
 
 
+@pytest.mark.sql_only
 def test_ten_steps_deep_lineage_is_one_sql_statement(store: MetadataStore) -> None:
     labels, arts = chain(store, 10)
     engine = store.db.engine  # type: ignore[attr-defined]

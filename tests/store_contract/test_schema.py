@@ -23,6 +23,7 @@ def test_schema_revision_is_the_head_of_the_migration_tree() -> None:
     assert known_revisions()[-1] == SCHEMA_REVISION
 
 
+@pytest.mark.sql_only
 def test_migrated_database_matches_schema_module(store: SqlMetadataStore) -> None:
     """A database created by the migrations has exactly the tables, columns and indexes of schema.py."""
     assert current_revision(store.db) == SCHEMA_REVISION
@@ -37,6 +38,7 @@ def _set_revision(db: Database, revision: str) -> None:
         conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
 
 
+@pytest.mark.sql_only
 def test_newer_schema_is_refused_naming_both_versions(store: SqlMetadataStore) -> None:
     _set_revision(store.db, "9999")
     try:
@@ -47,6 +49,7 @@ def test_newer_schema_is_refused_naming_both_versions(store: SqlMetadataStore) -
         _set_revision(store.db, SCHEMA_REVISION)
 
 
+@pytest.mark.sql_only
 def test_float_json_values_keep_their_type(store: SqlMetadataStore) -> None:
     from pipeledger.models import EntityKind, RunCreate
 

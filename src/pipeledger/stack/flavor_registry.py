@@ -31,6 +31,8 @@ BUILTIN_FLAVORS: dict[ComponentType, dict[str, str]] = {
         "sqlite": "pipeledger.metadata_store.flavors.sqlite:SqliteMetadataStoreFlavor",
         "mysql": "pipeledger.metadata_store.flavors.mysql:MySQLMetadataStoreFlavor",
         "postgresql": "pipeledger.metadata_store.flavors.postgresql:PostgreSQLMetadataStoreFlavor",
+        "kubeflow": "pipeledger.metadata_store.flavors.kubeflow:KubeflowMetadataStoreFlavor",
+        "kubernetes": "pipeledger.metadata_store.flavors.kubernetes:KubernetesMetadataStoreFlavor",
     },
 }
 

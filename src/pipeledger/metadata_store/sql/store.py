@@ -10,7 +10,6 @@ metrics), :mod:`.maintenance_queries` (deletion, crash detection, integrity).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -303,7 +302,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
             if result.rowcount == 0:
                 raise NotFoundError(f"no step run with id {step_run_id!r}")
             if created:
-                conn.execute(_INSERT_ARTIFACTS, [dataclasses.asdict(a) for a in created])
+                conn.execute(_INSERT_ARTIFACTS, [records.artifact_values(a) for a in created])
                 conn.execute(
                     _INSERT_IO, records.edge_values(step_run_id, Direction.OUTPUT, [(a.name, a.id) for a in outputs])
                 )
@@ -320,7 +319,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
         meta = records.metadata_values(EntityKind.ARTIFACT, artifact.id, artifact.metadata)
 
         def work(conn: Connection) -> None:
-            conn.execute(insert(artifacts), dataclasses.asdict(record))
+            conn.execute(_INSERT_ARTIFACTS, records.artifact_values(record))
             if meta:
                 _replace_metadata(conn, meta)
 

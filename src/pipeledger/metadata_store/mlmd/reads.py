@@ -1,0 +1,185 @@
+"""Reads of the MLMD store: pipelines, runs, step runs, edges, artifacts, metadata, cache look-ups.
+
+MLMD filters in the service (by pipeline, status, time, cache key) but orders
+only by creation time or id, and pages by token, not offset. Run lists are
+therefore filtered by MLMD and ordered by start time and sliced here: their cost
+grows with the number of runs that match the filters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ml_metadata.proto import metadata_store_service_pb2 as service
+
+from pipeledger.exceptions import NotFoundError
+from pipeledger.metadata_store.mlmd import records
+from pipeledger.metadata_store.mlmd.core import MlmdCore
+from pipeledger.metadata_store.mlmd.types import PIPELINE_TYPE, RUN_TYPE
+from pipeledger.metadata_store.mlmd.values import micros, quote
+from pipeledger.models import (
+    JSON,
+    ArtifactRecord,
+    CacheHit,
+    EntityKind,
+    PipelineRecord,
+    RunRecord,
+    Status,
+    StepIO,
+    StepRunRecord,
+)
+
+
+class MlmdReads(MlmdCore):
+    """The read half of the contract."""
+
+    def get_pipeline(self, name: str) -> PipelineRecord:
+        request = service.GetContextByTypeAndNameRequest(type_name=PIPELINE_TYPE, context_name=name)
+        response = self.conn.call("GetContextByTypeAndName", request)
+        if not response.HasField("context"):
+            known = [p.name for p in self.list_pipelines(limit=10)]
+            raise NotFoundError(_not_found("pipeline", name, known))
+        return records.pipeline_record(response.context)
+
+    def list_pipelines(self, *, limit: int | None = None, offset: int = 0) -> list[PipelineRecord]:
+        request = service.GetContextsByTypeRequest(type_name=PIPELINE_TYPE)
+        found = sorted(
+            (records.pipeline_record(c) for c in self.conn.pages("GetContextsByType", request, "contexts")),
+            key=lambda p: p.name,
+        )
+        return _page(found, limit, offset)
+
+    def get_run(self, name_or_id: str) -> RunRecord:
+        request = service.GetContextByTypeAndNameRequest(type_name=RUN_TYPE, context_name=name_or_id)
+        response = self.conn.call("GetContextByTypeAndName", request)
+        if response.HasField("context"):
+            return records.run_record(response.context)
+        ctx = self.contexts_by_external_id([name_or_id]).get(name_or_id)
+        if ctx is not None and ctx.type_id == self.types.run:
+            return records.run_record(ctx)
+        latest = self.list_run_names(limit=5)
+        raise NotFoundError(_not_found("run", name_or_id, latest, "latest runs"))
+
+    def _runs(self, pipeline: str | None, status: Status | str | None, since: datetime | None) -> list[Any]:
+        filters = []
+        if pipeline is not None:
+            filters.append(f"properties.pipeline.string_value = {quote(pipeline)}")
+        if status is not None:
+            filters.append(f"properties.status.string_value = {quote(Status(status).value)}")
+        if since is not None:
+            filters.append(f"properties.start_time.int_value >= {micros(since)}")
+        return self.runs_where(" AND ".join(filters) or None)
+
+    def _sorted_runs(
+        self,
+        pipeline: str | None,
+        status: Status | str | None,
+        since: datetime | None,
+        limit: int | None,
+        offset: int,
+        newest_first: bool,
+    ) -> list[RunRecord]:
+        runs = [records.run_record(c) for c in self._runs(pipeline, status, since)]
+        runs.sort(key=lambda r: (r.start_time, r.id), reverse=newest_first)
+        return _page(runs, limit, offset)
+
+    def list_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: Status | str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[RunRecord]:
+        return self._sorted_runs(pipeline, status, since, limit, offset, newest_first)
+
+    def list_run_names(
+        self,
+        *,
+        pipeline: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[str]:
+        return [r.name for r in self._sorted_runs(pipeline, None, None, limit, offset, newest_first)]
+
+    def count_runs(self, *, pipeline: str | None = None, status: Status | str | None = None) -> int:
+        return len(self._runs(pipeline, status, None))
+
+    def list_step_runs(self, run_id: str) -> list[StepRunRecord]:
+        steps = [records.step_record(e) for e in self.steps_where(f"properties.run_id.string_value = {quote(run_id)}")]
+        return sorted(steps, key=lambda s: (s.start_time, s.id))
+
+    def get_step_run(self, step_run_id: str) -> StepRunRecord:
+        return records.step_record(self.step_execution(step_run_id))
+
+    def list_step_io(self, step_run_ids: Sequence[str]) -> list[StepIO]:
+        executions = self.executions_by_external_id(step_run_ids)
+        by_id = {ex.id: ex.external_id for ex in executions.values()}
+        events = self.events_of_executions(by_id)
+        artifacts = self.artifacts_by_id(ev.artifact_id for ev in events)
+        edges: list[StepIO] = []
+        for ev in events:
+            direction = records.event_direction(ev)
+            node = artifacts.get(ev.artifact_id)
+            if direction is None or node is None or node.type_id != self.types.artifact:
+                continue
+            record = records.artifact_record(node)
+            edges.extend(StepIO(by_id[ev.execution_id], name, direction, record) for name in records.event_names(ev))
+        return edges
+
+    def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
+        query = (
+            f"properties.cache_key.string_value = {quote(cache_key)} AND "
+            "properties.cache_state.string_value = 'valid' AND properties.status.string_value = 'completed'"
+        )
+        if not_before is not None:
+            query += f" AND properties.end_time.int_value >= {micros(not_before)}"
+        entries = self.steps_where(query)
+        if not entries:
+            return None
+        latest = max(entries, key=lambda e: (e.properties["end_time"].int_value, e.id))
+        step = records.step_record(latest)
+        outputs = {
+            edge.name: edge.artifact for edge in self.list_step_io([step.id]) if edge.direction.value == "output"
+        }
+        run = self.contexts_by_external_id([step.run_id]).get(step.run_id)
+        return CacheHit(step, outputs, run.name if run is not None else "")
+
+    def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
+        query = (
+            f"properties.step.string_value = {quote(step)} AND properties.start_time.int_value < {micros(before)}"
+            f" AND contexts_a.type = {quote(PIPELINE_TYPE)} AND contexts_a.name = {quote(pipeline)}"
+        )
+        found = [records.step_record(e) for e in self.steps_where(query)]
+        return max(found, key=lambda s: (s.start_time, s.id)) if found else None
+
+    def get_artifact(self, artifact_id: str) -> ArtifactRecord:
+        node = self.artifacts_by_external_id([artifact_id]).get(artifact_id)
+        if node is None:
+            raise NotFoundError(f"no artifact with id {artifact_id!r}")
+        return records.artifact_record(node)
+
+    def get_metadata(self, kind: EntityKind, entity_ids: Sequence[str]) -> dict[str, dict[str, JSON]]:
+        kind = EntityKind(kind)
+        if kind is EntityKind.RUN:
+            nodes = {k: c for k, c in self.contexts_by_external_id(entity_ids).items() if c.type_id == self.types.run}
+        elif kind is EntityKind.STEP_RUN:
+            nodes = self.executions_by_external_id(entity_ids)
+        else:
+            nodes = self.artifacts_by_external_id(entity_ids)
+        return {k: records.metadata_of(n) for k, n in nodes.items() if n.custom_properties}
+
+
+def _page(items: list[Any], limit: int | None, offset: int) -> list[Any]:
+    return items[offset : None if limit is None else offset + limit]
+
+
+def _not_found(kind: str, name: str, known: list[str], label: str | None = None) -> str:
+    if not known:
+        return f"no {kind} named {name!r}: none is recorded yet"
+    return f"no {kind} named {name!r}; {label or 'known ' + kind + 's'}: {', '.join(known)}"

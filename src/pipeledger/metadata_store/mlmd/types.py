@@ -1,0 +1,139 @@
+"""How pipeledger's records map onto ML Metadata's model, and the MLMD types that hold them.
+
+=========================  ==============================================================
+pipeledger                 ML Metadata
+=========================  ==============================================================
+pipeline                   context of type ``pipeledger.Pipeline``, named as the pipeline
+run                        context of type ``pipeledger.PipelineRun``, named as the run,
+                           child of its pipeline's context
+step run                   execution of type ``pipeledger.Step`` named ``<run id>/<step>``
+                           (so a run cannot record a step twice), attributed to its run's
+                           and pipeline's contexts; ``last_known_state`` follows the status
+artifact                   artifact of type ``pipeledger.Artifact`` with its URI
+input / output edge        ``INPUT`` / ``OUTPUT`` event whose path is the edge's name
+key/value metadata         ``custom_properties`` of the context, execution or artifact
+ids                        ``external_id`` (pipeledger's 32-hex ids); MLMD's integer ids
+                           stay internal
+=========================  ==============================================================
+
+pipeledger's own fields are declared ``properties`` of these types, so
+Kubeflow's UI and MLMD filter queries see them. Types are registered with
+``can_add_fields``: a newer pipeledger adds properties to existing types, and
+never removes any.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ml_metadata.proto import metadata_store_pb2 as mlmd
+from ml_metadata.proto import metadata_store_service_pb2 as service
+
+from pipeledger.models import Status
+
+PIPELINE_TYPE = "pipeledger.Pipeline"
+RUN_TYPE = "pipeledger.PipelineRun"
+STEP_TYPE = "pipeledger.Step"
+ARTIFACT_TYPE = "pipeledger.Artifact"
+
+S, INT, B = mlmd.STRING, mlmd.INT, mlmd.BOOLEAN
+
+PIPELINE_PROPERTIES = {"docstring": S, "created_at": INT}
+RUN_PROPERTIES = {
+    "pipeline": S,
+    "pipeline_id": S,
+    "number": INT,
+    "status": S,
+    "start_time": INT,
+    "end_time": INT,
+    "heartbeat_at": INT,
+    "parameters": S,
+    "config": S,
+    "environment": S,
+    "stack": S,
+    "git_sha": S,
+    "git_dirty": B,
+    "code_hash": S,
+    "error": S,
+    "tags": S,
+}
+STEP_PROPERTIES = {
+    "run_id": S,
+    "step": S,
+    "status": S,
+    "start_time": INT,
+    "end_time": INT,
+    "entrypoint": S,
+    "docstring": S,
+    "parameters": S,
+    "config": S,
+    "source_hash": S,
+    "cache_key": S,
+    "cache_components": S,
+    # "valid" on a completed step run with a cache key (a usable cache entry), else absent;
+    # "invalidated" once `pipeledger cache clear` retired it. MLMD filters cannot test absence.
+    "cache_state": S,
+    "cache_invalidated_at": INT,
+    "cached_from_id": S,
+    "error": S,
+    "logs_uri": S,
+}
+ARTIFACT_PROPERTIES = {
+    "type": S,
+    "data_type": S,
+    "materializer": S,
+    "materializer_version": S,
+    "content_hash": S,
+    "size": INT,
+    "producer_step_run_id": S,
+    "created_at": INT,
+    "artifact_store": S,
+}
+
+STATES = {
+    Status.RUNNING: mlmd.Execution.RUNNING,
+    Status.COMPLETED: mlmd.Execution.COMPLETE,
+    Status.FAILED: mlmd.Execution.FAILED,
+    Status.CACHED: mlmd.Execution.CACHED,
+    Status.CRASHED: mlmd.Execution.CANCELED,
+}
+
+
+@dataclass(frozen=True)
+class TypeIds:
+    """MLMD's ids of pipeledger's four types on one server."""
+
+    pipeline: int
+    run: int
+    step: int
+    artifact: int
+
+
+def register_types(call: Any) -> TypeIds:
+    """Create (or extend) pipeledger's types on the server with ``call(method, request)``."""
+    pipeline = call(
+        "PutContextType",
+        service.PutContextTypeRequest(
+            context_type=mlmd.ContextType(name=PIPELINE_TYPE, properties=PIPELINE_PROPERTIES), can_add_fields=True
+        ),
+    ).type_id
+    run = call(
+        "PutContextType",
+        service.PutContextTypeRequest(
+            context_type=mlmd.ContextType(name=RUN_TYPE, properties=RUN_PROPERTIES), can_add_fields=True
+        ),
+    ).type_id
+    step = call(
+        "PutExecutionType",
+        service.PutExecutionTypeRequest(
+            execution_type=mlmd.ExecutionType(name=STEP_TYPE, properties=STEP_PROPERTIES), can_add_fields=True
+        ),
+    ).type_id
+    artifact = call(
+        "PutArtifactType",
+        service.PutArtifactTypeRequest(
+            artifact_type=mlmd.ArtifactType(name=ARTIFACT_TYPE, properties=ARTIFACT_PROPERTIES), can_add_fields=True
+        ),
+    ).type_id
+    return TypeIds(pipeline=pipeline, run=run, step=step, artifact=artifact)
