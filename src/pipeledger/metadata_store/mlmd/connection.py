@@ -65,7 +65,7 @@ class MlmdConnection:
         raise AssertionError("unreachable")
 
     def _translate(self, method: str, exc: grpc.RpcError) -> Exception:
-        code, details = exc.code(), (exc.details() or "").strip()
+        code, details = exc.code(), _first_line(exc.details() or "")
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             reason = "did not answer within the timeout" if code == grpc.StatusCode.DEADLINE_EXCEEDED else details
             return StoreUnavailableError(
@@ -93,3 +93,9 @@ class MlmdConnection:
     def close(self) -> None:
         """Close the channel."""
         self._channel.close()
+
+
+def _first_line(message: str, limit: int = 300) -> str:
+    """MLMD's messages may quote whole nodes over many lines: keep the first line, shortened."""
+    line = message.strip().splitlines()[0] if message.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"

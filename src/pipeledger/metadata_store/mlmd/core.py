@@ -11,7 +11,7 @@ from ml_metadata.proto import metadata_store_service_pb2 as service
 
 from pipeledger.exceptions import NotFoundError
 from pipeledger.metadata_store.mlmd.connection import MlmdConnection
-from pipeledger.metadata_store.mlmd.types import RUN_TYPE, STEP_TYPE, TypeIds
+from pipeledger.metadata_store.mlmd.types import PIPELINE_TYPE, RUN_TYPE, STEP_TYPE, TypeIds
 
 _BATCH = 100
 _NONE_FOUND = SimpleNamespace(contexts=(), executions=(), artifacts=())
@@ -66,6 +66,12 @@ class MlmdCore:
             )
             found.update((a.external_id, a) for a in response.artifacts if a.type_id == self.types.artifact)
         return found
+
+    def pipeline_named(self, name: str) -> Any | None:
+        """The context of the pipeline called ``name``, or None."""
+        request = service.GetContextByTypeAndNameRequest(type_name=PIPELINE_TYPE, context_name=name)
+        response = self.conn.call("GetContextByTypeAndName", request)
+        return response.context if response.HasField("context") else None
 
     def run_context(self, run_id: str) -> Any:
         """The context of run ``run_id``.

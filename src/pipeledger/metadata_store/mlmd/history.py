@@ -16,7 +16,6 @@ from typing import Any
 
 from pipeledger.metadata_store.mlmd import records
 from pipeledger.metadata_store.mlmd.core import MlmdCore
-from pipeledger.metadata_store.mlmd.types import PIPELINE_TYPE
 from pipeledger.metadata_store.mlmd.values import quote
 from pipeledger.models import Direction, LineageEdge, LineageRecord, LineageStep, MetricPoint
 
@@ -162,14 +161,20 @@ class MlmdHistory(MlmdCore):
     def metric_history(
         self, pipeline: str, *, keys: Sequence[str] | None = None, limit: int | None = None
     ) -> list[MetricPoint]:
+        found = self.pipeline_named(pipeline)
+        if found is None:
+            return []
         runs = sorted(
-            (records.run_record(c) for c in self.runs_where(f"properties.pipeline.string_value = {quote(pipeline)}")),
+            (
+                records.run_record(c)
+                for c in self.runs_where(f"properties.pipeline_id.string_value = {quote(found.external_id)}")
+            ),
             key=lambda r: (r.start_time, r.id),
         )
         if limit is not None:
             runs = runs[-limit:] if limit > 0 else []
         by_id = {r.id: r for r in runs}
-        query = f"contexts_a.type = {quote(PIPELINE_TYPE)} AND contexts_a.name = {quote(pipeline)}"
+        query = f"contexts_a.id = {found.id}"
         steps = [(records.step_record(e), e) for e in self.steps_where(query) if e.custom_properties]
         order = {r.id: i for i, r in enumerate(runs)}
         steps = [(s, e) for s, e in steps if s.run_id in by_id]

@@ -13,7 +13,7 @@ from pipeledger.exceptions import UnsupportedOperationError
 from pipeledger.metadata_store.mlmd import records
 from pipeledger.metadata_store.mlmd.core import MlmdCore
 from pipeledger.metadata_store.mlmd.types import ARTIFACT_TYPE
-from pipeledger.metadata_store.mlmd.values import micros, string, time_value
+from pipeledger.metadata_store.mlmd.values import micros, quote, string, time_value
 from pipeledger.models import ArtifactRecord, RunDeletion, Status
 
 
@@ -29,11 +29,10 @@ class MlmdMaintenance(MlmdCore):
             return []
         # Steps first, then runs: if this stops half-way, the runs are still found stale next time.
         run_ids = [ctx.external_id for ctx in stale]
-        steps = [
-            ex
-            for ex in self.steps_where("properties.status.string_value = 'running'")
-            if ex.properties["run_id"].string_value in set(run_ids)
-        ]
+        steps = []
+        for start in range(0, len(run_ids), 20):
+            ids = " OR ".join(f"properties.run_id.string_value = {quote(i)}" for i in run_ids[start : start + 20])
+            steps += self.steps_where(f"properties.status.string_value = 'running' AND ({ids})")
         if steps:
             updates = []
             for ex in steps:

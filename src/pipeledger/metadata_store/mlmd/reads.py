@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from ml_metadata.proto import metadata_store_pb2 as mlmd
 from ml_metadata.proto import metadata_store_service_pb2 as service
 
 from pipeledger.exceptions import NotFoundError
 from pipeledger.metadata_store.mlmd import records
 from pipeledger.metadata_store.mlmd.core import MlmdCore
-from pipeledger.metadata_store.mlmd.types import PIPELINE_TYPE, RUN_TYPE
+from pipeledger.metadata_store.mlmd.types import PIPELINE_TYPE, RUN_TYPE, STEP_TYPE, step_key
 from pipeledger.metadata_store.mlmd.values import micros, quote
 from pipeledger.models import (
     JSON,
@@ -36,12 +37,11 @@ class MlmdReads(MlmdCore):
     """The read half of the contract."""
 
     def get_pipeline(self, name: str) -> PipelineRecord:
-        request = service.GetContextByTypeAndNameRequest(type_name=PIPELINE_TYPE, context_name=name)
-        response = self.conn.call("GetContextByTypeAndName", request)
-        if not response.HasField("context"):
+        found = self.pipeline_named(name)
+        if found is None:
             known = [p.name for p in self.list_pipelines(limit=10)]
             raise NotFoundError(_not_found("pipeline", name, known))
-        return records.pipeline_record(response.context)
+        return records.pipeline_record(found)
 
     def list_pipelines(self, *, limit: int | None = None, offset: int = 0) -> list[PipelineRecord]:
         request = service.GetContextsByTypeRequest(type_name=PIPELINE_TYPE)
@@ -64,8 +64,11 @@ class MlmdReads(MlmdCore):
 
     def _runs(self, pipeline: str | None, status: Status | str | None, since: datetime | None) -> list[Any]:
         filters = []
-        if pipeline is not None:
-            filters.append(f"properties.pipeline.string_value = {quote(pipeline)}")
+        if pipeline is not None:  # by the pipeline's id: names are free text, ids hex
+            found = self.pipeline_named(pipeline)
+            if found is None:
+                return []
+            filters.append(f"properties.pipeline_id.string_value = {quote(found.external_id)}")
         if status is not None:
             filters.append(f"properties.status.string_value = {quote(Status(status).value)}")
         if since is not None:
@@ -151,12 +154,20 @@ class MlmdReads(MlmdCore):
         return CacheHit(step, outputs, run.name if run is not None else "")
 
     def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
-        query = (
-            f"properties.step.string_value = {quote(step)} AND properties.start_time.int_value < {micros(before)}"
-            f" AND contexts_a.type = {quote(PIPELINE_TYPE)} AND contexts_a.name = {quote(pipeline)}"
+        found = self.pipeline_named(pipeline)
+        if found is None:
+            return None
+        request = service.GetExecutionsByTypeRequest(type_name=STEP_TYPE)
+        request.options.filter_query = (
+            f"properties.step_key.string_value = '{step_key(step)}' AND contexts_a.id = {found.id}"
+            f" AND properties.start_time.int_value < {micros(before)}"
         )
-        found = [records.step_record(e) for e in self.steps_where(query)]
-        return max(found, key=lambda s: (s.start_time, s.id)) if found else None
+        # The newest page by creation (a step's runs are created in the order they start) is enough.
+        request.options.order_by_field.field = mlmd.ListOperationOptions.OrderByField.ID
+        request.options.order_by_field.is_asc = False
+        request.options.max_result_size = 20
+        steps = [records.step_record(e) for e in self.conn.call("GetExecutionsByType", request).executions]
+        return max(steps, key=lambda s: (s.start_time, s.id)) if steps else None
 
     def get_artifact(self, artifact_id: str) -> ArtifactRecord:
         node = self.artifacts_by_external_id([artifact_id]).get(artifact_id)

@@ -8,7 +8,7 @@ from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
-from pipeledger.metadata_store.mlmd.types import STATES, TypeIds
+from pipeledger.metadata_store.mlmd.types import STATES, TypeIds, step_key
 from pipeledger.metadata_store.mlmd.values import (
     Props,
     boolean,
@@ -114,6 +114,7 @@ def step_execution(
     props = ex.properties
     _set(props, "run_id", string(step.run_id))
     _set(props, "step", string(step.name))
+    _set(props, "step_key", string(step_key(step.name)))
     _set(props, "start_time", time_value(step.start_time))
     _set(props, "parameters", json_value(step.parameters))
     _set(props, "config", json_value(step.config))

@@ -10,6 +10,7 @@ fields (the heartbeat thread, say) are never overwritten.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -24,7 +25,7 @@ from pipeledger.metadata_store.mlmd.connection import AlreadyExistsError, MlmdCo
 from pipeledger.metadata_store.mlmd.history import MlmdHistory
 from pipeledger.metadata_store.mlmd.maintenance import MlmdMaintenance
 from pipeledger.metadata_store.mlmd.reads import MlmdReads
-from pipeledger.metadata_store.mlmd.types import PIPELINE_TYPE, RUN_TYPE, register_types
+from pipeledger.metadata_store.mlmd.types import RUN_TYPE, register_types, step_key
 from pipeledger.metadata_store.mlmd.values import quote, string, time_value
 from pipeledger.models import (
     JSON,
@@ -50,6 +51,11 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
     Opening registers (or extends) pipeledger's types on the server, which also
     checks that it answers.
 
+    ``finish_step`` rewrites the whole execution (MLMD's ``PutExecution`` has no
+    update mask, and the execution must be written in the same call as its output
+    artifacts): a ``put_metadata`` on the same *running* step run from another
+    process at that moment could be lost. Within one process the two are serialized.
+
     Args:
         connection: the gRPC connection.
         flavor: the flavor's name, for descriptions.
@@ -64,6 +70,7 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         self._describe = dict(describe or {})
         self.types = register_types(connection.call)
         self._run_links: dict[str, list[int]] = {}  # run id -> MLMD ids of its run and pipeline contexts
+        self._step_writes = threading.Lock()
 
     def close(self) -> None:
         self.conn.close()
@@ -77,24 +84,32 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
     # ------------------------------------------------------------------- runs
 
     def create_run(self, run: RunCreate) -> RunRecord:
+        existing = self.contexts_by_external_id([run.id]).get(run.id)
+        if existing is not None:  # a retried call whose first attempt was recorded
+            record = records.run_record(existing)
+            if existing.type_id == self.types.run and record.pipeline_name == run.pipeline_name:
+                return record
+            raise MetadataStoreError(f"cannot create run {run.name!r}: its id {run.id!r} is taken")
         templated = "{n}" in run.name
         if not templated and self._run_named(run.name) is not None:
             raise RunExistsError(f"a run named {run.name!r} already exists; choose another run_name")
         pipeline = self._pipeline_context(run.pipeline_name, run.pipeline_docstring)
-        number = self._next_number(run.pipeline_name)
+        number = self._next_number(pipeline.external_id)
         for _attempt in range(50):
             name = run.name.replace("{n}", str(number))
             ctx = records.run_context(self.types, run, name=name, number=number, pipeline_id=pipeline.external_id)
-            try:
-                run_ctx_id = self.conn.call("PutContexts", service.PutContextsRequest(contexts=[ctx])).context_ids[0]
+            claim = mlmd.Context(type_id=self.types.run_number, name=f"{pipeline.external_id}/{number}")
+            try:  # one call, one transaction: the run and its number, or neither
+                ids = self.conn.call("PutContexts", service.PutContextsRequest(contexts=[claim, ctx])).context_ids
             except AlreadyExistsError:
-                if not templated:
+                if not templated and self._run_named(name) is not None:
                     raise RunExistsError(f"a run named {name!r} already exists; choose another run_name") from None
-                number += 1  # a concurrent run or a user-chosen name holds it: take the next number
+                number += 1  # the number (or the templated name) is taken: take the next number
                 continue
-            link = mlmd.ParentContext(child_id=run_ctx_id, parent_id=pipeline.id)
+            link = mlmd.ParentContext(child_id=ids[1], parent_id=pipeline.id)
             self.conn.call("PutParentContexts", service.PutParentContextsRequest(parent_contexts=[link]))
-            ctx.id = run_ctx_id
+            ctx.id = ids[1]
+            self._run_links[run.id] = [ctx.id, pipeline.id]
             return records.run_record(ctx)
         raise MetadataStoreError(f"could not allocate a unique name for run {run.name!r}")
 
@@ -104,11 +119,10 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         return response.context if response.HasField("context") else None
 
     def _pipeline_context(self, name: str, docstring: str | None) -> Any:
-        request = service.GetContextByTypeAndNameRequest(type_name=PIPELINE_TYPE, context_name=name)
         for _attempt in range(3):
-            response = self.conn.call("GetContextByTypeAndName", request)
-            if response.HasField("context"):
-                return response.context
+            found = self.pipeline_named(name)
+            if found is not None:
+                return found
             ctx = records.pipeline_context(self.types, new_id(), name, docstring, utcnow())
             try:
                 ctx.id = self.conn.call("PutContexts", service.PutContextsRequest(contexts=[ctx])).context_ids[0]
@@ -117,10 +131,10 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
             return ctx
         raise MetadataStoreError(f"could not create pipeline {name!r}")
 
-    def _next_number(self, pipeline: str) -> int:
+    def _next_number(self, pipeline_id: str) -> int:
         """1 + the highest number among the pipeline's latest runs."""
         request = service.GetContextsByTypeRequest(type_name=RUN_TYPE)
-        request.options.filter_query = f"properties.pipeline.string_value = {quote(pipeline)}"
+        request.options.filter_query = f"properties.pipeline_id.string_value = {quote(pipeline_id)}"
         request.options.order_by_field.field = mlmd.ListOperationOptions.OrderByField.ID
         request.options.order_by_field.is_asc = False
         request.options.max_result_size = 100
@@ -128,8 +142,7 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         return 1 + max((c.properties["number"].int_value for c in latest), default=0)
 
     def finish_run(self, run_id: str, status: Status, *, end_time: datetime, error: str | None = None) -> None:
-        ctx = self.run_context(run_id)
-        update = mlmd.Context(id=ctx.id, type_id=ctx.type_id)
+        update = mlmd.Context(id=self._contexts_of_run(run_id)[0].id, type_id=self.types.run)
         update.properties["status"].CopyFrom(string(Status(status).value))
         update.properties["end_time"].CopyFrom(time_value(end_time))
         if error is not None:
@@ -138,8 +151,11 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         self.conn.call("PutContexts", service.PutContextsRequest(contexts=[update], update_mask={"paths": paths}))
 
     def heartbeat(self, run_id: str, at: datetime) -> None:
-        ctx = self.run_context(run_id)
-        update = mlmd.Context(id=ctx.id, type_id=ctx.type_id)
+        try:
+            run_ctx_id = self._contexts_of_run(run_id)[0].id
+        except NotFoundError:
+            return  # as on SQL: a heartbeat for a run that is not recorded changes nothing
+        update = mlmd.Context(id=run_ctx_id, type_id=self.types.run)
         update.properties["heartbeat_at"].CopyFrom(time_value(at))
         mask = {"paths": ["properties.heartbeat_at"]}
         self.conn.call("PutContexts", service.PutContextsRequest(contexts=[update], update_mask=mask))
@@ -200,6 +216,19 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         if len(set(names)) != len(names):
             twice = sorted({n for n in names if names.count(n) > 1})
             raise MetadataStoreError(f"cannot finish step run {step_run_id!r}: output names given twice: {twice}")
+        with self._step_writes:  # read-modify-write of the execution: see the class docstring
+            return self._finish_step(step_run_id, status, end_time, outputs, metadata, error, logs_uri)
+
+    def _finish_step(
+        self,
+        step_run_id: str,
+        status: Status,
+        end_time: datetime,
+        outputs: Sequence[ArtifactCreate],
+        metadata: Mapping[str, JSON] | None,
+        error: str | None,
+        logs_uri: str | None,
+    ) -> list[ArtifactRecord]:
         execution = self.step_execution(step_run_id)
         records.set_status(execution, Status(status), end_time=end_time, error=error)
         if logs_uri is not None:
@@ -222,7 +251,13 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
             execution=execution, artifact_event_pairs=pairs, contexts=self._contexts_of_run(run_id)
         )
         request.options.CopyFrom(_REUSE_CONTEXTS)
-        self.conn.call("PutExecution", request)
+        try:
+            self.conn.call("PutExecution", request)
+        except AlreadyExistsError:
+            taken = sorted(self.artifacts_by_external_id([a.id for a in outputs]))
+            raise MetadataStoreError(
+                f"cannot finish step run {step_run_id!r}: artifact id(s) already recorded: {', '.join(taken) or '?'}"
+            ) from None
         return created
 
     def record_cached_step(
@@ -248,9 +283,12 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
     def invalidate_cache(self, *, at: datetime, pipeline: str | None = None, step: str | None = None) -> int:
         query = "properties.cache_state.string_value = 'valid'"
         if step is not None:
-            query += f" AND properties.step.string_value = {quote(step)}"
+            query += f" AND properties.step_key.string_value = '{step_key(step)}'"
         if pipeline is not None:
-            query += f" AND contexts_a.type = {quote(PIPELINE_TYPE)} AND contexts_a.name = {quote(pipeline)}"
+            found = self.pipeline_named(pipeline)
+            if found is None:
+                return 0
+            query += f" AND contexts_a.id = {found.id}"
         entries = self.steps_where(query)
         updates = []
         for ex in entries:
@@ -285,10 +323,11 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
             records.set_metadata(node, values)
             self.conn.call("PutContexts", service.PutContextsRequest(contexts=[node], update_mask=mask))
         elif kind is EntityKind.STEP_RUN:
-            ex = self.step_execution(entity_id)
-            node = mlmd.Execution(id=ex.id, type_id=ex.type_id)
-            records.set_metadata(node, values)
-            self.conn.call("PutExecutions", service.PutExecutionsRequest(executions=[node], update_mask=mask))
+            with self._step_writes:
+                ex = self.step_execution(entity_id)
+                node = mlmd.Execution(id=ex.id, type_id=ex.type_id)
+                records.set_metadata(node, values)
+                self.conn.call("PutExecutions", service.PutExecutionsRequest(executions=[node], update_mask=mask))
         else:
             found = self.artifacts_by_external_id([entity_id]).get(entity_id)
             if found is None:

@@ -14,6 +14,8 @@ input / output edge        ``INPUT`` / ``OUTPUT`` event whose path is the edge's
 key/value metadata         ``custom_properties`` of the context, execution or artifact
 ids                        ``external_id`` (pipeledger's 32-hex ids); MLMD's integer ids
                            stay internal
+run number                 context of type ``pipeledger.RunNumber`` named
+                           ``<pipeline id>/<n>``, created with the run's context
 =========================  ==============================================================
 
 pipeledger's own fields are declared ``properties`` of these types, so
@@ -24,6 +26,7 @@ never removes any.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +39,9 @@ PIPELINE_TYPE = "pipeledger.Pipeline"
 RUN_TYPE = "pipeledger.PipelineRun"
 STEP_TYPE = "pipeledger.Step"
 ARTIFACT_TYPE = "pipeledger.Artifact"
+#: One context per (pipeline, run number), created in the same call as the run's context: MLMD's
+#: unique (type, name) makes run numbers unique per pipeline, as a unique index does in SQL.
+RUN_NUMBER_TYPE = "pipeledger.RunNumber"
 
 S, INT, B = mlmd.STRING, mlmd.INT, mlmd.BOOLEAN
 
@@ -61,6 +67,9 @@ RUN_PROPERTIES = {
 STEP_PROPERTIES = {
     "run_id": S,
     "step": S,
+    # A digest of the step's name: filter queries compare it, never the free-text name (MLMD's
+    # filter language and its SQL backends disagree on escapes such as backslashes).
+    "step_key": S,
     "status": S,
     "start_time": INT,
     "end_time": INT,
@@ -108,6 +117,7 @@ class TypeIds:
     run: int
     step: int
     artifact: int
+    run_number: int
 
 
 def register_types(call: Any) -> TypeIds:
@@ -136,4 +146,12 @@ def register_types(call: Any) -> TypeIds:
             artifact_type=mlmd.ArtifactType(name=ARTIFACT_TYPE, properties=ARTIFACT_PROPERTIES), can_add_fields=True
         ),
     ).type_id
-    return TypeIds(pipeline=pipeline, run=run, step=step, artifact=artifact)
+    run_number = call(
+        "PutContextType", service.PutContextTypeRequest(context_type=mlmd.ContextType(name=RUN_NUMBER_TYPE))
+    ).type_id
+    return TypeIds(pipeline=pipeline, run=run, step=step, artifact=artifact, run_number=run_number)
+
+
+def step_key(name: str) -> str:
+    """The ``step_key`` property of a step named ``name``."""
+    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:32]
