@@ -61,6 +61,13 @@ def test_step_output_and_logging_are_captured() -> None:
     assert "loaded via logging" in logs
 
 
+def test_a_silent_step_has_no_logs_file() -> None:
+    run = P.training()
+    train = run.steps["train"]  # prints nothing
+    assert train.logs == "" and train._record.logs_uri is None
+    assert run.steps["load"]._record.logs_uri is not None  # it printed
+
+
 def test_runs_are_numbered_per_pipeline() -> None:
     names = [P.training().name for _ in range(3)]
     assert names == ["training-1", "training-2", "training-3"]

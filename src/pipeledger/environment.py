@@ -47,26 +47,38 @@ def _repository(directory: Path) -> tuple[str | None, str | None]:
 def git_info(path: Path) -> GitInfo:
     """Git facts for the repository containing ``path`` (all None outside a repository).
 
-    One ``git status`` call gives the commit and whether tracked files changed; only a
-    dirty tree costs a second call (``git diff HEAD``, hashed).
+    Two git processes run at the same time: ``git rev-parse HEAD`` (the commit) and
+    ``git diff HEAD`` (changes to tracked files, staged or not: the tree is dirty when
+    it prints anything, and its output is hashed). Untracked files do not count.
     """
     directory = path if path.is_dir() else path.parent
-    status = _git(directory, "status", "--porcelain=v2", "--branch", "--untracked-files=no")
-    if status is None:
+    try:
+        head = subprocess.Popen(
+            ["git", "rev-parse", "--verify", "-q", "HEAD"],
+            cwd=directory,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        diff = subprocess.Popen(
+            ["git", "diff", "HEAD", "--no-color", "--no-ext-diff"],
+            cwd=directory,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+    except OSError:  # no git on this machine
         return GitInfo(None, None, None)
-    sha = None
-    dirty = False
-    for line in status.splitlines():
-        if line.startswith("# branch.oid "):
-            sha = line.split()[2]
-        elif line and not line.startswith("#"):
-            dirty = True
-    if sha is None or sha == "(initial)":
+    try:
+        sha_out, _ = head.communicate(timeout=10)
+        diff_out, _ = diff.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        head.kill()
+        diff.kill()
         return GitInfo(None, None, None)
-    diff_hash = None
-    if dirty:
-        diff = _git(directory, "diff", "HEAD") or ""
-        diff_hash = hashlib.sha256(diff.encode()).hexdigest()
+    sha = sha_out.decode().strip()
+    if head.returncode != 0 or diff.returncode != 0 or len(sha) < 40:
+        return GitInfo(None, None, None)  # not a repository, or no commit yet
+    dirty = bool(diff_out)
+    diff_hash = hashlib.sha256(diff_out).hexdigest() if dirty else None
     root, remote = _repository(directory)
     return GitInfo(sha, dirty, diff_hash, remote, root)
 

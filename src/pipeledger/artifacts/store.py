@@ -117,12 +117,14 @@ def read_artifact(artifact: ArtifactRecord, registry: MaterializerRegistry) -> A
         MaterializerError: its materializer cannot be loaded or fails.
     """
     fs, path = fsspec.core.url_to_fs(artifact.uri)
-    if not fs.exists(path):
-        raise ArtifactNotFoundError(f"artifact {artifact.id} is recorded but its files are missing at {artifact.uri}")
     materializer = registry.by_path(artifact.materializer)
     try:
         return materializer.load(fs, path, _import_type(artifact.data_type))
     except Exception as exc:
+        if not fs.exists(path):  # checked only on failure: one stat less per input read
+            raise ArtifactNotFoundError(
+                f"artifact {artifact.id} is recorded but its files are missing at {artifact.uri}"
+            ) from None
         raise MaterializerError(
             f"cannot read artifact {artifact.id} at {artifact.uri} with "
             f"{artifact.materializer}: {type(exc).__name__}: {exc}"

@@ -182,12 +182,15 @@ class StepRunner:
                 reset_step_context(token)
         if error is not None:
             logs.write(_format_error(error) + "\n")
-        logs_uri: str | None = self.artifact_store.logs_uri(self.run.pipeline_name, self.run.name, invocation.name)
-        try:
-            self.artifact_store.write_text(str(logs_uri), logs.getvalue())
-        except OSError as exc:  # e.g. a full disk: the step's record matters more than its logs
-            log.warning("could not store the logs of step %s: %s", invocation.name, exc)
-            logs_uri = None
+        captured = logs.getvalue()
+        logs_uri: str | None = None  # a step that printed nothing has no logs file
+        if captured:
+            logs_uri = self.artifact_store.logs_uri(self.run.pipeline_name, self.run.name, invocation.name)
+            try:
+                self.artifact_store.write_text(logs_uri, captured)
+            except OSError as exc:  # e.g. a full disk: the step's record matters more than its logs
+                log.warning("could not store the logs of step %s: %s", invocation.name, exc)
+                logs_uri = None
         status = Status.FAILED if error else Status.COMPLETED
         created = self.metadata_store.finish_step(
             record.id,

@@ -64,8 +64,9 @@ class JSONMaterializer(Materializer):
         return _is_json(value)
 
     def save(self, value: Any, fs: Any, path: str) -> dict[str, JSON]:
+        text = json.dumps(value, ensure_ascii=False)  # one write: json.dump writes chunk by chunk
         with fs.open(f"{path}/data.json", "w", encoding="utf-8") as f:
-            json.dump(value, f, ensure_ascii=False)
+            f.write(text)
         return {}
 
     def load(self, fs: Any, path: str, data_type: type | None) -> Any:

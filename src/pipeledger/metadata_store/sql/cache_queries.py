@@ -11,6 +11,7 @@ from sqlalchemy import exc as sa_exc
 from pipeledger.exceptions import MetadataStoreError, NotFoundError
 from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql.common import RUNS_FROM, SqlQueries
+from pipeledger.metadata_store.sql.fastpath import FastWrite
 from pipeledger.metadata_store.sql.schema import (
     artifacts,
     entity_metadata,
@@ -66,8 +67,8 @@ def _find_cached(since: bool) -> Select:
 # Built once: on SQLite, building and hashing a statement costs more than running it.
 _FIND_CACHED = _find_cached(since=False)
 _FIND_CACHED_SINCE = _find_cached(since=True)
-_INSERT_STEP = insert(step_runs)
-_INSERT_IO = insert(step_io)
+_INSERT_STEP = FastWrite(insert(step_runs))
+_INSERT_IO = FastWrite(insert(step_io))
 _COPY_METADATA = insert(entity_metadata).from_select(
     ["entity_kind", "entity_id", "key", "value"],
     select(
@@ -94,9 +95,8 @@ class CacheQueries(SqlQueries):
         )
 
         def work(conn: Connection) -> None:
-            conn.execute(_INSERT_STEP, values)
-            if edges:
-                conn.execute(_INSERT_IO, edges)
+            _INSERT_STEP.execute(conn, [values])
+            _INSERT_IO.execute(conn, edges)
             conn.execute(_COPY_METADATA, {"b_new": step.id, "b_from": cached_from_id})
 
         try:

@@ -27,6 +27,7 @@ from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql.cache_queries import CacheQueries
 from pipeledger.metadata_store.sql.common import IN_CHUNK, RUN_COLUMNS, RUNS_FROM, chunks
 from pipeledger.metadata_store.sql.engine import Database
+from pipeledger.metadata_store.sql.fastpath import FastWrite
 from pipeledger.metadata_store.sql.history_queries import HistoryQueries
 from pipeledger.metadata_store.sql.maintenance_queries import MaintenanceQueries
 from pipeledger.metadata_store.sql.migrate import ensure_schema
@@ -57,11 +58,12 @@ from pipeledger.models import (
 
 # Statements of the per-step record path, built once: constructing and hashing a statement
 # costs more than executing it on SQLite.
-_INSERT_STEP = insert(step_runs)
-_INSERT_IO = insert(step_io)
-_INSERT_ARTIFACTS = insert(artifacts)
+# The per-step ones run on the driver's cursor (see fastpath.py).
+_INSERT_STEP = FastWrite(insert(step_runs))
+_INSERT_IO = FastWrite(insert(step_io))
+_INSERT_ARTIFACTS = FastWrite(insert(artifacts))
 _INSERT_METADATA = insert(entity_metadata)
-_FINISH_STEP = (
+_FINISH_STEP = FastWrite(
     update(step_runs)
     .where(step_runs.c.id == bindparam("b_id"))
     .values(
@@ -71,7 +73,7 @@ _FINISH_STEP = (
         logs_uri=bindparam("b_logs", type_=step_runs.c.logs_uri.type),
     )
 )
-_HEARTBEAT = (
+_HEARTBEAT = FastWrite(
     update(pipeline_runs)
     .where(pipeline_runs.c.id == bindparam("b_id"))
     .values(heartbeat_at=bindparam("b_at", type_=pipeline_runs.c.heartbeat_at.type))
@@ -222,16 +224,13 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
         self.db.run_transaction(work)
 
     def heartbeat(self, run_id: str, at: datetime) -> None:
-        self.db.run_transaction(lambda conn: conn.execute(_HEARTBEAT, {"b_id": run_id, "b_at": at}))
+        self.db.run_transaction(lambda conn: _HEARTBEAT.execute(conn, [{"b_id": run_id, "b_at": at}]))
 
     def start_step(self, step: StepRunCreate) -> StepRunRecord:
         def work(conn: Connection) -> None:
-            conn.execute(
-                _INSERT_STEP,
-                records.step_run_values(step, Status.RUNNING),
-            )
+            _INSERT_STEP.execute(conn, [records.step_run_values(step, Status.RUNNING)])
             if step.inputs:
-                conn.execute(_INSERT_IO, records.edge_values(step.id, Direction.INPUT, step.inputs.items()))
+                _INSERT_IO.execute(conn, records.edge_values(step.id, Direction.INPUT, step.inputs.items()))
 
         try:
             self.db.run_transaction(work)
@@ -289,22 +288,24 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
         ]
 
         def work(conn: Connection) -> None:
-            result = conn.execute(
-                _FINISH_STEP,
-                {
-                    "b_id": step_run_id,
-                    "b_status": Status(status).value,
-                    "b_end": end_time,
-                    "b_error": error,
-                    "b_logs": logs_uri,
-                },
+            finished = _FINISH_STEP.execute(
+                conn,
+                [
+                    {
+                        "b_id": step_run_id,
+                        "b_status": Status(status).value,
+                        "b_end": end_time,
+                        "b_error": error,
+                        "b_logs": logs_uri,
+                    }
+                ],
             )
-            if result.rowcount == 0:
+            if finished == 0:
                 raise NotFoundError(f"no step run with id {step_run_id!r}")
             if created:
-                conn.execute(_INSERT_ARTIFACTS, [records.artifact_values(a) for a in created])
-                conn.execute(
-                    _INSERT_IO, records.edge_values(step_run_id, Direction.OUTPUT, [(a.name, a.id) for a in outputs])
+                _INSERT_ARTIFACTS.execute(conn, [records.artifact_values(a) for a in created])
+                _INSERT_IO.execute(
+                    conn, records.edge_values(step_run_id, Direction.OUTPUT, [(a.name, a.id) for a in outputs])
                 )
             if meta_rows:  # the step may have put metadata while it ran: replace those keys
                 _replace_metadata(conn, meta_rows)
@@ -319,7 +320,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
         meta = records.metadata_values(EntityKind.ARTIFACT, artifact.id, artifact.metadata)
 
         def work(conn: Connection) -> None:
-            conn.execute(_INSERT_ARTIFACTS, records.artifact_values(record))
+            _INSERT_ARTIFACTS.execute(conn, [records.artifact_values(record)])
             if meta:
                 _replace_metadata(conn, meta)
 
