@@ -7,6 +7,7 @@ import importlib.metadata
 import linecache
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,18 @@ def test_rerun_of_a_pipeline_that_cannot_be_found() -> None:
     record.record.config["pipeline"]["source_file"] = "/nonexistent/flow.py"
     with pytest.raises(PipeledgerError, match=r"cannot find pipeline 'nowhere\.training'"):
         load_pipeline(record)
+
+
+def test_package_versions_follow_an_upgrade_in_the_same_process(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Versions are cached per process, but installing another version is seen at once."""
+    from pipeledger.environment import package_versions
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    write_distribution(site, "inproc", "1.0")
+    assert package_versions(["fakepkg_inproc"]) == {"fakepkg_inproc": "1.0"}
+    assert package_versions(["fakepkg_inproc"]) == {"fakepkg_inproc": "1.0"}  # from the cache
+    time.sleep(0.01)  # a distinct directory mtime on coarse-grained filesystems
+    write_distribution(site, "inproc", "2.0")
+    assert package_versions(["fakepkg_inproc"]) == {"fakepkg_inproc": "2.0"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import os
 import platform
 import subprocess
 import sys
@@ -86,7 +87,9 @@ def git_info(path: Path) -> GitInfo:
 def package_versions(modules: Iterable[ModuleType | str]) -> dict[str, str]:
     """Installed distributions (name -> version) providing the given modules' top-level packages.
 
-    Standard-library and unpackaged (project) modules are left out.
+    Standard-library and unpackaged (project) modules are left out. Versions are read
+    once and kept until a directory of ``sys.path`` changes (installing, upgrading or
+    removing a distribution adds or removes its ``.dist-info`` directory there).
     """
     mapping = _packages_distributions()
     found: dict[str, str] = {}
@@ -94,25 +97,44 @@ def package_versions(modules: Iterable[ModuleType | str]) -> dict[str, str]:
         name = module if isinstance(module, str) else module.__name__
         top = name.partition(".")[0]
         for dist in mapping.get(top, ()):
-            try:
-                found[dist] = importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                continue
+            version = _VERSIONS.get(dist)
+            if version is None:
+                try:
+                    version = _VERSIONS[dist] = importlib.metadata.version(dist)
+                except importlib.metadata.PackageNotFoundError:
+                    continue
+            found[dist] = version
     return dict(sorted(found.items()))
 
 
 _DISTRIBUTIONS: dict[str, list[str]] | None = None
+_VERSIONS: dict[str, str] = {}
+_STAMP: tuple[tuple[str, int], ...] = ()
 
 
 def installed_distributions() -> dict[str, list[str]]:
-    """Top-level import names -> the installed distributions providing them (read once)."""
+    """Top-level import names -> the installed distributions providing them."""
     return _packages_distributions()
 
 
+def _sys_path_stamp() -> tuple[tuple[str, int], ...]:
+    stamp = []
+    for entry in sys.path:
+        try:
+            stamp.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            continue
+    return tuple(stamp)
+
+
 def _packages_distributions() -> dict[str, list[str]]:
-    global _DISTRIBUTIONS
-    if _DISTRIBUTIONS is None:
+    """The mapping and the version cache, read again when ``sys.path``'s directories changed."""
+    global _DISTRIBUTIONS, _STAMP
+    stamp = _sys_path_stamp()
+    if _DISTRIBUTIONS is None or stamp != _STAMP:
         _DISTRIBUTIONS = dict(importlib.metadata.packages_distributions())
+        _VERSIONS.clear()
+        _STAMP = stamp
     return _DISTRIBUTIONS
 
 
