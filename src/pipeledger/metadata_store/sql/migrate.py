@@ -72,22 +72,33 @@ def _upgrade(conn: Connection, revision: str) -> None:
 
 @contextmanager
 def _schema_lock(db: Database) -> Iterator[Connection]:
-    """A connection, in a transaction, holding the lock that serializes schema changes."""
+    """A connection, in a transaction, holding the lock that serializes schema changes.
+
+    The lock is released only after the transaction has committed: another process
+    that takes it next reads the finished schema, never one half-way through a
+    migration (MySQL commits each DDL statement, so intermediate revisions are visible).
+    """
     with db.engine.connect() as conn:
         conn.execution_options(pipeledger_begin="IMMEDIATE")  # SQLite: take the write lock up front
-        with conn.begin():
-            if db.dialect == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-            elif db.dialect in ("mysql", "mariadb"):
-                name = "pipeledger-schema-" + hashlib.sha256(str(conn.engine.url.database).encode()).hexdigest()[:40]
-                if conn.execute(text("SELECT GET_LOCK(:name, 600)"), {"name": name}).scalar() != 1:
-                    raise MetadataStoreError(f"{db.display_name}: timed out waiting for another schema change")
-                try:
-                    yield conn
-                finally:
-                    conn.execute(text("DO RELEASE_LOCK(:name)"), {"name": name})
-                return
-            yield conn
+        if db.dialect not in ("mysql", "mariadb"):
+            with conn.begin():  # PostgreSQL's transaction-level lock and SQLite's write lock end with it
+                if db.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+                yield conn
+            return
+        # MySQL: a session-level named lock, taken before the transaction and released after it.
+        name = "pipeledger-schema-" + hashlib.sha256(str(conn.engine.url.database).encode()).hexdigest()[:40]
+        acquired = conn.execute(text("SELECT GET_LOCK(:name, 600)"), {"name": name}).scalar()
+        conn.commit()
+        if acquired != 1:
+            raise MetadataStoreError(f"{db.display_name}: timed out waiting for another schema change")
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            conn.rollback()  # after a failure inside the transaction, if any is left open
+            conn.execute(text("DO RELEASE_LOCK(:name)"), {"name": name})
+            conn.commit()
 
 
 _LOCK_KEY = 0x706C5F736368656D  # "pl_schem": pipeledger's advisory lock for schema changes
