@@ -43,6 +43,20 @@ from pipeledger.models import (
     StepRunRecord,
 )
 
+LINEAGE_DIRECTIONS = ("upstream", "downstream", "both")
+
+
+def check_lineage_arguments(
+    artifact_id: str | None, step_run_id: str | None, direction: str, depth: int | None
+) -> None:
+    """Raise the ``ValueError`` :meth:`MetadataStore.lineage` promises for bad arguments."""
+    if direction not in LINEAGE_DIRECTIONS:
+        raise ValueError(f"direction must be upstream, downstream or both, not {direction!r}")
+    if depth is not None and depth < 0:
+        raise ValueError(f"depth must be >= 0 or None, not {depth}")
+    if (artifact_id is None) == (step_run_id is None):
+        raise ValueError("give exactly one of artifact_id and step_run_id")
+
 
 class MetadataStore(abc.ABC):
     """Records pipeline runs and reads them back. See the module docstring for the rules."""

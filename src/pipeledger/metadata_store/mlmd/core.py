@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from types import SimpleNamespace
 from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2 as mlmd
@@ -14,7 +13,11 @@ from pipeledger.metadata_store.mlmd.connection import MlmdConnection
 from pipeledger.metadata_store.mlmd.types import PIPELINE_TYPE, RUN_TYPE, STEP_TYPE, TypeIds
 
 _BATCH = 100
-_NONE_FOUND = SimpleNamespace(contexts=(), executions=(), artifacts=())
+_BY_EXTERNAL_ID = {
+    "contexts": ("GetContextsByExternalIds", service.GetContextsByExternalIdsRequest),
+    "executions": ("GetExecutionsByExternalIds", service.GetExecutionsByExternalIdsRequest),
+    "artifacts": ("GetArtifactsByExternalIds", service.GetArtifactsByExternalIdsRequest),
+}
 
 
 def _batches(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -30,42 +33,30 @@ class MlmdCore:
 
     # ----------------------------------------------------------- by pipeledger id
 
-    def _by_external_ids(self, method: str, request: Any) -> Any:
-        """``method``'s response, empty when none of the ids exists (MLMD answers NOT_FOUND)."""
-        try:
-            return self.conn.call(method, request)
-        except NotFoundError:
-            return _NONE_FOUND
+    def _by_external_id(self, field: str, ids: Sequence[str], type_id: int | None = None) -> dict[str, Any]:
+        """Nodes of ``field`` (contexts, executions, artifacts) by pipeledger id, in batches; missing
+        ids are absent (MLMD answers NOT_FOUND when none of a batch exists)."""
+        method, request_class = _BY_EXTERNAL_ID[field]
+        found: dict[str, Any] = {}
+        for chunk in _batches(list(dict.fromkeys(ids))):
+            try:
+                nodes = getattr(self.conn.call(method, request_class(external_ids=chunk)), field)
+            except NotFoundError:
+                continue
+            found.update((n.external_id, n) for n in nodes if type_id is None or n.type_id == type_id)
+        return found
 
     def contexts_by_external_id(self, ids: Sequence[str]) -> dict[str, Any]:
         """Contexts (runs, pipelines) by pipeledger id; missing ids are absent."""
-        found: dict[str, Any] = {}
-        for chunk in _batches(list(dict.fromkeys(ids))):
-            response = self._by_external_ids(
-                "GetContextsByExternalIds", service.GetContextsByExternalIdsRequest(external_ids=chunk)
-            )
-            found.update((c.external_id, c) for c in response.contexts)
-        return found
+        return self._by_external_id("contexts", ids)
 
     def executions_by_external_id(self, ids: Sequence[str]) -> dict[str, Any]:
         """Step-run executions by pipeledger id; missing ids are absent."""
-        found: dict[str, Any] = {}
-        for chunk in _batches(list(dict.fromkeys(ids))):
-            response = self._by_external_ids(
-                "GetExecutionsByExternalIds", service.GetExecutionsByExternalIdsRequest(external_ids=chunk)
-            )
-            found.update((e.external_id, e) for e in response.executions if e.type_id == self.types.step)
-        return found
+        return self._by_external_id("executions", ids, self.types.step)
 
     def artifacts_by_external_id(self, ids: Sequence[str]) -> dict[str, Any]:
         """Artifacts by pipeledger id; missing ids are absent."""
-        found: dict[str, Any] = {}
-        for chunk in _batches(list(dict.fromkeys(ids))):
-            response = self._by_external_ids(
-                "GetArtifactsByExternalIds", service.GetArtifactsByExternalIdsRequest(external_ids=chunk)
-            )
-            found.update((a.external_id, a) for a in response.artifacts if a.type_id == self.types.artifact)
-        return found
+        return self._by_external_id("artifacts", ids, self.types.artifact)
 
     def pipeline_named(self, name: str) -> Any | None:
         """The context of the pipeline called ``name``, or None."""

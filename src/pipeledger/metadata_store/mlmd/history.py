@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pipeledger.metadata_store.base import check_lineage_arguments
 from pipeledger.metadata_store.mlmd import records
 from pipeledger.metadata_store.mlmd.core import MlmdCore
 from pipeledger.metadata_store.mlmd.values import quote
@@ -87,12 +88,7 @@ class MlmdHistory(MlmdCore):
         direction: str = "upstream",
         depth: int | None = None,
     ) -> LineageRecord:
-        if direction not in ("upstream", "downstream", "both"):
-            raise ValueError(f"direction must be upstream, downstream or both, not {direction!r}")
-        if depth is not None and depth < 0:
-            raise ValueError(f"depth must be >= 0 or None, not {depth}")
-        if (artifact_id is None) == (step_run_id is None):
-            raise ValueError("give exactly one of artifact_id and step_run_id")
+        check_lineage_arguments(artifact_id, step_run_id, direction, depth)
         graph = _Graph(self)
         if step_run_id is not None:
             graph.load_edges([step_run_id])

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import and_, select
 
+from pipeledger.metadata_store.base import check_lineage_arguments
 from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql.common import RUNS_FROM, SqlQueries
 from pipeledger.metadata_store.sql.lineage import lineage_statement
@@ -33,10 +34,7 @@ class HistoryQueries(SqlQueries):
         direction: str = "upstream",
         depth: int | None = None,
     ) -> LineageRecord:
-        if direction not in ("upstream", "downstream", "both"):
-            raise ValueError(f"direction must be upstream, downstream or both, not {direction!r}")
-        if depth is not None and depth < 0:
-            raise ValueError(f"depth must be >= 0 or None, not {depth}")
+        check_lineage_arguments(artifact_id, step_run_id, direction, depth)
         statement = lineage_statement(
             artifact_id=artifact_id,
             step_run_id=step_run_id,
