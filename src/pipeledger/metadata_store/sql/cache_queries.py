@@ -11,7 +11,7 @@ from sqlalchemy import exc as sa_exc
 from pipeledger.exceptions import MetadataStoreError, NotFoundError
 from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql.common import RUNS_FROM, SqlQueries
-from pipeledger.metadata_store.sql.fastpath import FastWrite
+from pipeledger.metadata_store.sql.fastpath import FastRead, FastWrite
 from pipeledger.metadata_store.sql.schema import (
     artifacts,
     entity_metadata,
@@ -65,8 +65,8 @@ def _find_cached(since: bool) -> Select:
 
 
 # Built once: on SQLite, building and hashing a statement costs more than running it.
-_FIND_CACHED = _find_cached(since=False)
-_FIND_CACHED_SINCE = _find_cached(since=True)
+_FIND_CACHED = FastRead(_find_cached(since=False))
+_FIND_CACHED_SINCE = FastRead(_find_cached(since=True))
 _INSERT_STEP = FastWrite(insert(step_runs))
 _INSERT_IO = FastWrite(insert(step_io))
 _COPY_METADATA = insert(entity_metadata).from_select(
@@ -126,17 +126,13 @@ class CacheQueries(SqlQueries):
     def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
         with self.db.read() as conn:
             if not_before is None:
-                rows = conn.execute(_FIND_CACHED, {"b_key": cache_key}).all()
+                rows = _FIND_CACHED.all(conn, {"b_key": cache_key})
             else:
-                rows = conn.execute(_FIND_CACHED_SINCE, {"b_key": cache_key, "b_since": not_before}).all()
+                rows = _FIND_CACHED_SINCE.all(conn, {"b_key": cache_key, "b_since": not_before})
         if not rows:
             return None
-        outputs = {
-            row._mapping["io_name"]: records.artifact(row, prefix="a_")
-            for row in rows
-            if row._mapping["io_name"] is not None
-        }
-        return CacheHit(records.step_run(rows[0]), outputs, rows[0]._mapping["r_name"])
+        outputs = {row["io_name"]: records.artifact(row, prefix="a_") for row in rows if row["io_name"] is not None}
+        return CacheHit(records.step_run(rows[0]), outputs, rows[0]["r_name"])
 
     def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
         query = (

@@ -1,4 +1,4 @@
-"""The per-step writes, run on the driver's cursor.
+"""The per-step writes and the hot reads, run on the driver's cursor.
 
 Recording a step runs a handful of small statements (insert the step run and its
 input edges; update it and insert its artifacts and output edges). SQLAlchemy
@@ -13,7 +13,13 @@ parameter order, with the column types' own bind processors (so values are
 converted exactly as Core converts them: UTC datetimes, JSON text, JSONB), and
 executes it on the DBAPI cursor of the transaction's connection. Driver errors
 are wrapped as SQLAlchemy wraps them, so :class:`~pipeledger.metadata_store.sql.engine.Database`
-translates and retries them as usual.
+translates and retries them as usual. :class:`FastRead` does the same for the
+SELECTs of the cache look-up and the run view, with the columns' result processors.
+
+When anyone observes the connection's SQL (``before/after_cursor_execute``
+listeners such as tracing instrumentation, or ``echo``), the same SQL and
+parameters go through ``Connection.exec_driver_sql`` instead, so every statement
+is still seen.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Update
+from sqlalchemy import Connection, Insert, Select, Update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 
@@ -32,21 +38,56 @@ _Processor = Callable[[Any], Any] | None
 class _Compiled:
     """One statement compiled for one dialect and one set of columns."""
 
-    def __init__(self, statement: Insert | Update, dialect: Dialect, keys: Sequence[str] | None) -> None:
+    def __init__(self, statement: Insert | Update | Select[Any], dialect: Dialect, keys: Sequence[str] | None) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys is not None else None)
         self.sql = compiled.string
         self.positional = compiled.positional
         names = list(compiled.positiontup or []) if compiled.positional else list(compiled.binds)
-        self.params: list[tuple[str, str, _Processor]] = []
+        # (name in the SQL, key in the given values, processor, value when not given: literals in the statement)
+        self.params: list[tuple[str, str, _Processor, Any]] = []
         for name in names:
             bind = compiled.binds[name]
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            self.params.append((name, bind.key, processor))
+            self.params.append((name, bind.key, processor, bind.effective_value))
 
     def parameters(self, row: Mapping[str, Any]) -> Any:
+        values = []
+        for _name, key, processor, default in self.params:
+            value = row.get(key, default)
+            values.append(value if processor is None else processor(value))
         if self.positional:
-            return [row[key] if proc is None else proc(row[key]) for _name, key, proc in self.params]
-        return {name: row[key] if proc is None else proc(row[key]) for name, key, proc in self.params}
+            return values
+        return {name: value for (name, _key, _processor, _default), value in zip(self.params, values)}
+
+
+def _observed(conn: Connection) -> bool:
+    """Whether someone watches this connection's SQL (cursor-execute listeners, ``echo``)."""
+    dispatch = conn.dispatch
+    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute or conn.engine.echo)
+
+
+def _run(conn: Connection, compiled: _Compiled, parameters: list[Any], *, fetch: bool) -> tuple[int, list[Any]]:
+    """Execute on the driver's cursor, or through ``exec_driver_sql`` when the SQL is observed (so
+    logging, tracing and event listeners still see every statement). Returns (rowcount, rows)."""
+    if _observed(conn):
+        as_sets = [tuple(p) if isinstance(p, list) else p for p in parameters]
+        result = conn.exec_driver_sql(compiled.sql, as_sets[0] if len(as_sets) == 1 else as_sets)
+        return (0, list(result.fetchall())) if fetch else (int(result.rowcount), [])
+    dialect = conn.dialect
+    dbapi_connection = conn.connection.dbapi_connection
+    assert dbapi_connection is not None
+    cursor = dbapi_connection.cursor()
+    try:
+        if len(parameters) == 1:
+            cursor.execute(compiled.sql, parameters[0])
+        else:
+            cursor.executemany(compiled.sql, parameters)
+        return int(cursor.rowcount), (list(cursor.fetchall()) if fetch else [])
+    except dialect.loaded_dbapi.Error as exc:
+        error_class = dialect.loaded_dbapi.Error
+        raise sa_exc.DBAPIError.instance(compiled.sql, parameters, exc, error_class, dialect=dialect) from exc
+    finally:
+        cursor.close()
 
 
 class FastWrite:
@@ -76,21 +117,39 @@ class FastWrite:
         """Execute once per row (all rows must have the same keys); returns the rows affected."""
         if not rows:
             return 0
-        dialect = conn.dialect
-        compiled = self._compile(dialect, rows[0])
-        parameters = [compiled.parameters(row) for row in rows]
-        dbapi_connection = conn.connection.dbapi_connection
-        assert dbapi_connection is not None
-        cursor = dbapi_connection.cursor()
-        try:
-            if len(parameters) == 1:
-                cursor.execute(compiled.sql, parameters[0])
-            else:
-                cursor.executemany(compiled.sql, parameters)
-            return int(cursor.rowcount)
-        except dialect.loaded_dbapi.Error as exc:
-            raise sa_exc.DBAPIError.instance(
-                compiled.sql, parameters, exc, dialect.loaded_dbapi.Error, dialect=dialect
-            ) from exc
-        finally:
-            cursor.close()
+        compiled = self._compile(conn.dialect, rows[0])
+        rowcount, _rows = _run(conn, compiled, [compiled.parameters(row) for row in rows], fetch=False)
+        return rowcount
+
+
+class FastRead:
+    """A SELECT executed on the DBAPI cursor, its rows returned as dicts keyed by column label.
+
+    Each selected column's value goes through its type's own result processor (UTC
+    datetimes, JSON), as Core would. Only plain bind parameters (no expanding ``IN``).
+    """
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self._compiled: weakref.WeakKeyDictionary[Dialect, tuple[_Compiled, list[tuple[str, _Processor]]]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _compile(self, dialect: Dialect) -> tuple[_Compiled, list[tuple[str, _Processor]]]:
+        found = self._compiled.get(dialect)
+        if found is None:
+            columns: list[tuple[str, _Processor]] = [
+                (str(column.key), column.type.dialect_impl(dialect).result_processor(dialect, None))
+                for column in self.statement.selected_columns
+            ]
+            found = (_Compiled(self.statement, dialect, None), columns)
+            self._compiled[dialect] = found
+        return found
+
+    def all(self, conn: Connection, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every row of the statement with ``parameters``."""
+        compiled, columns = self._compile(conn.dialect)
+        _count, rows = _run(conn, compiled, [compiled.parameters(parameters)], fetch=True)
+        return [
+            {key: value if proc is None else proc(value) for (key, proc), value in zip(columns, row)} for row in rows
+        ]

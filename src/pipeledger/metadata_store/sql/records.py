@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Row
 
@@ -24,13 +24,18 @@ from pipeledger.models import (
 )
 
 
+def _values(row: Row | Mapping[str, Any]) -> Mapping[str, Any]:
+    """A row's values by column label: a SQLAlchemy Row's mapping, or a dict from the fast path."""
+    return row if isinstance(row, Mapping) else cast(Mapping[str, Any], row._mapping)
+
+
 def pipeline(row: Row) -> PipelineRecord:
     m = row._mapping
     return PipelineRecord(id=m["id"], name=m["name"], created_at=m["created_at"], docstring=m["docstring"])
 
 
-def run(row: Row) -> RunRecord:
-    m = row._mapping
+def run(row: Row | Mapping[str, Any]) -> RunRecord:
+    m = _values(row)
     return RunRecord(
         id=m["id"],
         pipeline_id=m["pipeline_id"],
@@ -53,8 +58,8 @@ def run(row: Row) -> RunRecord:
     )
 
 
-def step_run(row: Row) -> StepRunRecord:
-    return step_run_from_values(row._mapping)
+def step_run(row: Row | Mapping[str, Any]) -> StepRunRecord:
+    return step_run_from_values(_values(row))
 
 
 def step_run_from_values(m: Mapping[Any, Any]) -> StepRunRecord:
@@ -80,8 +85,8 @@ def step_run_from_values(m: Mapping[Any, Any]) -> StepRunRecord:
     )
 
 
-def artifact(row: Row, prefix: str = "") -> ArtifactRecord:
-    m = row._mapping
+def artifact(row: Row | Mapping[str, Any], prefix: str = "") -> ArtifactRecord:
+    m = _values(row)
     return ArtifactRecord(
         id=m[prefix + "id"],
         uri=m[prefix + "uri"],

@@ -27,7 +27,7 @@ from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql.cache_queries import CacheQueries
 from pipeledger.metadata_store.sql.common import IN_CHUNK, RUN_COLUMNS, RUNS_FROM, chunks
 from pipeledger.metadata_store.sql.engine import Database
-from pipeledger.metadata_store.sql.fastpath import FastWrite
+from pipeledger.metadata_store.sql.fastpath import FastRead, FastWrite
 from pipeledger.metadata_store.sql.history_queries import HistoryQueries
 from pipeledger.metadata_store.sql.maintenance_queries import MaintenanceQueries
 from pipeledger.metadata_store.sql.migrate import ensure_schema
@@ -81,9 +81,9 @@ _HEARTBEAT = FastWrite(
 
 
 # Reads of the run view, built once.
-_RUN_BY_NAME = select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.name == bindparam("b_name"))
-_RUN_BY_ID = select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.id == bindparam("b_id"))
-_STEPS_OF_RUN = (
+_RUN_BY_NAME = FastRead(select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.name == bindparam("b_name")))
+_RUN_BY_ID = FastRead(select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.id == bindparam("b_id")))
+_STEPS_OF_RUN = FastRead(
     select(step_runs).where(step_runs.c.run_id == bindparam("b_run")).order_by(step_runs.c.start_time, step_runs.c.id)
 )
 _EDGES_OF_STEPS = (
@@ -349,15 +349,13 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
 
     def get_run(self, name_or_id: str) -> RunRecord:
         with self.db.read() as conn:
-            row = conn.execute(_RUN_BY_NAME, {"b_name": name_or_id}).first()
-            if row is None:
-                row = conn.execute(_RUN_BY_ID, {"b_id": name_or_id}).first()
-            if row is None:
+            found = _RUN_BY_NAME.all(conn, {"b_name": name_or_id}) or _RUN_BY_ID.all(conn, {"b_id": name_or_id})
+            if not found:
                 latest = conn.execute(
                     select(pipeline_runs.c.name).order_by(pipeline_runs.c.start_time.desc()).limit(5)
                 ).scalars()
                 raise NotFoundError(_not_found("run", name_or_id, list(latest), "latest runs"))
-        return records.run(row)
+        return records.run(found[0])
 
     def list_runs(
         self,
@@ -399,7 +397,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
 
     def list_step_runs(self, run_id: str) -> list[StepRunRecord]:
         with self.db.read() as conn:
-            return [records.step_run(r) for r in conn.execute(_STEPS_OF_RUN, {"b_run": run_id})]
+            return [records.step_run(r) for r in _STEPS_OF_RUN.all(conn, {"b_run": run_id})]
 
     def get_step_run(self, step_run_id: str) -> StepRunRecord:
         with self.db.read() as conn:

@@ -1,0 +1,63 @@
+"""The driver-cursor path of the SQL store (sql/fastpath.py) stays observable and translates errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+
+from pipeledger.exceptions import MetadataStoreError
+from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, open_sqlite_store
+from pipeledger.models import ArtifactCreate, RunCreate, Status, StepRunCreate, utcnow
+
+
+def _artifact() -> ArtifactCreate:
+    return ArtifactCreate(
+        name="out",
+        uri="file:///a",
+        type="Data",
+        data_type="builtins.int",
+        materializer="m",
+        materializer_version="1",
+        content_hash="0" * 64,
+        size=1,
+    )
+
+
+def test_listeners_see_every_statement_of_the_record_path(tmp_path: Path) -> None:
+    store = open_sqlite_store(SqliteMetadataStoreConfig(path=str(tmp_path / "m.db")))
+    run = store.create_run(RunCreate(pipeline_name="p", name="p-{n}"))
+    seen: list[str] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split()[:3]).upper())
+
+    event.listen(store.db.engine, "before_cursor_execute", capture)
+    step = store.start_step(StepRunCreate(run_id=run.id, name="s", cache_key="k" * 64))
+    store.finish_step(step.id, Status.COMPLETED, end_time=utcnow(), outputs=[_artifact()])
+    hit = store.find_cached_step("k" * 64)
+    steps = store.list_step_runs(run.id)
+
+    assert hit is not None and hit.step_run.id == step.id and [s.id for s in steps] == [step.id]
+    assert "INSERT INTO STEP_RUNS" in seen and "UPDATE STEP_RUNS SET" in seen and "INSERT INTO ARTIFACTS" in seen
+    assert sum(s.startswith("SELECT") for s in seen) >= 2  # the cache look-up and the step list
+    store.close()
+
+
+def test_driver_errors_are_translated_like_core_errors(tmp_path: Path) -> None:
+    store = open_sqlite_store(SqliteMetadataStoreConfig(path=str(tmp_path / "m.db")))
+    run = store.create_run(RunCreate(pipeline_name="p", name="p-{n}"))
+    step = StepRunCreate(run_id=run.id, name="s")
+    store.start_step(step)
+    with pytest.raises(MetadataStoreError) as caught:
+        store.start_step(step)  # the same id again: the driver refuses the INSERT
+    chain, error = [], caught.value
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__
+    assert any(isinstance(e, sa_exc.IntegrityError) for e in chain)  # wrapped as Core wraps it, so translated
+    assert "already recorded" in str(caught.value) and "\n" not in str(caught.value)
+    store.close()
