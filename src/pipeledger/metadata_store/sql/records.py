@@ -102,8 +102,8 @@ def artifact(row: Row | Mapping[str, Any], prefix: str = "") -> ArtifactRecord:
     )
 
 
-def step_io(row: Row) -> StepIO:
-    m = row._mapping
+def step_io(row: Row | Mapping[str, Any]) -> StepIO:
+    m = _values(row)
     return StepIO(
         step_run_id=m["step_run_id"],
         name=m["io_name"],

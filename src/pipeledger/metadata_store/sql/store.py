@@ -10,6 +10,7 @@ metrics), :mod:`.maintenance_queries` (deletion, crash detection, integrity).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -86,11 +87,18 @@ _RUN_BY_ID = FastRead(select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline
 _STEPS_OF_RUN = FastRead(
     select(step_runs).where(step_runs.c.run_id == bindparam("b_run")).order_by(step_runs.c.start_time, step_runs.c.id)
 )
-_EDGES_OF_STEPS = (
-    select(step_io.c.step_run_id, step_io.c.direction, step_io.c.name.label("io_name"), *artifacts.c)
-    .select_from(step_io.join(artifacts, step_io.c.artifact_id == artifacts.c.id))
-    .where(step_io.c.step_run_id.in_(bindparam("b_ids", expanding=True)))
-)
+
+
+@functools.lru_cache(maxsize=64)
+def _edges_of_steps(count: int) -> FastRead:
+    """The edges (with artifacts) of ``count`` step runs, ids bound as ``b_0``... (one statement per
+    list length, compiled once: the driver-cursor path takes no expanding ``IN``)."""
+    ids = [bindparam(f"b_{i}", type_=step_io.c.step_run_id.type) for i in range(count)]
+    return FastRead(
+        select(step_io.c.step_run_id, step_io.c.direction, step_io.c.name.label("io_name"), *artifacts.c)
+        .select_from(step_io.join(artifacts, step_io.c.artifact_id == artifacts.c.id))
+        .where(step_io.c.step_run_id.in_(ids))
+    )
 
 
 class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, MetadataStore):
@@ -410,7 +418,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
         result: list[StepIO] = []
         with self.db.read() as conn:
             for chunk in chunks(step_run_ids):
-                rows = conn.execute(_EDGES_OF_STEPS, {"b_ids": chunk})
+                rows = _edges_of_steps(len(chunk)).all(conn, {f"b_{i}": id_ for i, id_ in enumerate(chunk)})
                 result.extend(records.step_io(r) for r in rows)
         return result
 
