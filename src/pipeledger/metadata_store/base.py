@@ -58,6 +58,14 @@ def check_lineage_arguments(
         raise ValueError("give exactly one of artifact_id and step_run_id")
 
 
+def not_found_message(kind: str, name: str, known: list[str], label: str | None = None) -> str:
+    """The message of a :class:`NotFoundError` for ``name``, listing some ``known`` names (every store
+    words it the same way)."""
+    if not known:
+        return f"no {kind} named {name!r}: none is recorded yet"
+    return f"no {kind} named {name!r}; {label or 'known ' + kind + 's'}: {', '.join(known)}"
+
+
 class MetadataStore(abc.ABC):
     """Records pipeline runs and reads them back. See the module docstring for the rules."""
 

@@ -133,10 +133,11 @@ class MlmdCore:
         return list(self.conn.pages("GetExecutionsByType", request, "executions"))
 
 
-def _options(query: str | None, *, newest_first: bool = False) -> Any:
+def _options(query: str | None) -> Any:
+    """List options ordered by MLMD id (creation order), filtered by ``query``."""
     options = mlmd.ListOperationOptions()
     options.order_by_field.field = mlmd.ListOperationOptions.OrderByField.ID
-    options.order_by_field.is_asc = not newest_first
+    options.order_by_field.is_asc = True
     if query:
         options.filter_query = query
     return options

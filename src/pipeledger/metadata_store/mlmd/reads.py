@@ -16,6 +16,7 @@ from ml_metadata.proto import metadata_store_pb2 as mlmd
 from ml_metadata.proto import metadata_store_service_pb2 as service
 
 from pipeledger.exceptions import NotFoundError
+from pipeledger.metadata_store.base import not_found_message
 from pipeledger.metadata_store.mlmd import records
 from pipeledger.metadata_store.mlmd.core import MlmdCore
 from pipeledger.metadata_store.mlmd.types import PIPELINE_TYPE, RUN_TYPE, STEP_TYPE, step_key
@@ -40,7 +41,7 @@ class MlmdReads(MlmdCore):
         found = self.pipeline_named(name)
         if found is None:
             known = [p.name for p in self.list_pipelines(limit=10)]
-            raise NotFoundError(_not_found("pipeline", name, known))
+            raise NotFoundError(not_found_message("pipeline", name, known))
         return records.pipeline_record(found)
 
     def list_pipelines(self, *, limit: int | None = None, offset: int = 0) -> list[PipelineRecord]:
@@ -60,7 +61,7 @@ class MlmdReads(MlmdCore):
         if ctx is not None and ctx.type_id == self.types.run:
             return records.run_record(ctx)
         latest = self.list_run_names(limit=5)
-        raise NotFoundError(_not_found("run", name_or_id, latest, "latest runs"))
+        raise NotFoundError(not_found_message("run", name_or_id, latest, "latest runs"))
 
     def _runs(self, pipeline: str | None, status: Status | str | None, since: datetime | None) -> list[Any]:
         filters = []
@@ -188,9 +189,3 @@ class MlmdReads(MlmdCore):
 
 def _page(items: list[Any], limit: int | None, offset: int) -> list[Any]:
     return items[offset : None if limit is None else offset + limit]
-
-
-def _not_found(kind: str, name: str, known: list[str], label: str | None = None) -> str:
-    if not known:
-        return f"no {kind} named {name!r}: none is recorded yet"
-    return f"no {kind} named {name!r}; {label or 'known ' + kind + 's'}: {', '.join(known)}"

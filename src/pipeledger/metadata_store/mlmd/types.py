@@ -122,34 +122,26 @@ class TypeIds:
 
 def register_types(call: Any) -> TypeIds:
     """Create (or extend) pipeledger's types on the server with ``call(method, request)``."""
-    pipeline = call(
-        "PutContextType",
-        service.PutContextTypeRequest(
-            context_type=mlmd.ContextType(name=PIPELINE_TYPE, properties=PIPELINE_PROPERTIES), can_add_fields=True
-        ),
-    ).type_id
-    run = call(
-        "PutContextType",
-        service.PutContextTypeRequest(
-            context_type=mlmd.ContextType(name=RUN_TYPE, properties=RUN_PROPERTIES), can_add_fields=True
-        ),
-    ).type_id
-    step = call(
-        "PutExecutionType",
-        service.PutExecutionTypeRequest(
-            execution_type=mlmd.ExecutionType(name=STEP_TYPE, properties=STEP_PROPERTIES), can_add_fields=True
-        ),
-    ).type_id
-    artifact = call(
-        "PutArtifactType",
-        service.PutArtifactTypeRequest(
-            artifact_type=mlmd.ArtifactType(name=ARTIFACT_TYPE, properties=ARTIFACT_PROPERTIES), can_add_fields=True
-        ),
-    ).type_id
-    run_number = call(
-        "PutContextType", service.PutContextTypeRequest(context_type=mlmd.ContextType(name=RUN_NUMBER_TYPE))
-    ).type_id
-    return TypeIds(pipeline=pipeline, run=run, step=step, artifact=artifact, run_number=run_number)
+
+    def context_type(name: str, properties: dict[str, int] | None = None) -> int:
+        request = service.PutContextTypeRequest(
+            context_type=mlmd.ContextType(name=name, properties=properties or {}), can_add_fields=True
+        )
+        return int(call("PutContextType", request).type_id)
+
+    step = service.PutExecutionTypeRequest(
+        execution_type=mlmd.ExecutionType(name=STEP_TYPE, properties=STEP_PROPERTIES), can_add_fields=True
+    )
+    artifact = service.PutArtifactTypeRequest(
+        artifact_type=mlmd.ArtifactType(name=ARTIFACT_TYPE, properties=ARTIFACT_PROPERTIES), can_add_fields=True
+    )
+    return TypeIds(
+        pipeline=context_type(PIPELINE_TYPE, PIPELINE_PROPERTIES),
+        run=context_type(RUN_TYPE, RUN_PROPERTIES),
+        step=int(call("PutExecutionType", step).type_id),
+        artifact=int(call("PutArtifactType", artifact).type_id),
+        run_number=context_type(RUN_NUMBER_TYPE),
+    )
 
 
 def step_key(name: str) -> str:

@@ -23,7 +23,7 @@ from pipeledger.exceptions import (
     NotFoundError,
     RunExistsError,
 )
-from pipeledger.metadata_store.base import MetadataStore
+from pipeledger.metadata_store.base import MetadataStore, not_found_message
 from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql.cache_queries import CacheQueries
 from pipeledger.metadata_store.sql.common import IN_CHUNK, RUN_COLUMNS, RUNS_FROM, chunks
@@ -347,7 +347,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
             row = conn.execute(select(pipelines).where(pipelines.c.name == name)).first()
             if row is None:
                 known = conn.execute(select(pipelines.c.name).order_by(pipelines.c.name).limit(10)).scalars()
-                raise NotFoundError(_not_found("pipeline", name, list(known)))
+                raise NotFoundError(not_found_message("pipeline", name, list(known)))
         return records.pipeline(row)
 
     def list_pipelines(self, *, limit: int | None = None, offset: int = 0) -> list[PipelineRecord]:
@@ -362,7 +362,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
                 latest = conn.execute(
                     select(pipeline_runs.c.name).order_by(pipeline_runs.c.start_time.desc()).limit(5)
                 ).scalars()
-                raise NotFoundError(_not_found("run", name_or_id, list(latest), "latest runs"))
+                raise NotFoundError(not_found_message("run", name_or_id, list(latest), "latest runs"))
         return records.run(found[0])
 
     def list_runs(
@@ -466,9 +466,3 @@ def _run_filters(pipeline: str | None, status: Status | str | None, since: datet
     if since is not None:
         filters.append(pipeline_runs.c.start_time >= since)
     return filters
-
-
-def _not_found(kind: str, name: str, known: list[str], label: str | None = None) -> str:
-    if not known:
-        return f"no {kind} named {name!r}: none is recorded yet"
-    return f"no {kind} named {name!r}; {label or 'known ' + kind + 's'}: {', '.join(known)}"
