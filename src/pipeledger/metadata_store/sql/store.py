@@ -74,6 +74,24 @@ _FINISH_STEP = FastWrite(
         logs_uri=bindparam("b_logs", type_=step_runs.c.logs_uri.type),
     )
 )
+_FINISH_RUN = FastWrite(
+    update(pipeline_runs)
+    .where(pipeline_runs.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        end_time=bindparam("b_end", type_=pipeline_runs.c.end_time.type),
+        error=bindparam("b_error", type_=pipeline_runs.c.error.type),
+    )
+)
+_INSERT_RUN = FastWrite(insert(pipeline_runs))
+_INSERT_PIPELINE = FastWrite(insert(pipelines))
+_PIPELINE_ID = FastRead(select(pipelines.c.id).where(pipelines.c.name == bindparam("b_name")))
+_RUN_ID_BY_NAME = FastRead(select(pipeline_runs.c.id).where(pipeline_runs.c.name == bindparam("b_name")))
+_NEXT_RUN_NUMBER = FastRead(
+    select((func.coalesce(func.max(pipeline_runs.c.number), 0) + 1).label("number")).where(
+        pipeline_runs.c.pipeline_id == bindparam("b_pipeline", type_=pipeline_runs.c.pipeline_id.type)
+    )
+)
 _HEARTBEAT = FastWrite(
     update(pipeline_runs)
     .where(pipeline_runs.c.id == bindparam("b_id"))
@@ -160,15 +178,11 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
 
     def _insert_run(self, conn: Connection, run: RunCreate) -> RunRecord:
         pipeline_id = self._pipeline_id(conn, run.pipeline_name, run.pipeline_docstring)
-        number = conn.execute(
-            select(func.coalesce(func.max(pipeline_runs.c.number), 0) + 1).where(
-                pipeline_runs.c.pipeline_id == pipeline_id
-            )
-        ).scalar_one()
+        number = int(_NEXT_RUN_NUMBER.all(conn, {"b_pipeline": pipeline_id})[0]["number"])
         name = run.name.replace("{n}", str(number))
         if "{n}" in run.name:
             # A deleted run or a user-chosen name may hold this one: take the next free number.
-            while conn.execute(select(pipeline_runs.c.id).where(pipeline_runs.c.name == name)).first():
+            while _RUN_ID_BY_NAME.all(conn, {"b_name": name}):
                 number += 1
                 name = run.name.replace("{n}", str(number))
         values = {
@@ -188,7 +202,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
             "code_hash": run.code_hash,
             "tags": run.tags,
         }
-        conn.execute(insert(pipeline_runs), values)
+        _INSERT_RUN.execute(conn, [values])
         return RunRecord(
             id=run.id,
             pipeline_id=pipeline_id,
@@ -209,24 +223,20 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
         )
 
     def _pipeline_id(self, conn: Connection, name: str, docstring: str | None) -> str:
-        found = conn.execute(select(pipelines.c.id).where(pipelines.c.name == name)).scalar()
-        if found is not None:
-            return str(found)
+        found = _PIPELINE_ID.all(conn, {"b_name": name})
+        if found:
+            return str(found[0]["id"])
         pipeline_id = new_id()
-        conn.execute(
-            insert(pipelines),
-            {"id": pipeline_id, "name": name, "docstring": docstring, "created_at": utcnow()},
+        _INSERT_PIPELINE.execute(
+            conn, [{"id": pipeline_id, "name": name, "docstring": docstring, "created_at": utcnow()}]
         )
         return pipeline_id
 
     def finish_run(self, run_id: str, status: Status, *, end_time: datetime, error: str | None = None) -> None:
+        row = {"b_id": run_id, "b_status": Status(status).value, "b_end": end_time, "b_error": error}
+
         def work(conn: Connection) -> None:
-            result = conn.execute(
-                update(pipeline_runs)
-                .where(pipeline_runs.c.id == run_id)
-                .values(status=Status(status).value, end_time=end_time, error=error)
-            )
-            if result.rowcount == 0:
+            if _FINISH_RUN.execute(conn, [row]) == 0:
                 raise NotFoundError(f"no run with id {run_id!r}")
 
         self.db.run_transaction(work)
