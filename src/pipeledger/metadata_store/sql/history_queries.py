@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from sqlalchemy import and_, select
@@ -9,7 +10,8 @@ from sqlalchemy import and_, select
 from pipeledger.metadata_store.base import check_lineage_arguments
 from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql.common import RUNS_FROM, SqlQueries
-from pipeledger.metadata_store.sql.lineage import lineage_statement
+from pipeledger.metadata_store.sql.fastpath import FastRead
+from pipeledger.metadata_store.sql.lineage import LineageDirection, LineageStart, lineage_statement
 from pipeledger.metadata_store.sql.schema import (
     entity_metadata,
     pipeline_runs,
@@ -21,6 +23,12 @@ from pipeledger.models import (
     LineageRecord,
     MetricPoint,
 )
+
+
+@functools.cache
+def _lineage_read(start: LineageStart, direction: LineageDirection, bounded: bool) -> FastRead:
+    """The lineage statement of one shape, on the driver's cursor (compiled once per dialect)."""
+    return FastRead(lineage_statement(start, direction, bounded))
 
 
 class HistoryQueries(SqlQueries):
@@ -35,14 +43,10 @@ class HistoryQueries(SqlQueries):
         depth: int | None = None,
     ) -> LineageRecord:
         check_lineage_arguments(artifact_id, step_run_id, direction, depth)
-        statement = lineage_statement(
-            artifact_id=artifact_id,
-            step_run_id=step_run_id,
-            direction=direction,  # type: ignore[arg-type]
-            depth=depth,
-        )
+        start: LineageStart = "artifact" if artifact_id is not None else "step_run"
+        statement = _lineage_read(start, direction, depth is not None)
         with self.db.read() as conn:
-            rows = conn.execute(statement).all()
+            rows = statement.all(conn, {"b_start": artifact_id or step_run_id, "b_depth": depth})
         return records.lineage(rows)
 
     def metric_history(

@@ -13,18 +13,24 @@ limit ``d``, steps at most ``d`` away are included (and their inputs/outputs). T
 final SELECT of the same statement returns the edges of the included step runs,
 each joined with its artifact, step run, run and pipeline, so the whole graph comes
 back in one round trip.
+
+The starting id and the depth are bind parameters (``b_start``, ``b_depth``), so there
+are only a dozen shapes of the statement; :func:`lineage_statement` builds each once
+(building one took longer than running it: ~1.9 of ~4 ms per call on SQLite).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
-from sqlalchemy import CTE, Integer, Select, String, and_, cast, false, literal, or_, select, true, union_all
+from sqlalchemy import CTE, Integer, Select, String, and_, bindparam, cast, false, literal, or_, select, true, union_all
 
 from pipeledger.metadata_store.sql.schema import artifacts, pipeline_runs, pipelines, step_io, step_runs
 from pipeledger.models import Direction
 
 LineageDirection = Literal["upstream", "downstream", "both"]
+LineageStart = Literal["artifact", "step_run"]
 # Each artifact's true producer (step, output name, run), to name artifacts whatever the walk.
 _PRODUCER = step_runs.alias("producer")
 _PRODUCER_IO = step_io.alias("producer_io")
@@ -33,61 +39,64 @@ _INPUT = Direction.INPUT.value
 _OUTPUT = Direction.OUTPUT.value
 
 
-def _seed(artifact_id: str | None, step_run_id: str | None, direction: str) -> Select:
+_START = bindparam("b_start", type_=String(32))
+_DEPTH = bindparam("b_depth", type_=Integer)
+
+
+def _seed(start: LineageStart, direction: str) -> Select:
     zero = cast(literal(0), Integer).label("depth")
-    if artifact_id is not None:
-        return select(cast(literal(artifact_id), String(32)).label("artifact_id"), zero)
+    if start == "artifact":
+        return select(cast(_START, String(32)).label("artifact_id"), zero)
     return select(step_io.c.artifact_id.label("artifact_id"), zero).where(
-        step_io.c.step_run_id == step_run_id, step_io.c.direction == direction
+        step_io.c.step_run_id == _START, step_io.c.direction == direction
     )
 
 
-def _upstream(seed: Select, depth: int | None) -> CTE:
+def _upstream(seed: Select, bounded: bool) -> CTE:
     closure = seed.cte("lineage_up", recursive=True)
-    step = select(step_io.c.artifact_id, (closure.c.depth + 1) if depth is not None else closure.c.depth)
+    step = select(step_io.c.artifact_id, (closure.c.depth + 1) if bounded else closure.c.depth)
     step = step.select_from(
         closure.join(artifacts, artifacts.c.id == closure.c.artifact_id).join(
             step_io,
             and_(step_io.c.step_run_id == artifacts.c.producer_step_run_id, step_io.c.direction == _INPUT),
         )
     )
-    if depth is not None:
-        step = step.where(closure.c.depth < depth)
+    if bounded:
+        step = step.where(closure.c.depth < _DEPTH)
     return closure.union(step)
 
 
-def _downstream(seed: Select, depth: int | None) -> CTE:
+def _downstream(seed: Select, bounded: bool) -> CTE:
     closure = seed.cte("lineage_down", recursive=True)
     consumed = step_io.alias("consumed")
     produced = step_io.alias("produced")
-    step = select(produced.c.artifact_id, (closure.c.depth + 1) if depth is not None else closure.c.depth)
+    step = select(produced.c.artifact_id, (closure.c.depth + 1) if bounded else closure.c.depth)
     step = step.select_from(
         closure.join(
             consumed, and_(consumed.c.artifact_id == closure.c.artifact_id, consumed.c.direction == _INPUT)
         ).join(produced, and_(produced.c.step_run_id == consumed.c.step_run_id, produced.c.direction == _OUTPUT))
     )
-    if depth is not None:
-        step = step.where(closure.c.depth < depth)
+    if bounded:
+        step = step.where(closure.c.depth < _DEPTH)
     return closure.union(step)
 
 
-def lineage_statement(
-    *,
-    artifact_id: str | None = None,
-    step_run_id: str | None = None,
-    direction: LineageDirection = "upstream",
-    depth: int | None = None,
-) -> Select:
-    """The one statement returning every edge of the lineage graph with its artifact and step run."""
-    if (artifact_id is None) == (step_run_id is None):
-        raise ValueError("give exactly one of artifact_id and step_run_id")
-    within = (lambda cte: cte.c.depth < depth) if depth is not None else (lambda cte: true())
+@functools.cache
+def lineage_statement(start: LineageStart, direction: LineageDirection, bounded: bool) -> Select:
+    """The one statement returning every edge of the lineage graph with its artifact and step run.
+
+    Args:
+        start: whether ``b_start`` is an artifact id or a step run id.
+        direction: which way to walk.
+        bounded: whether the walk stops at ``b_depth`` steps (else ``b_depth`` is not used).
+    """
+    within = (lambda cte: cte.c.depth < _DEPTH) if bounded else (lambda cte: true())
     # The step runs whose edges belong to the graph, tagged with why; the final SELECT starts from
     # them (a handful of rows) and reaches their edges by primary key, on every dialect.
     branches: list[Select] = []
     filters = []
     if direction in ("upstream", "both"):
-        up = _upstream(_seed(artifact_id, step_run_id, _INPUT), depth)
+        up = _upstream(_seed(start, _INPUT), bounded)
         branches.append(
             select(artifacts.c.producer_step_run_id.label("step_run_id"), literal("up").label("branch")).where(
                 artifacts.c.id.in_(select(up.c.artifact_id).where(within(up))),
@@ -95,11 +104,11 @@ def lineage_statement(
             )
         )
         filters.append(("up", or_(step_io.c.direction == _INPUT, step_io.c.artifact_id.in_(select(up.c.artifact_id)))))
-        if step_run_id is not None:
-            branches.append(select(literal(step_run_id).label("step_run_id"), literal("start_up").label("branch")))
+        if start == "step_run":
+            branches.append(select(_START.label("step_run_id"), literal("start_up").label("branch")))
             filters.append(("start_up", step_io.c.direction == _INPUT))
     if direction in ("downstream", "both"):
-        down = _downstream(_seed(artifact_id, step_run_id, _OUTPUT), depth)
+        down = _downstream(_seed(start, _OUTPUT), bounded)
         branches.append(
             select(step_io.c.step_run_id.label("step_run_id"), literal("down").label("branch")).where(
                 step_io.c.direction == _INPUT,
@@ -109,8 +118,8 @@ def lineage_statement(
         filters.append(
             ("down", or_(step_io.c.direction == _OUTPUT, step_io.c.artifact_id.in_(select(down.c.artifact_id))))
         )
-        if step_run_id is not None:
-            branches.append(select(literal(step_run_id).label("step_run_id"), literal("start_down").label("branch")))
+        if start == "step_run":
+            branches.append(select(_START.label("step_run_id"), literal("start_down").label("branch")))
             filters.append(("start_down", step_io.c.direction == _OUTPUT))
     relevant = union_all(*branches).cte("lineage_steps") if len(branches) > 1 else branches[0].cte("lineage_steps")
     conditions = [and_(relevant.c.branch == name, condition) for name, condition in filters]

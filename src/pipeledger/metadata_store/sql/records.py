@@ -112,7 +112,7 @@ def step_io(row: Row | Mapping[str, Any]) -> StepIO:
     )
 
 
-def lineage(rows: Sequence[Row]) -> LineageRecord:
+def lineage(rows: Sequence[Row | Mapping[str, Any]]) -> LineageRecord:
     """The graph from the rows of :func:`~pipeledger.metadata_store.sql.lineage.lineage_statement`."""
     found_artifacts: dict[str, ArtifactRecord] = {}
     steps: dict[str, LineageStep] = {}
@@ -120,7 +120,7 @@ def lineage(rows: Sequence[Row]) -> LineageRecord:
     producers: dict[str, tuple[str, str, str]] = {}
     seen: set[tuple[str, str, str]] = set()
     for row in rows:
-        m = row._mapping
+        m = _values(row)
         key = (m["step_run_id"], m["direction"], m["io_name"])
         if key in seen:  # a step run reached through two branches of the walk
             continue
