@@ -124,11 +124,11 @@ class CacheQueries(SqlQueries):
         return int(self.db.run_transaction(lambda conn: conn.execute(query.values(cache_invalidated_at=at)).rowcount))
 
     def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
-        with self.db.read() as conn:
+        with self.db.driver_read() as reader:
             if not_before is None:
-                rows = _FIND_CACHED.all(conn, {"b_key": cache_key})
+                rows = _FIND_CACHED.all(reader, {"b_key": cache_key})
             else:
-                rows = _FIND_CACHED_SINCE.all(conn, {"b_key": cache_key, "b_since": not_before})
+                rows = _FIND_CACHED_SINCE.all(reader, {"b_key": cache_key, "b_since": not_before})
         if not rows:
             return None
         outputs = {row["io_name"]: records.artifact(row, prefix="a_") for row in rows if row["io_name"] is not None}

@@ -23,6 +23,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
 from pipeledger.exceptions import MetadataStoreError, StoreUnavailableError
+from pipeledger.metadata_store.sql.fastpath import DriverConnection, Reader, observed
 
 T = TypeVar("T")
 
@@ -98,6 +99,33 @@ class Database:
                 yield conn
         except sa_exc.DBAPIError as exc:
             raise self.translate(exc) from exc
+
+    @contextmanager
+    def driver_read(self) -> Iterator[Reader]:
+        """A connection for reads made only of :class:`~.fastpath.FastRead` statements.
+
+        It is the pooled DBAPI connection itself (no SQLAlchemy ``Connection``: that costs
+        as much as a small query), or a :meth:`read` connection when someone observes the
+        engine's SQL (cursor-execute listeners, ``echo``), so they still see every statement.
+        Errors are translated as in :meth:`read`; a connection the driver reports as
+        disconnected is dropped from the pool.
+        """
+        if observed(self.engine):
+            with self.read() as conn:
+                yield conn
+            return
+        try:
+            pooled = self.engine.raw_connection()
+        except sa_exc.DBAPIError as exc:
+            raise self.translate(exc) from exc
+        try:
+            yield DriverConnection(self.engine.dialect, pooled.dbapi_connection)
+        except sa_exc.DBAPIError as exc:
+            if self.engine.dialect.is_disconnect(exc.orig, pooled.dbapi_connection, None):  # type: ignore[arg-type]
+                pooled.invalidate(exc.orig)
+            raise self.translate(exc) from exc
+        finally:
+            pooled.close()
 
     def run_transaction(self, work: Callable[[Connection], T]) -> T:
         """Run ``work(conn)`` in a write transaction, retrying transient failures.

@@ -28,7 +28,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Select, Update
+from sqlalchemy import Connection, Engine, Insert, Select, Update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 
@@ -60,21 +60,44 @@ class _Compiled:
         return {name: value for (name, _key, _processor, _default), value in zip(self.params, values)}
 
 
-def _observed(conn: Connection) -> bool:
-    """Whether someone watches this connection's SQL (cursor-execute listeners, ``echo``)."""
-    dispatch = conn.dispatch
-    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute or conn.engine.echo)
+class DriverConnection:
+    """A pooled DBAPI connection used without a SQLAlchemy ``Connection`` around it.
+
+    Made by :meth:`~pipeledger.metadata_store.sql.engine.Database.driver_read` for reads
+    that only run :class:`FastRead` statements, and only when nobody observes the engine's
+    SQL (creating a ``Connection`` costs about as much as a small query on SQLite).
+    """
+
+    __slots__ = ("dbapi_connection", "dialect")
+
+    def __init__(self, dialect: Dialect, dbapi_connection: Any) -> None:
+        self.dialect = dialect
+        self.dbapi_connection = dbapi_connection
 
 
-def _run(conn: Connection, compiled: _Compiled, parameters: list[Any], *, fetch: bool) -> tuple[int, list[Any]]:
+Reader = Connection | DriverConnection
+"""What :meth:`FastRead.all` runs on."""
+
+
+def observed(target: Connection | Engine) -> bool:
+    """Whether someone watches this connection's or engine's SQL (cursor-execute listeners, ``echo``)."""
+    dispatch = target.dispatch
+    echo = target.echo if isinstance(target, Engine) else target.engine.echo
+    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute or echo)
+
+
+def _run(conn: Reader, compiled: _Compiled, parameters: list[Any], *, fetch: bool) -> tuple[int, list[Any]]:
     """Execute on the driver's cursor, or through ``exec_driver_sql`` when the SQL is observed (so
     logging, tracing and event listeners still see every statement). Returns (rowcount, rows)."""
-    if _observed(conn):
+    if isinstance(conn, DriverConnection):
+        dbapi_connection = conn.dbapi_connection
+    elif observed(conn):
         as_sets = [tuple(p) if isinstance(p, list) else p for p in parameters]
         result = conn.exec_driver_sql(compiled.sql, as_sets[0] if len(as_sets) == 1 else as_sets)
         return (0, list(result.fetchall())) if fetch else (int(result.rowcount), [])
+    else:
+        dbapi_connection = conn.connection.dbapi_connection
     dialect = conn.dialect
-    dbapi_connection = conn.connection.dbapi_connection
     assert dbapi_connection is not None
     cursor = dbapi_connection.cursor()
     try:
@@ -146,7 +169,7 @@ class FastRead:
             self._compiled[dialect] = found
         return found
 
-    def all(self, conn: Connection, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def all(self, conn: Reader, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Every row of the statement with ``parameters``."""
         compiled, columns = self._compile(conn.dialect)
         _count, rows = _run(conn, compiled, [compiled.parameters(parameters)], fetch=True)

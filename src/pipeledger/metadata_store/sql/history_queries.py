@@ -45,8 +45,8 @@ class HistoryQueries(SqlQueries):
         check_lineage_arguments(artifact_id, step_run_id, direction, depth)
         start: LineageStart = "artifact" if artifact_id is not None else "step_run"
         statement = _lineage_read(start, direction, depth is not None)
-        with self.db.read() as conn:
-            rows = statement.all(conn, {"b_start": artifact_id or step_run_id, "b_depth": depth})
+        with self.db.driver_read() as reader:
+            rows = statement.all(reader, {"b_start": artifact_id or step_run_id, "b_depth": depth})
         return records.lineage(rows)
 
     def metric_history(

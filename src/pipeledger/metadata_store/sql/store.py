@@ -366,9 +366,10 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
             return [records.pipeline(r) for r in conn.execute(query)]
 
     def get_run(self, name_or_id: str) -> RunRecord:
-        with self.db.read() as conn:
-            found = _RUN_BY_NAME.all(conn, {"b_name": name_or_id}) or _RUN_BY_ID.all(conn, {"b_id": name_or_id})
-            if not found:
+        with self.db.driver_read() as reader:
+            found = _RUN_BY_NAME.all(reader, {"b_name": name_or_id}) or _RUN_BY_ID.all(reader, {"b_id": name_or_id})
+        if not found:
+            with self.db.read() as conn:
                 latest = conn.execute(
                     select(pipeline_runs.c.name).order_by(pipeline_runs.c.start_time.desc()).limit(5)
                 ).scalars()
@@ -414,8 +415,9 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
             return int(conn.execute(query).scalar_one())
 
     def list_step_runs(self, run_id: str) -> list[StepRunRecord]:
-        with self.db.read() as conn:
-            return [records.step_run(r) for r in _STEPS_OF_RUN.all(conn, {"b_run": run_id})]
+        with self.db.driver_read() as reader:
+            rows = _STEPS_OF_RUN.all(reader, {"b_run": run_id})
+        return [records.step_run(r) for r in rows]
 
     def get_step_run(self, step_run_id: str) -> StepRunRecord:
         with self.db.read() as conn:
@@ -426,9 +428,9 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
 
     def list_step_io(self, step_run_ids: Sequence[str]) -> list[StepIO]:
         result: list[StepIO] = []
-        with self.db.read() as conn:
+        with self.db.driver_read() as reader:
             for chunk in chunks(step_run_ids):
-                rows = _edges_of_steps(len(chunk)).all(conn, {f"b_{i}": id_ for i, id_ in enumerate(chunk)})
+                rows = _edges_of_steps(len(chunk)).all(reader, {f"b_{i}": id_ for i, id_ in enumerate(chunk)})
                 result.extend(records.step_io(r) for r in rows)
         return result
 
