@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 
-from pipeledger.exceptions import MetadataStoreError
+from pipeledger.exceptions import MetadataStoreError, NotFoundError
 from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, open_sqlite_store
 from pipeledger.models import ArtifactCreate, RunCreate, Status, StepRunCreate, utcnow
 
@@ -65,13 +67,19 @@ def test_driver_errors_are_translated_like_core_errors(tmp_path: Path) -> None:
 
 
 def test_sqlite_connections_are_tuned_for_per_step_commits(tmp_path: Path) -> None:
-    store = open_sqlite_store(SqliteMetadataStoreConfig(path=str(tmp_path / "m.db")))
+    store = open_sqlite_store(SqliteMetadataStoreConfig(path=str(tmp_path / "m.db"), busy_timeout=2.5))
     with store.db.read() as conn:
         pragmas = {
             name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
-            for name in ("journal_mode", "synchronous", "foreign_keys", "wal_autocheckpoint")
+            for name in ("journal_mode", "synchronous", "foreign_keys", "wal_autocheckpoint", "busy_timeout")
         }
-    assert pragmas == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "wal_autocheckpoint": 4000}
+    assert pragmas == {
+        "journal_mode": "wal",
+        "synchronous": 1,  # NORMAL
+        "foreign_keys": 1,
+        "wal_autocheckpoint": 4000,
+        "busy_timeout": 2500,  # the configured one, in milliseconds
+    }
     store.close()
 
 
@@ -88,4 +96,34 @@ def test_sqlite_timestamps_round_trip_as_aware_utc_on_both_read_paths(tmp_path: 
     assert fast.start_time == core.start_time == started.start_time
     assert fast.end_time == core.end_time == end
     assert fast.end_time is not None and fast.end_time.utcoffset() == timedelta(0)
+    store.close()
+
+
+def test_a_failed_write_on_the_driver_path_is_rolled_back_whole(tmp_path: Path) -> None:
+    store = open_sqlite_store(SqliteMetadataStoreConfig(path=str(tmp_path / "m.db")))
+    run = store.create_run(RunCreate(pipeline_name="p", name="p-{n}"))
+    step = StepRunCreate(run_id=run.id, name="s", inputs={"data": "no-such-artifact"})
+    with pytest.raises(NotFoundError, match="no-such-artifact"):
+        store.start_step(step)  # the step row is inserted, then its input edge fails its foreign key
+    assert store.list_step_runs(run.id) == []  # the step row went with it
+
+    raw = store.register_artifact(_artifact(), at=utcnow())
+    retried = StepRunCreate(id=step.id, run_id=run.id, name="s", inputs={"data": raw.id})
+    store.start_step(retried)  # the same id is free again
+    assert [s.id for s in store.list_step_runs(run.id)] == [step.id]
+    store.close()
+
+
+def test_a_busy_database_is_waited_out_on_the_driver_path(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    store = open_sqlite_store(SqliteMetadataStoreConfig(path=str(path), busy_timeout=0.02))
+    run = store.create_run(RunCreate(pipeline_name="p", name="p-{n}"))
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock...
+    release = threading.Timer(0.3, blocker.execute, ["COMMIT"])  # ...for far longer than the busy timeout
+    release.start()
+    step = store.start_step(StepRunCreate(run_id=run.id, name="s"))  # BEGIN IMMEDIATE fails "locked": retried
+    release.join()
+    assert [s.id for s in store.list_step_runs(run.id)] == [step.id]
+    blocker.close()
     store.close()

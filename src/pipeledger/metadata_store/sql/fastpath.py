@@ -136,7 +136,7 @@ class FastWrite:
             compiled = by_keys[keys] = _Compiled(self.statement, dialect, keys)
         return compiled
 
-    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+    def execute(self, conn: Reader, rows: Sequence[Mapping[str, Any]]) -> int:
         """Execute once per row (all rows must have the same keys); returns the rows affected."""
         if not rows:
             return 0

@@ -28,7 +28,7 @@ from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql.cache_queries import CacheQueries
 from pipeledger.metadata_store.sql.common import IN_CHUNK, RUN_COLUMNS, RUNS_FROM, chunks
 from pipeledger.metadata_store.sql.engine import Database
-from pipeledger.metadata_store.sql.fastpath import FastRead, FastWrite
+from pipeledger.metadata_store.sql.fastpath import FastRead, FastWrite, Reader
 from pipeledger.metadata_store.sql.history_queries import HistoryQueries
 from pipeledger.metadata_store.sql.maintenance_queries import MaintenanceQueries
 from pipeledger.metadata_store.sql.migrate import ensure_schema
@@ -63,7 +63,7 @@ from pipeledger.models import (
 _INSERT_STEP = FastWrite(insert(step_runs))
 _INSERT_IO = FastWrite(insert(step_io))
 _INSERT_ARTIFACTS = FastWrite(insert(artifacts))
-_INSERT_METADATA = insert(entity_metadata)
+_INSERT_METADATA = FastWrite(insert(entity_metadata))
 _FINISH_STEP = FastWrite(
     update(step_runs)
     .where(step_runs.c.id == bindparam("b_id"))
@@ -159,7 +159,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
         templated = "{n}" in run.name
         for _attempt in range(50):
             try:
-                return self.db.run_transaction(lambda conn: self._insert_run(conn, run))
+                return self.db.run_driver_transaction(lambda conn: self._insert_run(conn, run))
             except MetadataStoreError as exc:
                 if not isinstance(exc.__cause__, sa_exc.IntegrityError):
                     raise
@@ -176,7 +176,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
             found = conn.execute(select(pipeline_runs.c.name).where(pipeline_runs.c.name == run.name)).first()
         return run.name if found else None
 
-    def _insert_run(self, conn: Connection, run: RunCreate) -> RunRecord:
+    def _insert_run(self, conn: Reader, run: RunCreate) -> RunRecord:
         pipeline_id = self._pipeline_id(conn, run.pipeline_name, run.pipeline_docstring)
         number = int(_NEXT_RUN_NUMBER.all(conn, {"b_pipeline": pipeline_id})[0]["number"])
         name = run.name.replace("{n}", str(number))
@@ -222,7 +222,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
             tags=run.tags,
         )
 
-    def _pipeline_id(self, conn: Connection, name: str, docstring: str | None) -> str:
+    def _pipeline_id(self, conn: Reader, name: str, docstring: str | None) -> str:
         found = _PIPELINE_ID.all(conn, {"b_name": name})
         if found:
             return str(found[0]["id"])
@@ -235,23 +235,23 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
     def finish_run(self, run_id: str, status: Status, *, end_time: datetime, error: str | None = None) -> None:
         row = {"b_id": run_id, "b_status": Status(status).value, "b_end": end_time, "b_error": error}
 
-        def work(conn: Connection) -> None:
+        def work(conn: Reader) -> None:
             if _FINISH_RUN.execute(conn, [row]) == 0:
                 raise NotFoundError(f"no run with id {run_id!r}")
 
-        self.db.run_transaction(work)
+        self.db.run_driver_transaction(work)
 
     def heartbeat(self, run_id: str, at: datetime) -> None:
-        self.db.run_transaction(lambda conn: _HEARTBEAT.execute(conn, [{"b_id": run_id, "b_at": at}]))
+        self.db.run_driver_transaction(lambda conn: _HEARTBEAT.execute(conn, [{"b_id": run_id, "b_at": at}]))
 
     def start_step(self, step: StepRunCreate) -> StepRunRecord:
-        def work(conn: Connection) -> None:
+        def work(conn: Reader) -> None:
             _INSERT_STEP.execute(conn, [records.step_run_values(step, Status.RUNNING)])
             if step.inputs:
                 _INSERT_IO.execute(conn, records.edge_values(step.id, Direction.INPUT, step.inputs.items()))
 
         try:
-            self.db.run_transaction(work)
+            self.db.run_driver_transaction(work)
         except MetadataStoreError as exc:
             if isinstance(exc.__cause__, sa_exc.IntegrityError):
                 missing = self._missing_step_refs(step)
@@ -305,7 +305,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
             row for a in outputs for row in records.metadata_values(EntityKind.ARTIFACT, a.id, a.metadata)
         ]
 
-        def work(conn: Connection) -> None:
+        def work(conn: Reader) -> None:
             finished = _FINISH_STEP.execute(
                 conn,
                 [
@@ -326,11 +326,13 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
                     conn, records.edge_values(step_run_id, Direction.OUTPUT, [(a.name, a.id) for a in outputs])
                 )
             if meta_rows:  # the step may have put metadata while it ran: replace those keys
+                assert isinstance(conn, Connection)
                 _replace_metadata(conn, meta_rows)
             if artifact_meta_rows:  # new artifacts: nothing to replace
-                conn.execute(_INSERT_METADATA, artifact_meta_rows)
+                _INSERT_METADATA.execute(conn, artifact_meta_rows)
 
-        self.db.run_transaction(work)
+        # Replacing the step's own keys is a Core DELETE, in a SQLAlchemy transaction.
+        (self.db.run_transaction if meta_rows else self.db.run_driver_transaction)(work)
         return created
 
     def register_artifact(self, artifact: ArtifactCreate, *, at: datetime) -> ArtifactRecord:
