@@ -93,7 +93,10 @@ def table(rows: dict[str, dict[str, Any]], runs: int) -> str:
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     pl = rows.get("pipeledger-sqlite") or next(iter(rows.values()))
+    measured_size = any(rows[k]["db_mib"] for k in keys)  # servers: not measured
     for key, label, better in PHASES:
+        if key == "db_mib" and not measured_size:
+            continue
         cells = [label, *(f"{rows[k][key]:,.1f}" if rows[k][key] >= 10 else f"{rows[k][key]:.3f}" for k in keys)]
         if "floor" in rows and pl:
             cells.append(ratio(pl[key], rows["floor"][key]))
@@ -101,6 +104,8 @@ def table(rows: dict[str, dict[str, Any]], runs: int) -> str:
             cells.append(ratio(rows["mlmd"][key], pl[key]) if better == "lower" else ratio(pl[key], rows["mlmd"][key]))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    if "floor" not in rows and "mlmd" not in rows:
+        return "\n".join(lines)
     lines.append(
         "Ratios: `pipeledger / floor` is pipeledger's figure over the floor's (for record throughput, higher is "
         "better; for times, lower is better). `MLMD / pipeledger` is how many times faster pipeledger is than ML "
