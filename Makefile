@@ -33,8 +33,8 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/pipeledger run show --cache
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests examples
-	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/ruff format --check src tests examples benchmarks
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy

@@ -131,8 +131,11 @@ def main() -> None:
     args.output.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = args.output / f"ledger-bench-{'server-' if args.server else ''}{stamp}.jsonl"
-    print(f"ledger-bench v1 on {platform.node()} ({platform.platform()}), Python {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs; results in {out}", flush=True)
+    print(
+        f"ledger-bench v1 on {platform.node()} ({platform.platform()}), Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs; results in {out}",
+        flush=True,
+    )
     report = []
     with out.open("w") as sink:
         for runs in sizes:

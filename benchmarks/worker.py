@@ -21,8 +21,11 @@ from typing import Any
 
 from benchmarks.workload import STEPS, cache_key
 
-MODULES = {"floor": "benchmarks.systems.floor", "pipeledger": "benchmarks.systems.pipeledger_store",
-           "mlmd": "benchmarks.systems.mlmd"}
+MODULES = {
+    "floor": "benchmarks.systems.floor",
+    "pipeledger": "benchmarks.systems.pipeledger_store",
+    "mlmd": "benchmarks.systems.mlmd",
+}
 
 
 def median_ms(call: Any, repeat: int = 20) -> float:
