@@ -14,20 +14,8 @@ from sqlalchemy import exc as sa_exc
 
 from pipeledger.exceptions import MetadataStoreError, NotFoundError
 from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, open_sqlite_store
-from pipeledger.models import ArtifactCreate, RunCreate, Status, StepRunCreate, utcnow
-
-
-def _artifact() -> ArtifactCreate:
-    return ArtifactCreate(
-        name="out",
-        uri="file:///a",
-        type="Data",
-        data_type="builtins.int",
-        materializer="m",
-        materializer_version="1",
-        content_hash="0" * 64,
-        size=1,
-    )
+from pipeledger.models import RunCreate, Status, StepRunCreate, utcnow
+from tests.store_contract.helpers import artifact
 
 
 def test_listeners_see_every_statement_of_the_record_path(tmp_path: Path) -> None:
@@ -40,7 +28,7 @@ def test_listeners_see_every_statement_of_the_record_path(tmp_path: Path) -> Non
 
     event.listen(store.db.engine, "before_cursor_execute", capture)
     step = store.start_step(StepRunCreate(run_id=run.id, name="s", cache_key="k" * 64))
-    store.finish_step(step.id, Status.COMPLETED, end_time=utcnow(), outputs=[_artifact()])
+    store.finish_step(step.id, Status.COMPLETED, end_time=utcnow(), outputs=[artifact("out")])
     hit = store.find_cached_step("k" * 64)
     steps = store.list_step_runs(run.id)
 
@@ -89,7 +77,7 @@ def test_sqlite_timestamps_round_trip_as_aware_utc_on_both_read_paths(tmp_path: 
     started = StepRunCreate(run_id=run.id, name="s", cache_key="k" * 64)
     store.start_step(started)
     end = utcnow()
-    store.finish_step(started.id, Status.COMPLETED, end_time=end, outputs=[_artifact()])
+    store.finish_step(started.id, Status.COMPLETED, end_time=end, outputs=[artifact("out")])
 
     (fast,) = store.list_step_runs(run.id)  # FastRead, on the driver's cursor
     core = store.get_step_run(started.id)  # Core's execution (both parse with UTCDateTime's processor)
@@ -107,7 +95,7 @@ def test_a_failed_write_on_the_driver_path_is_rolled_back_whole(tmp_path: Path) 
         store.start_step(step)  # the step row is inserted, then its input edge fails its foreign key
     assert store.list_step_runs(run.id) == []  # the step row went with it
 
-    raw = store.register_artifact(_artifact(), at=utcnow())
+    raw = store.register_artifact(artifact("out"), at=utcnow())
     retried = StepRunCreate(id=step.id, run_id=run.id, name="s", inputs={"data": raw.id})
     store.start_step(retried)  # the same id is free again
     assert [s.id for s in store.list_step_runs(run.id)] == [step.id]

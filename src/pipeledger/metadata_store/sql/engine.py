@@ -26,7 +26,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
 from pipeledger.exceptions import MetadataStoreError, StoreUnavailableError
-from pipeledger.metadata_store.sql.fastpath import DriverConnection, Reader, observed
+from pipeledger.metadata_store.sql.fastpath import AnyConnection, DriverConnection, observed
 
 T = TypeVar("T")
 
@@ -107,7 +107,7 @@ class Database:
             raise self.translate(exc) from exc
 
     @contextmanager
-    def driver_read(self) -> Iterator[Reader]:
+    def driver_read(self) -> Iterator[AnyConnection]:
         """A connection for reads made only of :class:`~.fastpath.FastRead` statements.
 
         It is the pooled DBAPI connection itself (no SQLAlchemy ``Connection``: that costs
@@ -133,7 +133,7 @@ class Database:
             pooled.close()
 
     @contextmanager
-    def driver_transaction(self) -> Iterator[Reader]:
+    def driver_transaction(self) -> Iterator[AnyConnection]:
         """A write transaction for work made only of :mod:`~.fastpath` statements.
 
         Like :meth:`transaction` (``BEGIN IMMEDIATE`` on SQLite, commit on success,
@@ -184,7 +184,7 @@ class Database:
         """
         return self._retrying(self.transaction, work)
 
-    def run_driver_transaction(self, work: Callable[[Reader], T]) -> T:
+    def run_driver_transaction(self, work: Callable[[AnyConnection], T]) -> T:
         """:meth:`run_transaction` for work made only of :mod:`~.fastpath` statements,
         in a :meth:`driver_transaction` (the same retries)."""
         return self._retrying(self.driver_transaction, work)

@@ -14,7 +14,7 @@ converted exactly as Core converts them: UTC datetimes, JSON text, JSONB), and
 executes it on the DBAPI cursor of the transaction's connection. Driver errors
 are wrapped as SQLAlchemy wraps them, so :class:`~pipeledger.metadata_store.sql.engine.Database`
 translates and retries them as usual. :class:`FastRead` does the same for the
-SELECTs of the cache look-up and the run view, with the columns' result processors.
+SELECTs of the cache look-up, the run view and lineage, with the columns' result processors.
 
 When anyone observes the connection's SQL (``before/after_cursor_execute``
 listeners such as tracing instrumentation, or ``echo``), the same SQL and
@@ -63,9 +63,10 @@ class _Compiled:
 class DriverConnection:
     """A pooled DBAPI connection used without a SQLAlchemy ``Connection`` around it.
 
-    Made by :meth:`~pipeledger.metadata_store.sql.engine.Database.driver_read` for reads
-    that only run :class:`FastRead` statements, and only when nobody observes the engine's
-    SQL (creating a ``Connection`` costs about as much as a small query on SQLite).
+    Made by :meth:`~pipeledger.metadata_store.sql.engine.Database.driver_read` and
+    :meth:`~pipeledger.metadata_store.sql.engine.Database.driver_transaction` for work made
+    only of :class:`FastRead`/:class:`FastWrite` statements, and only when nobody observes
+    the engine's SQL (creating a ``Connection`` costs about as much as a small query on SQLite).
     """
 
     __slots__ = ("dbapi_connection", "dialect")
@@ -75,8 +76,8 @@ class DriverConnection:
         self.dbapi_connection = dbapi_connection
 
 
-Reader = Connection | DriverConnection
-"""What :meth:`FastRead.all` runs on."""
+AnyConnection = Connection | DriverConnection
+"""What :class:`FastWrite` and :class:`FastRead` run on."""
 
 
 def observed(target: Connection | Engine) -> bool:
@@ -86,7 +87,7 @@ def observed(target: Connection | Engine) -> bool:
     return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute or echo)
 
 
-def _run(conn: Reader, compiled: _Compiled, parameters: list[Any], *, fetch: bool) -> tuple[int, list[Any]]:
+def _run(conn: AnyConnection, compiled: _Compiled, parameters: list[Any], *, fetch: bool) -> tuple[int, list[Any]]:
     """Execute on the driver's cursor, or through ``exec_driver_sql`` when the SQL is observed (so
     logging, tracing and event listeners still see every statement). Returns (rowcount, rows)."""
     if isinstance(conn, DriverConnection):
@@ -136,7 +137,7 @@ class FastWrite:
             compiled = by_keys[keys] = _Compiled(self.statement, dialect, keys)
         return compiled
 
-    def execute(self, conn: Reader, rows: Sequence[Mapping[str, Any]]) -> int:
+    def execute(self, conn: AnyConnection, rows: Sequence[Mapping[str, Any]]) -> int:
         """Execute once per row (all rows must have the same keys); returns the rows affected."""
         if not rows:
             return 0
@@ -169,7 +170,7 @@ class FastRead:
             self._compiled[dialect] = found
         return found
 
-    def all(self, conn: Reader, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def all(self, conn: AnyConnection, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Every row of the statement with ``parameters``."""
         compiled, columns = self._compile(conn.dialect)
         _count, rows = _run(conn, compiled, [compiled.parameters(parameters)], fetch=True)

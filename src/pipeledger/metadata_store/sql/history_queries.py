@@ -27,7 +27,7 @@ from pipeledger.models import (
 
 @functools.cache
 def _lineage_read(start: LineageStart, direction: LineageDirection, bounded: bool) -> FastRead:
-    """The lineage statement of one shape, on the driver's cursor (compiled once per dialect)."""
+    """The lineage statement of one shape, built once, on the driver's cursor (compiled once per dialect)."""
     return FastRead(lineage_statement(start, direction, bounded))
 
 

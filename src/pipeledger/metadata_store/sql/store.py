@@ -28,7 +28,7 @@ from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql.cache_queries import CacheQueries
 from pipeledger.metadata_store.sql.common import IN_CHUNK, RUN_COLUMNS, RUNS_FROM, chunks
 from pipeledger.metadata_store.sql.engine import Database
-from pipeledger.metadata_store.sql.fastpath import FastRead, FastWrite, Reader
+from pipeledger.metadata_store.sql.fastpath import AnyConnection, FastRead, FastWrite
 from pipeledger.metadata_store.sql.history_queries import HistoryQueries
 from pipeledger.metadata_store.sql.maintenance_queries import MaintenanceQueries
 from pipeledger.metadata_store.sql.migrate import ensure_schema
@@ -176,7 +176,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
             found = conn.execute(select(pipeline_runs.c.name).where(pipeline_runs.c.name == run.name)).first()
         return run.name if found else None
 
-    def _insert_run(self, conn: Reader, run: RunCreate) -> RunRecord:
+    def _insert_run(self, conn: AnyConnection, run: RunCreate) -> RunRecord:
         pipeline_id = self._pipeline_id(conn, run.pipeline_name, run.pipeline_docstring)
         number = int(_NEXT_RUN_NUMBER.all(conn, {"b_pipeline": pipeline_id})[0]["number"])
         name = run.name.replace("{n}", str(number))
@@ -222,7 +222,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
             tags=run.tags,
         )
 
-    def _pipeline_id(self, conn: Reader, name: str, docstring: str | None) -> str:
+    def _pipeline_id(self, conn: AnyConnection, name: str, docstring: str | None) -> str:
         found = _PIPELINE_ID.all(conn, {"b_name": name})
         if found:
             return str(found[0]["id"])
@@ -235,7 +235,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
     def finish_run(self, run_id: str, status: Status, *, end_time: datetime, error: str | None = None) -> None:
         row = {"b_id": run_id, "b_status": Status(status).value, "b_end": end_time, "b_error": error}
 
-        def work(conn: Reader) -> None:
+        def work(conn: AnyConnection) -> None:
             if _FINISH_RUN.execute(conn, [row]) == 0:
                 raise NotFoundError(f"no run with id {run_id!r}")
 
@@ -245,7 +245,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
         self.db.run_driver_transaction(lambda conn: _HEARTBEAT.execute(conn, [{"b_id": run_id, "b_at": at}]))
 
     def start_step(self, step: StepRunCreate) -> StepRunRecord:
-        def work(conn: Reader) -> None:
+        def work(conn: AnyConnection) -> None:
             _INSERT_STEP.execute(conn, [records.step_run_values(step, Status.RUNNING)])
             if step.inputs:
                 _INSERT_IO.execute(conn, records.edge_values(step.id, Direction.INPUT, step.inputs.items()))
@@ -305,7 +305,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Metadat
             row for a in outputs for row in records.metadata_values(EntityKind.ARTIFACT, a.id, a.metadata)
         ]
 
-        def work(conn: Reader) -> None:
+        def work(conn: AnyConnection) -> None:
             finished = _FINISH_STEP.execute(
                 conn,
                 [
