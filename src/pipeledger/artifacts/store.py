@@ -102,11 +102,12 @@ class ArtifactStore:
         return WrittenArtifact(uri, materializer, data_type, content_hash, size, metadata or {})
 
     def write_text(self, uri: str, text: str) -> None:
-        """Write a text file (e.g. a step's logs), creating parent directories."""
+        """Write a text file (e.g. a step's logs) as UTF-8, exactly (line endings and carriage
+        returns are kept), creating parent directories."""
         path = self.fs._strip_protocol(uri)
         self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        with self.fs.open(path, "w", encoding="utf-8") as f:
-            f.write(text)
+        with self.fs.open(path, "wb") as f:
+            f.write(text.encode("utf-8", errors="backslashreplace"))
 
 
 def read_artifact(artifact: ArtifactRecord, registry: MaterializerRegistry) -> Any:
@@ -139,8 +140,8 @@ def read_text(uri: str) -> str:
     """
     fs, path = fsspec.core.url_to_fs(uri)
     try:
-        with fs.open(path, "r", encoding="utf-8", errors="replace") as f:
-            return str(f.read())
+        with fs.open(path, "rb") as f:
+            return bytes(f.read()).decode("utf-8", errors="replace")
     except FileNotFoundError as exc:
         raise ArtifactNotFoundError(f"no file at {uri}") from exc
 

@@ -69,7 +69,13 @@ class Orchestrator(abc.ABC):
         reporter = plan.reporter
         reporter.run_started(run.pipeline_name, run.name, [i.name for i in plan.invocations])
         runner = StepRunner(
-            run, plan.metadata_store, plan.artifact_store, plan.materializers, plan.echo_output, plan.cache
+            run,
+            plan.metadata_store,
+            plan.artifact_store,
+            plan.materializers,
+            plan.echo_output,
+            plan.cache,
+            output_sink=reporter.output_sink(),
         )
         outcomes: dict[str, StepOutcome] = {}
         try:

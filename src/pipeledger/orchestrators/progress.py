@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from typing import TextIO
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
+
+from pipeledger.orchestrators.capture import OutputSink
 
 QUIET_ENV = "PIPELEDGER_QUIET"
 
@@ -60,6 +63,11 @@ class ProgressReporter:
     def close(self) -> None:
         """Release the display."""
 
+    def output_sink(self) -> OutputSink | None:
+        """Where steps' output is shown while it is captured; None for the streams in place
+        when the step starts."""
+        return None
+
 
 class PlainReporter(ProgressReporter):
     """One line per event, for logs and pipes."""
@@ -90,34 +98,54 @@ class PlainReporter(ProgressReporter):
 
 
 class LiveReporter(ProgressReporter):
-    """A table of steps that updates in place on a terminal."""
+    """A table of steps that updates in place on a terminal.
 
-    def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
+    The display writes to the stream that was ``sys.stderr`` when the reporter was made
+    (never to whatever ``sys.stderr`` is later: while a step runs that is the step's
+    capture, and writing into it would feed the display back into itself). Step output
+    is printed above the table, line by line (see :class:`_ConsoleSink`).
+    """
+
+    def __init__(self, console: Console | None = None, stdout: TextIO | None = None) -> None:
+        # ``file`` fixed now: a Console without one writes to whatever sys.stderr is at the time.
+        self.console = console or Console(file=sys.stderr)
+        self._stdout = stdout or sys.stdout
         self._rows: dict[str, list[str]] = {}
         self._started: dict[str, float] = {}
-        self._title = ""
+        self._title = Text()
         self._live: Live | None = None
+        self._sink = _ConsoleSink(self.console, None if _same_terminal(self._stdout) else self._stdout)
 
-    def _render(self) -> Table:
-        table = Table(title=self._title, title_justify="left", show_edge=False, box=None)
+    def _render(self) -> Group:
+        table = Table(show_edge=False, box=None)
         table.add_column("step")
         table.add_column("status")
         table.add_column("duration", justify="right")
         for step, (status, duration) in self._rows.items():
             if status == "running":
                 duration = format_duration(time.monotonic() - self._started[step])
-            table.add_row(step, Text(status, style=_STYLES.get(status, "")), duration)
-        return table
+            table.add_row(Text(step), Text(status, style=_STYLES.get(status, "")), duration)
+        return Group(self._title, table)
 
     def _refresh(self) -> None:
         if self._live is not None:
             self._live.update(self._render())
 
+    def output_sink(self) -> OutputSink:
+        return self._sink
+
     def run_started(self, pipeline: str, run: str, steps: list[str]) -> None:
-        self._title = f"[bold]{pipeline}[/bold] run [bold]{run}[/bold]"
+        self._title = Text.assemble((pipeline, "bold"), " run ", (run, "bold"))
         self._rows = {s: ["pending", ""] for s in steps}
-        self._live = Live(self._render(), console=self.console, refresh_per_second=4)
+        self._live = Live(
+            self._render(),
+            console=self.console,
+            refresh_per_second=4,
+            # Other writes while the table shows (outside steps) are printed above it too;
+            # the console's own file is fixed, so this cannot loop.
+            redirect_stdout=_same_terminal(self._stdout),
+            redirect_stderr=True,
+        )
         self._live.start()
 
     def step_started(self, step: str) -> None:
@@ -126,6 +154,7 @@ class LiveReporter(ProgressReporter):
         self._refresh()
 
     def step_finished(self, step: str, status: str, seconds: float, error: str | None) -> None:
+        self._sink.end_lines()
         self._rows[step] = [status, format_duration(seconds)]
         self._refresh()
 
@@ -134,8 +163,9 @@ class LiveReporter(ProgressReporter):
         self._refresh()
 
     def run_finished(self, run: str, status: str, seconds: float) -> None:
+        self._sink.end_lines()
         style = _STYLES.get(status, "")
-        self._title += f" [{style}]{status}[/{style}] in {format_duration(seconds)}"
+        self._title.append_text(Text.assemble(" ", (status, style), f" in {format_duration(seconds)}"))
         self._refresh()
         self.close()
 
@@ -143,6 +173,55 @@ class LiveReporter(ProgressReporter):
         if self._live is not None:
             self._live.stop()
             self._live = None
+
+
+class _ConsoleSink:
+    """Prints step output above the live table, a whole line at a time.
+
+    A line is printed when its newline arrives (a partial line waits for the rest, or
+    for the step to end). A carriage return starts the line over, as on a terminal, so
+    a progress bar that redraws itself with ``\r`` shows its last state once. ANSI
+    colours are kept. Output for a ``stdout`` that is not this terminal (redirected to a
+    file or a pipe) goes there unchanged.
+    """
+
+    def __init__(self, console: Console, stdout: TextIO | None) -> None:
+        self._console = console
+        self._stdout = stdout
+        self._partial: dict[str, str] = {"stdout": "", "stderr": ""}
+        self._lock = threading.Lock()
+
+    def __call__(self, stream: str, text: str) -> None:
+        if stream == "stdout" and self._stdout is not None:
+            self._stdout.write(text)
+            if "\n" in text:
+                self._stdout.flush()
+            return
+        with self._lock:
+            *lines, self._partial[stream] = (self._partial[stream] + text).split("\n")
+        self._print(lines)
+
+    def end_lines(self) -> None:
+        """Print what is left of partial lines (the step ended without a final newline)."""
+        with self._lock:
+            rest = [p for p in self._partial.values() if p]
+            self._partial = {"stdout": "", "stderr": ""}
+        self._print(rest)
+        if self._stdout is not None:
+            self._stdout.flush()
+
+    def _print(self, lines: list[str]) -> None:
+        for line in lines:
+            shown = line.rstrip("\r").rsplit("\r", 1)[-1]
+            self._console.print(Text.from_ansi(shown), soft_wrap=True, highlight=False)
+
+
+def _same_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal (so its output belongs above the live table)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def is_quiet(quiet: bool | None) -> bool:

@@ -39,7 +39,7 @@ from pipeledger.models import (
     new_id,
     utcnow,
 )
-from pipeledger.orchestrators.capture import capture_output
+from pipeledger.orchestrators.capture import OutputSink, capture_output
 from pipeledger.pipelines.tracing import StepInvocation
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,9 @@ class StepRunner:
     materializers: MaterializerRegistry
     echo_output: bool = True
     cache: CachePolicy = field(default_factory=CachePolicy)
+    output_sink: OutputSink | None = None
+    """Where echoed step output goes (e.g. above a live progress display); None for the
+    streams in place when the step starts."""
 
     def run_step(self, invocation: StepInvocation, upstream: Mapping[str, Mapping[str, ArtifactRecord]]) -> StepOutcome:
         """Execute ``invocation`` (or reuse a cached result); ``upstream[step][output]`` holds
@@ -170,7 +173,10 @@ class StepRunner:
         context = StepContext(self.run.pipeline_name, self.run.name, invocation.name, record.id)
         outputs: list[ArtifactCreate] = []
         error: BaseException | None = None
-        with capture_output(self.echo_output) as logs:
+        echo: bool | OutputSink = self.echo_output
+        if self.echo_output and self.output_sink is not None:
+            echo = self.output_sink
+        with capture_output(echo) as logs:
             token = step_context(context)
             try:
                 inputs = {name: read_artifact(art, self.materializers) for name, art in input_records.items()}
