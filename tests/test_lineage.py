@@ -470,6 +470,29 @@ def test_quoting_in_dot_and_html(tmp_path: Path) -> None:
     ET.fromstring(graph.to_html().split("\n", 1)[1].replace("<meta charset='utf-8'>", ""))  # well-formed
 
 
+@needs_graphviz
+def test_entities_and_control_characters_are_drawn_literally(tmp_path: Path) -> None:
+    """Graphviz decodes HTML entities in labels, and XML cannot hold most control characters:
+    names are drawn as they are, control characters as visible escapes, every output well-formed."""
+    nodes = [
+        LineageNode("s1", "step", "a<b>&c&amp;", {"status": "completed", "run": "r\x07un"}),
+        LineageNode("a1", "artifact", "&lt;x&gt;", {"type": "Data"}),
+        LineageNode("s2", "step", "tab\there\x1bbel\x07", {"status": "completed"}),
+    ]
+    edges = [LineageEdge("s1", "a1", "produced", "&lt;x&gt;"), LineageEdge("a1", "s2", "consumed", "in\x00put")]
+    graph = LineageGraph(nodes, edges, root="a1")
+
+    svg = ET.fromstring(graph.to_svg())  # raises if not well-formed
+    texts = {t.text for t in svg.iter() if t.tag.endswith("text")}
+    assert {"a<b>&c&amp;", "&lt;x&gt;", "tab\\x09here\\x1bbel\\x07", "in\\x00put"} <= texts
+    assert "run r\\x07un" in texts
+    fragment = ET.fromstring(graph._repr_html_())
+    assert {"&lt;x&gt;", "a<b>&c&amp;"} <= {t.text for t in fragment.iter() if t.tag.endswith("text")}
+    page = graph.to_html()
+    ET.fromstring(page.split("\n", 1)[1].replace("<meta charset='utf-8'>", ""))
+    assert "\x07" not in page and "\x00" not in page
+
+
 def stacked_diamonds(count: int) -> LineageGraph:
     """``count`` diamonds in a row: a path doubles at each, 2**count paths from the last to the first."""
     nodes = [LineageNode("x0", "artifact", "x0", {"type": "Data"})]

@@ -9,6 +9,7 @@ drawn as curves.
 from __future__ import annotations
 
 import html
+import re
 import shutil
 import subprocess
 from typing import TYPE_CHECKING
@@ -33,8 +34,33 @@ GRAPHVIZ_MISSING = (
 )
 
 
+# Characters XML 1.0 does not allow (C0 controls but tab/newline/CR, surrogates,
+# U+FFFE/U+FFFF), plus the other C0/C1 controls and DEL: shown as escapes instead.
+_INVISIBLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def visible(text: str) -> str:
+    """``text`` with control characters (and what XML cannot hold) shown as ``\\xNN``/``\\uNNNN``
+    escapes, so a name drawn in a picture is readable and the picture well-formed. Newlines
+    are kept (labels use them as line breaks)."""
+    return _INVISIBLE.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )
+
+
+def _text(value: object) -> str:
+    """``value`` as text for SVG/HTML: control characters made visible, then escaped."""
+    return html.escape(visible(str(value)))
+
+
 def _dot_id(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    """A DOT double-quoted string showing ``value`` literally.
+
+    In DOT's quoted strings ``\\`` and ``"`` are escaped; Graphviz also decodes HTML
+    entities in labels (``&amp;`` is drawn ``&``), so ``&`` is written ``&amp;``;
+    a newline becomes DOT's line break ``\\n``.
+    """
+    escaped = visible(value).replace("\\", "\\\\").replace('"', '\\"').replace("&", "&amp;").replace("\n", "\\n")
     return '"' + escaped + '"'
 
 
@@ -159,30 +185,30 @@ def to_svg_fragment(graph: LineageGraph, width_per_layer: int = 190, height_per_
         dash = ' stroke-dasharray="4 3"' if edge.kind == "reused" else ""
         parts.append(
             f'<path d="M {sx} {sy} C {mid} {sy}, {mid} {ty}, {tx} {ty}" fill="none" stroke="#555"{dash} '
-            f'marker-end="url(#arrow)"><title>{html.escape(edge.kind)}: {html.escape(edge.name)}</title></path>'
+            f'marker-end="url(#arrow)"><title>{_text(edge.kind)}: {_text(edge.name)}</title></path>'
         )
     for node in graph.nodes:
         x, y = position[node.id]
-        title = html.escape("\n".join(f"{k}: {v}" for k, v in node.attributes.items() if v is not None))
+        title = _text("\n".join(f"{k}: {v}" for k, v in node.attributes.items() if v is not None))
         if node.kind == "step":
             status = str(node.attributes.get("status", ""))
             color = STATUS_COLORS.get(status, "#333")
             dash = ' stroke-dasharray="5 3"' if node.attributes.get("cached") else ""
             parts.append(
-                f'<g class="step" data-id="{html.escape(node.id)}"><title>{title}</title>'
+                f'<g class="step" data-id="{_text(node.id)}"><title>{title}</title>'
                 f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="6" fill="white" stroke="{color}" '
                 f'stroke-width="2"{dash}/>'
-                f'<text x="{x + 8}" y="{y + 16}" font-weight="bold">{html.escape(node.name[:22])}</text>'
-                f'<text x="{x + 8}" y="{y + 31}" fill="{color}">{html.escape(status)}'
-                f"{' · ' + html.escape(str(node.attributes.get('run'))[:14]) if node.attributes.get('run') else ''}"
+                f'<text x="{x + 8}" y="{y + 16}" font-weight="bold">{_text(node.name[:22])}</text>'
+                f'<text x="{x + 8}" y="{y + 31}" fill="{color}">{_text(status)}'
+                f"{' · ' + _text(str(node.attributes.get('run'))[:14]) if node.attributes.get('run') else ''}"
                 "</text></g>"
             )
         else:
             parts.append(
-                f'<g class="artifact" data-id="{html.escape(node.id)}"><title>{title}</title>'
+                f'<g class="artifact" data-id="{_text(node.id)}"><title>{title}</title>'
                 f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="18" fill="#eef3fb" stroke="#5c7cb0"/>'
-                f'<text x="{x + 10}" y="{y + 16}">{html.escape(node.name[:24])}</text>'
-                f'<text x="{x + 10}" y="{y + 31}" fill="#555">{html.escape(str(node.attributes.get("type", "")))}'
+                f'<text x="{x + 10}" y="{y + 16}">{_text(node.name[:24])}</text>'
+                f'<text x="{x + 10}" y="{y + 31}" fill="#555">{_text(str(node.attributes.get("type", "")))}'
                 "</text></g>"
             )
     parts.append("</svg>")
@@ -200,16 +226,16 @@ def to_html(graph: LineageGraph, title: str = "pipeledger lineage") -> str:
             else f"{attrs.get('type')} · {attrs.get('data_type')} · {attrs.get('uri')}"
         )
         rows.append(
-            f"<tr><td>{node.kind}</td><td>{html.escape(node.name)}</td><td><code>{html.escape(node.id)}</code></td>"
-            f"<td>{html.escape(detail)}</td></tr>"
+            f"<tr><td>{node.kind}</td><td>{_text(node.name)}</td><td><code>{_text(node.id)}</code></td>"
+            f"<td>{_text(detail)}</td></tr>"
         )
     return (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title>"
+        f"<title>{_text(title)}</title>"
         "<style>body{font-family:Helvetica,Arial,sans-serif;margin:24px}"
         "table{border-collapse:collapse;margin-top:16px}td,th{border:1px solid #ddd;padding:4px 8px;"
         "font-size:13px;text-align:left}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>{to_svg_fragment(graph)}"
+        f"<h1>{_text(title)}</h1>{to_svg_fragment(graph)}"
         "<table><tr><th>kind</th><th>name</th><th>id</th><th>details</th></tr>"
         + "".join(rows)
         + "</table></body></html>\n"
