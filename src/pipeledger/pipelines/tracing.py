@@ -86,6 +86,8 @@ class Tracer:
             while name in self.invocations:
                 name = f"{step.name}_{suffix}"
                 suffix += 1
+            if suffix > 2:  # a generated id must fit the store's names like a given one
+                check_name(f"step {step.name[:40]!r} called again: its generated id (give the call id=...)", name)
         elif name in self.invocations:
             raise DefinitionError(
                 f"pipeline {self.pipeline_name!r}: a step with id {name!r} is already in the "

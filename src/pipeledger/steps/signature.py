@@ -117,6 +117,11 @@ def _fits_int_digits(value: int) -> bool:
 
 
 MAX_NAME_LENGTH = 255
+"""The longest name (pipeline, step, run, stack...) the store keeps, in characters, on every backend."""
+RUN_NUMBER_DIGITS = 10
+"""Characters a run name keeps free for its ``{n}`` (run numbers up to 9,999,999,999)."""
+MAX_PIPELINE_NAME_LENGTH = MAX_NAME_LENGTH - len("-") - RUN_NUMBER_DIGITS
+"""244: a pipeline's default run names ``{pipeline}-{n}`` must fit in :data:`MAX_NAME_LENGTH`."""
 
 
 def check_name(what: str, name: object) -> None:
