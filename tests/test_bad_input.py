@@ -534,7 +534,7 @@ def test_generated_step_ids_are_checked_like_given_ones(any_backend: str) -> Non
         long_step()
 
     before = counts()
-    with pytest.raises(DefinitionError, match="called again: its generated id .* is 257 characters long"):
+    with pytest.raises(DefinitionError, match=r"called again: its generated id .* is 257 characters long"):
         twice()
     assert counts() == before
 

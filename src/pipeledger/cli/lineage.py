@@ -24,8 +24,7 @@ Neighbours = dict[str, list[tuple[str, str]]]  # node id -> (next node id, edge 
 def _describe(node: LineageNode) -> str:
     a = node.attributes
     if node.kind == "step":
-        cached = " (cached)" if a.get("cached") else ""
-        return f"[bold]{esc(node.name)}[/bold] step, {a.get('status')}{cached}, run {esc(a.get('run'))}"
+        return f"[bold]{esc(node.name)}[/bold] step, {a.get('status')}, run {esc(a.get('run'))}"
     return f"[cyan]{esc(node.name)}[/cyan] {esc(a.get('type'))} {esc(a.get('data_type'))} [dim]{node.id}[/dim]"
 
 

@@ -12,6 +12,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from pipeledger.text import plural
+
 QUIET_ENV = "PIPELEDGER_QUIET"
 
 _STYLES = {
@@ -73,7 +75,7 @@ class PlainReporter(ProgressReporter):
         stream.flush()
 
     def run_started(self, pipeline: str, run: str, steps: list[str]) -> None:
-        self._line(f"run {run} of pipeline {pipeline} started ({len(steps)} steps)")
+        self._line(f"run {run} of pipeline {pipeline} started ({plural(len(steps), 'step')})")
 
     def step_started(self, step: str) -> None:
         self._line(f"step {step} started")

@@ -18,6 +18,7 @@ from pipeledger.exceptions import DefinitionError
 from pipeledger.models import JSON, RunCreate, new_id, utcnow
 from pipeledger.pipelines.tracing import StepInvocation, tracing
 from pipeledger.steps.signature import MAX_PIPELINE_NAME_LENGTH, RUN_NUMBER_DIGITS, check_json, check_name
+from pipeledger.text import plural
 
 if TYPE_CHECKING:
     from pipeledger.client.views import RunView
@@ -198,7 +199,7 @@ def check_pipeline_name(name: object) -> None:
     check_name("pipeline name", name)
     if isinstance(name, str) and len(name) > MAX_PIPELINE_NAME_LENGTH:
         raise DefinitionError(
-            f"pipeline name {name[:40]!r}... is {len(name)} characters long; the limit is "
+            f"pipeline name {name[:40]!r}... is {plural(len(name), 'character')} long; the limit is "
             f"{MAX_PIPELINE_NAME_LENGTH}, so that its run names {DEFAULT_RUN_NAME!r} fit in 255 characters"
         )
 
