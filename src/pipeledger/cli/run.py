@@ -172,7 +172,8 @@ def show_run(run: str | None, show_cache: bool, graph_file: Path | None) -> None
 def run_logs(run: str, step: str | None) -> None:
     """Print what the steps of a run printed and logged.
 
-    Without STEP, every step's output is printed under a header.
+    Without STEP, every step's output is printed under a header. A step that printed
+    nothing is said to have printed nothing.
 
     \b
     Example:
@@ -188,4 +189,8 @@ def run_logs(run: str, step: str | None) -> None:
             where = f" of run {origin.run.name}" if origin else ""
             click.echo(f"(cached: the step did not run; its outputs come from step {s.name}{where})")
             continue
-        click.echo(s.logs, nl=False)
+        logs = s.logs
+        if not logs:
+            click.echo(f"(step {s.name} printed nothing{' yet' if s.status is Status.RUNNING else ''})")
+            continue
+        click.echo(logs, nl=not logs.endswith("\n"))  # the next header starts on its own line
