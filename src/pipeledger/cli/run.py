@@ -148,11 +148,13 @@ def show_run(run: str | None, show_cache: bool, graph_file: Path | None) -> None
             )
     artifacts = [(s.name, n, a) for s in view.steps.values() for n, a in s.outputs.items()]
     if artifacts:
-        out.print("[bold]artifacts[/bold]")
+        # One line each, never wrapped or cut (a table would fold long URIs): ids are copied into
+        # `pipeledger lineage ID` (or use RUN/STEP/OUTPUT there).
+        out.print("[bold]artifacts[/bold] [dim](step.output, artifact id, data type, size, uri)[/dim]")
         for step_name, output_name, artifact in artifacts:
             out.print(
-                f"  [bold]{esc(step_name)}.{esc(output_name)}[/bold]  {esc(artifact.data_type)}  {artifact.size} B  "
-                f"{esc(artifact.uri)}",
+                f"  [bold]{esc(step_name)}.{esc(output_name)}[/bold]  [cyan]{artifact.id}[/cyan]  "
+                f"{esc(artifact.data_type)}  {artifact.size} B  {esc(artifact.uri)}",
                 highlight=False,
                 soft_wrap=True,
             )
