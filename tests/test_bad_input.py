@@ -57,7 +57,7 @@ from pipeledger.stack.config import ConfigStore
 from pipeledger.stack.flavor import ComponentType
 from pipeledger.stack.manager import StackManager
 from pipeledger.stack.registry import close_stacks, get_stack
-from pipeledger.steps.signature import MAX_NAME_LENGTH, check_name
+from pipeledger.steps.signature import MAX_NAME_LENGTH, MAX_PIPELINE_NAME_LENGTH, check_name
 from tests import pipelines as P
 from tests.servers import enabled_backends
 from tests.test_concurrency import REPO, STRESS, python_env, use_backend
@@ -492,8 +492,8 @@ def test_run_name_templates_that_render_bad_names(any_backend: str) -> None:
     problems = []
     for pipeline_name, template in BAD_RENDERINGS:
         before = counts()
-        p = pipeline(name=pipeline_name)(one_step)
         try:
+            p = pipeline(name=pipeline_name)(one_step)
             run = (p.with_options(run_name=template) if template else p)()
         except DefinitionError:
             if counts() != before:
@@ -504,6 +504,39 @@ def test_run_name_templates_that_render_bad_names(any_backend: str) -> None:
             if len(run.name) > MAX_NAME_LENGTH:
                 problems.append(f"{template!r}: run name of {len(run.name)} characters")
     assert problems == []
+
+
+def test_pipeline_names_up_to_the_documented_limit_run_on_every_backend(any_backend: str) -> None:
+    """docs/operations.md: pipeline names up to 244 characters (their run names ``{pipeline}-{n}``
+    keep 10 digits for the number and fit in 255). Such a name runs and reads back exactly, on every
+    backend; one character more is refused when the pipeline is defined, naming the limit."""
+    assert MAX_PIPELINE_NAME_LENGTH == 244
+    longest = "é" + "p" * (MAX_PIPELINE_NAME_LENGTH - 1)
+    run = pipeline(name=longest)(one_step)()
+    assert run.name == f"{longest}-1" and len(run.name) == MAX_PIPELINE_NAME_LENGTH + 2
+    assert Client().get_run(run.name).pipeline_name == longest
+    assert Client().get_pipeline(longest).latest_run.id == run.id
+    before = counts()
+    for length in (MAX_PIPELINE_NAME_LENGTH + 1, MAX_NAME_LENGTH):
+        with pytest.raises(DefinitionError, match=f"is {length} characters long; the limit is 244, so that its run"):
+            pipeline(name="p" * length)(one_step)
+    assert counts() == before
+
+
+def test_generated_step_ids_are_checked_like_given_ones(any_backend: str) -> None:
+    """A step called twice gets the id ``<name>_2``: a 255-character step name would make it 257,
+    which the servers refuse after the run started; it is refused when the pipeline is traced."""
+    long_step = step(name="s" * MAX_NAME_LENGTH)(lambda: 1)
+
+    @pipeline(name="twice")
+    def twice():
+        long_step()
+        long_step()
+
+    before = counts()
+    with pytest.raises(DefinitionError, match=r"called again: its generated id .* is 257 characters long"):
+        twice()
+    assert counts() == before
 
 
 # --- (c) configurations -------------------------------------------------------------------------

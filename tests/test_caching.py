@@ -631,8 +631,8 @@ def test_cache_expires_after() -> None:
     assert second.steps["short_lived"].output.id != first.steps["short_lived"].output.id
 
 
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args))
+def invoke(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), input=input)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -655,13 +655,54 @@ def test_cache_clear_invalidates_matching_entries_only() -> None:
 
     assert invoke("cache", "clear", "--step", "source")[1] == "Cleared 2 cache entries of step source.\n"
     assert invoke("cache", "clear", "-p", "beta")[1] == "Cleared 1 cache entry of pipeline beta.\n"
-    assert invoke("cache", "clear")[1] == "Cleared 1 cache entry.\n"  # alpha-3's total
-    assert invoke("cache", "clear")[1] == "Cleared 0 cache entries.\n"
+    assert invoke("cache", "clear", "--yes")[1] == "Cleared 1 cache entry.\n"  # alpha-3's total
+    assert invoke("cache", "clear", "--yes")[1] == "Cleared 0 cache entries.\n"
     code, _, err = invoke("cache", "clear", "--pipeline", "nope")
     assert code == 1 and "nope" in err
 
     assert explanations(alpha()) == {"source": cleared, "total": cleared}
     assert explanations(beta()) == {"source": cleared, "total": cleared}
+
+
+def test_cache_clear_of_everything_asks_first() -> None:
+    """Issue 14: `cache clear` without a filter cleared every entry of every pipeline without asking."""
+    alpha(), beta()
+    code, out, err = invoke("cache", "clear")  # no answer (not a terminal): nothing cleared
+    assert code == 1 and "Clear all 4 cache entries, of every pipeline? [y/N]" in out and "Aborted" in err
+    code, out, _ = invoke("cache", "clear", input="n\n")
+    assert code == 1 and "Cleared" not in out
+    assert len(Client().store.list_cache_entries(invalidated=False)) == 4
+    assert explanations(alpha())["total"] == hit("total", "alpha-1")
+    code, out, _ = invoke("cache", "clear", input="y\n")
+    assert code == 0 and out.endswith("Cleared 4 cache entries.\n")
+    assert invoke("cache", "clear") == (0, "No cache entry to clear.\n", "")
+    assert invoke("cache", "clear", "-p", "alpha") == (0, "Cleared 0 cache entries of pipeline alpha.\n", "")
+
+
+def test_cache_list_shows_entries_with_filters() -> None:
+    a1, b1 = alpha(), beta()
+    alpha()  # cache hits: no new entries
+    code, out, _ = invoke("cache", "list")
+    assert code == 0
+    lines = [line for line in out.splitlines() if "alpha" in line or "beta" in line]
+    assert len(lines) == 4
+    for run in (a1, b1):
+        for name, step_view in run.steps.items():
+            row = next(line for line in lines if f" {name} " in line and f" {run.name} " in line)
+            assert step_view.cache_key[:12] in row and step_view.cache_key[:13] not in row
+            assert step_view.end_time.strftime("%Y-%m-%d %H:%M:%S") in row and "valid" in row
+    assert invoke("cache", "clear", "-p", "alpha", "-s", "total")[0] == 0
+    out = invoke("cache", "list", "--pipeline", "alpha")[1]
+    assert "beta" not in out and out.count("alpha-1") == 2
+    (row,) = [line for line in out.splitlines() if " total " in line]
+    invalidated = Client().store.list_cache_entries(pipeline="alpha", step="total")[0].invalidated_at
+    assert invalidated is not None and invalidated.strftime("%Y-%m-%d %H:%M:%S") in row
+    out = invoke("cache", "list", "--state", "invalidated")[1]
+    assert " total " in out and " source " not in out
+    out = invoke("cache", "list", "--step", "source", "--state", "valid", "-n", "1")[1]
+    assert out.count(" source ") == 1 and "beta-1" in out  # the newest
+    assert invoke("cache", "list", "-p", "nope")[0] == 1
+    assert invoke("cache", "list", "-s", "nope")[1] == "No cache entry matches.\n"
 
 
 def test_run_show_cache_prints_each_steps_explanation() -> None:

@@ -97,6 +97,17 @@ def test_errors_are_one_line_without_traceback(args: tuple[str, ...], message: s
     assert len(err.strip().splitlines()) == 1
 
 
+def test_logs_of_a_silent_step_say_so() -> None:
+    """Issue 14: `run logs` of a step that printed nothing printed nothing at all."""
+    P.training()
+    code, out, _ = invoke("run", "logs", "training-1", "train")
+    assert code == 0 and out == "(step train printed nothing)\n"
+    code, out, _ = invoke("run", "logs", "training-1")
+    assert code == 0
+    assert "=== train (completed) ===\n(step train printed nothing)\n=== evaluate (completed) ===" in out
+    assert "loading 4 rows" in out and "(step load printed nothing)" not in out
+
+
 def test_unknown_step_in_logs() -> None:
     P.training()
     code, _, err = invoke("run", "logs", "training-1", "nope")

@@ -159,7 +159,7 @@ def test_killed_run_is_consistent_reads_crashed_and_reruns_only_unfinished_steps
     monkeypatch.setenv("PIPELEDGER_HEARTBEAT_TIMEOUT", "600")
     code, out, err = invoke("metadata-store", "check")
     assert (code, err) == (0, ""), out + err
-    assert "no problem found (1 artifacts checked)" in out
+    assert "no problem found (1 artifact checked)" in out
     monkeypatch.setenv("PIPELEDGER_HEARTBEAT_TIMEOUT", TIMEOUT)
 
     # Once the heartbeat is older than the timeout, the run and its running step read crashed.

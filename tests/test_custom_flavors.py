@@ -210,6 +210,11 @@ def test_flavor_from_an_entry_point_runs_a_pipeline(
     assert "package pipeledger-teststore" in row
     assert "broken" not in out
     assert "url" in pipeledger("metadata-store", "flavor", "describe", "teststore")
+    # An unknown flavor's error names the plug-in that could not be loaded, in a sentence.
+    cli = (sys.executable, "-c", "from pipeledger.cli.main import main; main()")
+    unknown = run(*cli, "metadata-store", "flavor", "describe", "nosuch")
+    assert unknown.returncode == 1
+    assert "; not loaded: cannot import flavor 'teststore_ep:NoSuchFlavor': AttributeError" in unknown.stderr
 
     database = tmp_path / "team.db"
     pipeledger("metadata-store", "register", "team", "--flavor=teststore", f"--url=sqlite:///{database}")

@@ -921,6 +921,53 @@ def test_cli_lineage_formats(diamond_run: RunView, tmp_path: Path) -> None:
     assert "0" * 32 in missing
 
 
+@pipeline(name="slashes")
+def slashes(step_id: str = "c"):
+    source(id=step_id)
+
+
+def test_run_show_lists_artifact_ids_and_lineage_takes_run_step_output(diamond_run: RunView) -> None:
+    """Issue 14: `lineage` needs an artifact id but `run show` printed none; RUN/STEP/OUTPUT works too."""
+    cached_run = diamond()  # every step a cache hit
+    assert all(s.is_cached for s in cached_run.steps.values())
+    shown = invoke("run", "show", cached_run.name)
+    assert shown.exit_code == 0
+    for step_view in cached_run.steps.values():
+        for name, output in step_view.outputs.items():
+            assert f"{step_view.name}.{name}  {output.id}  " in shown.stdout
+
+    joined = diamond_run.steps["join"].output
+    by_id = invoke("lineage", joined.id, "--format", "json")
+    for reference in (
+        f"{diamond_run.name}/join/joined",
+        f"{cached_run.name}/join/joined",
+        f"{diamond_run.id}/join/joined",
+    ):
+        by_name = invoke("lineage", reference, "--format", "json")
+        assert by_name.exit_code == 0, by_name.output
+        assert json.loads(by_name.stdout) == json.loads(by_id.stdout)  # a cached output is the reused artifact
+    tree = invoke("lineage", f"{cached_run.name}/source/rows", "--downstream").stdout
+    assert f"join step, cached, run {cached_run.name}" in tree and "(cached)" not in tree  # was "cached (cached)"
+    assert Client().get_artifact(f"{cached_run.name}/square/squared").id == diamond_run.steps["square"].output.id
+
+    # Names may hold "/": every split is tried; one that names two outputs is refused.
+    in_a = slashes.with_options(run_name="a")(step_id="b/c")
+    assert Client().get_artifact("a/b/c/rows").id == in_a.steps["b/c"].output.id
+    in_ab = slashes.with_options(run_name="a/b")(step_id="c")
+    ambiguous = one_line_error(invoke("lineage", "a/b/c/rows"))
+    assert "'a/b/c/rows' is ambiguous" in ambiguous and "use an artifact id" in ambiguous
+    assert Client().get_artifact(in_ab.steps["c"].output.id).id == in_ab.steps["c"].output.id
+
+    for reference, message in [
+        ("nope/join/joined", "no run named 'nope'"),
+        (f"{diamond_run.name}/nope/joined", "no step named 'nope' in run"),
+        (f"{diamond_run.name}/join/nope", "no output named 'nope' in step 'join'; outputs: joined"),
+        (f"{diamond_run.name}/join", "give an artifact id or RUN/STEP/OUTPUT"),
+        ("0" * 32, "give an artifact id (`pipeledger run show RUN`) or RUN/STEP/OUTPUT"),
+    ]:
+        assert message in one_line_error(invoke("lineage", reference)), reference
+
+
 def test_cli_lineage_directions_and_depth(diamond_run: RunView) -> None:
     rows = diamond_run.steps["source"].output
     joined = diamond_run.steps["join"].output

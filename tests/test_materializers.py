@@ -684,7 +684,7 @@ def test_a_failing_materializer_leaves_nothing_behind(store: ArtifactStore, regi
     uri = store.artifact_uri("pipe", "pipe-1", "step", "output", artifact_id)
     with pytest.raises(
         MaterializerError,
-        match=re.escape(f"{__name__}.ExplodingMaterializer could not save a Exploding: RuntimeError: disk on fire"),
+        match=re.escape(f"{__name__}.ExplodingMaterializer could not save an Exploding: RuntimeError: disk on fire"),
     ) as raised:
         store.write(Exploding(), uri, artifact_id, registry)
     assert isinstance(raised.value.__cause__, RuntimeError)

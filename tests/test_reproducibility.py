@@ -186,6 +186,81 @@ def test_metrics_plot_is_a_png(project, tmp_path: Path) -> None:  # type: ignore
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 2000
 
 
+FAILING_FLOW = """
+from pipeledger import log_metadata, pipeline, step
+
+@step
+def train(lr: float = 0.1) -> float:
+    log_metadata(accuracy=0.5 + lr, loss=10 - lr * 10, note="text")
+    return lr
+
+@step
+def check(lr: float) -> None:
+    log_metadata(margin=lr * 2)
+    if lr > 0.25:
+        raise ValueError("too fast")
+
+@pipeline
+def wobbly(lr: float = 0.1):
+    check(train(lr=lr))
+"""
+
+
+def test_metrics_plot_has_a_panel_per_metric_and_marks_failed_runs(tmp_path: Path) -> None:
+    """Issue 14: every metric was drawn on one axis (accuracy 0.6 and loss 9 share a scale) and
+    nothing told a failed run's values apart."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.image
+
+    from pipeledger.comparison import metric_history, plot_metrics
+
+    module = tmp_path / "wobbly_flow.py"
+    module.write_text(FAILING_FLOW)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        wobbly = importlib.import_module("wobbly_flow").wobbly
+        for lr in (0.1, 0.2, 0.3, 0.15):
+            try:
+                wobbly.with_options(enable_cache=False)(lr=lr)
+            except PipeledgerError:
+                assert lr == 0.3
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("wobbly_flow", None)
+
+    history = metric_history(Client().store, "wobbly")
+    assert history.columns == ["accuracy", "loss", "note", "margin"]
+    assert [r["status"].value for r in history.records] == ["completed", "completed", "failed", "completed"]
+
+    out = tmp_path / "metrics.png"
+    figure = plot_metrics(history, out)  # "note" is text: no panel
+    assert [a.get_ylabel() for a in figure.axes] == ["accuracy", "loss", "margin"]  # one axes per metric
+    for axes in figure.axes:
+        marked = [line for line in axes.get_lines() if line.get_label() == "failed run"]
+        assert len(marked) == 1 and list(marked[0].get_xdata()) == [2]  # the third run failed
+        assert marked[0].get_marker() == "X"
+        assert "failed run" in [t.get_text() for t in axes.get_legend().get_texts()]
+    assert matplotlib.image.imread(str(out)).shape[0] > 600  # three stacked panels
+
+    result = CliRunner().invoke(cli, ["pipeline", "metrics", "wobbly", "--plot", str(tmp_path / "cli.png")])
+    assert result.exit_code == 0, result.output
+    assert "failed" in result.stdout and (tmp_path / "cli.png").stat().st_size > 2000
+
+
+def test_metrics_with_an_unknown_key_fail_and_list_the_keys(project) -> None:  # type: ignore[no-untyped-def]
+    _, _, module, _ = project
+    importlib.import_module(module).flow(lr=0.1)
+    result = CliRunner().invoke(cli, ["pipeline", "metrics", "flow", "accuracy", "nosuchkey"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: pipeline 'flow' has no metric 'nosuchkey'; its steps logged: accuracy, version"
+    ]
+    with pytest.raises(KeyError, match="no metrics 'acc', 'x'; its steps logged: accuracy, version"):
+        Client().get_pipeline("flow").metrics(["acc", "x"])
+    result = CliRunner().invoke(cli, ["pipeline", "metrics", "nosuchpipeline"])
+    assert result.exit_code == 1 and "nosuchpipeline" in result.stderr
+
+
 def test_metrics_without_pandas_are_records(monkeypatch: pytest.MonkeyPatch) -> None:
     from pipeledger.comparison import metrics_frame
     from pipeledger.models import MetricPoint, utcnow

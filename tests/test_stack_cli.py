@@ -132,9 +132,10 @@ def test_component_refusals(noun: str) -> None:
     ok(noun, "register", "mine", f"--flavor={flavor}")
 
     message = refused(noun, "register", "mine", f"--flavor={flavor}")
-    assert f"a {human} named 'mine' is already registered" in message
+    a_human = ("an " if human[0] in "aeiou" else "a ") + human  # "an artifact store", "a metadata store"
+    assert f"{a_human} named 'mine' is already registered" in message
     assert f"pipeledger {noun} update mine" in message
-    assert f"a {human} named 'default' is already registered" in refused(
+    assert f"{a_human} named 'default' is already registered" in refused(
         noun, "register", "default", f"--flavor={flavor}"
     )
 
@@ -159,7 +160,7 @@ def test_component_refusals(noun: str) -> None:
     ok("stack", "register", "uses-it", STACK_OPTION[noun], "mine")
     ok("stack", "register", "also", STACK_OPTION[noun], "mine")
     message = refused(noun, "delete", "mine")
-    assert f"{human} 'mine' is used by stack(s) also, uses-it" in message
+    assert f"{human} 'mine' is used by stacks also, uses-it; delete or change those stacks first" in message
     assert "delete or change those stacks first" in message
     assert "mine" in ok(noun, "list")
 

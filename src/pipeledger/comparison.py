@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeledger.models import JSON, MetricPoint
+from pipeledger.exceptions import NotFoundError, PipeledgerError
+from pipeledger.models import JSON, MetricPoint, Status
+from pipeledger.text import agree
 
 if TYPE_CHECKING:
     from pipeledger.client.views import RunView
+    from pipeledger.metadata_store.base import MetadataStore
+
+UNSUCCESSFUL = (Status.FAILED, Status.CRASHED)
 
 
 def metrics_table(points: Sequence[MetricPoint]) -> list[dict[str, Any]]:
@@ -28,6 +34,122 @@ def metrics_table(points: Sequence[MetricPoint]) -> list[dict[str, Any]]:
         column = p.key if len(steps_per_key[p.key]) == 1 else f"{p.step_name}.{p.key}"
         row[column] = p.value
     return list(rows.values())
+
+
+def metric_points(
+    store: MetadataStore, pipeline: str, keys: Sequence[str] | None = None, last: int | None = None
+) -> list[MetricPoint]:
+    """What :meth:`MetadataStore.metric_history` returns, but a key no step of ``pipeline`` ever
+    logged is an error rather than an empty result.
+
+    Raises:
+        NotFoundError: an unknown pipeline, or unknown keys (the message lists the logged keys).
+    """
+    store.get_pipeline(pipeline)  # a clear error for an unknown pipeline
+    points = store.metric_history(pipeline, keys=list(keys) if keys else None, limit=last)
+    missing = [k for k in dict.fromkeys(keys or ()) if k not in {p.key for p in points}]
+    if missing:
+        known = sorted({p.key for p in store.metric_history(pipeline)})
+        logged = f"its steps logged: {', '.join(known)}" if known else "its steps logged no metric"
+        where = f" in its latest {last} runs" if last is not None and set(missing) & set(known) else ""
+        raise NotFoundError(
+            f"pipeline {pipeline!r} has no {agree(len(missing), 'metric')} {', '.join(map(repr, missing))}{where}; "
+            f"{logged}"
+        )
+    return points
+
+
+@dataclass(frozen=True)
+class MetricHistory:
+    """A pipeline's metrics run by run (oldest first): :func:`metrics_table`'s ``records`` with
+    each run's ``status`` added, and the metric ``columns`` in the order they were first logged."""
+
+    pipeline: str
+    records: list[dict[str, Any]]
+    columns: list[str]
+
+
+def metric_history(
+    store: MetadataStore, pipeline: str, keys: Sequence[str] | None = None, last: int | None = None
+) -> MetricHistory:
+    """The metrics ``pipeline``'s steps logged, with each run's status (``crashed`` derived as
+    everywhere). Two queries (three when a key is unknown).
+
+    Raises:
+        NotFoundError: an unknown pipeline or metric key (see :func:`metric_points`).
+    """
+    from pipeledger.client.views import RunView
+
+    records = metrics_table(metric_points(store, pipeline, keys, last))
+    if records:
+        runs = store.list_runs(pipeline=pipeline, since=min(r["start_time"] for r in records), limit=None)
+        statuses = {r.name: RunView(r, store).status for r in runs}
+        for record in records:
+            record["status"] = statuses.get(record["run"])
+    columns = [c for c in dict.fromkeys(k for r in records for k in r) if c not in ("run", "start_time", "status")]
+    return MetricHistory(pipeline, records, columns)
+
+
+def plot_metrics(history: MetricHistory, path: Path) -> Any:
+    """Draw ``history`` as a PNG: one panel per numeric metric (its own y axis), runs along a shared
+    x axis; failed and crashed runs are marked with a red cross and a dotted line across every
+    panel. Returns the matplotlib Figure (closed: inspect it, e.g. ``figure.axes``, do not show it).
+
+    Raises:
+        PipeledgerError: matplotlib is not installed, or no selected metric is numeric.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise PipeledgerError(
+            "--plot needs matplotlib: pip install 'pipeledger[plot]' (or pip install matplotlib)"
+        ) from exc
+    records = history.records
+    numeric = [
+        c
+        for c in history.columns
+        if any(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool) for r in records)
+    ]
+    if not numeric:
+        raise PipeledgerError("none of the selected metrics is numeric: nothing to plot")
+    failed = [i for i, r in enumerate(records) if r.get("status") in UNSUCCESSFUL]
+    figure, axes = plt.subplots(len(numeric), 1, sharex=True, figsize=(8, 1.2 + 2.2 * len(numeric)), squeeze=False)
+    for panel, column in zip(axes[:, 0], numeric):
+        points = [
+            (i, r[column])
+            for i, r in enumerate(records)
+            if isinstance(r.get(column), (int, float)) and not isinstance(r.get(column), bool)
+        ]
+        panel.plot([p[0] for p in points], [p[1] for p in points], marker="o", color="tab:blue", label=column)
+        bad = [p for p in points if p[0] in failed]
+        if bad:
+            panel.plot(
+                [p[0] for p in bad],
+                [p[1] for p in bad],
+                linestyle="none",
+                marker="X",
+                markersize=10,
+                color="tab:red",
+                label="failed run",
+            )
+        for index in failed:
+            panel.axvline(index, color="tab:red", linestyle=":", alpha=0.6)
+        panel.set_ylabel(column)
+        panel.grid(alpha=0.3)
+        if bad:
+            panel.legend(loc="best", fontsize=8)
+    bottom = axes[-1, 0]
+    bottom.set_xticks(range(len(records)), [r["run"] for r in records], rotation=45, ha="right", fontsize=8)
+    for index in failed:
+        bottom.get_xticklabels()[index].set_color("tab:red")
+    figure.suptitle(f"{history.pipeline}: metrics over runs")
+    figure.tight_layout()
+    figure.savefig(path, format="png", dpi=110)
+    plt.close(figure)
+    return figure
 
 
 def metrics_frame(points: Sequence[MetricPoint]) -> Any:

@@ -243,6 +243,20 @@ class CacheHit:
 
 
 @dataclass(frozen=True)
+class CacheEntry:
+    """A cache entry: a completed step run with a cache key, which later runs may reuse until
+    it is invalidated (``invalidated_at``); ``created`` is when the step run finished."""
+
+    step_run_id: str
+    step_name: str
+    pipeline_name: str
+    run_name: str
+    cache_key: str
+    created: datetime
+    invalidated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class LineageStep:
     """A step run in a lineage graph, with the names of its run and pipeline."""
 

@@ -96,6 +96,33 @@ def test_invalidate_cache_filters_by_pipeline_and_step(store: MetadataStore) -> 
     assert step.cache_invalidated_at == at(200)
 
 
+def test_list_cache_entries_filters_like_invalidate_cache(store: MetadataStore) -> None:
+    assert store.list_cache_entries() == []
+    a, b = make_run(store, "alpha"), make_run(store, "beta")
+    train_a, _ = computed(store, a, "train", key="1" * 64, end=10)
+    load_a, _ = computed(store, a, "load", key="2" * 64, end=20)
+    train_b, _ = computed(store, b, "train", key="3" * 64, end=30)
+    computed(store, b, "failed", key="4" * 64, end=40, status=Status.FAILED)  # not an entry
+    no_key = make_step(store, b, "no_key")
+    finish(store, no_key, end_time=at(50))  # not an entry either
+    entries = store.list_cache_entries()
+    assert [e.step_run_id for e in entries] == [train_b.id, load_a.id, train_a.id]  # newest first
+    first = entries[0]
+    assert (first.step_name, first.pipeline_name, first.run_name) == ("train", "beta", b.name)
+    assert first.cache_key == "3" * 64 and first.created == at(30) and first.invalidated_at is None
+    assert [e.step_run_id for e in store.list_cache_entries(pipeline="alpha")] == [load_a.id, train_a.id]
+    assert [e.step_run_id for e in store.list_cache_entries(step="train")] == [train_b.id, train_a.id]
+    assert [e.step_run_id for e in store.list_cache_entries(pipeline="alpha", step="train")] == [train_a.id]
+    assert store.list_cache_entries(pipeline="nosuch") == []
+    assert [e.step_run_id for e in store.list_cache_entries(limit=1)] == [train_b.id]
+
+    assert store.invalidate_cache(at=at(200), step="train") == 2
+    invalidated = store.list_cache_entries(invalidated=True)
+    assert [(e.step_run_id, e.invalidated_at) for e in invalidated] == [(train_b.id, at(200)), (train_a.id, at(200))]
+    assert [e.step_run_id for e in store.list_cache_entries(invalidated=False)] == [load_a.id]
+    assert len(store.list_cache_entries()) == 3  # invalidated entries are still listed
+
+
 def test_latest_step_run_of_a_pipeline_before_a_time(store: MetadataStore) -> None:
     first, second = make_run(store, "alpha"), make_run(store, "alpha")
     other = make_run(store, "beta")

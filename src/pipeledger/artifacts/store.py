@@ -23,6 +23,7 @@ import fsspec
 from pipeledger.artifacts.materializers import Materializer, MaterializerRegistry
 from pipeledger.exceptions import ArtifactNotFoundError, MaterializerError
 from pipeledger.models import JSON, ArtifactRecord
+from pipeledger.text import article
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -96,7 +97,8 @@ class ArtifactStore:
             if isinstance(exc, MaterializerError):
                 raise
             raise MaterializerError(
-                f"{materializer.import_path()} could not save a {type(value).__name__}: {type(exc).__name__}: {exc}"
+                f"{materializer.import_path()} could not save {article(type(value).__name__)}: "
+                f"{type(exc).__name__}: {exc}"
             ) from exc
         data_type = f"{type(value).__module__}.{type(value).__qualname__}"
         return WrittenArtifact(uri, materializer, data_type, content_hash, size, metadata or {})

@@ -15,6 +15,7 @@ from pipeledger.cli.output import console, esc, handle_errors
 from pipeledger.exceptions import ConfigError
 from pipeledger.stack.flavor import ComponentType
 from pipeledger.stack.manager import StackManager, describe_fields
+from pipeledger.text import article
 
 _EXTRA_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True}
 
@@ -71,7 +72,7 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     @group.command(
         "register",
         context_settings=_EXTRA_ARGS,
-        help=f"""Register a {title} NAME of flavor F,
+        help=f"""Register {article(title)} NAME of flavor F,
     configured with --key=value options (see `pipeledger {noun} flavor describe F` for the fields).
 
     Secret fields take a reference, never the secret itself: '${{env:VARIABLE}}'
@@ -110,7 +111,7 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
 
     @group.command(
         "describe",
-        help=f"""Show a {title}'s flavor, configuration (secrets as
+        help=f"""Show {article(title)}'s flavor, configuration (secrets as
     references only) and the stacks using it.
 
     \b
@@ -150,7 +151,7 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
 
     @group.command(
         "delete",
-        help=f"""Delete a {title}'s registration (its data is kept). Refused
+        help=f"""Delete {article(title)}'s registration (its data is kept). Refused
     while a stack uses it.
 
     \b
@@ -195,7 +196,7 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
 
     @flavor.command(
         "describe",
-        help=f"""Show a {title} flavor's configuration fields.
+        help=f"""Show {article(title)} flavor's configuration fields.
 
     \b
     Example:

@@ -12,6 +12,7 @@ from pipeledger.exceptions import ConfigError
 from pipeledger.importers import ImportSummary, MysqlSource, SqliteSource, import_mlmd
 from pipeledger.importers.mlmd import KINDS
 from pipeledger.stack.registry import get_stack
+from pipeledger.text import plural
 
 
 @click.group("import")
@@ -98,4 +99,4 @@ def _print_summary(summary: ImportSummary) -> None:
         out.print("Nothing to import.")
     else:
         runs = ", ".join(esc(n) for n in summary.run_names[:5]) + (" ..." if len(summary.run_names) > 5 else "")
-        out.print(f"Imported {summary.imported['runs']} run(s): {runs}" if runs else "Import complete.")
+        out.print(f"Imported {plural(summary.imported['runs'], 'run')}: {runs}" if runs else "Import complete.")

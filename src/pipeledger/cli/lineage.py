@@ -24,8 +24,7 @@ Neighbours = dict[str, list[tuple[str, str]]]  # node id -> (next node id, edge 
 def _describe(node: LineageNode) -> str:
     a = node.attributes
     if node.kind == "step":
-        cached = " (cached)" if a.get("cached") else ""
-        return f"[bold]{esc(node.name)}[/bold] step, {a.get('status')}{cached}, run {esc(a.get('run'))}"
+        return f"[bold]{esc(node.name)}[/bold] step, {a.get('status')}, run {esc(a.get('run'))}"
     return f"[cyan]{esc(node.name)}[/cyan] {esc(a.get('type'))} {esc(a.get('data_type'))} [dim]{node.id}[/dim]"
 
 
@@ -87,7 +86,7 @@ def write_or_print(content: str | bytes, output: Path | None, fmt: str) -> None:
 
 
 @click.command("lineage")
-@click.argument("artifact_id")
+@click.argument("artifact")
 @click.option("--downstream", is_flag=True, help="Show what was made from the artifact instead of its sources.")
 @click.option("--both", is_flag=True, help="Show sources and descendants.")
 @click.option("--depth", type=click.IntRange(min=0), help="At most this many steps away (default: all).")
@@ -103,18 +102,20 @@ def write_or_print(content: str | bytes, output: Path | None, fmt: str) -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
 @handle_errors
 def lineage_command(
-    artifact_id: str, downstream: bool, both: bool, depth: int | None, fmt: str, output: Path | None
+    artifact: str, downstream: bool, both: bool, depth: int | None, fmt: str, output: Path | None
 ) -> None:
     """Show where an artifact comes from (its lineage), across runs.
 
-    ARTIFACT_ID is an artifact's id (see `pipeledger run show RUN`).
+    ARTIFACT is an artifact's id (listed by `pipeledger run show RUN`) or RUN/STEP/OUTPUT,
+    e.g. training-3/train/model.
 
     \b
     Example:
+      pipeledger lineage training-3/train/model
       pipeledger lineage 01a21e61fe33699014f25d4c157ecd63 --format svg -o lineage.svg
     """
     direction = "both" if both else "downstream" if downstream else "upstream"
-    graph = Client().get_artifact(artifact_id).lineage(direction=direction, depth=depth)
+    graph = Client().get_artifact(artifact).lineage(direction=direction, depth=depth)
     if fmt == "text" and output is None:
         console().print(text_tree(graph, downstream=downstream, both=both))
         return

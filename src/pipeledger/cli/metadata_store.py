@@ -11,6 +11,7 @@ from pipeledger.exceptions import ConfigError
 from pipeledger.metadata_store.flavors.kubernetes.config import KubernetesMetadataStoreConfig
 from pipeledger.stack.flavor import ComponentType
 from pipeledger.stack.manager import StackManager, validate_config
+from pipeledger.text import plural
 
 metadata_store_group = component_group(
     ComponentType.METADATA_STORE,
@@ -64,7 +65,9 @@ def check(name: str | None, deep: bool) -> None:
     finally:
         store.close()
     if report.ok:
-        console().print(f"Metadata store {name}: no problem found ({report.artifacts_checked} artifacts checked).")
+        console().print(
+            f"Metadata store {name}: no problem found ({plural(report.artifacts_checked, 'artifact')} checked)."
+        )
         return
     for problem in report.problems:
         error_console().print(f"[bold red]problem:[/bold red] {esc(problem)}", highlight=False, soft_wrap=True)

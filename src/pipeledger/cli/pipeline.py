@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.table import Table
 
 from pipeledger.cli.output import compact_json, console, esc, handle_errors, status_text, when
 from pipeledger.client import Client
-from pipeledger.exceptions import PipeledgerError
 
 
 @click.group("pipeline")
@@ -65,69 +63,34 @@ def list_pipelines(limit: int) -> None:
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also draw the metrics over runs as a PNG line plot (needs matplotlib).",
+    help="Also draw the metrics over runs as a PNG, one panel per metric, failed runs marked (needs matplotlib).",
 )
 @handle_errors
 def metrics(pipeline: str, keys: tuple[str, ...], last: int | None, plot: Path | None) -> None:
     """Show the metrics a pipeline's steps logged, run by run (oldest first).
 
-    KEYS selects metrics (default: all).
+    KEYS selects metrics (default: all); a key no step logged is an error listing the logged keys.
 
     \b
     Example:
-      pipeledger pipeline metrics training accuracy --plot accuracy.png
+      pipeledger pipeline metrics training accuracy loss --plot metrics.png
     """
-    from pipeledger.comparison import metrics_table
+    from pipeledger.comparison import metric_history, plot_metrics
 
-    client = Client()
-    client.get_pipeline(pipeline)  # a clear error for an unknown pipeline
-    records = metrics_table(client.store.metric_history(pipeline, keys=list(keys) or None, limit=last))
-    if not records:
-        console().print(f"No metric{' ' + ', '.join(keys) if keys else ''} logged by pipeline {pipeline}.")
+    history = metric_history(Client().store, pipeline, keys, last)
+    if not history.records:
+        console().print(f"No metric logged by pipeline {esc(pipeline)}.", highlight=False)
         return
-    columns = [c for c in dict.fromkeys(k for r in records for k in r) if c not in ("run", "start_time")]
-    table = Table("run", "started (UTC)", *(esc(c) for c in columns))
-    for record in records:
+    table = Table("run", "status", "started (UTC)", *(esc(c) for c in history.columns))
+    for record in history.records:
+        status = record.get("status")
         table.add_row(
-            esc(record["run"]), when(record["start_time"]), *(compact_json(record.get(c), 30) for c in columns)
+            esc(record["run"]),
+            status_text(status.value) if status is not None else "",
+            when(record["start_time"]),
+            *(compact_json(record.get(c), 30) for c in history.columns),
         )
     console().print(table)
     if plot is not None:
-        plot_metrics(records, columns, plot, pipeline)
-        console().print(f"Wrote {plot}.", highlight=False)
-
-
-def plot_metrics(records: list[dict[str, Any]], columns: list[str], path: Path, title: str) -> None:
-    """A PNG line plot of numeric metrics over runs.
-
-    Raises:
-        PipeledgerError: matplotlib is not installed.
-    """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise PipeledgerError(
-            "--plot needs matplotlib: pip install 'pipeledger[plot]' (or pip install matplotlib)"
-        ) from exc
-    figure, axes = plt.subplots(figsize=(8, 4.5))
-    runs = [r["run"] for r in records]
-    drawn = 0
-    for column in columns:
-        values = [r.get(column) for r in records]
-        points = [(i, v) for i, v in enumerate(values) if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if points:
-            axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=column)
-            drawn += 1
-    if not drawn:
-        plt.close(figure)
-        raise PipeledgerError("none of the selected metrics is numeric: nothing to plot")
-    axes.set_xticks(range(len(runs)), runs, rotation=45, ha="right", fontsize=8)
-    axes.set_title(f"{title}: metrics over runs")
-    axes.legend()
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, format="png", dpi=110)
-    plt.close(figure)
+        plot_metrics(history, plot)
+        console().print(f"Wrote {esc(plot)}.", highlight=False)

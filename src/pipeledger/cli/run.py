@@ -148,11 +148,13 @@ def show_run(run: str | None, show_cache: bool, graph_file: Path | None) -> None
             )
     artifacts = [(s.name, n, a) for s in view.steps.values() for n, a in s.outputs.items()]
     if artifacts:
-        out.print("[bold]artifacts[/bold]")
+        # One line each, never wrapped or cut (a table would fold long URIs): ids are copied into
+        # `pipeledger lineage ID` (or use RUN/STEP/OUTPUT there).
+        out.print("[bold]artifacts[/bold] [dim](step.output, artifact id, data type, size, uri)[/dim]")
         for step_name, output_name, artifact in artifacts:
             out.print(
-                f"  [bold]{esc(step_name)}.{esc(output_name)}[/bold]  {esc(artifact.data_type)}  {artifact.size} B  "
-                f"{esc(artifact.uri)}",
+                f"  [bold]{esc(step_name)}.{esc(output_name)}[/bold]  [cyan]{artifact.id}[/cyan]  "
+                f"{esc(artifact.data_type)}  {artifact.size} B  {esc(artifact.uri)}",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -172,7 +174,8 @@ def show_run(run: str | None, show_cache: bool, graph_file: Path | None) -> None
 def run_logs(run: str, step: str | None) -> None:
     """Print what the steps of a run printed and logged.
 
-    Without STEP, every step's output is printed under a header.
+    Without STEP, every step's output is printed under a header. A step that printed
+    nothing is said to have printed nothing.
 
     \b
     Example:
@@ -188,4 +191,8 @@ def run_logs(run: str, step: str | None) -> None:
             where = f" of run {origin.run.name}" if origin else ""
             click.echo(f"(cached: the step did not run; its outputs come from step {s.name}{where})")
             continue
-        click.echo(s.logs, nl=False)
+        logs = s.logs
+        if not logs:
+            click.echo(f"(step {s.name} printed nothing{' yet' if s.status is Status.RUNNING else ''})")
+            continue
+        click.echo(logs, nl=not logs.endswith("\n"))  # the next header starts on its own line

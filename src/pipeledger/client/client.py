@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pipeledger.client.views import ArtifactView, PipelineView, RunView, StepView
+from pipeledger.exceptions import NotFoundError
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import RunDeletion, Status
 from pipeledger.stack.registry import get_stack
@@ -69,8 +70,51 @@ class Client:
         return delete_run(self.store, self.store.get_run(name_or_id).id)
 
     def get_artifact(self, artifact_id: str) -> ArtifactView:
-        """The artifact with this id."""
-        return ArtifactView(self.store.get_artifact(artifact_id), self.store)
+        """The artifact with this id, or named ``RUN/STEP/OUTPUT``: the output ``OUTPUT`` of step
+        ``STEP`` in run ``RUN`` (e.g. ``"training-3/train/model"``; a cached step's output is the
+        artifact it reused). Names may hold ``/`` themselves: every way to split the reference in
+        three is tried, and exactly one must name an output.
+
+        Raises:
+            NotFoundError: no such artifact, or no such run, step or output (listing those that
+                exist); or the reference names several outputs.
+        """
+        if "/" in artifact_id:  # ids are hex digits
+            return self._artifact_at(artifact_id)
+        try:
+            return ArtifactView(self.store.get_artifact(artifact_id), self.store)
+        except NotFoundError as exc:
+            raise NotFoundError(f"{exc}; give an artifact id (`pipeledger run show RUN`) or RUN/STEP/OUTPUT") from None
+
+    def _artifact_at(self, reference: str) -> ArtifactView:
+        parts = reference.split("/")
+        runs: dict[str, RunView | None] = {}
+        found: dict[str, ArtifactView] = {}
+        for i in range(1, len(parts) - 1):
+            run_name = "/".join(parts[:i])
+            if run_name not in runs:
+                try:
+                    runs[run_name] = self.get_run(run_name)
+                except NotFoundError:
+                    runs[run_name] = None
+            run = runs[run_name]
+            if run is None:
+                continue
+            for j in range(i + 1, len(parts)):
+                step, output = "/".join(parts[i:j]), "/".join(parts[j:])
+                if step in run.steps and output in run.steps[step].outputs:
+                    found[f"{run_name!r}, step {step!r}, output {output!r}"] = run.steps[step].outputs[output]
+        if len(found) == 1:
+            return next(iter(found.values()))
+        if found:
+            raise NotFoundError(f"{reference!r} is ambiguous: it names run {'; run '.join(found)}; use an artifact id")
+        if len(parts) < 3 or not all(parts):
+            raise NotFoundError(
+                f"{reference!r}: give an artifact id or RUN/STEP/OUTPUT (see `pipeledger run show RUN`)"
+            )
+        # No match: the plainest reading (names without "/") raises the error naming what is missing.
+        run = runs.get(parts[0]) or self.get_run(parts[0])
+        return run.steps["/".join(parts[1:-1])].outputs[parts[-1]]
 
     def __repr__(self) -> str:
         return f"<Client {self.store!r}>"

@@ -132,16 +132,17 @@ class PipelineView:
     def metrics(self, keys: Sequence[str] | str | None = None, *, last: int | None = None) -> Any:
         """Metrics its steps logged, one row per run (oldest first): a pandas DataFrame indexed
         by run name when pandas is installed, else a list of records. ``keys`` selects metrics
-        (default: all); ``last`` keeps only the latest runs.
+        (default: all); ``last`` keeps only the latest runs. A key no step logged raises
+        NotFoundError listing the logged keys.
 
         Example::
 
             client.get_pipeline("training").metrics(["accuracy"])
         """
-        from pipeledger.comparison import metrics_frame
+        from pipeledger.comparison import metric_points, metrics_frame
 
         wanted = [keys] if isinstance(keys, str) else keys
-        return metrics_frame(self._store.metric_history(self.name, keys=wanted, limit=last))
+        return metrics_frame(metric_points(self._store, self.name, wanted, last))
 
     def get_run_names(self, limit: int | None = None) -> list[str]:
         """Names of the pipeline's runs, newest first."""

@@ -36,6 +36,7 @@ from pipeledger.importers.mlmd_plan import (
 from pipeledger.importers.mlmd_source import Source, read_snapshot
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import JSON, ArtifactCreate, RunCreate, RunRecord, Status, StepRunCreate, utcnow
+from pipeledger.text import plural
 
 KINDS = ("pipelines", "runs", "step runs", "artifacts", "edges")
 
@@ -124,7 +125,9 @@ class _Writer:
             if self.remaining[run.context_id] == 0 and self._open_run(run) and not self.dry_run:
                 self.store.finish_run(run.id, run.status, end_time=run.end, error=run.error)
         if self.hash_failures:
-            self.summary.notes.append(f"{self.hash_failures} artifact(s) could not be hashed: content hash left empty")
+            self.summary.notes.append(
+                f"{plural(self.hash_failures, 'artifact')} could not be hashed: content hash left empty"
+            )
 
     def _pipeline_exists(self, name: str) -> bool:
         try:

@@ -36,6 +36,7 @@ from pipeledger.importers.mlmd_conventions import (
 )
 from pipeledger.importers.mlmd_source import MlmdArtifact, MlmdContext, MlmdExecution, MlmdImportError, MlmdSnapshot
 from pipeledger.models import JSON, Status, utcnow
+from pipeledger.text import agree, plural
 
 
 @dataclass
@@ -132,7 +133,8 @@ def plan_import(snapshot: MlmdSnapshot, *, pipeline: str | None = None) -> Impor
             not_mapped["step runs"]["execution belongs to no run context"] += 1
             continue
         if len(in_runs) > 1:
-            notes.append(f"execution {execution.id} is in {len(in_runs)} run contexts: imported into {in_runs[0]}")
+            in_contexts = plural(len(in_runs), "run context")
+            notes.append(f"execution {execution.id} is in {in_contexts}: imported into {in_runs[0]}")
         run_of[execution.id] = in_runs[0]
     members: dict[int, list[MlmdExecution]] = defaultdict(list)
     for execution_id, context_id in run_of.items():
@@ -295,7 +297,7 @@ def _run(snapshot: MlmdSnapshot, context: MlmdContext, pipeline: str, steps: lis
     statuses = {s.status for s in steps}
     failed = [s.name for s in steps if s.status is Status.FAILED]
     if failed:
-        status, error = Status.FAILED, f"step(s) {', '.join(failed)} failed"
+        status, error = Status.FAILED, f"{agree(len(failed), 'step')} {', '.join(failed)} failed"
     elif Status.CRASHED in statuses:
         status, error = Status.CRASHED, "the run had executions that never finished when it was imported"
     else:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from pipeledger.models import ArtifactRecord, Direction, LineageRecord, LineageStep, Status
+from pipeledger.text import plural
 
 if TYPE_CHECKING:
     from pipeledger.metadata_store.base import MetadataStore
@@ -99,7 +100,12 @@ class LineageGraph:
         return len(self._nodes)
 
     def __repr__(self) -> str:
-        return f"<LineageGraph {len(self.steps)} steps, {len(self.artifacts)} artifacts, {len(self.edges)} edges>"
+        counts = [
+            plural(len(self.steps), "step"),
+            plural(len(self.artifacts), "artifact"),
+            plural(len(self.edges), "edge"),
+        ]
+        return f"<LineageGraph {', '.join(counts)}>"
 
     # ----------------------------------------------------------------- exports
 

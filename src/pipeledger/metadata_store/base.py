@@ -29,6 +29,7 @@ from pipeledger.models import (
     JSON,
     ArtifactCreate,
     ArtifactRecord,
+    CacheEntry,
     CacheHit,
     EntityKind,
     LineageRecord,
@@ -147,6 +148,20 @@ class MetadataStore(abc.ABC):
         """Mark cache entries (completed step runs with a cache key) as no longer reusable,
         optionally only those of a pipeline and/or a step name. Artifacts are untouched.
         Returns how many entries were invalidated. Atomic."""
+
+    @abc.abstractmethod
+    def list_cache_entries(
+        self,
+        *,
+        pipeline: str | None = None,
+        step: str | None = None,
+        invalidated: bool | None = None,
+        limit: int | None = None,
+    ) -> list[CacheEntry]:
+        """The cache entries :meth:`invalidate_cache` considers (completed step runs with a cache
+        key), newest first (by ``created``, then id), optionally only those of a pipeline and/or a
+        step name, and only invalidated (``invalidated=True``) or only usable ones (False); at most
+        ``limit``. A read of every matching step run: meant for maintenance, not hot paths."""
 
     @abc.abstractmethod
     def register_artifact(self, artifact: ArtifactCreate, *, at: datetime) -> ArtifactRecord:

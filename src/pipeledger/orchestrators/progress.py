@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeledger.orchestrators.capture import OutputSink
+from pipeledger.text import plural
 
 QUIET_ENV = "PIPELEDGER_QUIET"
 
@@ -81,7 +82,7 @@ class PlainReporter(ProgressReporter):
         stream.flush()
 
     def run_started(self, pipeline: str, run: str, steps: list[str]) -> None:
-        self._line(f"run {run} of pipeline {pipeline} started ({len(steps)} steps)")
+        self._line(f"run {run} of pipeline {pipeline} started ({plural(len(steps), 'step')})")
 
     def step_started(self, step: str) -> None:
         self._line(f"step {step} started")

@@ -41,6 +41,7 @@ from pipeledger.models import (
 )
 from pipeledger.orchestrators.capture import OutputSink, capture_output
 from pipeledger.pipelines.tracing import StepInvocation
+from pipeledger.text import article, plural
 
 log = logging.getLogger(__name__)
 
@@ -217,14 +218,15 @@ class StepRunner:
             values: tuple[object, ...] = ()
             if result is not None:
                 raise DefinitionError(
-                    f"step {invocation.name!r} returned a {type(result).__name__} but declares no "
+                    f"step {invocation.name!r} returned {article(type(result).__name__)} but declares no "
                     "output (-> None); annotate its return type to record the value"
                 )
         elif signature.multiple_outputs:
             if not isinstance(result, tuple) or len(result) != len(names):
-                got = f"{len(result)} values" if isinstance(result, tuple) else "a single value"
+                got = plural(len(result), "value") if isinstance(result, tuple) else "a single value"
                 raise DefinitionError(
-                    f"step {invocation.name!r} returned {got} but declares {len(names)} outputs ({', '.join(names)})"
+                    f"step {invocation.name!r} returned {got} but declares "
+                    f"{plural(len(names), 'output')} ({', '.join(names)})"
                 )
             values = result
         else:

@@ -17,7 +17,8 @@ from pipeledger.caching.policy import CachePolicy
 from pipeledger.exceptions import DefinitionError
 from pipeledger.models import JSON, RunCreate, new_id, utcnow
 from pipeledger.pipelines.tracing import StepInvocation, tracing
-from pipeledger.steps.signature import check_json, check_name
+from pipeledger.steps.signature import MAX_PIPELINE_NAME_LENGTH, RUN_NUMBER_DIGITS, check_json, check_name
+from pipeledger.text import plural
 
 if TYPE_CHECKING:
     from pipeledger.client.views import RunView
@@ -57,7 +58,7 @@ class Pipeline:
             raise DefinitionError(f"@pipeline must decorate a function, got {func!r}")
         self.func = func
         self.name = name or func.__name__
-        check_name("pipeline name", self.name)
+        check_pipeline_name(self.name)
         self.enable_cache = enable_cache
         self.options = options or RunOptions()
         self._signature = inspect.signature(func)
@@ -187,12 +188,28 @@ class Pipeline:
             return None
 
 
+def check_pipeline_name(name: object) -> None:
+    """Refuse a pipeline name :func:`~pipeledger.steps.signature.check_name` refuses, or one longer
+    than :data:`~pipeledger.steps.signature.MAX_PIPELINE_NAME_LENGTH` (244) characters: its default
+    run names ``{pipeline}-{n}`` (with 10 digits kept for ``{n}``) must fit in 255, on every backend.
+
+    Raises:
+        DefinitionError: naming the problem and the limit.
+    """
+    check_name("pipeline name", name)
+    if isinstance(name, str) and len(name) > MAX_PIPELINE_NAME_LENGTH:
+        raise DefinitionError(
+            f"pipeline name {name[:40]!r}... is {plural(len(name), 'character')} long; the limit is "
+            f"{MAX_PIPELINE_NAME_LENGTH}, so that its run names {DEFAULT_RUN_NAME!r} fit in 255 characters"
+        )
+
+
 def _check_run_name(template: str, pipeline_name: str) -> None:
     try:
         fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
     except ValueError as exc:
         raise DefinitionError(f"pipeline {pipeline_name!r}: run_name {template!r}: {exc}") from None
-    check_name(f"pipeline {pipeline_name!r}: run_name", template.replace("{n}", "0" * 10))
+    check_name(f"pipeline {pipeline_name!r}: run_name", template.replace("{n}", "0" * RUN_NUMBER_DIGITS))
     unknown = fields - _RUN_NAME_FIELDS
     if unknown:
         raise DefinitionError(
@@ -224,7 +241,7 @@ def render_run_name(template: str, pipeline_name: str, now: datetime | None = No
         )
     except (ValueError, KeyError, IndexError) as exc:
         raise DefinitionError(f"{where}: {exc}") from None
-    check_name(f"{where}: the run name", rendered.replace("{n}", "0" * 10))
+    check_name(f"{where}: the run name", rendered.replace("{n}", "0" * RUN_NUMBER_DIGITS))
     return rendered
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pipeledger.exceptions import DefinitionError
 from pipeledger.models import JSON
 from pipeledger.steps.signature import check_json, check_name
+from pipeledger.text import plural
 
 if TYPE_CHECKING:
     from pipeledger.steps.step import Step
@@ -86,6 +87,8 @@ class Tracer:
             while name in self.invocations:
                 name = f"{step.name}_{suffix}"
                 suffix += 1
+            if suffix > 2:  # a generated id must fit the store's names like a given one
+                check_name(f"step {step.name[:40]!r} called again: its generated id (give the call id=...)", name)
         elif name in self.invocations:
             raise DefinitionError(
                 f"pipeline {self.pipeline_name!r}: a step with id {name!r} is already in the "
@@ -106,7 +109,8 @@ class Tracer:
         order = [*sig.inputs, *sig.parameters]
         if len(args) > len(order):
             raise DefinitionError(
-                f"{where}: takes {len(order)} arguments ({', '.join(order) or 'none'}) but {len(args)} were given"
+                f"{where}: takes {plural(len(order), 'argument')} ({', '.join(order) or 'none'}) "
+                f"but {len(args)} {'was' if len(args) == 1 else 'were'} given"
             )
         bound: dict[str, Any] = dict(zip(order, args))
         for key, value in kwargs.items():
@@ -128,7 +132,7 @@ class Tracer:
             value = bound[input_name]
             if isinstance(value, tuple) and value and all(isinstance(v, OutputRef) for v in value):
                 raise DefinitionError(
-                    f"{where}: input {input_name!r} got all {len(value)} outputs of step "
+                    f"{where}: input {input_name!r} got all {plural(len(value), 'output')} of step "
                     f"{value[0].step!r}; unpack them and pass one"
                 )
             if not isinstance(value, OutputRef):

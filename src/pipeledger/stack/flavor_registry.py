@@ -131,6 +131,6 @@ class FlavorRegistry:
             raise FlavorNotFoundError(
                 f"unknown {type_.human} flavor {name!r}; known flavors: {known} "
                 f"(see `pipeledger {type_.label} flavor list`)"
-                + "".join(f"; could not load {why}" for why in self.broken.values())
+                + "".join(f"; not loaded: {why}" for why in self.broken.values())
             )
         return load_flavor_class(info.source)()

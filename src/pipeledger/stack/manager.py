@@ -18,6 +18,7 @@ from pipeledger.stack.config import DEFAULT, ComponentEntry, ConfigFile, ConfigS
 from pipeledger.stack.flavor import ComponentType, Flavor, FlavorConfig
 from pipeledger.stack.flavor_registry import FlavorInfo, FlavorRegistry, load_flavor_class
 from pipeledger.stack.home import pipeledger_home
+from pipeledger.text import agree, article
 
 _NAME_HELP = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64"
 
@@ -124,14 +125,13 @@ class StackManager:
         cls = load_flavor_class(source)
         if ComponentType(cls.type) is not type_:
             actual = ComponentType(cls.type).human
-            article = "an" if actual[0] in "aeiou" else "a"
-            raise ConfigError(f"{source!r} is {article} {actual} flavor, not a {type_.human} one")
+            raise ConfigError(f"{source!r} is {article(actual)} flavor, not {article(type_.human)} one")
         with self.store.edit() as config:
             registry = self.flavors(config)
             taken = [i for i in registry.infos(type_) if i.name == cls.name]
             if taken and taken[0].source != source:
                 raise ConfigError(
-                    f"a {type_.human} flavor named {cls.name!r} already exists ({taken[0].origin}, "
+                    f"{article(type_.human)} flavor named {cls.name!r} already exists ({taken[0].origin}, "
                     f"{taken[0].source}); give yours another name"
                 )
             if source not in config.flavors:
@@ -169,7 +169,7 @@ class StackManager:
         with self.store.edit() as config:
             if config.component(type_, name) is not None:
                 raise ConfigError(
-                    f"a {type_.human} named {name!r} is already registered; use `pipeledger "
+                    f"{article(type_.human)} named {name!r} is already registered; use `pipeledger "
                     f"{type_.label} update {name}` or pick another name"
                 )
             flavor_obj = self.flavors(config).get(type_, flavor)
@@ -208,8 +208,8 @@ class StackManager:
             users = config.stacks_using(type_, name)
             if users:
                 raise ConfigError(
-                    f"{type_.human} {name!r} is used by stack(s) {', '.join(users)}; delete or change "
-                    "those stacks first"
+                    f"{type_.human} {name!r} is used by {agree(len(users), 'stack')} {', '.join(users)}; "
+                    f"delete or change {'those stacks' if len(users) > 1 else 'that stack'} first"
                 )
             del config.components[type_][name]
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, get_args, get_origin
 
 from pipeledger.exceptions import DefinitionError
+from pipeledger.text import plural
 
 DEFAULT_OUTPUT = "output"
 RESERVED_ARGUMENTS = ("id",)
@@ -117,6 +118,11 @@ def _fits_int_digits(value: int) -> bool:
 
 
 MAX_NAME_LENGTH = 255
+"""The longest name (pipeline, step, run, stack...) the store keeps, in characters, on every backend."""
+RUN_NUMBER_DIGITS = 10
+"""Characters a run name keeps free for its ``{n}`` (run numbers up to 9,999,999,999)."""
+MAX_PIPELINE_NAME_LENGTH = MAX_NAME_LENGTH - len("-") - RUN_NUMBER_DIGITS
+"""244: a pipeline's default run names ``{pipeline}-{n}`` must fit in :data:`MAX_NAME_LENGTH`."""
 
 
 def check_name(what: str, name: object) -> None:
@@ -126,7 +132,7 @@ def check_name(what: str, name: object) -> None:
     if not isinstance(name, str) or not name.strip():
         raise DefinitionError(f"{what} must be a non-empty string, got {name!r}")
     if len(name) > MAX_NAME_LENGTH:
-        raise DefinitionError(f"{what} is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
+        raise DefinitionError(f"{what} is {plural(len(name), 'character')} long; the limit is {MAX_NAME_LENGTH}")
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise DefinitionError(f"{what} {name[:40]!r} contains control characters")
     if name != name.strip():  # MySQL/MariaDB compare names ignoring trailing spaces

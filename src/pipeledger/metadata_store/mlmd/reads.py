@@ -24,6 +24,7 @@ from pipeledger.metadata_store.mlmd.values import micros, quote
 from pipeledger.models import (
     JSON,
     ArtifactRecord,
+    CacheEntry,
     CacheHit,
     EntityKind,
     PipelineRecord,
@@ -153,6 +154,46 @@ class MlmdReads(MlmdCore):
         }
         run = self.contexts_by_external_id([step.run_id]).get(step.run_id)
         return CacheHit(step, outputs, run.name if run is not None else "")
+
+    def list_cache_entries(
+        self,
+        *,
+        pipeline: str | None = None,
+        step: str | None = None,
+        invalidated: bool | None = None,
+        limit: int | None = None,
+    ) -> list[CacheEntry]:
+        states = ["valid", "invalidated"] if invalidated is None else ["invalidated" if invalidated else "valid"]
+        query = "properties.status.string_value = 'completed' AND properties.cache_state.string_value IN ("
+        query += ", ".join(quote(s) for s in states) + ")"
+        if step is not None:
+            query += f" AND properties.step_key.string_value = '{step_key(step)}'"
+        if pipeline is not None:
+            found = self.pipeline_named(pipeline)
+            if found is None:
+                return []
+            query += f" AND contexts_a.id = {found.id}"
+        steps = [records.step_record(e) for e in self.steps_where(query)]
+        steps = [s for s in steps if s.cache_key and s.end_time is not None]
+        steps.sort(key=lambda s: (s.end_time, s.id), reverse=True)
+        steps = _page(steps, limit, 0)
+        runs = {
+            k: records.run_record(c)
+            for k, c in self.contexts_by_external_id(list({s.run_id for s in steps})).items()
+            if c.type_id == self.types.run
+        }
+        return [
+            CacheEntry(
+                step_run_id=s.id,
+                step_name=s.name,
+                pipeline_name=runs[s.run_id].pipeline_name if s.run_id in runs else "",
+                run_name=runs[s.run_id].name if s.run_id in runs else "",
+                cache_key=s.cache_key or "",
+                created=s.end_time or s.start_time,
+                invalidated_at=s.cache_invalidated_at,
+            )
+            for s in steps
+        ]
 
     def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
         found = self.pipeline_named(pipeline)

@@ -21,6 +21,7 @@ from pipeledger.metadata_store.sql.schema import (
     step_runs,
 )
 from pipeledger.models import (
+    CacheEntry,
     CacheHit,
     Direction,
     EntityKind,
@@ -122,6 +123,51 @@ class CacheQueries(SqlQueries):
             runs_of_pipeline = select(pipeline_runs.c.id).select_from(RUNS_FROM).where(pipelines.c.name == pipeline)
             query = query.where(step_runs.c.run_id.in_(runs_of_pipeline))
         return int(self.db.run_transaction(lambda conn: conn.execute(query.values(cache_invalidated_at=at)).rowcount))
+
+    def list_cache_entries(
+        self,
+        *,
+        pipeline: str | None = None,
+        step: str | None = None,
+        invalidated: bool | None = None,
+        limit: int | None = None,
+    ) -> list[CacheEntry]:
+        query = (
+            select(
+                step_runs.c.id,
+                step_runs.c.name,
+                step_runs.c.cache_key,
+                step_runs.c.end_time,
+                step_runs.c.cache_invalidated_at,
+                pipeline_runs.c.name.label("run_name"),
+                pipelines.c.name.label("pipeline_name"),
+            )
+            .select_from(step_runs.join(RUNS_FROM, step_runs.c.run_id == pipeline_runs.c.id))
+            .where(step_runs.c.cache_key.is_not(None), step_runs.c.status == Status.COMPLETED.value)
+            .order_by(step_runs.c.end_time.desc(), step_runs.c.id.desc())
+            .limit(limit)
+        )
+        if step is not None:
+            query = query.where(step_runs.c.name == step)
+        if pipeline is not None:
+            query = query.where(pipelines.c.name == pipeline)
+        if invalidated is not None:
+            column = step_runs.c.cache_invalidated_at
+            query = query.where(column.is_not(None) if invalidated else column.is_(None))
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            CacheEntry(
+                step_run_id=row.id,
+                step_name=row.name,
+                pipeline_name=row.pipeline_name,
+                run_name=row.run_name,
+                cache_key=row.cache_key,
+                created=row.end_time,
+                invalidated_at=row.cache_invalidated_at,
+            )
+            for row in rows
+        ]
 
     def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
         with self.db.driver_read() as reader:

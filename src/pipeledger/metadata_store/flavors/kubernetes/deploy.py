@@ -19,6 +19,7 @@ from pipeledger.exceptions import ConfigError, StoreUnavailableError
 from pipeledger.metadata_store.flavors.kubernetes import manifests as m
 from pipeledger.metadata_store.flavors.kubernetes.cluster import Cluster, api_status, translate
 from pipeledger.metadata_store.flavors.kubernetes.config import KubernetesMetadataStoreConfig
+from pipeledger.text import plural
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ def pod_problem(pod: Any) -> str:
         if state and state.terminated:
             return f"container terminated ({state.terminated.reason}, exit code {state.terminated.exit_code})"
         if container.restart_count:
-            return f"MySQL restarted {container.restart_count} time(s); see its logs"
+            return f"MySQL restarted {plural(container.restart_count, 'time')}; see its logs"
     phase = status.phase if status else None
     if phase == "Running":
         return "MySQL is starting (its readiness probe does not pass yet)"
