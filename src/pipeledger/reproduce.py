@@ -28,7 +28,8 @@ def load_pipeline(run: RunView) -> Pipeline:
 
     Where it looks, in order: a module already loaded from the run's recorded source file
     (in the process that made the run, e.g. a script calling ``run.reproduce()``, that is
-    the script itself: nothing is loaded again); the module named by the recorded
+    the script itself: nothing is loaded again), or, if that file is gone, the loaded module
+    of the recorded name; the module named by the recorded
     entrypoint, imported, if it is that file (or if the file is gone, e.g. an installed
     package); else the recorded file, loaded under a private name with its directory on
     ``sys.path`` (as ``python file.py`` would have it), so that a script's
@@ -46,7 +47,8 @@ def load_pipeline(run: RunView) -> Pipeline:
     source = info.get("source_file")
     path = Path(source).resolve() if source else None
     exists = path is not None and path.is_file()
-    for module in _modules_from(path) if exists else []:
+    loaded = [m for m in [sys.modules.get(recorded_module)] if m is not None]
+    for module in _modules_from(path) if exists else loaded:
         found = _find(module, qualname)
         if found is not None:
             return found
