@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import sys
+from typing import Annotated, Any, Optional, TypeVar, Union
 
+import numpy as np
 import pytest
 
-from pipeledger import Client, RunFailedError, Status
+from pipeledger import Client, DefinitionError, RunFailedError, Status, pipeline, step
 from pipeledger.orchestrators.progress import PlainReporter, choose_reporter
 from tests import pipelines as P
 
@@ -93,10 +95,6 @@ def test_failing_step_fails_the_run_and_skips_dependents() -> None:
 
 
 def test_wrong_number_of_outputs_fails_the_step() -> None:
-    from typing import Annotated
-
-    from pipeledger import pipeline, step
-
     @step
     def mismatched() -> tuple[Annotated[int, "a"], Annotated[int, "b"]]:
         return 1  # type: ignore[return-value]
@@ -108,6 +106,69 @@ def test_wrong_number_of_outputs_fails_the_step() -> None:
     with pytest.raises(RunFailedError) as caught:
         bad()
     assert "returned a single value but declares 2 outputs (a, b)" in str(caught.value.__cause__)
+
+
+@step
+def as_array() -> np.ndarray:
+    return [1, 2, 3]  # type: ignore[return-value]
+
+
+@step
+def pair() -> tuple[Annotated[list, "first"], Annotated[dict, "second"]]:
+    return [1], [2]  # type: ignore[return-value]
+
+
+@pipeline
+def typed():  # type: ignore[no-untyped-def]
+    as_array()
+    pair()
+
+
+T = TypeVar("T")
+
+
+@step
+def lenient_outputs() -> tuple[
+    Annotated[float, "an_int_as_float"],
+    Annotated[int, "numpy_int"],
+    Annotated[Optional[list], "none"],  # noqa: UP045
+    Annotated[list[int], "items_unchecked"],
+    Annotated[Union[str, dict], "member"],  # noqa: UP007
+    Annotated[Any, "anything"],
+    Annotated[T, "typevar"],  # type: ignore[valid-type]
+]:
+    return 3, np.int64(4), None, ["not", "ints"], {"a": 1}, {1, 2}, b"x"  # type: ignore[return-value]
+
+
+@pipeline
+def lenient():  # type: ignore[no-untyped-def]
+    lenient_outputs()
+
+
+def test_an_output_of_another_type_than_declared_fails_the_step_and_stores_nothing() -> None:
+    with pytest.raises(RunFailedError) as caught:
+        typed()
+    assert isinstance(caught.value.__cause__, DefinitionError)
+    run = Client().get_run("typed-1")
+    assert run.status is Status.FAILED
+    first = run.steps["as_array"]
+    assert first.status is Status.FAILED and first.outputs == {}
+    assert (first.error or "").endswith(
+        "DefinitionError: step 'as_array': output 'output' is declared numpy.ndarray but the step returned a "
+        "builtins.list; return a numpy.ndarray or change the annotation (nothing was stored)"
+    )
+    second = run.steps["pair"]
+    assert second.status is Status.FAILED
+    assert "output 'second' is declared dict but the step returned a builtins.list" in (second.error or "")
+    assert second.outputs == {}  # the first output, of the right type, was not stored either
+
+
+@pytest.mark.filterwarnings("ignore::pipeledger.PipeledgerWarning")  # a set and a NumPy int are pickled
+def test_declared_output_types_accept_what_the_annotation_allows() -> None:
+    run = lenient()
+    assert run.status is Status.COMPLETED
+    assert run.steps["lenient_outputs"].outputs["numpy_int"].read() == 4
+    assert run.steps["lenient_outputs"].outputs["typevar"].read() == b"x"
 
 
 def test_run_name_template_and_explicit_name() -> None:

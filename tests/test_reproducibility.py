@@ -291,9 +291,7 @@ def write_script(folder: Path, body: str) -> Path:
 
 def run_python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``python ARGS`` in a fresh process (this test's $PIPELEDGER_HOME, quiet)."""
-    return subprocess.run(
-        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=180, check=False
-    )
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=180, check=False)
 
 
 def pipeledger_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

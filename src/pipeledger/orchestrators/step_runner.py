@@ -9,8 +9,9 @@ For one step invocation :func:`run_step`
    then moved into place) and stores the captured logs,
 5. records outputs, metadata and the final status (one transaction).
 
-A step that raises, returns the wrong number of outputs, or whose outputs cannot
-be materialized is recorded ``failed`` with the traceback text as its error.
+A step that raises, returns the wrong number of outputs or an output of another type
+than it declares, or whose outputs cannot be materialized is recorded ``failed``
+with the traceback text as its error.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from pipeledger.models import (
 )
 from pipeledger.orchestrators.capture import capture_output
 from pipeledger.pipelines.tracing import StepInvocation
+from pipeledger.steps.signature import check_output
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +225,8 @@ class StepRunner:
             values = result
         else:
             values = (result,)
+        for spec, value in zip(signature.outputs, values):  # every output, before writing any
+            check_output(invocation.name, spec, value)
         created: list[ArtifactCreate] = []
         for spec, value in zip(signature.outputs, values):
             artifact_id = new_id()
