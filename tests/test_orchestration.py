@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeledger import Client, DefinitionError, RunFailedError, Status, pipeline, step
-from pipeledger.orchestrators.progress import PlainReporter, choose_reporter
+from pipeledger.orchestrators.progress import PlainReporter, ProgressReporter, choose_reporter
 from tests import pipelines as P
 
 
@@ -169,6 +169,38 @@ def test_declared_output_types_accept_what_the_annotation_allows() -> None:
     assert run.status is Status.COMPLETED
     assert run.steps["lenient_outputs"].outputs["numpy_int"].read() == 4
     assert run.steps["lenient_outputs"].outputs["typevar"].read() == b"x"
+
+
+class Recording(ProgressReporter):
+    """Keeps the durations a run reports to its progress display."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def step_finished(self, step: str, status: str, seconds: float, error: str | None) -> None:
+        self.seconds[step] = seconds
+
+    def run_finished(self, run: str, status: str, seconds: float) -> None:
+        self.seconds[run] = seconds
+
+
+def test_the_progress_display_shows_the_recorded_durations(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeledger.pipelines.run as running
+
+    displays: list[Recording] = []
+    monkeypatch.setattr(running, "choose_reporter", lambda quiet: displays.append(Recording()) or displays[-1])
+    P.training()
+    P.training()  # every step cached
+    with pytest.raises(RunFailedError):
+        P.failing()
+    for shown, name in zip(displays, ["training-1", "training-2", "failing-1"]):
+        run = Client().get_run(name)
+        durations = {run.name: run.duration, **{s.name: s.duration for s in run.steps.values()}}
+        assert set(shown.seconds) == set(durations)
+        for what, duration in durations.items():
+            assert duration is not None
+            assert shown.seconds[what] == pytest.approx(duration.total_seconds(), abs=1e-6), what
+    assert all(s.is_cached and s.duration.total_seconds() == 0 for s in Client().get_run("training-2").steps.values())  # type: ignore[union-attr]
 
 
 def test_run_name_template_and_explicit_name() -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,7 +48,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class StepOutcome:
-    """How a step ended: its status, outputs by name, and the exception if it failed."""
+    """How a step ended: its status, outputs by name, and the exception if it failed.
+
+    ``seconds`` is the step run's recorded duration, ``end_time - start_time`` (0 for a cache
+    hit), which the progress display shows too."""
 
     status: Status
     step_run_id: str
@@ -72,7 +74,7 @@ class StepRunner:
     def run_step(self, invocation: StepInvocation, upstream: Mapping[str, Mapping[str, ArtifactRecord]]) -> StepOutcome:
         """Execute ``invocation`` (or reuse a cached result); ``upstream[step][output]`` holds
         the artifacts of finished steps."""
-        started = time.perf_counter()
+        started = utcnow()  # the step's recorded start: its duration includes the cache look-up
         step = invocation.step
         input_records = {name: upstream[ref.step][ref.output] for name, ref in invocation.inputs.items()}
         cache_key = compute_cache_key(step, invocation.parameters, input_records, self.materializers)
@@ -92,6 +94,7 @@ class StepRunner:
             cache_key=cache_key.key,
             cache_components=cache_key.components,
             inputs={name: art.id for name, art in input_records.items()},
+            start_time=started,
         )
         if not enabled:
             reasons = [explain.DISABLED[disabled_by or "run"]]
@@ -100,9 +103,9 @@ class StepRunner:
         else:
             hit, reasons = self._look_up(invocation, create, cache_key.key)
             if hit is not None:
-                return StepOutcome(Status.CACHED, hit[0], time.perf_counter() - started, hit[1])
+                return StepOutcome(Status.CACHED, hit[0], 0.0, hit[1])  # recorded with end_time = start_time
         create = _with_cache_info(create, enabled, reasons)
-        return self._execute(invocation, create, input_records, started)
+        return self._execute(invocation, create, input_records)
 
     def _look_up(
         self, invocation: StepInvocation, create: StepRunCreate, key: str
@@ -165,7 +168,6 @@ class StepRunner:
         invocation: StepInvocation,
         create: StepRunCreate,
         input_records: Mapping[str, ArtifactRecord],
-        started: float,
     ) -> StepOutcome:
         record = self.metadata_store.start_step(create)
         step = invocation.step
@@ -194,17 +196,18 @@ class StepRunner:
                 log.warning("could not store the logs of step %s: %s", invocation.name, exc)
                 logs_uri = None
         status = Status.FAILED if error else Status.COMPLETED
+        ended = utcnow()
         created = self.metadata_store.finish_step(
             record.id,
             status,
-            end_time=utcnow(),
+            end_time=ended,
             outputs=outputs,
             metadata=context.metadata,
             error=_format_error(error) if error else None,
             logs_uri=logs_uri,
         )
         by_name = {spec.name: art for spec, art in zip(outputs, created)}
-        return StepOutcome(status, record.id, time.perf_counter() - started, by_name, error)
+        return StepOutcome(status, record.id, (ended - record.start_time).total_seconds(), by_name, error)
 
     def _write_outputs(self, invocation: StepInvocation, result: object) -> list[ArtifactCreate]:
         signature = invocation.step.signature
