@@ -354,3 +354,48 @@ def test_reproduce_inside_the_script_that_made_the_run_uses_the_loaded_script(tm
     assert made.returncode == 0, made.stderr
     assert script.with_suffix(".ran").read_text() == "ran\n"  # the script was not executed again
     assert [r.name for r in Client().list_runs()] == ["scripted-2", "scripted-1"]
+
+
+BOXED = """
+from dataclasses import dataclass
+
+from pipeledger import pipeline, step
+
+SIZE = {size}
+
+
+@dataclass
+class Box:
+    size: int
+
+
+@step
+def pack() -> Box:
+    return Box(SIZE)
+
+
+@pipeline
+def boxes():
+    pack()
+
+
+if __name__ == "__main__":
+    boxes()
+"""
+
+
+@pytest.mark.filterwarnings("ignore::pipeledger.PipeledgerWarning")  # Box is pickled, as documented
+def test_a_rerun_of_a_script_stores_its_own_classes_readable_by_other_processes(tmp_path: Path) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    script = folder / "boxes_script.py"
+    script.write_text(BOXED.format(size=1))
+    made = run_python(script.name, cwd=folder)
+    assert made.returncode == 0, made.stderr
+    script.write_text(BOXED.format(size=2))  # the step's code changed: the rerun computes it
+    again = pipeledger_cli("run", "rerun", "boxes-1", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "source of " in again.stdout and "`SIZE`" in again.stdout
+    for name, size in (("boxes-1", 1), ("boxes-2", 2)):
+        box = Client().get_run(name).steps["pack"].output.read()  # in this process: no `boxes_script` here
+        assert type(box).__name__ == "Box" and box.size == size

@@ -13,6 +13,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import cloudpickle
+
 from pipeledger.caching.sources import RECORDED_NAME_ATTRIBUTE, code_fingerprint, file_module_name, module_name
 from pipeledger.environment import git_info
 from pipeledger.exceptions import PipeledgerError
@@ -107,9 +109,13 @@ def _load_file(path: Path, name: str) -> ModuleType:
     if str(path.parent) not in sys.path:
         sys.path.insert(0, str(path.parent))
     sys.modules[private] = module
+    # Values of the script's own classes are pickled by value, as they are from `__main__`:
+    # no other process can import the private name.
+    cloudpickle.register_pickle_by_value(module)
     try:
         spec.loader.exec_module(module)
     except BaseException:
+        cloudpickle.unregister_pickle_by_value(module)
         sys.modules.pop(private, None)
         raise
     return module
