@@ -455,6 +455,26 @@ def branching():
 
 
 @pipeline
+def misuses_an_output(how: str = "compare"):
+    data, count = load(), total(load(id="again"))
+    uses: dict[str, Callable[[], Any]] = {
+        "compare": lambda: count > 2,
+        "equal": lambda: count == 6,
+        "iterate": lambda: [x for x in data],
+        "unpack": lambda: tuple(data),
+        "len": lambda: len(data),
+        "index": lambda: data[0],
+        "arithmetic": lambda: count + 1,
+        "reflected": lambda: 1 + count,
+        "number": lambda: float(count),
+        "format": lambda: f"{count:.2f}",
+        "membership": lambda: 1 in data,
+    }
+    uses[how]()
+    sink(count)
+
+
+@pipeline
 def calls_no_step(n: int = 1):
     return n + 1
 
@@ -534,7 +554,9 @@ CALL_ERRORS = {
     "branching-on-output": (
         branching,
         {},
-        "the output load.data is an artifact that exists only when the pipeline runs",
+        "the output load.data is a placeholder in the pipeline body, not a value: the body runs at "
+        "definition time, before any step has run, so it cannot branch on (test the truth of) it. "
+        "Pass it to a step and use the value there",
     ),
     "calls-no-step": (calls_no_step, {}, "pipeline 'calls_no_step' calls no step"),
     "unknown-pipeline-parameter": (
@@ -553,6 +575,42 @@ CALL_ERRORS = {
         "pipeline 'with_parameters': parameter 'label' must be a JSON value (got a builtins.set)",
     ),
 }
+
+
+MISUSES = {
+    "compare": "total.output ... compare (>)",
+    "equal": "total.output ... compare (==)",
+    "iterate": "load.data ... iterate over (or unpack)",
+    "unpack": "load.data ... iterate over (or unpack)",
+    "len": "load.data ... take the len() of",
+    "index": "load.data ... index ([0])",
+    "arithmetic": "total.output ... compute with (arithmetic on)",
+    "reflected": "total.output ... compute with (arithmetic on)",
+    "number": "total.output ... compute with (arithmetic on)",
+    "format": "total.output ... format ('.2f')",
+    "membership": "load.data ... test membership (in) of",
+}
+CALL_ERRORS.update(
+    {
+        f"output-{how}": (
+            misuses_an_output,
+            {"how": how},
+            f"the output {text.split(' ... ')[0]} is a placeholder in the pipeline body, not a value: the "
+            f"body runs at definition time, before any step has run, so it cannot {text.split(' ... ')[1]} it.",
+        )
+        for how, text in MISUSES.items()
+    }
+)
+
+
+def test_an_attribute_of_an_output_is_explained() -> None:
+    @pipeline
+    def predicts() -> None:
+        load().shape  # noqa: B018
+
+    with pytest.raises(AttributeError, match=match("the output load.data is a placeholder in the pipeline body")):
+        predicts()
+    assert no_runs_recorded()
 
 
 @pytest.mark.parametrize(("failing", "kwargs", "message"), CALL_ERRORS.values(), ids=CALL_ERRORS)

@@ -830,7 +830,7 @@ def test_cache_key_is_deterministic_across_processes(code: UserCode, home: Path)
     again = Client().get_run("det-2")
     assert explanations(again) == {"make": hit("make", "det-1"), "grow": hit("grow", "det-1")}
     assert set(again.steps["grow"].cache_components["code"]) == {
-        "__main__.grow",
+        f"{code.name('det_script')}.grow",  # the script by its file's name, not `__main__`
         f"{code.name('det_helpers')}.scale",
     }
 

@@ -108,3 +108,53 @@ def test_run_view_loads_step_edges_in_one_query_per_kind() -> None:
         event.remove(engine, "before_cursor_execute", listener)
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert len(selects) == 3, selects  # step runs, edges with artifacts, step metadata
+
+
+def test_every_read_shows_a_killed_run_as_crashed_before_anything_marks_it() -> None:
+    """A run recorded ``running`` whose heartbeat is stale (its process was killed) reads
+    ``crashed`` everywhere, with nothing written yet: pipeline list, run list/show, the API's
+    status filters, run graphs, lineage (text, JSON) and OpenLineage events."""
+    import json
+    from datetime import timedelta
+
+    from click.testing import CliRunner
+
+    from pipeledger import Status
+    from pipeledger.cli.main import cli
+    from pipeledger.lineage.openlineage import run_events
+    from pipeledger.models import RunCreate, StepRunCreate, utcnow
+
+    done = P.training()
+    store = Client().store
+    long_ago = utcnow() - timedelta(hours=1)
+    killed = store.create_run(RunCreate(pipeline_name="training", name="killed"))  # the latest run
+    store.heartbeat(killed.id, at=long_ago)
+    data = done.steps["load"].output
+    store.start_step(StepRunCreate(run_id=killed.id, name="train", inputs={"data": data.id}))
+    assert store.get_run(killed.id).status is Status.RUNNING  # as the killed process left it
+
+    def cli_output(*args: str) -> str:
+        result = CliRunner().invoke(cli, list(args))
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    listed = cli_output("pipeline", "list")
+    assert "killed" in listed and "crashed" in listed and "running" not in listed
+    run = Client().get_run("killed")
+    assert run.status is Status.CRASHED and run.steps["train"].status is Status.CRASHED
+    graph = {n.name: n.attributes["status"] for n in run.graph().steps}
+    assert graph["train"] == "crashed"
+    assert {n.name: n.attributes["status"] for n in run.steps["train"].lineage().steps}["train"] == "crashed"
+    downstream = {(n.name, n.attributes["run"]): n.attributes["status"] for n in data.lineage("downstream").steps}
+    assert downstream[("train", "killed")] == "crashed"
+    exported = json.loads(cli_output("lineage", data.id, "--downstream", "--format", "json"))
+    nodes = [n for n in exported["nodes"] if n["kind"] == "step"]
+    statuses = {(n["name"], n["attributes"]["run"]): n["attributes"]["status"] for n in nodes}
+    assert statuses[("train", "killed")] == "crashed"
+    assert [e["eventType"] for e in run_events(run)] == ["START", "ABORT"]
+    assert store.get_run(killed.id).status is Status.RUNNING  # every read above only derived it
+
+    # Filtering by status agrees with the status shown (the filter marks stale runs first).
+    assert [r.name for r in Client().list_runs(status="running")] == []
+    assert [r.name for r in Client().list_runs(status=Status.CRASHED)] == ["killed"]
+    assert store.get_run(killed.id).status is Status.CRASHED

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,28 @@ def test_quickstart_records_a_model_that_reads_back_equal() -> None:
     assert recorded.steps["evaluate"].output.read() == accuracy
     assert "loaded 569 rows" in recorded.steps["load_data"].logs
     assert recorded.steps["train_model"].outputs["model"].metadata["python_version"]
+
+
+def test_quickstart_as_a_script_reruns_from_the_cache(tmp_path: Path) -> None:
+    """``python examples/quickstart.py``, then ``pipeledger run rerun``: no change is reported, every
+    step is a cache hit, and the script's own run (under its ``__main__`` guard) does not run again."""
+
+    def python(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    python(str(ROOT / "examples" / "quickstart.py"))
+    cli = ("-c", "from pipeledger.cli.main import cli; cli()")
+    dry = python(*cli, "run", "rerun", "cancer_classifier-1", "--dry-run")
+    assert "Code and environment are as recorded for cancer_classifier-1" in dry
+    assert "Recorded cancer_classifier-2: completed." in python(*cli, "run", "rerun", "cancer_classifier-1")
+    assert [r.name for r in Client().list_runs()] == ["cancer_classifier-2", "cancer_classifier-1"]
+    again = Client().get_run("cancer_classifier-2")
+    assert all(step.is_cached for step in again.steps.values())
+    assert again.config["pipeline"]["entrypoint"] == "quickstart.cancer_classifier"
 
 
 def test_live_display_on_a_terminal() -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import sys
+from typing import Annotated, Any, Optional, TypeVar, Union
 
+import numpy as np
 import pytest
 
-from pipeledger import Client, RunFailedError, Status
-from pipeledger.orchestrators.progress import PlainReporter, choose_reporter
+from pipeledger import Client, DefinitionError, RunFailedError, Status, pipeline, step
+from pipeledger.orchestrators.progress import PlainReporter, ProgressReporter, choose_reporter
 from tests import pipelines as P
 
 
@@ -93,10 +95,6 @@ def test_failing_step_fails_the_run_and_skips_dependents() -> None:
 
 
 def test_wrong_number_of_outputs_fails_the_step() -> None:
-    from typing import Annotated
-
-    from pipeledger import pipeline, step
-
     @step
     def mismatched() -> tuple[Annotated[int, "a"], Annotated[int, "b"]]:
         return 1  # type: ignore[return-value]
@@ -108,6 +106,101 @@ def test_wrong_number_of_outputs_fails_the_step() -> None:
     with pytest.raises(RunFailedError) as caught:
         bad()
     assert "returned a single value but declares 2 outputs (a, b)" in str(caught.value.__cause__)
+
+
+@step
+def as_array() -> np.ndarray:
+    return [1, 2, 3]  # type: ignore[return-value]
+
+
+@step
+def pair() -> tuple[Annotated[list, "first"], Annotated[dict, "second"]]:
+    return [1], [2]  # type: ignore[return-value]
+
+
+@pipeline
+def typed():  # type: ignore[no-untyped-def]
+    as_array()
+    pair()
+
+
+T = TypeVar("T")
+
+
+@step
+def lenient_outputs() -> tuple[
+    Annotated[float, "an_int_as_float"],
+    Annotated[int, "numpy_int"],
+    Annotated[Optional[list], "none"],  # noqa: UP045
+    Annotated[list[int], "items_unchecked"],
+    Annotated[Union[str, dict], "member"],  # noqa: UP007
+    Annotated[Any, "anything"],
+    Annotated[T, "typevar"],  # type: ignore[valid-type]
+]:
+    return 3, np.int64(4), None, ["not", "ints"], {"a": 1}, {1, 2}, b"x"  # type: ignore[return-value]
+
+
+@pipeline
+def lenient():  # type: ignore[no-untyped-def]
+    lenient_outputs()
+
+
+def test_an_output_of_another_type_than_declared_fails_the_step_and_stores_nothing() -> None:
+    with pytest.raises(RunFailedError) as caught:
+        typed()
+    assert isinstance(caught.value.__cause__, DefinitionError)
+    run = Client().get_run("typed-1")
+    assert run.status is Status.FAILED
+    first = run.steps["as_array"]
+    assert first.status is Status.FAILED and first.outputs == {}
+    assert (first.error or "").endswith(
+        "DefinitionError: step 'as_array': output 'output' is declared numpy.ndarray but the step returned a "
+        "builtins.list; return a numpy.ndarray or change the annotation (nothing was stored)"
+    )
+    second = run.steps["pair"]
+    assert second.status is Status.FAILED
+    assert "output 'second' is declared dict but the step returned a builtins.list" in (second.error or "")
+    assert second.outputs == {}  # the first output, of the right type, was not stored either
+
+
+@pytest.mark.filterwarnings("ignore::pipeledger.PipeledgerWarning")  # a set and a NumPy int are pickled
+def test_declared_output_types_accept_what_the_annotation_allows() -> None:
+    run = lenient()
+    assert run.status is Status.COMPLETED
+    assert run.steps["lenient_outputs"].outputs["numpy_int"].read() == 4
+    assert run.steps["lenient_outputs"].outputs["typevar"].read() == b"x"
+
+
+class Recording(ProgressReporter):
+    """Keeps the durations a run reports to its progress display."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def step_finished(self, step: str, status: str, seconds: float, error: str | None) -> None:
+        self.seconds[step] = seconds
+
+    def run_finished(self, run: str, status: str, seconds: float) -> None:
+        self.seconds[run] = seconds
+
+
+def test_the_progress_display_shows_the_recorded_durations(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeledger.pipelines.run as running
+
+    displays: list[Recording] = []
+    monkeypatch.setattr(running, "choose_reporter", lambda quiet: displays.append(Recording()) or displays[-1])
+    P.training()
+    P.training()  # every step cached
+    with pytest.raises(RunFailedError):
+        P.failing()
+    for shown, name in zip(displays, ["training-1", "training-2", "failing-1"]):
+        run = Client().get_run(name)
+        durations = {run.name: run.duration, **{s.name: s.duration for s in run.steps.values()}}
+        assert set(shown.seconds) == set(durations)
+        for what, duration in durations.items():
+            assert duration is not None
+            assert shown.seconds[what] == pytest.approx(duration.total_seconds(), abs=1e-6), what
+    assert all(s.is_cached and s.duration.total_seconds() == 0 for s in Client().get_run("training-2").steps.values())  # type: ignore[union-attr]
 
 
 def test_run_name_template_and_explicit_name() -> None:

@@ -302,3 +302,175 @@ def test_package_versions_follow_an_upgrade_in_the_same_process(tmp_path: Path, 
     time.sleep(0.01)  # a distinct directory mtime on coarse-grained filesystems
     write_distribution(site, "inproc", "2.0")
     assert package_versions(["fakepkg_inproc"]) == {"fakepkg_inproc": "2.0"}
+
+
+# --- pipelines run as scripts (`python file.py`) --------------------------------------------
+
+SCRIPT = """
+import sys
+from pathlib import Path
+from typing import Annotated
+
+from pipeledger import pipeline, step
+
+from {helpers} import scale
+
+FACTOR = 3
+
+
+@step
+def load(n: int = 4) -> list:
+    return list(range(n))
+
+
+@step
+def train(rows: list, lr: float = 0.1) -> Annotated[dict, "model"]:
+    return {{"w": sum(scale(rows, FACTOR)) * lr}}
+
+
+@pipeline
+def scripted(lr: float = 0.1):
+    train(load(), lr=lr)
+
+
+{body}
+"""
+
+GUARDED = """
+if __name__ == "__main__":
+    with open(Path(__file__).with_suffix(".ran"), "a") as f:
+        f.write("ran\\n")
+    print(scripted(lr=0.5).name)
+"""
+
+UNGUARDED = """
+with open(Path(__file__).with_suffix(".ran"), "a") as f:
+    f.write("ran\\n")
+first = scripted(lr=0.5)
+if "--reproduce" in sys.argv:
+    again = first.reproduce()
+    assert all(s.is_cached for s in again.steps.values()), again.steps
+    assert again.steps["train"].cache_key == first.steps["train"].cache_key
+    print(again.name)
+"""
+
+
+def write_script(folder: Path, body: str) -> Path:
+    tag = folder.name.replace("-", "_").lower()[-20:]
+    helpers = f"helpers_{tag}"
+    (folder / f"{helpers}.py").write_text("def scale(values, factor):\n    return [v * factor for v in values]\n")
+    script = folder / f"script_{tag}.py"
+    script.write_text(SCRIPT.format(helpers=helpers, body=body))
+    return script
+
+
+def run_python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in a fresh process (this test's $PIPELEDGER_HOME, quiet)."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=180, check=False)
+
+
+def pipeledger_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``pipeledger ARGS`` in a fresh process, as a user types it (not in the script's directory)."""
+    return run_python("-c", "from pipeledger.cli.main import cli; cli()", *args, cwd=cwd)
+
+
+def test_rerun_of_a_script_reports_no_change_hits_the_cache_and_does_not_run_the_script(tmp_path: Path) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    script = write_script(folder, GUARDED)
+    made = run_python(script.name, cwd=folder)
+    assert made.returncode == 0, made.stderr
+    run = Client().get_run(made.stdout.strip().splitlines()[-1])
+    module = script.stem
+    assert run.config["pipeline"]["entrypoint"] == f"{module}.scripted"  # not `__main__.scripted`
+    assert run.steps["train"].entrypoint == f"{module}.train"
+    assert set(run.steps["train"].cache_components["code"]) == {
+        f"{module}.train",
+        f"{module}.FACTOR",
+        f"{script.stem.replace('script_', 'helpers_')}.scale",
+    }
+
+    dry = pipeledger_cli("run", "rerun", run.name, "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert f"Code and environment are as recorded for {run.name}" in dry.stdout
+
+    again = pipeledger_cli("run", "rerun", run.name, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "code and environment are as recorded" in again.stdout
+    latest = Client().list_runs(limit=1)[0]
+    assert latest.name != run.name and latest.parameters == {"lr": 0.5}
+    assert all(step.is_cached for step in latest.steps.values())  # same code: every step from the cache
+    assert len(Client().list_runs()) == 2  # the script's own `scripted(...)` call did not run again
+    assert script.with_suffix(".ran").read_text() == "ran\n"
+
+
+def test_rerun_of_a_script_without_a_main_guard_refuses_and_runs_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    script = write_script(folder, UNGUARDED)
+    made = run_python(script.name, cwd=folder)
+    assert made.returncode == 0, made.stderr
+    run = Client().list_runs(limit=1)[0]
+    for args in (("--dry-run",), ()):
+        refused = pipeledger_cli("run", "rerun", run.name, *args, cwd=tmp_path)
+        assert refused.returncode == 1
+        assert "Traceback" not in refused.stderr
+        assert f"{script} runs pipeline 'scripted' when it is loaded" in refused.stderr
+        assert 'if __name__ == "__main__":' in refused.stderr
+    assert len(Client().list_runs()) == 1
+    assert script.with_suffix(".ran").read_text() == "ran\n" * 3  # loaded twice (its top level ran), ran nothing
+
+
+def test_reproduce_inside_the_script_that_made_the_run_uses_the_loaded_script(tmp_path: Path) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    script = write_script(folder, UNGUARDED)
+    made = run_python(script.name, "--reproduce", cwd=folder)
+    assert made.returncode == 0, made.stderr
+    assert script.with_suffix(".ran").read_text() == "ran\n"  # the script was not executed again
+    assert [r.name for r in Client().list_runs()] == ["scripted-2", "scripted-1"]
+
+
+BOXED = """
+from dataclasses import dataclass
+
+from pipeledger import pipeline, step
+
+SIZE = {size}
+
+
+@dataclass
+class Box:
+    size: int
+
+
+@step
+def pack() -> Box:
+    return Box(SIZE)
+
+
+@pipeline
+def boxes():
+    pack()
+
+
+if __name__ == "__main__":
+    boxes()
+"""
+
+
+@pytest.mark.filterwarnings("ignore::pipeledger.PipeledgerWarning")  # Box is pickled, as documented
+def test_a_rerun_of_a_script_stores_its_own_classes_readable_by_other_processes(tmp_path: Path) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    script = folder / "boxes_script.py"
+    script.write_text(BOXED.format(size=1))
+    made = run_python(script.name, cwd=folder)
+    assert made.returncode == 0, made.stderr
+    script.write_text(BOXED.format(size=2))  # the step's code changed: the rerun computes it
+    again = pipeledger_cli("run", "rerun", "boxes-1", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "source of " in again.stdout and "`SIZE`" in again.stdout
+    for name, size in (("boxes-1", 1), ("boxes-2", 2)):
+        box = Client().get_run(name).steps["pack"].output.read()  # in this process: no `boxes_script` here
+        assert type(box).__name__ == "Box" and box.size == size

@@ -51,6 +51,27 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def shown_run_status(status: Status, heartbeat_at: datetime | None) -> Status:
+    """The status every read shows for a run recorded with ``status``: one recorded ``running``
+    whose last heartbeat is older than ``$PIPELEDGER_HEARTBEAT_TIMEOUT`` shows ``crashed`` (its
+    process died; ``run list`` and ``gc`` then record it so). The one place this is decided."""
+    from pipeledger.settings import heartbeat_timeout
+
+    if status is not Status.RUNNING or heartbeat_at is None:
+        return status
+    stale = (utcnow() - heartbeat_at).total_seconds() > heartbeat_timeout()
+    return Status.CRASHED if stale else status
+
+
+def shown_step_status(status: Status, run_status: Status) -> Status:
+    """The status every read shows for a step run recorded with ``status`` in a run showing
+    ``run_status`` (see :func:`shown_run_status`): a step recorded ``running`` in a crashed run
+    shows ``crashed``."""
+    if status is Status.RUNNING and run_status is Status.CRASHED:
+        return Status.CRASHED
+    return status
+
+
 def new_id() -> str:
     """A new 32-hex-digit identifier, ordered by creation time.
 

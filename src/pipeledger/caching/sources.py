@@ -10,6 +10,10 @@ part of its fingerprint too.
 
 Sources are hashed after parsing (``ast.dump``), so formatting and comments do
 not change a fingerprint; anything that changes the program does.
+
+Functions are named ``module.qualname`` by :func:`module_name`, which does not depend
+on how the module was loaded: a script run as ``python train.py`` (``__main__``) is
+named ``train``, as it is when imported, or loaded from its file by ``run rerun``.
 """
 
 from __future__ import annotations
@@ -73,6 +77,48 @@ def is_user_module(module: types.ModuleType | None) -> bool:
     return not distributions or any(_is_editable(d) for d in distributions)
 
 
+#: Set on a module that pipeledger loaded from a file under a private name (``run rerun`` of a
+#: script): the name the module is recorded under.
+RECORDED_NAME_ATTRIBUTE = "__pipeledger_module__"
+
+
+@functools.lru_cache(maxsize=256)
+def file_module_name(path: str | Path) -> str:
+    """The dotted name a Python file is imported under from the directory above its packages:
+    its stem, prefixed by each enclosing directory that holds an ``__init__.py``."""
+    file = Path(path).resolve()
+    parts = [file.stem]
+    folder = file.parent
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        parts.append(folder.name)
+        folder = folder.parent
+    return ".".join(reversed(parts))
+
+
+def module_name(name: str) -> str:
+    """The name the module loaded as ``name`` has in fingerprints and entrypoints, whatever
+    way it was loaded.
+
+    ``__main__`` (a script) is named as it would be imported: by ``python -m pkg.mod`` its
+    module name, by ``python path/mod.py`` its :func:`file_module_name`; ``__main__`` without
+    a file (a REPL) stays ``__main__``. A module ``run rerun`` loaded from a recorded file
+    keeps its recorded name. Any other module is named by its ``__name__``.
+    """
+    module = sys.modules.get(name)
+    if module is None:
+        return name
+    recorded = getattr(module, RECORDED_NAME_ATTRIBUTE, None)
+    if isinstance(recorded, str):
+        return recorded
+    if name != "__main__":
+        return name
+    spec = getattr(module, "__spec__", None)
+    if spec is not None and spec.name and spec.name != "__main__":
+        return str(spec.name)
+    file = getattr(module, "__file__", None)
+    return file_module_name(file) if file else name
+
+
 _FUNCTION_HASHES: weakref.WeakKeyDictionary[types.FunctionType, dict[bool, str]] = weakref.WeakKeyDictionary()
 
 
@@ -128,7 +174,7 @@ def _names_used(func: types.FunctionType) -> set[str]:
 
 
 def _qualified(obj: Any) -> str:
-    return f"{obj.__module__}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"
+    return f"{module_name(obj.__module__)}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"
 
 
 def _simple_constant(value: Any) -> bool:
@@ -157,7 +203,7 @@ def code_fingerprint(func: types.FunctionType) -> dict[str, str]:
             if id(value) not in seen and is_user_module(sys.modules.get(value.__module__)):
                 queue.append(value)
         elif name is not None and origin_module is not None and _simple_constant(value):
-            key = f"{origin_module}.{name}"
+            key = f"{module_name(origin_module)}.{name}"
             result[key] = hashlib.sha256(repr(value).encode()).hexdigest()
 
     while queue:
@@ -180,7 +226,7 @@ def code_fingerprint(func: types.FunctionType) -> dict[str, str]:
                     functions.append(target)
         for function in functions:
             names = _names_used(function)
-            module_name = function.__module__
+            origin = function.__module__
             for name in names:
                 if name not in function.__globals__:
                     continue
@@ -191,7 +237,7 @@ def code_fingerprint(func: types.FunctionType) -> dict[str, str]:
                             if attr in vars(value):
                                 consider(vars(value)[attr], value.__name__, attr)
                     continue
-                consider(value, module_name, name)
+                consider(value, origin, name)
             for cell in function.__closure__ or ():
                 try:
                     consider(cell.cell_contents)

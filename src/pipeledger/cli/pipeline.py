@@ -44,7 +44,7 @@ def list_pipelines(limit: int) -> None:
         return
     table = Table("pipeline", "runs", "latest run", "status", "started (UTC)")
     for p in pipelines:
-        runs = client.store.list_runs(pipeline=p.name, limit=1)
+        runs = client.list_runs(pipeline=p.name, limit=1)
         latest = runs[0] if runs else None
         table.add_row(
             esc(p.name),

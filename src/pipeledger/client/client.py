@@ -51,7 +51,15 @@ class Client:
         limit: int | None = 50,
         offset: int = 0,
     ) -> list[RunView]:
-        """Runs newest first, filtered and paged in the store (``limit=None`` for all)."""
+        """Runs newest first, filtered and paged in the store (``limit=None`` for all).
+
+        Filtering by ``running`` or ``crashed`` first records runs whose heartbeat is stale as
+        crashed (as ``run list`` does), so the filter agrees with the status each run shows.
+        """
+        if status in (Status.RUNNING, Status.CRASHED):  # a str enum: "running" too
+            from pipeledger.maintenance import mark_crashed_runs
+
+            mark_crashed_runs(self.store)
         records = self.store.list_runs(pipeline=pipeline, status=status, since=since, limit=limit, offset=offset)
         return [RunView(r, self.store) for r in records]
 

@@ -29,7 +29,8 @@ from pipeledger.models import (
     Status,
     StepIO,
     StepRunRecord,
-    utcnow,
+    shown_run_status,
+    shown_step_status,
 )
 from pipeledger.models import LineageEdge as LineageEdgeRecord
 
@@ -235,10 +236,7 @@ class RunView:
     def status(self) -> Status:
         """``running``, ``completed``, ``failed``, ``crashed``... A run recorded as running whose
         heartbeat is older than ``$PIPELEDGER_HEARTBEAT_TIMEOUT`` reads as ``crashed``."""
-        record = self._record
-        if record.status is Status.RUNNING and _heartbeat_stale(record.heartbeat_at):
-            return Status.CRASHED
-        return record.status
+        return shown_run_status(self._record.status, self._record.heartbeat_at)
 
     @property
     def duration(self) -> timedelta | None:
@@ -396,9 +394,9 @@ class StepView:
     def status(self) -> Status:
         """``running``, ``completed``, ``failed``, ``cached``, ``crashed`` (a step still recorded
         as running in a crashed run)."""
-        if self._record.status is Status.RUNNING and self.run.status is Status.CRASHED:
-            return Status.CRASHED
-        return self._record.status
+        if self._record.status is not Status.RUNNING:
+            return self._record.status
+        return shown_step_status(self._record.status, self.run.status)
 
     @property
     def is_cached(self) -> bool:
@@ -594,19 +592,11 @@ class ArtifactView:
         return f"<Artifact {self.id} {self.type} {self.data_type}>"
 
 
-def _heartbeat_stale(heartbeat_at: datetime | None) -> bool:
-    from pipeledger.settings import heartbeat_timeout
-
-    if heartbeat_at is None:
-        return False
-    return (utcnow() - heartbeat_at).total_seconds() > heartbeat_timeout()
-
-
 def _lineage_step(record: StepRunRecord, run: RunRecord) -> LineageStep:
     return LineageStep(
         id=record.id,
         name=record.name,
-        status=record.status,
+        status=shown_step_status(record.status, shown_run_status(run.status, run.heartbeat_at)),
         run_id=run.id,
         run_name=run.name,
         pipeline_name=run.pipeline_name,

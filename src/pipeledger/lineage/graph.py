@@ -10,12 +10,21 @@ and ``RunView.graph()`` return. Edges always point in the direction data flows:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pipeledger.models import ArtifactRecord, Direction, LineageRecord, LineageStep, Status
+from pipeledger.models import (
+    ArtifactRecord,
+    Direction,
+    LineageRecord,
+    LineageStep,
+    Status,
+    shown_run_status,
+    shown_step_status,
+)
 from pipeledger.text import plural
 
 if TYPE_CHECKING:
@@ -152,6 +161,14 @@ class LineageGraph:
         return to_svg_fragment(self)
 
 
+def _shown(step: LineageStep, store: MetadataStore | None) -> LineageStep:
+    if step.status is not Status.RUNNING or store is None:
+        return step
+    run = store.get_run(step.run_id)
+    shown = shown_step_status(step.status, shown_run_status(run.status, run.heartbeat_at))
+    return dataclasses.replace(step, status=shown)
+
+
 def step_node(step: LineageStep) -> LineageNode:
     """The node of a step run."""
     return LineageNode(
@@ -195,8 +212,11 @@ def from_record(
     extra: Iterable[LineageNode] = (),
     store: MetadataStore | None = None,
 ) -> LineageGraph:
-    """Build a graph from a store's lineage record (plus nodes the caller knows, e.g. the root)."""
-    steps = {sid: step_node(s) for sid, s in record.steps.items()}
+    """Build a graph from a store's lineage record (plus nodes the caller knows, e.g. the root).
+
+    Steps recorded ``running`` show the status every read shows (``crashed`` once their run's
+    heartbeat is stale, see :func:`~pipeledger.models.shown_run_status`; needs ``store``)."""
+    steps = {sid: step_node(_shown(s, store)) for sid, s in record.steps.items()}
     names: dict[str, tuple[str, str | None]] = {
         aid: (f"{step}.{output}", run) for aid, (step, output, run) in record.producers.items()
     }

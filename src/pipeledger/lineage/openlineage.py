@@ -114,7 +114,10 @@ def step_events(step: StepView, run: RunView, namespace: str = "pipeledger") -> 
             "outputs": [],
         }
     ]
-    if step.end_time is None or step.status is Status.RUNNING:
+    # A step of a crashed run not yet marked so has no end time: it ended at the last heartbeat.
+    beat = run.record.heartbeat_at
+    ended = step.end_time or (max(beat, step.start_time) if beat and step.status is Status.CRASHED else None)
+    if ended is None or step.status is Status.RUNNING:
         return events
     final_facets = dict(run_facets)
     event_type = {Status.FAILED: "FAIL", Status.CRASHED: "ABORT"}.get(step.status, "COMPLETE")
@@ -131,7 +134,7 @@ def step_events(step: StepView, run: RunView, namespace: str = "pipeledger") -> 
         {
             **base,
             "eventType": event_type,
-            "eventTime": _time(step.end_time),
+            "eventTime": _time(ended),
             "run": {"runId": _uuid(step.id), "facets": final_facets},
             "inputs": inputs,
             "outputs": outputs,

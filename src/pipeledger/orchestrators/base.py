@@ -9,7 +9,7 @@ job, so every orchestrator records steps the same way.
 from __future__ import annotations
 
 import abc
-import time
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,8 +64,10 @@ class Orchestrator(abc.ABC):
         ``failed``; the result carries a :class:`RunFailedError` for the first
         failing step (not raised here).
         """
-        started = time.perf_counter()
-        run = plan.metadata_store.create_run(plan.create)
+        # The run starts when it is recorded: its recorded duration and the one the progress
+        # display shows are the same, end_time - start_time (loading the stack and the
+        # materializers before is not part of it).
+        run = plan.metadata_store.create_run(dataclasses.replace(plan.create, start_time=utcnow()))
         reporter = plan.reporter
         reporter.run_started(run.pipeline_name, run.name, [i.name for i in plan.invocations])
         runner = StepRunner(
@@ -82,10 +84,9 @@ class Orchestrator(abc.ABC):
             with Heartbeat(plan.metadata_store, run.id, heartbeat_interval()):
                 outcomes = self.execute(plan, runner)
         except BaseException as exc:  # interrupted: record the run as failed, then re-raise
-            plan.metadata_store.finish_run(
-                run.id, Status.FAILED, end_time=utcnow(), error=f"{type(exc).__name__}: {exc}"
-            )
-            reporter.run_finished(run.name, "failed", time.perf_counter() - started)
+            end = utcnow()
+            plan.metadata_store.finish_run(run.id, Status.FAILED, end_time=end, error=f"{type(exc).__name__}: {exc}")
+            reporter.run_finished(run.name, "failed", (end - run.start_time).total_seconds())
             reporter.close()
             raise
         failed = [(name, o) for name, o in outcomes.items() if o.status is Status.FAILED]
@@ -98,8 +99,9 @@ class Orchestrator(abc.ABC):
             failure = RunFailedError(run.name, step_name, outcome.error)
             failure.__cause__ = outcome.error
             error_text = str(failure)
-        plan.metadata_store.finish_run(run.id, status, end_time=utcnow(), error=error_text)
-        reporter.run_finished(run.name, status.value, time.perf_counter() - started)
+        end = utcnow()
+        plan.metadata_store.finish_run(run.id, status, end_time=end, error=error_text)
+        reporter.run_finished(run.name, status.value, (end - run.start_time).total_seconds())
         reporter.close()
         return RunResult(plan.metadata_store.get_run(run.id), outcomes, failure)
 

@@ -9,15 +9,15 @@ For one step invocation :func:`run_step`
    then moved into place) and stores the captured logs,
 5. records outputs, metadata and the final status (one transaction).
 
-A step that raises, returns the wrong number of outputs, or whose outputs cannot
-be materialized is recorded ``failed`` with the traceback text as its error.
+A step that raises, returns the wrong number of outputs or an output of another type
+than it declares, or whose outputs cannot be materialized is recorded ``failed``
+with the traceback text as its error.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +41,7 @@ from pipeledger.models import (
 )
 from pipeledger.orchestrators.capture import OutputSink, capture_output
 from pipeledger.pipelines.tracing import StepInvocation
+from pipeledger.steps.signature import check_output
 from pipeledger.text import article, plural
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class StepOutcome:
-    """How a step ended: its status, outputs by name, and the exception if it failed."""
+    """How a step ended: its status, outputs by name, and the exception if it failed.
+
+    ``seconds`` is the step run's recorded duration, ``end_time - start_time`` (0 for a cache
+    hit), which the progress display shows too."""
 
     status: Status
     step_run_id: str
@@ -74,7 +78,7 @@ class StepRunner:
     def run_step(self, invocation: StepInvocation, upstream: Mapping[str, Mapping[str, ArtifactRecord]]) -> StepOutcome:
         """Execute ``invocation`` (or reuse a cached result); ``upstream[step][output]`` holds
         the artifacts of finished steps."""
-        started = time.perf_counter()
+        started = utcnow()  # the step's recorded start: its duration includes the cache look-up
         step = invocation.step
         input_records = {name: upstream[ref.step][ref.output] for name, ref in invocation.inputs.items()}
         cache_key = compute_cache_key(step, invocation.parameters, input_records, self.materializers)
@@ -94,6 +98,7 @@ class StepRunner:
             cache_key=cache_key.key,
             cache_components=cache_key.components,
             inputs={name: art.id for name, art in input_records.items()},
+            start_time=started,
         )
         if not enabled:
             reasons = [explain.DISABLED[disabled_by or "run"]]
@@ -102,9 +107,9 @@ class StepRunner:
         else:
             hit, reasons = self._look_up(invocation, create, cache_key.key)
             if hit is not None:
-                return StepOutcome(Status.CACHED, hit[0], time.perf_counter() - started, hit[1])
+                return StepOutcome(Status.CACHED, hit[0], 0.0, hit[1])  # recorded with end_time = start_time
         create = _with_cache_info(create, enabled, reasons)
-        return self._execute(invocation, create, input_records, started)
+        return self._execute(invocation, create, input_records)
 
     def _look_up(
         self, invocation: StepInvocation, create: StepRunCreate, key: str
@@ -167,7 +172,6 @@ class StepRunner:
         invocation: StepInvocation,
         create: StepRunCreate,
         input_records: Mapping[str, ArtifactRecord],
-        started: float,
     ) -> StepOutcome:
         record = self.metadata_store.start_step(create)
         step = invocation.step
@@ -199,17 +203,18 @@ class StepRunner:
                 log.warning("could not store the logs of step %s: %s", invocation.name, exc)
                 logs_uri = None
         status = Status.FAILED if error else Status.COMPLETED
+        ended = utcnow()
         created = self.metadata_store.finish_step(
             record.id,
             status,
-            end_time=utcnow(),
+            end_time=ended,
             outputs=outputs,
             metadata=context.metadata,
             error=_format_error(error) if error else None,
             logs_uri=logs_uri,
         )
         by_name = {spec.name: art for spec, art in zip(outputs, created)}
-        return StepOutcome(status, record.id, time.perf_counter() - started, by_name, error)
+        return StepOutcome(status, record.id, (ended - record.start_time).total_seconds(), by_name, error)
 
     def _write_outputs(self, invocation: StepInvocation, result: object) -> list[ArtifactCreate]:
         signature = invocation.step.signature
@@ -231,6 +236,8 @@ class StepRunner:
             values = result
         else:
             values = (result,)
+        for spec, value in zip(signature.outputs, values):  # every output, before writing any
+            check_output(invocation.name, spec, value)
         created: list[ArtifactCreate] = []
         for spec, value in zip(signature.outputs, values):
             artifact_id = new_id()

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import inspect
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from pipeledger.caching.policy import CachePolicy
+from pipeledger.caching.sources import module_name
 from pipeledger.exceptions import DefinitionError
 from pipeledger.models import JSON, RunCreate, new_id, utcnow
 from pipeledger.pipelines.tracing import StepInvocation, tracing
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from pipeledger.client.views import RunView
 
 DEFAULT_RUN_NAME = "{pipeline}-{n}"
+_LOADING: ContextVar[str | None] = ContextVar("pipeledger_loading", default=None)
 _RUN_NAME_FIELDS = {"pipeline", "n", "date", "time"}
 
 
@@ -167,6 +171,13 @@ class Pipeline:
         """
         from pipeledger.pipelines.run import run_pipeline
 
+        loading = _LOADING.get()
+        if loading is not None:
+            raise DefinitionError(
+                f"{loading} runs pipeline {self.name!r} when it is loaded, so its pipelines cannot be "
+                'loaded to rerun a run: put the script\'s pipeline calls under `if __name__ == "__main__":` '
+                "(nothing was run)"
+            )
         return run_pipeline(self, self.bind_parameters(args, kwargs))
 
     def __repr__(self) -> str:
@@ -202,6 +213,18 @@ def check_pipeline_name(name: object) -> None:
             f"pipeline name {name[:40]!r}... is {plural(len(name), 'character')} long; the limit is "
             f"{MAX_PIPELINE_NAME_LENGTH}, so that its run names {DEFAULT_RUN_NAME!r} fit in 255 characters"
         )
+
+
+@contextlib.contextmanager
+def loading_without_runs(what: str) -> Iterator[None]:
+    """While the block loads ``what`` (a module or file, to find a recorded pipeline), calling
+    any pipeline raises :class:`DefinitionError` instead of running it: loading a script whose
+    top level runs pipelines runs nothing."""
+    token = _LOADING.set(what)
+    try:
+        yield
+    finally:
+        _LOADING.reset(token)
 
 
 def _check_run_name(template: str, pipeline_name: str) -> None:
@@ -295,7 +318,7 @@ def new_run_create(
     config = {
         "pipeline": {
             "name": p.name,
-            "entrypoint": f"{p.func.__module__}.{p.func.__qualname__}",
+            "entrypoint": f"{module_name(p.func.__module__)}.{p.func.__qualname__}",
             "source_hash": p.source_hash(),
             "source_file": str(p.source_path()) if p.source_path() else None,
         },

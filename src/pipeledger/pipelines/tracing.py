@@ -28,7 +28,14 @@ _tracer: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar("pipeled
 
 @dataclass(frozen=True)
 class OutputRef:
-    """A placeholder for an output of a step invocation, passed to downstream steps."""
+    """A placeholder for an output of a step invocation, passed to downstream steps.
+
+    A pipeline body runs once, at definition time, to build the graph: no step has run
+    yet, so an output has no value there. Using it as a value (truth, comparison,
+    arithmetic, iteration, ``len``, indexing, attributes, formatting) raises
+    :class:`~pipeledger.exceptions.DefinitionError` (``AttributeError`` for attributes)
+    explaining this; the only thing a body can do with an output is pass it to a step.
+    """
 
     step: str
     output: str
@@ -36,11 +43,79 @@ class OutputRef:
     def __repr__(self) -> str:
         return f"<output {self.step}.{self.output}>"
 
+    def _misuse(self, what: str) -> DefinitionError:
+        return DefinitionError(placeholder_message(self, what))
+
     def __bool__(self) -> bool:
-        raise DefinitionError(
-            f"the output {self.step}.{self.output} is an artifact that exists only when the "
-            "pipeline runs; a pipeline body cannot branch on it. Move the logic into a step"
-        )
+        raise self._misuse("branch on (test the truth of)")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, OutputRef):
+            return (self.step, self.output) == (other.step, other.output)
+        raise self._misuse("compare (==)")
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash((self.step, self.output))
+
+    def __lt__(self, other: object) -> bool:
+        raise self._misuse("compare (<)")
+
+    def __le__(self, other: object) -> bool:
+        raise self._misuse("compare (<=)")
+
+    def __gt__(self, other: object) -> bool:
+        raise self._misuse("compare (>)")
+
+    def __ge__(self, other: object) -> bool:
+        raise self._misuse("compare (>=)")
+
+    def __iter__(self) -> Iterator[Any]:
+        raise self._misuse("iterate over (or unpack)")
+
+    def __len__(self) -> int:
+        raise self._misuse("take the len() of")
+
+    def __contains__(self, item: object) -> bool:
+        raise self._misuse("test membership (in) of")
+
+    def __getitem__(self, key: object) -> Any:
+        raise self._misuse(f"index ([{key!r}])")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # protocols probed by copy, pickle, numpy...: absent
+            raise AttributeError(name)
+        raise AttributeError(placeholder_message(self, f"read the attribute .{name} of"))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._misuse("call")
+
+    def __format__(self, spec: str) -> str:
+        if not spec:
+            return repr(self)
+        raise self._misuse(f"format ({spec!r})")
+
+    def _arithmetic(self, *_: Any) -> Any:
+        raise self._misuse("compute with (arithmetic on)")
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _arithmetic
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _arithmetic
+    __pow__ = __rpow__ = __matmul__ = __rmatmul__ = __neg__ = __pos__ = __abs__ = _arithmetic
+    __and__ = __rand__ = __or__ = __ror__ = __xor__ = __rxor__ = __invert__ = _arithmetic
+    __int__ = __float__ = __complex__ = __index__ = __round__ = _arithmetic
+
+
+def placeholder_message(ref: OutputRef, what: str) -> str:
+    """Why a pipeline body cannot ``what`` the output ``ref``, and what to do instead."""
+    return (
+        f"the output {ref.step}.{ref.output} is a placeholder in the pipeline body, not a value: the body "
+        f"runs at definition time, before any step has run, so it cannot {what} it. Pass it to a step "
+        "and use the value there (a step can compute a decision and return it as an output); to choose "
+        "which steps run from a result, read it after the run (run.steps[...].output.read()) and call "
+        "the pipeline you need"
+    )
 
 
 @dataclass

@@ -14,12 +14,13 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import numbers
 import sys
 import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pipeledger.exceptions import DefinitionError
 from pipeledger.text import plural
@@ -241,3 +242,63 @@ def _outputs(annotation: Any, step_name: str) -> tuple[tuple[OutputSpec, ...], b
                 specs.append(OutputSpec(name, get_args(member)[0]))
             return tuple(specs), True
     return (OutputSpec(DEFAULT_OUTPUT, annotation),), False
+
+
+# PEP 484's numeric tower: an int is a float where a float is declared, and NumPy's scalars
+# (registered with the ``numbers`` ABCs) are ints and floats.
+_NUMERIC = {int: numbers.Integral, float: numbers.Real, complex: numbers.Complex}
+
+
+def expected_classes(annotation: Any) -> tuple[type, ...] | None:
+    """The classes a value declared ``annotation`` must be an instance of, or None: no check.
+
+    A class is itself (``int``, ``float`` and ``complex`` as in the numeric tower); a generic
+    is its origin (``list[int]`` → ``list``: the items are not checked); ``Annotated[T, ...]``
+    is ``T``; ``Optional``/``Union``/``A | B`` any member; ``None`` is ``NoneType``. Not
+    checked: ``Any``, ``object``, type variables, ``Literal``, ``NewType``'s and unresolved
+    (string) annotations, and classes ``isinstance`` refuses (``TypedDict``, protocols that
+    are not ``runtime_checkable``).
+    """
+    if annotation is None or annotation is type(None):
+        return (type(None),)
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return expected_classes(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        members = [expected_classes(member) for member in get_args(annotation)]
+        if any(m is None for m in members):
+            return None
+        return tuple(cls for m in members if m is not None for cls in m)
+    target = origin if origin is not None else annotation
+    if not isinstance(target, type) or target is object:
+        return None
+    try:
+        isinstance(None, target)
+    except TypeError:
+        return None
+    return (_NUMERIC.get(target, target),)
+
+
+def check_output(step_name: str, spec: OutputSpec, value: Any) -> None:
+    """Raise :class:`DefinitionError` naming the step and the output unless ``value`` is of the
+    type the step declared for it (see :func:`expected_classes` for what is checked)."""
+    expected = expected_classes(spec.annotation)
+    if expected is None or isinstance(value, expected):
+        return
+    declared = _type_name(spec.annotation)
+    got = type(value)
+    raise DefinitionError(
+        f"step {step_name!r}: output {spec.name!r} is declared {declared} but the step returned a "
+        f"{got.__module__}.{got.__qualname__}; return a {declared} or change the annotation "
+        "(nothing was stored)"
+    )
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type) and get_origin(annotation) is None:
+        return (
+            annotation.__qualname__
+            if annotation.__module__ == "builtins"
+            else (f"{annotation.__module__}.{annotation.__qualname__}")
+        )
+    return str(annotation).replace("typing.", "")

@@ -44,8 +44,11 @@ class Step:
 
     @property
     def entrypoint(self) -> str:
-        """The function's import path, ``module.qualname``."""
-        return f"{self.func.__module__}.{self.func.__qualname__}"
+        """The function's import path, ``module.qualname``, with the module named by
+        :func:`~pipeledger.caching.sources.module_name` (a script by its file, not ``__main__``)."""
+        from pipeledger.caching.sources import module_name
+
+        return f"{module_name(self.func.__module__)}.{self.func.__qualname__}"
 
     @property
     def docstring(self) -> str | None:
