@@ -253,6 +253,31 @@ def test_a_step_whose_results_the_database_refuses_is_recorded_failed(backend: s
     check_is_clean()
 
 
+@step
+def measures_then_fails() -> int:
+    log_metadata(accuracy=0.1)
+    raise ValueError("the step's own error")
+
+
+@pipeline(name="step and recording fail")
+def both_fail() -> None:
+    measures_then_fails()
+
+
+def test_a_failed_step_whose_record_is_refused_keeps_both_errors(backend: str) -> None:
+    Client().list_runs()
+    refuse(backend, "metadata", "INSERT")
+    with pytest.raises(RunFailedError) as caught:
+        both_fail()
+    assert isinstance(caught.value.__cause__, ValueError)  # the step's own error comes first
+    (run,) = Client().list_runs()
+    error = run.steps["measures_then_fails"].error or ""
+    assert error.startswith("could not record the results of step 'measures_then_fails': MetadataStoreError")
+    assert "The step itself failed first:" in error and "ValueError: the step's own error" in error
+    assert step_states() == [("measures_then_fails", Status.FAILED, Status.FAILED)]
+    check_is_clean()
+
+
 def test_a_step_the_database_cannot_finish_is_left_to_crash_detection(backend: str) -> None:
     Client().list_runs()
     refuse(backend, "step_runs", "UPDATE")

@@ -216,7 +216,8 @@ class StepRunner:
         The outputs' names and metadata are checked against :mod:`pipeledger.limits` first. If
         checking or recording fails for any reason (a value the store refuses, the server gone),
         a second, minimal attempt records the step ``failed`` with that error (no outputs, no
-        metadata), and the step counts as failed. If that fails too, the recording error is
+        metadata; their files are left for ``gc`` as unrecorded), and the step counts as failed
+        (with its own error if it raised, else the recording error). If that fails too, the recording error is
         raised: the step stays ``running`` in :attr:`unfinished`, for
         :meth:`Orchestrator.run <pipeledger.orchestrators.base.Orchestrator.run>` to end, or
         for crash detection (the run's heartbeat stops) to mark ``crashed``.
@@ -244,7 +245,7 @@ class StepRunner:
                 step_run_id, Status.FAILED, end_time=utcnow(), error=storable_text(text), logs_uri=logs_uri
             )  # raises if even this fails: see the docstring
             self.unfinished.discard(step_run_id)
-            return Status.FAILED, [], exc
+            return Status.FAILED, [], error if error is not None else exc  # the step's own error first
         self.unfinished.discard(step_run_id)
         return status, created, error
 
