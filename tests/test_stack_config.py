@@ -163,11 +163,24 @@ def test_an_empty_config_file_means_the_defaults(home: Path) -> None:
     assert P.training().stack["name"] == "default"
 
 
-def test_an_active_stack_that_vanished_falls_back_to_default(home: Path) -> None:
-    home.mkdir(parents=True)
-    (home / "config.yaml").write_text("active_stack: gone\n")
-    assert StackManager(home).active_stack_name() == "default"
-    assert P.training().stack["name"] == "default"
+def test_an_unknown_active_stack_is_refused_naming_the_stacks(home: Path) -> None:
+    """A mistyped ``active_stack`` never silently records into another stack."""
+    ok("metadata-store", "register", "prod", "--flavor=sqlite")
+    ok("stack", "register", "prod", "-m", "prod")
+    config = (home / "config.yaml").read_text()
+    (home / "config.yaml").write_text(config.replace("active_stack: default", "active_stack: prdo"))
+    expected = "the active stack 'prdo' (active_stack in "
+    with pytest.raises(ComponentNotFoundError, match=r"^the active stack 'prdo' .*registered stacks: default, prod;"):
+        StackManager(home).active_stack_name()
+    with pytest.raises(ComponentNotFoundError, match="registered stacks: default, prod"):
+        P.training()
+    assert not (home / "metadata.db").exists() and not (home / "metadata-prod.db").exists()  # nothing recorded
+    for args in (("run", "list"), ("stack", "describe"), ("metadata-store", "list")):
+        line = refused(*args)
+        assert line.startswith(f"Error: {expected}") and "`pipeledger stack set NAME`" in line, line
+    assert "prod" in ok("stack", "list")  # still lists the stacks to choose from
+    ok("stack", "set", "prod")
+    assert P.training().stack["name"] == "prod"
 
 
 # -------------------------------------------------------------------------- secrets
@@ -291,6 +304,22 @@ def test_a_reference_to_a_missing_file_names_the_file(home: Path, tmp_path: Path
     ok("metadata-store", "register", "db", "--flavor=fakemysql", f"--password=${{file:{missing}}}")
     ok("stack", "register", "prod", "-m", "db")
     with pytest.raises(ConfigError, match=f"cannot read password from file {missing}"):
+        Client(stack="prod")
+
+
+def test_a_relative_file_reference_is_refused(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``${file:...}`` paths must be absolute: a relative one would depend on the current directory."""
+    (tmp_path / "secret").write_text(SECRET)
+    monkeypatch.chdir(tmp_path)
+    ok("metadata-store", "flavor", "register", "tests.flavors:FakeMysqlFlavor")
+    line = refused("metadata-store", "register", "db", "--flavor=fakemysql", "--password=${file:secret}")
+    assert "password refers to file 'secret', a relative path; give an absolute one" in line
+    assert f"${{file:{tmp_path / 'secret'}}}" in line and SECRET not in line
+    ok("metadata-store", "register", "db", "--flavor=fakemysql", "--password=${file:~/secret}")  # ~ is fine
+    ok("stack", "register", "prod", "-m", "db")
+    config = (home / "config.yaml").read_text()  # edited by hand: refused when used, too
+    (home / "config.yaml").write_text(config.replace("${file:~/secret}", "${file:secret}"))
+    with pytest.raises(ConfigError, match="a relative path; give an absolute one"):
         Client(stack="prod")
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeledger.exceptions import PipeledgerError
+from pipeledger.limits import check_json, check_name, check_record_size
 from pipeledger.models import JSON
-from pipeledger.steps.signature import check_json
 
 _context: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar("pipeledger_step_context", default=None)
 
@@ -22,6 +22,8 @@ class StepContext:
     step_name: str
     step_run_id: str
     metadata: dict[str, JSON] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict, repr=False)
+    """The encoded size of each value of ``metadata`` (their sum is limited)."""
 
 
 def get_step_context() -> StepContext:
@@ -41,9 +43,11 @@ def get_step_context() -> StepContext:
 def log_metadata(**values: Any) -> None:
     """Attach key/value metadata (metrics, facts) to the running step's record.
 
-    Values must be JSON (finite numbers, strings, lists, dicts...). They are
-    recorded when the step finishes and read back as ``step.metadata[key]``;
-    logging a key twice keeps the last value. Example::
+    Keys follow the rules of names, and values must be JSON (finite numbers, strings,
+    lists, dicts...) of at most 1 MiB each and 4 MiB together (see
+    :mod:`pipeledger.limits`): they are checked now, so a bad one fails the call, not the
+    recording of the step. They are recorded when the step finishes and read back as
+    ``step.metadata[key]``; logging a key twice keeps the last value. Example::
 
         @step
         def evaluate(model: dict) -> None:
@@ -51,12 +55,18 @@ def log_metadata(**values: Any) -> None:
 
     Raises:
         PipeledgerError: no step is running.
-        DefinitionError: a value is not JSON.
+        DefinitionError: a key is not a valid name, a value is not JSON, or a value or all of
+            them together are too large (nothing of this call is kept).
     """
     context = get_step_context()
+    sizes: dict[str, int] = {}
     for key, value in values.items():
-        check_json(value, f"log_metadata: value of {key!r}")
+        check_name("log_metadata: key", key)
+        sizes[key] = check_json(value, f"log_metadata: value of {key!r}")
+    total = sum(size for key, size in context.sizes.items() if key not in sizes) + sum(sizes.values())
+    check_record_size(f"the metadata step {context.step_name!r} logs", total)
     context.metadata.update(values)
+    context.sizes.update(sizes)
 
 
 def step_context(context: StepContext) -> contextvars.Token[StepContext | None]:

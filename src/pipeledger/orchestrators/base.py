@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from pipeledger.artifacts.materializers import MaterializerRegistry
 from pipeledger.artifacts.store import ArtifactStore
 from pipeledger.caching.policy import CachePolicy
 from pipeledger.exceptions import RunFailedError
+from pipeledger.limits import check_record_size, encoded_size, storable_text
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import RunCreate, RunRecord, Status, utcnow
 from pipeledger.orchestrators.heartbeat import Heartbeat
@@ -24,6 +26,8 @@ from pipeledger.orchestrators.progress import ProgressReporter
 from pipeledger.orchestrators.step_runner import StepOutcome, StepRunner
 from pipeledger.pipelines.tracing import StepInvocation
 from pipeledger.settings import heartbeat_interval
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,12 +66,22 @@ class Orchestrator(abc.ABC):
 
         The run is ``completed`` when every step completed (or was cached), else
         ``failed``; the result carries a :class:`RunFailedError` for the first
-        failing step (not raised here).
+        failing step (not raised here). A run record larger than
+        :data:`~pipeledger.limits.MAX_RECORD_BYTES` is refused (``DefinitionError``) before
+        anything is recorded. When executing raises (an interrupt, the metadata
+        store failing), the steps left ``running`` and then the run are recorded ``failed``
+        and the exception is re-raised; if the store cannot record that either, run and steps
+        are left to crash detection, which marks them ``crashed`` once the heartbeat is stale.
         """
+        create = plan.create
+        check_record_size(
+            f"the record of a run of pipeline {create.pipeline_name!r} (its parameters, configuration and environment)",
+            encoded_size([create.parameters, create.config, create.environment, create.stack, create.tags]),
+        )
         # The run starts when it is recorded: its recorded duration and the one the progress
         # display shows are the same, end_time - start_time (loading the stack and the
         # materializers before is not part of it).
-        run = plan.metadata_store.create_run(dataclasses.replace(plan.create, start_time=utcnow()))
+        run = plan.metadata_store.create_run(dataclasses.replace(create, start_time=utcnow()))
         reporter = plan.reporter
         reporter.run_started(run.pipeline_name, run.name, [i.name for i in plan.invocations])
         runner = StepRunner(
@@ -83,10 +97,9 @@ class Orchestrator(abc.ABC):
         try:
             with Heartbeat(plan.metadata_store, run.id, heartbeat_interval()):
                 outcomes = self.execute(plan, runner)
-        except BaseException as exc:  # interrupted: record the run as failed, then re-raise
-            end = utcnow()
-            plan.metadata_store.finish_run(run.id, Status.FAILED, end_time=end, error=f"{type(exc).__name__}: {exc}")
-            reporter.run_finished(run.name, "failed", (end - run.start_time).total_seconds())
+        except BaseException as exc:  # interrupted, or the store failed: record the run as failed, re-raise
+            _record_interrupted(plan.metadata_store, run, runner, f"{type(exc).__name__}: {exc}")
+            reporter.run_finished(run.name, "failed", (utcnow() - run.start_time).total_seconds())
             reporter.close()
             raise
         failed = [(name, o) for name, o in outcomes.items() if o.status is Status.FAILED]
@@ -98,7 +111,7 @@ class Orchestrator(abc.ABC):
             assert outcome.error is not None
             failure = RunFailedError(run.name, step_name, outcome.error)
             failure.__cause__ = outcome.error
-            error_text = str(failure)
+            error_text = storable_text(str(failure))
         end = utcnow()
         plan.metadata_store.finish_run(run.id, status, end_time=end, error=error_text)
         reporter.run_finished(run.name, status.value, (end - run.start_time).total_seconds())
@@ -115,3 +128,18 @@ class Orchestrator(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """Non-secret facts for the run's stack snapshot."""
         return {"flavor": self.flavor}
+
+
+def _record_interrupted(store: MetadataStore, run: RunRecord, runner: StepRunner, error: str) -> None:
+    """Record the steps still ``running`` and then the run as ``failed`` with ``error``, as far as
+    the store allows: a run is never recorded finished while one of its steps is left ``running``.
+    If the store fails, nothing more is attempted (the caller re-raises the original error) and the
+    stopped heartbeat lets crash detection mark the run and its steps ``crashed``."""
+    text = storable_text(error)
+    try:
+        for step_run_id in sorted(runner.unfinished):
+            store.finish_step(step_run_id, Status.FAILED, end_time=utcnow(), error=text)
+            runner.unfinished.discard(step_run_id)
+        store.finish_run(run.id, Status.FAILED, end_time=utcnow(), error=text)
+    except Exception as exc:
+        log.warning("could not record run %s as failed (%s); it will be marked crashed", run.name, exc)

@@ -11,7 +11,9 @@ For one step invocation :func:`run_step`
 
 A step that raises, returns the wrong number of outputs or an output of another type
 than it declares, or whose outputs cannot be materialized is recorded ``failed``
-with the traceback text as its error.
+with the traceback text as its error. So is a step whose results cannot be recorded
+(names or values beyond :mod:`pipeledger.limits`, a database that refuses them or is
+lost): see :meth:`StepRunner._finish`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import logging
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pipeledger.artifacts.materializers import MaterializerRegistry
 from pipeledger.artifacts.store import ArtifactStore, read_artifact, uri_exists
@@ -29,8 +32,10 @@ from pipeledger.caching.key import compute_cache_key
 from pipeledger.caching.policy import CachePolicy
 from pipeledger.context import StepContext, reset_step_context, step_context
 from pipeledger.exceptions import DefinitionError, MaterializerError
+from pipeledger.limits import check_metadata, check_name, storable_text
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import (
+    JSON,
     ArtifactCreate,
     ArtifactRecord,
     RunRecord,
@@ -74,6 +79,8 @@ class StepRunner:
     output_sink: OutputSink | None = None
     """Where echoed step output goes (e.g. above a live progress display); None for the
     streams in place when the step starts."""
+    unfinished: set[str] = field(default_factory=set)
+    """Ids of step runs recorded ``running`` whose end is not recorded yet."""
 
     def run_step(self, invocation: StepInvocation, upstream: Mapping[str, Mapping[str, ArtifactRecord]]) -> StepOutcome:
         """Execute ``invocation`` (or reuse a cached result); ``upstream[step][output]`` holds
@@ -174,6 +181,7 @@ class StepRunner:
         input_records: Mapping[str, ArtifactRecord],
     ) -> StepOutcome:
         record = self.metadata_store.start_step(create)
+        self.unfinished.add(record.id)
         step = invocation.step
         context = StepContext(self.run.pipeline_name, self.run.name, invocation.name, record.id)
         outputs: list[ArtifactCreate] = []
@@ -202,19 +210,60 @@ class StepRunner:
             except OSError as exc:  # e.g. a full disk: the step's record matters more than its logs
                 log.warning("could not store the logs of step %s: %s", invocation.name, exc)
                 logs_uri = None
-        status = Status.FAILED if error else Status.COMPLETED
         ended = utcnow()
-        created = self.metadata_store.finish_step(
-            record.id,
-            status,
-            end_time=ended,
-            outputs=outputs,
-            metadata=context.metadata,
-            error=_format_error(error) if error else None,
-            logs_uri=logs_uri,
+        status, created, error = self._finish(
+            record.id, invocation.name, outputs, context.metadata, error, logs_uri, ended
         )
         by_name = {spec.name: art for spec, art in zip(outputs, created)}
         return StepOutcome(status, record.id, (ended - record.start_time).total_seconds(), by_name, error)
+
+    def _finish(
+        self,
+        step_run_id: str,
+        step_name: str,
+        outputs: list[ArtifactCreate],
+        metadata: Mapping[str, JSON],
+        error: BaseException | None,
+        logs_uri: str | None,
+        ended: datetime,
+    ) -> tuple[Status, list[ArtifactRecord], BaseException | None]:
+        """Record how a started step ended (at ``ended``); returns its final status, artifacts and error.
+
+        The outputs' names and metadata are checked against :mod:`pipeledger.limits` first. If
+        checking or recording fails for any reason (a value the store refuses, the server gone),
+        a second, minimal attempt records the step ``failed`` with that error (no outputs, no
+        metadata; their files are left for ``gc`` as unrecorded), and the step counts as failed
+        (with its own error if it raised, else the recording error). If that fails too, the recording error is
+        raised: the step stays ``running`` in :attr:`unfinished`, for
+        :meth:`Orchestrator.run <pipeledger.orchestrators.base.Orchestrator.run>` to end, or
+        for crash detection (the run's heartbeat stops) to mark ``crashed``.
+        """
+        status = Status.FAILED if error else Status.COMPLETED
+        try:
+            for output in outputs:
+                check_name(f"materializer {output.materializer}: artifact_type", output.type)
+                check_metadata(output.metadata, f"step {step_name!r}: metadata of output {output.name!r}")
+            created = self.metadata_store.finish_step(
+                step_run_id,
+                status,
+                end_time=ended,
+                outputs=outputs,
+                metadata=metadata,
+                error=storable_text(_format_error(error)) if error else None,
+                logs_uri=logs_uri,
+            )
+        except Exception as exc:
+            text = f"could not record the results of step {step_name!r}: {type(exc).__name__}: {exc}"
+            if error is not None:
+                text += "\n\nThe step itself failed first:\n" + _format_error(error)
+            log.warning("%s", text.splitlines()[0])
+            self.metadata_store.finish_step(
+                step_run_id, Status.FAILED, end_time=ended, error=storable_text(text), logs_uri=logs_uri
+            )  # raises if even this fails: see the docstring
+            self.unfinished.discard(step_run_id)
+            return Status.FAILED, [], error if error is not None else exc  # the step's own error first
+        self.unfinished.discard(step_run_id)
+        return status, created, error
 
     def _write_outputs(self, invocation: StepInvocation, result: object) -> list[ArtifactCreate]:
         signature = invocation.step.signature

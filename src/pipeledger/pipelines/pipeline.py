@@ -107,6 +107,8 @@ class Pipeline:
         """
         if tags is not None and not all(isinstance(t, str) and t for t in tags):
             raise DefinitionError(f"pipeline {self.name!r}: tags must be non-empty strings, got {tags!r}")
+        for tag in tags or ():
+            check_name(f"pipeline {self.name!r}: tag", tag)
         changes: dict[str, Any] = {
             k: v
             for k, v in {

@@ -299,10 +299,10 @@ class StackManager:
         return entry
 
     def list_stacks(self) -> tuple[list[tuple[str, StackEntry]], str]:
-        """Every stack and the name of the active one."""
+        """Every stack and the name of the active one (as configured: it may name no stack, see
+        :meth:`active_stack_name`)."""
         config = self.store.load()
-        active = config.active_stack if config.stack(config.active_stack) else DEFAULT
-        return [(n, config.stack(n)) for n in config.stack_names()], active  # type: ignore[misc]
+        return [(n, config.stack(n)) for n in config.stack_names()], config.active_stack  # type: ignore[misc]
 
     def register_stack(self, name: str, orchestrator: str, artifact_store: str, metadata_store: str) -> None:
         """Register a stack of existing components.
@@ -340,9 +340,21 @@ class StackManager:
             config.active_stack = name
 
     def active_stack_name(self) -> str:
-        """The active stack's name (``default`` if the configured one vanished)."""
+        """The active stack's name.
+
+        Raises:
+            ComponentNotFoundError: ``active_stack`` in the configuration names no registered
+                stack (e.g. mistyped by hand): never silently another stack; the message lists
+                the registered ones and how to choose one.
+        """
         config = self.store.load()
-        return config.active_stack if config.stack(config.active_stack) else DEFAULT
+        if config.stack(config.active_stack) is None:
+            raise ComponentNotFoundError(
+                f"the active stack {config.active_stack!r} (active_stack in {self.store.path}) is not "
+                f"registered; registered stacks: {', '.join(config.stack_names())}; choose one with "
+                "`pipeledger stack set NAME`"
+            )
+        return config.active_stack
 
     def describe_stack(self, name: str | None = None) -> dict[str, Any]:
         """The stack's components with their flavors and non-secret configuration."""

@@ -3,7 +3,9 @@
 A secret field's value is a reference, resolved only when the component is built:
 
 * ``${env:NAME}``: the environment variable ``NAME``;
-* ``${file:/path/to/secret}``: the contents of a file (trailing newline removed).
+* ``${file:/path/to/secret}``: the contents of a file (trailing newline removed). The path
+  must be absolute (``~/...`` is expanded): a relative one would depend on the directory
+  pipeledger happens to run in, so it is refused when registered and when resolved.
 
 A literal secret is refused: configuration files, ``describe`` and run records
 only ever contain the reference.
@@ -26,8 +28,12 @@ def is_reference(value: object) -> bool:
 
 
 def check_reference(field: str, value: object, where: str) -> None:
-    """Refuse a literal secret with a message explaining the reference syntax."""
-    if value is None or is_reference(value):
+    """Refuse a literal secret with a message explaining the reference syntax, and a
+    ``${file:...}`` reference whose path is relative."""
+    if value is None:
+        return
+    if is_reference(value):
+        _check_file_path(field, str(value), where)
         return
     raise ConfigError(
         f"{where}: refusing to store a clear-text secret in field {field!r}; give a reference "
@@ -46,6 +52,7 @@ def resolve(field: str, value: str, where: str) -> str:
     match = REFERENCE.match(value)
     if match is None:
         raise ConfigError(f"{where}: field {field!r} must be a secret reference like ${{env:NAME}}")
+    _check_file_path(field, value, where)
     kind, target = match.groups()
     if kind == "env":
         secret = os.environ.get(target)
@@ -59,3 +66,15 @@ def resolve(field: str, value: str, where: str) -> str:
         return Path(target).expanduser().read_text(encoding="utf-8").rstrip("\n")
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read {field} from file {target}: {exc.strerror}") from exc
+
+
+def _check_file_path(field: str, reference: str, where: str) -> None:
+    match = REFERENCE.match(reference)
+    if match is None or match.group(1) != "file":
+        return
+    target = match.group(2)
+    if not Path(target).expanduser().is_absolute():
+        raise ConfigError(
+            f"{where}: {field} refers to file {target!r}, a relative path; give an absolute one, "
+            f"e.g. '${{file:{Path(target).absolute()}}}' (relative paths would depend on the current directory)"
+        )

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 import numbers
-import sys
 import types
 import typing
 from collections.abc import Callable
@@ -23,7 +21,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pipeledger.exceptions import DefinitionError
-from pipeledger.text import plural
+from pipeledger.limits import MAX_JSON_DEPTH as MAX_JSON_DEPTH  # re-exported: the limits live in limits.py
+from pipeledger.limits import MAX_NAME_LENGTH as MAX_NAME_LENGTH
+from pipeledger.limits import check_json as check_json
+from pipeledger.limits import check_name as check_name
 
 DEFAULT_OUTPUT = "output"
 RESERVED_ARGUMENTS = ("id",)
@@ -51,95 +52,10 @@ class StepSignature:
         return tuple(o.name for o in self.outputs)
 
 
-def check_json(value: Any, what: str) -> None:
-    """Raise :class:`DefinitionError` unless ``value`` is a finite JSON value every metadata store
-    keeps exactly: no NaN or infinity, no NUL character or unpaired surrogate in strings, nested
-    at most :data:`MAX_JSON_DEPTH` levels.
-
-    ``what`` names the value in the message, e.g. ``"step 'train': parameter 'lr'"``.
-    """
-    problem = _json_problem(value)
-    if problem:
-        raise DefinitionError(f"{what} must be a JSON value ({problem})")
-
-
-# MariaDB refuses JSON nested 32 levels deep, and a run's configuration wraps each parameter
-# in 4 more levels ({"steps": {step: {"parameters": {name: value}}}}): stay well below.
-MAX_JSON_DEPTH = 20
-
-
-def _json_problem(value: Any, depth: int = 0) -> str | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return None if _fits_int_digits(value) else "got an integer too long to write as JSON"
-    if isinstance(value, str):
-        return _text_problem(value)
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f"got {value}, which JSON cannot hold"
-    if isinstance(value, (list, tuple, dict)) and depth >= MAX_JSON_DEPTH:
-        return f"nested more than {MAX_JSON_DEPTH} levels deep"
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            if problem := _json_problem(item, depth + 1):
-                return problem
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return f"got a dict key {key!r} of type {type(key).__name__}; keys must be strings"
-            if problem := _text_problem(key) or _json_problem(item, depth + 1):
-                return problem
-        return None
-    return f"got a {type(value).__module__}.{type(value).__qualname__}"
-
-
-def _text_problem(text: str) -> str | None:
-    """Why the metadata store cannot keep ``text`` exactly (PostgreSQL's JSON holds no NUL
-    character; no database holds unpaired surrogates), or None."""
-    if "\x00" in text:
-        return f"the text {text[:40]!r} contains a NUL character"
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return f"the text {text[:40]!r} contains unpaired surrogates (not valid Unicode text)"
-    return None
-
-
-def _fits_int_digits(value: int) -> bool:
-    """False for ints longer than Python's int/str conversion limit (``json`` refuses them)."""
-    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
-    if limit == 0 or value.bit_length() <= 3.32 * (limit - 1):
-        return True
-    try:
-        return len(str(value)) > 0
-    except ValueError:
-        return False
-
-
-MAX_NAME_LENGTH = 255
-"""The longest name (pipeline, step, run, stack...) the store keeps, in characters, on every backend."""
 RUN_NUMBER_DIGITS = 10
 """Characters a run name keeps free for its ``{n}`` (run numbers up to 9,999,999,999)."""
 MAX_PIPELINE_NAME_LENGTH = MAX_NAME_LENGTH - len("-") - RUN_NUMBER_DIGITS
 """244: a pipeline's default run names ``{pipeline}-{n}`` must fit in :data:`MAX_NAME_LENGTH`."""
-
-
-def check_name(what: str, name: object) -> None:
-    """Refuse names the store cannot keep: not a string, empty, over 255 characters, starting or
-    ending with whitespace, or containing control characters. Quotes, SQL metacharacters and any
-    Unicode are fine."""
-    if not isinstance(name, str) or not name.strip():
-        raise DefinitionError(f"{what} must be a non-empty string, got {name!r}")
-    if len(name) > MAX_NAME_LENGTH:
-        raise DefinitionError(f"{what} is {plural(len(name), 'character')} long; the limit is {MAX_NAME_LENGTH}")
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise DefinitionError(f"{what} {name[:40]!r} contains control characters")
-    if name != name.strip():  # MySQL/MariaDB compare names ignoring trailing spaces
-        raise DefinitionError(f"{what} {name[:40]!r} starts or ends with whitespace")
-    if max(name) >= "\ud800" and any("\ud800" <= c <= "\udfff" for c in name):
-        raise DefinitionError(f"{what} {name[:40]!r} contains unpaired surrogates (not valid Unicode text)")
 
 
 def canonical_json(value: Any) -> str:
@@ -166,6 +82,7 @@ def read_signature(func: Callable[..., Any], step_name: str) -> StepSignature:
             raise DefinitionError(f"{where}: positional-only arguments are not supported")
         if name in RESERVED_ARGUMENTS:
             raise DefinitionError(f"{where}: the name {name!r} is reserved; rename it")
+        check_name(f"step {step_name!r}: argument name", name)  # recorded as an input or parameter name
         if param.default is param.empty:
             inputs.append(name)
         else:
@@ -225,6 +142,7 @@ def _outputs(annotation: Any, step_name: str) -> tuple[tuple[OutputSpec, ...], b
         return (), False
     single = _annotated_name(annotation)
     if single is not None:
+        check_name(f"step {step_name!r}: output name", single)
         return (OutputSpec(single, get_args(annotation)[0]),), False
     if get_origin(annotation) is tuple:
         members = get_args(annotation)
@@ -237,6 +155,7 @@ def _outputs(annotation: Any, step_name: str) -> tuple[tuple[OutputSpec, ...], b
                         f"step {step_name!r}: output {index + 1} of the returned tuple has no "
                         'name; annotate every member as Annotated[T, "name"]'
                     )
+                check_name(f"step {step_name!r}: output name", name)
                 if name in (s.name for s in specs):
                     raise DefinitionError(f"step {step_name!r}: output name {name!r} is declared twice")
                 specs.append(OutputSpec(name, get_args(member)[0]))

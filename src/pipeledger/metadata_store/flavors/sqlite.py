@@ -8,6 +8,8 @@ it upgrades its own schema when pipeledger is upgraded.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from pydantic import Field
 from pipeledger.exceptions import StoreUnavailableError
 from pipeledger.metadata_store.flavors.sql_flavor import SqlFlavor
 from pipeledger.metadata_store.sql import Database, SqlMetadataStore
+from pipeledger.metadata_store.sql.migrate import check_not_foreign
 from pipeledger.stack.flavor import FlavorConfig
 
 
@@ -31,7 +34,7 @@ def sqlite_database(config: SqliteMetadataStoreConfig) -> Database:
 
     Raises:
         StoreUnavailableError: the directory cannot be created, the path is a directory,
-            or the file is not a SQLite database.
+            the file is not a SQLite database, or it is another application's database.
     """
     path = Path(config.path).expanduser()
     display = f"sqlite:///{path}"
@@ -41,6 +44,7 @@ def sqlite_database(config: SqliteMetadataStoreConfig) -> Database:
         raise StoreUnavailableError(f"cannot create the directory of metadata store {display}: {exc.strerror}") from exc
     if path.is_dir():
         raise StoreUnavailableError(f"metadata store {display} is a directory, not a SQLite file")
+    _refuse_foreign_file(path, display)
     database = Database(
         f"sqlite:///{path}",
         display_name=display,
@@ -48,6 +52,23 @@ def sqlite_database(config: SqliteMetadataStoreConfig) -> Database:
     )
     database.check_connection()
     return database
+
+
+def _refuse_foreign_file(path: Path, display: str) -> None:
+    """Refuse, without changing a byte of it, a SQLite file that holds tables but not
+    pipeledger's: another application's database (opening it as a store would switch it to WAL
+    journaling and add tables). A file that is not a SQLite database at all is left to the
+    connection check, which reports it."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        # A plain connection and one read: no journal-mode change, nothing written.
+        with contextlib.closing(sqlite3.connect(path, timeout=30.0)) as conn:
+            rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'")
+            tables = [row[0] for row in rows]
+    except sqlite3.Error:
+        return
+    check_not_foreign(display, tables)
 
 
 def open_sqlite_store(config: SqliteMetadataStoreConfig) -> SqlMetadataStore:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import PoolProxiedConnection
 
 from pipeledger.exceptions import MetadataStoreError, StoreUnavailableError
 from pipeledger.metadata_store.sql.fastpath import AnyConnection, DriverConnection, observed
@@ -94,7 +95,7 @@ class Database:
                 conn.execution_options(pipeledger_begin="IMMEDIATE")
                 with conn.begin():
                     yield conn
-        except sa_exc.DBAPIError as exc:
+        except (sa_exc.SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
             raise self.translate(exc) from exc
 
     @contextmanager
@@ -103,7 +104,7 @@ class Database:
         try:
             with self.engine.connect() as conn:
                 yield conn
-        except sa_exc.DBAPIError as exc:
+        except (sa_exc.SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
             raise self.translate(exc) from exc
 
     @contextmanager
@@ -120,17 +121,14 @@ class Database:
             with self.read() as conn:
                 yield conn
             return
-        try:
-            pooled = self.engine.raw_connection()
-        except sa_exc.DBAPIError as exc:
-            raise self.translate(exc) from exc
+        pooled = self._checkout()
         try:
             yield DriverConnection(self.engine.dialect, pooled.dbapi_connection)
         except sa_exc.DBAPIError as exc:
             self._drop_if_disconnected(pooled, exc.orig)
             raise self.translate(exc) from exc
         finally:
-            pooled.close()
+            self._checkin(pooled)
 
     @contextmanager
     def driver_transaction(self) -> Iterator[AnyConnection]:
@@ -147,10 +145,7 @@ class Database:
                 yield conn
             return
         dialect = self.engine.dialect
-        try:
-            pooled = self.engine.raw_connection()
-        except sa_exc.DBAPIError as exc:
-            raise self.translate(exc) from exc
+        pooled = self._checkout()
         dbapi_connection = pooled.dbapi_connection
         try:
             try:
@@ -173,7 +168,34 @@ class Database:
             self._drop_if_disconnected(pooled, exc.orig)
             raise self.translate(exc) from exc
         finally:
+            self._checkin(pooled)
+
+    def _checkout(self) -> PoolProxiedConnection:
+        """A pooled DBAPI connection; errors translated.
+
+        ``Engine.raw_connection`` raises the driver's own exceptions (a server that is down,
+        frozen or refusing connections), unlike ``Engine.connect``.
+        """
+        dialect = self.engine.dialect
+        try:
+            return self.engine.raw_connection()
+        except dialect.loaded_dbapi.Error as exc:  # connecting failed: the server is unreachable
+            wrapped = sa_exc.DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
+            assert isinstance(wrapped, sa_exc.DBAPIError)
+            raise StoreUnavailableError(
+                f"cannot connect to metadata store {self.display_name}: {driver_message(wrapped)}"
+            ) from exc
+        except sa_exc.SQLAlchemyError as exc:  # e.g. the pool's TimeoutError: no free connection
+            raise self.translate(exc) from exc
+
+    @staticmethod
+    def _checkin(pooled: PoolProxiedConnection) -> None:
+        """Return ``pooled`` to the pool. The pool resets it (rollback) and discards it if that
+        fails; a driver error it still raises is not worth more than a dropped connection."""
+        try:
             pooled.close()
+        except Exception:
+            pooled.invalidate()
 
     def run_transaction(self, work: Callable[[Connection], T]) -> T:
         """Run ``work(conn)`` in a write transaction, retrying transient failures.
@@ -203,9 +225,11 @@ class Database:
                 time.sleep(random.uniform(0, 0.01 * 2**attempt))
 
     def _drop_if_disconnected(self, pooled: Any, error: BaseException | None) -> None:
+        """After a disconnect, drop ``pooled`` and every connection pooled before it (the server
+        dropped them all, most likely), as SQLAlchemy does for its own connections."""
         dialect = self.engine.dialect
         if isinstance(error, Exception) and dialect.is_disconnect(error, pooled.dbapi_connection, None):  # type: ignore[arg-type]
-            pooled.invalidate(error)
+            self.engine.pool._invalidate(pooled, error)
 
     def check_connection(self) -> None:
         """Open one connection and run ``SELECT 1``.
@@ -218,9 +242,25 @@ class Database:
                 conn.exec_driver_sql("SELECT 1")
         except sa_exc.DBAPIError as exc:
             raise StoreUnavailableError(f"cannot connect to {self.display_name}: {driver_message(exc)}") from exc
+        except sa_exc.SQLAlchemyError as exc:
+            raise StoreUnavailableError(f"cannot connect to {self.display_name}: {_first_line(exc)}") from exc
 
-    def translate(self, exc: sa_exc.DBAPIError) -> MetadataStoreError:
-        """Turn a driver error into a one-line pipeledger error (never with a password)."""
+    def translate(self, exc: BaseException) -> MetadataStoreError:
+        """Turn a driver or SQLAlchemy error into a one-line pipeledger error (never with a password).
+
+        Driver errors should come wrapped as SQLAlchemy wraps them (``DBAPIError``); a bare one
+        is wrapped here. Other SQLAlchemy errors (the pool's ``TimeoutError``...) become a
+        :class:`StoreUnavailableError` or :class:`MetadataStoreError` with their first line.
+        """
+        dialect = self.engine.dialect
+        if not isinstance(exc, sa_exc.DBAPIError) and isinstance(exc, dialect.loaded_dbapi.Error):
+            wrapped = sa_exc.DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
+            assert isinstance(wrapped, sa_exc.DBAPIError)
+            exc = wrapped
+        if not isinstance(exc, sa_exc.DBAPIError):
+            if isinstance(exc, (sa_exc.TimeoutError, sa_exc.DisconnectionError)):
+                return StoreUnavailableError(f"metadata store {self.display_name} is unavailable: {_first_line(exc)}")
+            return MetadataStoreError(f"metadata store {self.display_name}: {_first_line(exc)}")
         message = driver_message(exc)
         if isinstance(exc, sa_exc.IntegrityError):
             return MetadataStoreError(f"{self.display_name}: integrity error: {message}")
@@ -260,6 +300,14 @@ def _is_unavailable(exc: sa_exc.DBAPIError) -> bool:
             "timeout expired",
             "timed out",
             "ssl",
+            "connection failed",  # psycopg, a lost server: refused, reset, closed
+            "server closed the connection",
+            "the connection is closed",
+            "terminating connection",
+            "lost connection",  # MySQL 2013
+            "server has gone away",  # MySQL 2006
+            "connection reset",
+            "broken pipe",
         )
     )
 

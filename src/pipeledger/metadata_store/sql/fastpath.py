@@ -24,6 +24,7 @@ is still seen.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -100,8 +101,9 @@ def _run(conn: AnyConnection, compiled: _Compiled, parameters: list[Any], *, fet
         dbapi_connection = conn.connection.dbapi_connection
     dialect = conn.dialect
     assert dbapi_connection is not None
-    cursor = dbapi_connection.cursor()
+    cursor = None
     try:
+        cursor = dbapi_connection.cursor()  # raises too when the connection is gone
         if len(parameters) == 1:
             cursor.execute(compiled.sql, parameters[0])
         else:
@@ -111,7 +113,9 @@ def _run(conn: AnyConnection, compiled: _Compiled, parameters: list[Any], *, fet
         error_class = dialect.loaded_dbapi.Error
         raise sa_exc.DBAPIError.instance(compiled.sql, parameters, exc, error_class, dialect=dialect) from exc
     finally:
-        cursor.close()
+        if cursor is not None:
+            with contextlib.suppress(dialect.loaded_dbapi.Error):  # the error that matters is raised already
+                cursor.close()
 
 
 class FastWrite:

@@ -3,7 +3,8 @@
 The database's revision lives in Alembic's ``alembic_version`` table. On open,
 :func:`ensure_schema` reads it with one query and
 
-* creates the schema in an empty database;
+* creates the schema in an empty database, and refuses one that holds only other
+  tables (another application's: :func:`check_not_foreign`);
 * accepts the revision this library expects (:data:`SCHEMA_REVISION`);
 * upgrades an older schema only when ``auto_upgrade`` is set (the local default
   SQLite store), otherwise raises :class:`SchemaVersionError` with the command that
@@ -28,7 +29,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy import exc as sa_exc
 
-from pipeledger.exceptions import MetadataStoreError, SchemaVersionError
+from pipeledger.exceptions import MetadataStoreError, SchemaVersionError, StoreUnavailableError
 from pipeledger.metadata_store.sql.engine import Database
 from pipeledger.metadata_store.sql.schema import SCHEMA_REVISION
 
@@ -115,10 +116,36 @@ def ensure_schema(db: Database, *, auto_upgrade: bool, migrate_command: str) -> 
         raise db.translate(exc) from exc
 
 
+def check_not_foreign(display_name: str, tables: list[str]) -> None:
+    """Refuse a database holding ``tables`` none of which is pipeledger's: another application's
+    (its ``alembic_version`` and SQLite's internal tables aside).
+
+    pipeledger creates its schema only in an empty database (or a new SQLite file), so that it
+    never adds tables to, or changes, another application's data.
+
+    Raises:
+        StoreUnavailableError: naming some of the tables and the fix.
+    """
+    tables = [t for t in tables if t != "alembic_version" and not t.startswith("sqlite")]
+    if not tables or _OWN_TABLES & set(tables):
+        return
+    shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+    raise StoreUnavailableError(
+        f"{display_name} is not a pipeledger metadata store: it holds other tables ({shown}); "
+        "refusing to change it: point the metadata store at a new file or an empty database"
+    )
+
+
+_OWN_TABLES = {"pipeline_runs", "pipelines", "step_runs"}
+
+
 def _ensure_schema(conn: Connection, display_name: str, *, auto_upgrade: bool, migrate_command: str) -> None:
     revision = _revision(conn)  # again, now that no other process is changing the schema
     if revision == SCHEMA_REVISION:
         return
+    known = known_revisions()
+    if revision is None or revision not in known:
+        check_not_foreign(display_name, inspect(conn).get_table_names())
     if revision is None:
         if "pipeline_runs" in inspect(conn).get_table_names():
             raise SchemaVersionError(
@@ -127,7 +154,6 @@ def _ensure_schema(conn: Connection, display_name: str, *, auto_upgrade: bool, m
             )
         _upgrade(conn, "head")
         return
-    known = known_revisions()
     if revision not in known:
         raise SchemaVersionError(
             f"{display_name} has schema revision {revision}, newer than this pipeledger "
