@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pipeledger.artifacts.store import ArtifactStore
+from pipeledger.redact import url_credentials
 from pipeledger.stack.flavor import ArtifactStoreFlavor, FlavorConfig
 
 
@@ -15,6 +16,19 @@ class LocalArtifactStoreConfig(FlavorConfig):
     """Configuration of the ``local`` artifact store."""
 
     path: str = Field(description="Directory (or fsspec URL) under which artifacts are stored.")
+
+    @field_validator("path")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        # The path is part of every artifact URI recorded in the metadata store and
+        # exported to OpenLineage: a credential in it would be recorded everywhere.
+        found = url_credentials(value)
+        if found:
+            raise ValueError(
+                f"the path holds {found}; artifact URIs are recorded, so give the filesystem's "
+                "credentials through its own configuration (environment variables or config files)"
+            )
+        return value
 
 
 class LocalArtifactStoreFlavor(ArtifactStoreFlavor):

@@ -12,6 +12,7 @@ from pipeledger.cli.output import console, handle_errors
 from pipeledger.cli.run import run_group
 from pipeledger.client import Client
 from pipeledger.lineage.openlineage import post_events, run_events
+from pipeledger.redact import redact_url
 
 
 @run_group.command("export-openlineage")
@@ -33,7 +34,7 @@ def export_openlineage(run: str, url: str | None, namespace: str, output: Path |
     events = run_events(Client().get_run(run), namespace)
     if url:
         count = post_events(events, url, api_key=os.environ.get("OPENLINEAGE_API_KEY"))
-        console().print(f"Posted {count} OpenLineage events to {url}.", highlight=False)
+        console().print(f"Posted {count} OpenLineage events to {redact_url(url)}.", highlight=False)
     text = json.dumps(events, indent=2) + "\n"
     if output is not None:
         output.write_text(text, encoding="utf-8")

@@ -9,6 +9,7 @@ from typing import Any
 from pipeledger.artifacts.store import ArtifactStore
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.orchestrators.base import Orchestrator
+from pipeledger.redact import redact_json
 from pipeledger.stack.home import pipeledger_home
 
 DEFAULT_STACK = "default"
@@ -47,15 +48,16 @@ class Stack:
         return store if isinstance(store, MetadataStore) else store()
 
     def snapshot(self) -> dict[str, Any]:
-        """Component names, flavors and non-secret configuration, as recorded with runs."""
+        """Component names, flavors and non-secret configuration, as recorded with runs
+        (credentials cut from every URL: :func:`pipeledger.redact.redact_json`)."""
         if self._snapshot is not None:
-            return self._snapshot
-        return {
+            return dict(redact_json(self._snapshot))
+        return redact_json({
             "name": self.name,
             "orchestrator": {"name": self.orchestrator.name, **self.orchestrator.describe()},
             "artifact_store": {"name": self.artifact_store.name, "root": self.artifact_store.root},
             "metadata_store": self.metadata_store.describe(),
-        }
+        })
 
     def close(self) -> None:
         """Close the metadata store if it was opened."""
