@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,12 +15,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from pydantic import Field
-
 from pipeledger.cli.main import cli
 from pipeledger.lineage.openlineage import run_events
 from pipeledger.metadata_store.sql import Database, SqlMetadataStore
 from pipeledger.stack.flavor import FlavorConfig, MetadataStoreFlavor
+from pipeledger.stack.registry import close_stacks
+from pydantic import Field
 from tests import pipelines as P
 
 TOKEN = "ghp_s3cretT0ken"
@@ -144,3 +146,79 @@ def test_redact_url(url: str, redacted: str) -> None:
 
     assert redact_url(url) == redacted
     assert redact_text(f"cannot reach {url}: refused") == f"cannot reach {redacted}: refused"
+
+
+# ------------------------------------------------------------------ file permissions
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The common umask, under which files are world-readable unless pipeledger says otherwise."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def modes_under(root: Path) -> dict[str, int]:
+    """Permission bits of ``root`` and of everything under it, by relative path."""
+    found = {".": stat.S_IMODE(root.stat().st_mode)}
+    for path in root.rglob("*"):
+        found[str(path.relative_to(root))] = stat.S_IMODE(path.lstat().st_mode)
+    return found
+
+
+def test_home_database_logs_and_artifacts_are_private_whatever_the_umask(home: Path, umask_022: None) -> None:
+    invoke("stack", "list")  # reading alone creates nothing
+    run = P.training()  # prints and logs: step logs are written too
+    assert run.steps["load"].logs  # the walk below covers a logs file
+    assert invoke("artifact-store", "register", "other", "--flavor=local").exit_code == 0  # writes config.yaml
+
+    modes = modes_under(home)
+    assert {"metadata.db", "config.yaml", "artifacts"} <= set(modes)
+    assert any(name.endswith("logs.txt") for name in modes)
+    assert any(name.endswith("-wal") for name in modes)  # SQLite's WAL file exists while the store is open
+    loose = {name: oct(mode) for name, mode in modes.items() if mode & 0o077}
+    assert loose == {}
+    dirs = {name for name in modes if (home / name).is_dir()}
+    assert all(modes[d] == 0o700 for d in dirs) and all(modes[f] == 0o600 for f in set(modes) - dirs)
+
+
+def test_an_existing_world_readable_home_and_database_are_made_private(home: Path, umask_022: None) -> None:
+    P.training()
+    close_stacks()
+    for path in (home, home / "metadata.db", home / "artifacts"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+    P.training(lr=0.5)  # a new artifact: the artifact store root gets its mode when it writes
+
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((home / "metadata.db").stat().st_mode) == 0o600
+    assert stat.S_IMODE((home / "artifacts").stat().st_mode) == 0o700
+
+
+def test_a_group_shared_store(tmp_path: Path, umask_022: None) -> None:
+    shared = tmp_path / "shared"
+    for args in (
+        (
+            "artifact-store",
+            "register",
+            "team",
+            "--flavor=local",
+            f"--path={shared / 'artifacts'}",
+            "--permissions=group",
+        ),
+        ("metadata-store", "register", "team", "--flavor=sqlite", f"--path={shared / 'm.db'}", "--permissions=group"),
+        ("stack", "register", "team", "-a", "team", "-m", "team", "--set"),
+    ):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+
+    P.training()
+
+    modes = modes_under(shared)
+    for name, mode in modes.items():
+        expected = 0o770 if (shared / name).is_dir() else 0o660
+        assert mode & 0o777 == expected, (name, oct(mode))
+    assert modes["artifacts"] & stat.S_ISGID  # new files keep the directory's group
+    bad = invoke("artifact-store", "register", "x", "--flavor=local", "--permissions=world")
+    assert bad.exit_code == 1 and "permissions" in bad.stderr and "Traceback" not in bad.output

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from pipeledger.artifacts.store import ArtifactStore
+from pipeledger.permissions import Permissions
 from pipeledger.redact import url_credentials
 from pipeledger.stack.flavor import ArtifactStoreFlavor, FlavorConfig
 
@@ -16,6 +17,10 @@ class LocalArtifactStoreConfig(FlavorConfig):
     """Configuration of the ``local`` artifact store."""
 
     path: str = Field(description="Directory (or fsspec URL) under which artifacts are stored.")
+    permissions: Permissions = Field(
+        "private",
+        description="private: files 0600, directories 0700 (the default); group: 0660 and 2770 (a group-shared store).",
+    )
 
     @field_validator("path")
     @classmethod
@@ -43,4 +48,4 @@ class LocalArtifactStoreFlavor(ArtifactStoreFlavor):
         return {"path": str(home / f"artifacts{suffix}")}
 
     def create(self, component_name: str, config: Any, home: Path) -> ArtifactStore:
-        return ArtifactStore(config.path, name=component_name)
+        return ArtifactStore(config.path, name=component_name, permissions=config.permissions)

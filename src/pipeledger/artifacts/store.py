@@ -8,6 +8,10 @@ Layout under the store's root::
 
 An artifact is written into ``.tmp`` first and moved into place when complete, so
 a recorded artifact never points at half-written files.
+
+On the local filesystem everything the store writes is private to the user (files
+``0600``, directories ``0700``, the root included) whatever the umask, or shared with
+a group (``0660``/``2770``) with ``permissions="group"`` (:mod:`pipeledger.permissions`).
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from pipeledger.artifacts.materializers import Materializer, MaterializerRegistry
 from pipeledger.exceptions import ArtifactNotFoundError, MaterializerError
 from pipeledger.models import JSON, ArtifactRecord
+from pipeledger.permissions import PRIVATE, Permissions, ensure_dir, file_mode, make_dirs, secure_tree, set_mode
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -51,14 +57,19 @@ class ArtifactStore:
     Args:
         root: where artifacts live, e.g. ``~/.config/pipeledger/artifacts`` or ``s3://bucket/x``.
         name: the component's name, recorded with each artifact.
+        permissions: modes of what is written on the local filesystem: ``private``
+            (``0600``/``0700``) or ``group`` (``0660``/``2770``).
     """
 
-    def __init__(self, root: str, *, name: str = "default") -> None:
+    def __init__(self, root: str, *, name: str = "default", permissions: Permissions = PRIVATE) -> None:
         self.name = name
+        self.permissions = permissions
         self.fs, self.root = fsspec.core.url_to_fs(str(root))
         self.root = self.root.rstrip("/")
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
         self._prefix = "" if protocol in ("file", "local") else f"{protocol}://"
+        self._local = isinstance(self.fs, LocalFileSystem)
+        self._root_ready = False
 
     def __repr__(self) -> str:
         return f"<ArtifactStore {self.name} {self.root}>"
@@ -84,11 +95,13 @@ class ArtifactStore:
         materializer = registry.for_value(value)
         tmp = f"{self.root}/.tmp/{artifact_id}"
         target = self.fs._strip_protocol(uri)
-        self.fs.makedirs(tmp, exist_ok=True)
+        self._makedirs(tmp)
         try:
             metadata = materializer.save(value, self.fs, tmp)
+            if self._local:
+                secure_tree(tmp, self.permissions)
             content_hash, size = _hash_tree(self.fs, tmp)
-            self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            self._makedirs(target.rsplit("/", 1)[0])
             self.fs.mv(tmp, target, recursive=True)
         except Exception as exc:
             if self.fs.exists(tmp):
@@ -104,9 +117,22 @@ class ArtifactStore:
     def write_text(self, uri: str, text: str) -> None:
         """Write a text file (e.g. a step's logs), creating parent directories."""
         path = self.fs._strip_protocol(uri)
-        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        self._makedirs(path.rsplit("/", 1)[0])
         with self.fs.open(path, "w", encoding="utf-8") as f:
             f.write(text)
+        if self._local:
+            set_mode(path, file_mode(self.permissions))
+
+    def _makedirs(self, path: str) -> None:
+        """Create a directory and its parents; locally with the store's directory mode (an
+        existing root is restricted to it, once per store object)."""
+        if not self._local:
+            self.fs.makedirs(path, exist_ok=True)
+            return
+        if not self._root_ready:
+            ensure_dir(self.root, self.permissions)
+            self._root_ready = True
+        make_dirs(path, self.permissions)
 
 
 def read_artifact(artifact: ArtifactRecord, registry: MaterializerRegistry) -> Any:
