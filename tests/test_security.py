@@ -3,24 +3,32 @@ refused before they are loaded, and the home, database and artifact store are pr
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
+import pickle
 import stat
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from click.testing import CliRunner
+from pydantic import Field
+from sklearn.datasets import load_iris
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.preprocessing import FunctionTransformer
+
+from pipeledger import ArtifactIntegrityError, PipeledgerWarning, RunFailedError, pipeline, step
 from pipeledger.cli.main import cli
 from pipeledger.lineage.openlineage import run_events
 from pipeledger.metadata_store.sql import Database, SqlMetadataStore
 from pipeledger.stack.flavor import FlavorConfig, MetadataStoreFlavor
 from pipeledger.stack.registry import close_stacks
-from pydantic import Field
 from tests import pipelines as P
 
 TOKEN = "ghp_s3cretT0ken"
@@ -222,3 +230,171 @@ def test_a_group_shared_store(tmp_path: Path, umask_022: None) -> None:
     assert modes["artifacts"] & stat.S_ISGID  # new files keep the directory's group
     bad = invoke("artifact-store", "register", "x", "--flavor=local", "--permissions=world")
     assert bad.exit_code == 1 and "permissions" in bad.stderr and "Traceback" not in bad.output
+
+
+# ------------------------------------------------------------- artifacts that run code
+
+
+class Opaque:
+    """A value without a materializer: pickled."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+class Evil:
+    """Unpickling it creates the directory ``path``: proof that code from the file ran."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> Any:
+        return (os.mkdir, (str(self.path),))
+
+
+@step
+def make_opaque(n: int = 3) -> Annotated[Opaque, "value"]:
+    return Opaque(n)
+
+
+@step
+def use_opaque(value: Opaque) -> Annotated[int, "n"]:
+    return value.n
+
+
+@step
+def swap_pickles(marker: str = "") -> None:
+    """Replace every pickled artifact of the artifact store by one that runs code."""
+    for found in Path(os.environ["PIPELEDGER_HOME"], "artifacts").rglob("data.pkl"):
+        found.write_bytes(pickle.dumps(Evil(Path(marker))))
+
+
+@pipeline
+def opaque_flow(n: int = 3):
+    use_opaque(make_opaque(n=n))
+
+
+@pipeline
+def swapped_between_steps(marker: str):
+    value = make_opaque()
+    swap_pickles(marker=marker)
+    use_opaque(value)
+
+
+def swap_pickle_of(artifact: Any, marker: Path) -> None:
+    path = Path(artifact.uri) / "data.pkl"
+    assert path.exists()
+    path.write_bytes(pickle.dumps(Evil(marker)))
+
+
+@pytest.fixture
+def quiet_pickles() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PipeledgerWarning)
+        yield
+
+
+def test_a_swapped_pickle_is_refused_by_read(tmp_path: Path, quiet_pickles: None) -> None:
+    run = opaque_flow()
+    artifact = run.steps["make_opaque"].output
+    assert artifact.read().n == 3
+    marker = tmp_path / "code-ran"
+    swap_pickle_of(artifact, marker)
+
+    with pytest.raises(ArtifactIntegrityError) as raised:
+        artifact.read()
+
+    assert not marker.exists()
+    message = str(raised.value)
+    assert artifact.id in message and artifact.content_hash in message and "changed after it was recorded" in message
+    found = hashlib.sha256(b"data.pkl\0" + (Path(artifact.uri) / "data.pkl").read_bytes() + b"\0").hexdigest()
+    assert found in message and len(message.splitlines()) == 1
+
+
+def test_a_swapped_pickle_is_not_reused_from_the_cache(tmp_path: Path, quiet_pickles: None) -> None:
+    first = opaque_flow()
+    marker = tmp_path / "code-ran"
+    swap_pickle_of(first.steps["make_opaque"].output, marker)
+
+    second = opaque_flow()
+
+    assert not marker.exists()
+    produced = second.steps["make_opaque"]
+    assert produced.status == "completed"  # recomputed, not reused
+    assert "changed after they were recorded" in produced.config["cache"]["explanation"]
+    assert second.steps["use_opaque"].output.read() == 3
+
+
+def test_a_pickle_swapped_before_a_step_reads_it_fails_the_step_without_running_its_code(
+    tmp_path: Path, quiet_pickles: None
+) -> None:
+    marker = tmp_path / "code-ran"
+
+    with pytest.raises(RunFailedError) as raised:
+        swapped_between_steps(marker=str(marker))
+
+    assert not marker.exists()
+    assert raised.value.step_name == "use_opaque"
+    assert isinstance(raised.value.__cause__, ArtifactIntegrityError)
+
+
+def test_data_only_formats_are_read_without_hashing(home: Path) -> None:
+    """A deliberate choice: a changed JSON file cannot run code; it reads as changed, and
+    `metadata-store check --deep` reports it."""
+    run = P.training()
+    model = run.steps["train"].outputs["model"]
+    (Path(model.uri) / "data.json").write_text('{"w": 99}')
+
+    assert model.read() == {"w": 99}
+    check = invoke("metadata-store", "check", "--deep")
+    assert check.exit_code == 1 and model.id in check.output
+
+
+@step
+def fit_forest() -> Annotated[RandomForestClassifier, "model"]:
+    features, labels = load_iris(return_X_y=True)
+    return RandomForestClassifier(n_estimators=3, max_depth=2, random_state=0).fit(features, labels)
+
+
+@step
+def fit_with_a_lambda() -> Annotated[FunctionTransformer, "transformer"]:
+    return FunctionTransformer(func=lambda x: [[v + 1 for v in row] for row in x]).fit([[1.0]])
+
+
+@pipeline
+def forest_flow():
+    fit_forest()
+
+
+@pipeline
+def lambda_flow():
+    fit_with_a_lambda()
+
+
+def test_scikit_learn_models_are_stored_with_skops_not_pickle() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no pickle warning
+        run = forest_flow()
+
+    model = run.steps["fit_forest"].output
+    assert model.materializer == "pipeledger.artifacts.materializers.optional.SkopsMaterializer"
+    assert sorted(p.name for p in Path(model.uri).iterdir()) == ["model.skops", "trusted.json"]
+    assert model.metadata["trusted_types"] == ["sklearn.tree._tree.Tree"]
+    assert {"scikit-learn", "skops"} <= set(model.metadata["packages"])
+    features, _ = load_iris(return_X_y=True)
+    assert (model.read().predict(features) == fit_forest.func().predict(features)).all()
+
+    # the trusted types come from the files: a changed trusted.json is refused
+    (Path(model.uri) / "trusted.json").write_text('{"trusted": ["sklearn.tree._tree.Tree", "builtins.eval"]}')
+    with pytest.raises(ArtifactIntegrityError):
+        model.read()
+
+
+def test_an_estimator_skops_cannot_store_falls_back_to_pickle() -> None:
+    with pytest.warns(PipeledgerWarning, match="FunctionTransformer"):
+        run = lambda_flow()
+
+    transformer = run.steps["fit_with_a_lambda"].output
+    assert transformer.materializer == "pipeledger.artifacts.materializers.builtin.PickleMaterializer"
+    assert transformer.read().transform([[1.0]]) == [[2.0]]
+    assert "scikit-learn" in transformer.metadata["packages"] and transformer.metadata["python_version"]
