@@ -398,3 +398,16 @@ def test_an_estimator_skops_cannot_store_falls_back_to_pickle() -> None:
     assert transformer.materializer == "pipeledger.artifacts.materializers.builtin.PickleMaterializer"
     assert transformer.read().transform([[1.0]]) == [[2.0]]
     assert "scikit-learn" in transformer.metadata["packages"] and transformer.metadata["python_version"]
+
+
+def test_a_pickle_without_a_recorded_hash_is_not_loaded(tmp_path: Path, quiet_pickles: None) -> None:
+    import dataclasses
+
+    from pipeledger.artifacts.materializers import default_registry
+    from pipeledger.artifacts.store import read_artifact
+
+    record = opaque_flow().steps["make_opaque"].output._record
+    unhashed = dataclasses.replace(record, content_hash="")  # as an imported artifact may be
+
+    with pytest.raises(ArtifactIntegrityError, match="no recorded content hash"):
+        read_artifact(unhashed, default_registry())

@@ -175,11 +175,16 @@ def _read_verified(artifact: ArtifactRecord, materializer: Materializer, fs: Any
             raise ArtifactNotFoundError(
                 f"artifact {artifact.id} is recorded but its files are missing at {artifact.uri}"
             )
+        if not artifact.content_hash:
+            raise ArtifactIntegrityError(
+                f"artifact {artifact.id} at {artifact.uri} has no recorded content hash (e.g. imported), and "
+                f"{artifact.materializer} could run code from its files: not loading it"
+            )
         found, _size = _hash_tree(fs, path, copy_to=copy)
         if found != artifact.content_hash:
             raise ArtifactIntegrityError(
                 f"artifact {artifact.id} at {artifact.uri} was changed after it was recorded: its files hash to "
-                f"sha256 {found}, the record says {artifact.content_hash or '(none)'}; not loading it with "
+                f"sha256 {found}, the record says {artifact.content_hash}; not loading it with "
                 f"{artifact.materializer}, which could run code from the files. Restore the files or delete the run"
             )
         try:
