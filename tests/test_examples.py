@@ -26,7 +26,7 @@ def load_example(name: str):  # type: ignore[no-untyped-def]
     return module
 
 
-@pytest.mark.filterwarnings("ignore::pipeledger.PipeledgerWarning")  # the model is pickled, as documented
+@pytest.mark.filterwarnings("error::pipeledger.PipeledgerWarning")  # the model is not pickled: no warning
 def test_quickstart_records_a_model_that_reads_back_equal() -> None:
     quickstart = load_example("quickstart")
     run = quickstart.cancer_classifier()
@@ -49,7 +49,9 @@ def test_quickstart_records_a_model_that_reads_back_equal() -> None:
     assert 0.8 < accuracy <= 1.0
     assert recorded.steps["evaluate"].output.read() == accuracy
     assert "loaded 569 rows" in recorded.steps["load_data"].logs
-    assert recorded.steps["train_model"].outputs["model"].metadata["python_version"]
+    stored = recorded.steps["train_model"].outputs["model"]
+    assert stored.materializer.endswith("SkopsMaterializer")  # skops, not pickle
+    assert stored.metadata["trusted_types"] == ["sklearn.tree._tree.Tree"]
 
 
 def test_quickstart_as_a_script_reruns_from_the_cache(tmp_path: Path) -> None:

@@ -407,7 +407,8 @@ def test_recorded_artifact_metadata_through_a_pipeline() -> None:
     series = runs["series"].steps["produce"].output
     assert series.metadata == {"shape": [3], "series": True}
     pickled = runs["arbitrary-class"].steps["produce"].output
-    assert set(pickled.metadata) == {"python_version"}
+    assert set(pickled.metadata) == {"python_version", "packages"}
+    assert "cloudpickle" in pickled.metadata["packages"]  # the library versions the pickle needs
     assert runs["int"].steps["produce"].output.metadata == {}
 
 
@@ -431,7 +432,7 @@ def test_round_trip_through_the_artifact_store(
     assert written.size > 0
     assert (written.content_hash, written.size) == expected_hash(Path(written.uri))
     if case.pickled:
-        assert written.metadata.keys() == {"python_version"}
+        assert written.metadata.keys() == {"python_version", "packages"}
 
     loaded = read_artifact(record, registry)
     assert_same(loaded, value)

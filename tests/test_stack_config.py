@@ -380,11 +380,15 @@ def test_each_run_records_a_stack_snapshot(home: Path, tmp_path: Path) -> None:
     expected = {
         "name": "full",
         "orchestrator": {"name": "runner", "flavor": "local", "config": {}},
-        "artifact_store": {"name": "bucket", "flavor": "local", "config": {"path": str(tmp_path / "bucket")}},
+        "artifact_store": {
+            "name": "bucket",
+            "flavor": "local",
+            "config": {"path": str(tmp_path / "bucket"), "permissions": "private"},
+        },
         "metadata_store": {
             "name": "meta",
             "flavor": "sqlite",
-            "config": {"path": str(home / "metadata-meta.db"), "busy_timeout": 5.0},
+            "config": {"path": str(home / "metadata-meta.db"), "busy_timeout": 5.0, "permissions": "private"},
         },
     }
     assert run.stack == expected
@@ -395,10 +399,14 @@ def test_each_run_records_a_stack_snapshot(home: Path, tmp_path: Path) -> None:
     assert default_run.stack == {
         "name": "default",
         "orchestrator": {"name": "default", "flavor": "local", "config": {}},
-        "artifact_store": {"name": "default", "flavor": "local", "config": {"path": str(home / "artifacts")}},
+        "artifact_store": {
+            "name": "default",
+            "flavor": "local",
+            "config": {"path": str(home / "artifacts"), "permissions": "private"},
+        },
         "metadata_store": {
             "name": "default",
             "flavor": "sqlite",
-            "config": {"path": str(home / "metadata.db"), "busy_timeout": 30.0},
+            "config": {"path": str(home / "metadata.db"), "busy_timeout": 30.0, "permissions": "private"},
         },
     }

@@ -9,6 +9,7 @@ from pipeledger.artifacts.materializers import Materializer, register_materializ
 from pipeledger.client import ArtifactView, Client, PipelineView, RunView, StepView
 from pipeledger.context import StepContext, get_step_context, log_metadata
 from pipeledger.exceptions import (
+    ArtifactIntegrityError,
     ArtifactNotFoundError,
     ConfigError,
     DefinitionError,
@@ -30,6 +31,7 @@ from pipeledger.steps import Step, step
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArtifactIntegrityError",
     "ArtifactNotFoundError",
     "ArtifactView",
     "Client",

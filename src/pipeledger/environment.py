@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from pipeledger.models import JSON
+from pipeledger.redact import redact_url
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,14 @@ def _git(directory: Path, *args: str) -> str | None:
 
 @functools.lru_cache(maxsize=64)
 def _repository(directory: Path) -> tuple[str | None, str | None]:
-    """(root, remote URL) of the repository holding ``directory`` (stable for a process)."""
+    """(root, remote URL) of the repository holding ``directory`` (stable for a process).
+
+    The remote URL is redacted (:func:`pipeledger.redact.redact_url`): a token in it
+    (``https://user:TOKEN@host/repo.git``) is never recorded.
+    """
     root = (_git(directory, "rev-parse", "--show-toplevel") or "").strip() or None
     remote = (_git(directory, "config", "--get", "remote.origin.url") or "").strip() or None if root else None
-    return root, remote
+    return root, redact_url(remote) if remote else None
 
 
 def git_info(path: Path) -> GitInfo:

@@ -8,6 +8,7 @@
      ├── NotFoundError (KeyError)   a pipeline, run, step, output or artifact does not exist
      │    └── ArtifactNotFoundError an artifact's record exists but its files are gone
      ├── MaterializerError          no materializer can save or load a value
+     │    └── ArtifactIntegrityError an artifact's files differ from their recorded content hash
      ├── ConfigError (ValueError)   invalid stack, component or flavor configuration
  │    ├── FlavorNotFoundError   no flavor of that name (also a NotFoundError)
  │    └── ComponentNotFoundError no component or stack of that name (also a NotFoundError)
@@ -63,6 +64,11 @@ class ArtifactNotFoundError(NotFoundError):
 
 class MaterializerError(PipeledgerError):
     """No materializer can save or load a value, or its files are unreadable."""
+
+
+class ArtifactIntegrityError(MaterializerError):
+    """An artifact's files no longer match the content hash recorded when it was written, and
+    its materializer could run code from them (pickle): it is not loaded."""
 
 
 class MetadataStoreError(PipeledgerError):

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pipeledger.artifacts.store import ArtifactStore
+from pipeledger.permissions import Permissions
+from pipeledger.redact import url_credentials
 from pipeledger.stack.flavor import ArtifactStoreFlavor, FlavorConfig
 
 
@@ -15,6 +17,23 @@ class LocalArtifactStoreConfig(FlavorConfig):
     """Configuration of the ``local`` artifact store."""
 
     path: str = Field(description="Directory (or fsspec URL) under which artifacts are stored.")
+    permissions: Permissions = Field(
+        "private",
+        description="private: files 0600, directories 0700 (the default); group: 0660 and 2770 (a group-shared store).",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        # The path is part of every artifact URI recorded in the metadata store and
+        # exported to OpenLineage: a credential in it would be recorded everywhere.
+        found = url_credentials(value)
+        if found:
+            raise ValueError(
+                f"the path holds {found}; artifact URIs are recorded, so give the filesystem's "
+                "credentials through its own configuration (environment variables or config files)"
+            )
+        return value
 
 
 class LocalArtifactStoreFlavor(ArtifactStoreFlavor):
@@ -29,4 +48,4 @@ class LocalArtifactStoreFlavor(ArtifactStoreFlavor):
         return {"path": str(home / f"artifacts{suffix}")}
 
     def create(self, component_name: str, config: Any, home: Path) -> ArtifactStore:
-        return ArtifactStore(config.path, name=component_name)
+        return ArtifactStore(config.path, name=component_name, permissions=config.permissions)

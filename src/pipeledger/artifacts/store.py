@@ -8,6 +8,10 @@ Layout under the store's root::
 
 An artifact is written into ``.tmp`` first and moved into place when complete, so
 a recorded artifact never points at half-written files.
+
+On the local filesystem everything the store writes is private to the user (files
+``0600``, directories ``0700``, the root included) whatever the umask, or shared with
+a group (``0660``/``2770``) with ``permissions="group"`` (:mod:`pipeledger.permissions`).
 """
 
 from __future__ import annotations
@@ -15,14 +19,17 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from pipeledger.artifacts.materializers import Materializer, MaterializerRegistry
-from pipeledger.exceptions import ArtifactNotFoundError, MaterializerError
+from pipeledger.exceptions import ArtifactIntegrityError, ArtifactNotFoundError, MaterializerError
 from pipeledger.models import JSON, ArtifactRecord
+from pipeledger.permissions import PRIVATE, Permissions, ensure_dir, file_mode, make_dirs, secure_tree, set_mode
 from pipeledger.text import article
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -52,14 +59,19 @@ class ArtifactStore:
     Args:
         root: where artifacts live, e.g. ``~/.config/pipeledger/artifacts`` or ``s3://bucket/x``.
         name: the component's name, recorded with each artifact.
+        permissions: modes of what is written on the local filesystem: ``private``
+            (``0600``/``0700``) or ``group`` (``0660``/``2770``).
     """
 
-    def __init__(self, root: str, *, name: str = "default") -> None:
+    def __init__(self, root: str, *, name: str = "default", permissions: Permissions = PRIVATE) -> None:
         self.name = name
+        self.permissions = permissions
         self.fs, self.root = fsspec.core.url_to_fs(str(root))
         self.root = self.root.rstrip("/")
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
         self._prefix = "" if protocol in ("file", "local") else f"{protocol}://"
+        self._local = isinstance(self.fs, LocalFileSystem)
+        self._root_ready = False
 
     def __repr__(self) -> str:
         return f"<ArtifactStore {self.name} {self.root}>"
@@ -85,11 +97,13 @@ class ArtifactStore:
         materializer = registry.for_value(value)
         tmp = f"{self.root}/.tmp/{artifact_id}"
         target = self.fs._strip_protocol(uri)
-        self.fs.makedirs(tmp, exist_ok=True)
+        self._makedirs(tmp)
         try:
             metadata = materializer.save(value, self.fs, tmp)
+            if self._local:
+                secure_tree(tmp, self.permissions)
             content_hash, size = _hash_tree(self.fs, tmp)
-            self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            self._makedirs(target.rsplit("/", 1)[0])
             self.fs.mv(tmp, target, recursive=True)
         except Exception as exc:
             if self.fs.exists(tmp):
@@ -107,20 +121,43 @@ class ArtifactStore:
         """Write a text file (e.g. a step's logs) as UTF-8, exactly (line endings and carriage
         returns are kept), creating parent directories."""
         path = self.fs._strip_protocol(uri)
-        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        self._makedirs(path.rsplit("/", 1)[0])
         with self.fs.open(path, "wb") as f:
             f.write(text.encode("utf-8", errors="backslashreplace"))
+        if self._local:
+            set_mode(path, file_mode(self.permissions))
+
+    def _makedirs(self, path: str) -> None:
+        """Create a directory and its parents; locally with the store's directory mode (an
+        existing root is restricted to it, once per store object)."""
+        if not self._local:
+            self.fs.makedirs(path, exist_ok=True)
+            return
+        if not self._root_ready:
+            ensure_dir(self.root, self.permissions)
+            self._root_ready = True
+        make_dirs(path, self.permissions)
 
 
 def read_artifact(artifact: ArtifactRecord, registry: MaterializerRegistry) -> Any:
     """Load an artifact's value from its URI with the materializer that wrote it.
 
+    Every read goes through here (``ArtifactView.read()``, a step's inputs). When the
+    materializer could run code from the files (``verify_before_load``: pickle, skops'
+    trusted types), the files are first copied to a private temporary directory while
+    their content hash is computed, the hash is compared with the recorded one, and the
+    materializer loads the verified copy: a file swapped before or during the read is
+    never loaded. Data-only formats are loaded in place, without hashing.
+
     Raises:
         ArtifactNotFoundError: the artifact's directory is gone.
+        ArtifactIntegrityError: its files differ from the recorded content hash (nothing loaded).
         MaterializerError: its materializer cannot be loaded or fails.
     """
     fs, path = fsspec.core.url_to_fs(artifact.uri)
     materializer = registry.by_path(artifact.materializer)
+    if materializer.verify_before_load:
+        return _read_verified(artifact, materializer, fs, path)
     try:
         return materializer.load(fs, path, _import_type(artifact.data_type))
     except Exception as exc:
@@ -132,6 +169,40 @@ def read_artifact(artifact: ArtifactRecord, registry: MaterializerRegistry) -> A
             f"cannot read artifact {artifact.id} at {artifact.uri} with "
             f"{artifact.materializer}: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def _read_verified(artifact: ArtifactRecord, materializer: Materializer, fs: Any, path: str) -> Any:
+    """Load ``artifact`` from a private copy of its files whose content hash was checked."""
+    with tempfile.TemporaryDirectory(prefix="pipeledger-verified-") as copy:  # 0700
+        if not fs.exists(path):
+            raise ArtifactNotFoundError(
+                f"artifact {artifact.id} is recorded but its files are missing at {artifact.uri}"
+            )
+        if not artifact.content_hash:
+            raise ArtifactIntegrityError(
+                f"artifact {artifact.id} at {artifact.uri} has no recorded content hash (e.g. imported), and "
+                f"{artifact.materializer} could run code from its files: not loading it"
+            )
+        found, _size = _hash_tree(fs, path, copy_to=copy)
+        if found != artifact.content_hash:
+            raise ArtifactIntegrityError(
+                f"artifact {artifact.id} at {artifact.uri} was changed after it was recorded: its files hash to "
+                f"sha256 {found}, the record says {artifact.content_hash}; not loading it with "
+                f"{artifact.materializer}, which could run code from the files. Restore the files or delete the run"
+            )
+        try:
+            return materializer.load(LocalFileSystem(), copy, _import_type(artifact.data_type))
+        except Exception as exc:
+            raise MaterializerError(
+                f"cannot read artifact {artifact.id} at {artifact.uri} with "
+                f"{artifact.materializer}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def verify_artifact(artifact: ArtifactRecord) -> str | None:
+    """The content hash of ``artifact``'s files if it differs from the recorded one, else None."""
+    found, _size = hash_artifact(artifact.uri)
+    return found if found != artifact.content_hash else None
 
 
 def read_text(uri: str) -> str:
@@ -178,16 +249,31 @@ def _import_type(path: str) -> type | None:
     return obj if isinstance(obj, type) else None
 
 
-def _hash_tree(fs: Any, path: str) -> tuple[str, int]:
-    """sha256 over a directory's files (relative names and contents, sorted) and their total size."""
+def _hash_tree(fs: Any, path: str, copy_to: str | None = None) -> tuple[str, int]:
+    """sha256 over a directory's files (relative names and contents, sorted) and their total size.
+
+    With ``copy_to`` (a local directory), the files are also copied there as they are
+    read: the copy is exactly what was hashed.
+    """
     digest = hashlib.sha256()
     size = 0
     for file in sorted(fs.find(path)):
         rel = file[len(path) :].lstrip("/")
         digest.update(rel.encode() + b"\0")
-        with fs.open(file, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
+        target = None
+        if copy_to is not None:
+            local = os.path.join(copy_to, *rel.split("/"))
+            os.makedirs(os.path.dirname(local), mode=0o700, exist_ok=True)
+            target = open(local, "xb")  # noqa: SIM115 - closed below
+        try:
+            with fs.open(file, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if target is not None:
+                        target.write(chunk)
+        finally:
+            if target is not None:
+                target.close()
         digest.update(b"\0")
     return digest.hexdigest(), size

@@ -12,6 +12,7 @@ from pipeledger.cli.output import console, handle_errors
 from pipeledger.cli.run import run_group
 from pipeledger.client import Client
 from pipeledger.lineage.openlineage import post_events, run_events
+from pipeledger.redact import redact_url
 from pipeledger.text import plural
 
 
@@ -34,7 +35,7 @@ def export_openlineage(run: str, url: str | None, namespace: str, output: Path |
     events = run_events(Client().get_run(run), namespace)
     if url:
         count = post_events(events, url, api_key=os.environ.get("OPENLINEAGE_API_KEY"))
-        console().print(f"Posted {plural(count, 'OpenLineage event')} to {url}.", highlight=False)
+        console().print(f"Posted {plural(count, 'OpenLineage event')} to {redact_url(url)}.", highlight=False)
     text = json.dumps(events, indent=2) + "\n"
     if output is not None:
         output.write_text(text, encoding="utf-8")

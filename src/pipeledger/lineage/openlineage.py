@@ -7,6 +7,11 @@
 * inputs/outputs: the artifacts, as datasets named by URI (``file`` namespace and the
   absolute path for local files, ``scheme://authority`` and the path otherwise).
 
+No event carries a credential: every URL in an event (the git remote of
+``sourceCodeLocation``, dataset URIs, URLs quoted in error messages) is redacted with
+:func:`pipeledger.redact.redact_json` (userinfo and token query parameters removed),
+also for runs recorded before pipeledger redacted what it records.
+
 Events follow OpenLineage spec 2-0-2 (the tests check them against the classes that
 ``openlineage-python`` generates from the official JSON schemas).
 """
@@ -24,6 +29,7 @@ from urllib.parse import urlsplit
 from pipeledger import __version__
 from pipeledger.exceptions import PipeledgerError
 from pipeledger.models import Status
+from pipeledger.redact import redact_json, redact_text, redact_url
 
 if TYPE_CHECKING:
     from pipeledger.client.views import ArtifactView, RunView, StepView
@@ -118,7 +124,7 @@ def step_events(step: StepView, run: RunView, namespace: str = "pipeledger") -> 
     beat = run.record.heartbeat_at
     ended = step.end_time or (max(beat, step.start_time) if beat and step.status is Status.CRASHED else None)
     if ended is None or step.status is Status.RUNNING:
-        return events
+        return list(redact_json(events))
     final_facets = dict(run_facets)
     event_type = {Status.FAILED: "FAIL", Status.CRASHED: "ABORT"}.get(step.status, "COMPLETE")
     if step.status is Status.FAILED and step.error:
@@ -140,7 +146,7 @@ def step_events(step: StepView, run: RunView, namespace: str = "pipeledger") -> 
             "outputs": outputs,
         }
     )
-    return events
+    return list(redact_json(events))
 
 
 def run_events(run: RunView, namespace: str = "pipeledger") -> list[dict[str, Any]]:
@@ -179,6 +185,7 @@ def post_events(events: list[dict[str, Any]], url: str, *, api_key: str | None =
     endpoint = url.rstrip("/")
     if not endpoint.endswith("/api/v1/lineage"):
         endpoint += "/api/v1/lineage"
+    shown = redact_url(endpoint)  # error messages never show a token given in the URL
     headers = {"Content-Type": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
@@ -189,9 +196,9 @@ def post_events(events: list[dict[str, Any]], url: str, *, api_key: str | None =
                 response.read()
         except urllib.error.HTTPError as exc:
             raise PipeledgerError(
-                f"{endpoint} refused event {count + 1} of {len(events)}: HTTP {exc.code} {exc.reason}"
+                f"{shown} refused event {count + 1} of {len(events)}: HTTP {exc.code} {exc.reason}"
             ) from exc
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise PipeledgerError(f"cannot post OpenLineage events to {endpoint}: {reason}") from exc
+            raise PipeledgerError(f"cannot post OpenLineage events to {shown}: {redact_text(str(reason))}") from exc
     return len(events)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pipeledger.artifacts.materializers import MaterializerRegistry
-from pipeledger.artifacts.store import ArtifactStore, read_artifact, uri_exists
+from pipeledger.artifacts.store import ArtifactStore, read_artifact, uri_exists, verify_artifact
 from pipeledger.caching import explain
 from pipeledger.caching.key import compute_cache_key
 from pipeledger.caching.policy import CachePolicy
@@ -141,16 +141,31 @@ class StepRunner:
         return (record.id, dict(found.outputs)), []
 
     def _unusable(self, outputs: Mapping[str, ArtifactRecord]) -> str | None:
-        """Why cached outputs cannot be reused: files gone, or written by an older materializer."""
+        """Why cached outputs cannot be reused: files gone, written by an older materializer, or
+        (for materializers that could run code from the files, e.g. pickle) changed since they
+        were recorded: their content hash is checked before they are reused."""
         for name, artifact in outputs.items():
             if not uri_exists(artifact.uri):
                 return explain.ARTIFACT_MISSING
             try:
-                current = self.materializers.by_path(artifact.materializer).version
+                materializer = self.materializers.by_path(artifact.materializer)
             except MaterializerError:
                 return f"materializer of output `{name}` is not available"
+            current = materializer.version
             if current != artifact.materializer_version:
                 return f"materializer version of output `{name}` changed {artifact.materializer_version} → {current}"
+            if materializer.verify_before_load:
+                found = verify_artifact(artifact)
+                if found is not None:
+                    log.warning(
+                        "artifact %s at %s was changed after it was recorded (sha256 %s, recorded %s): "
+                        "not reusing it; the step runs again",
+                        artifact.id,
+                        artifact.uri,
+                        found,
+                        artifact.content_hash,
+                    )
+                    return f"the files of output `{name}` changed after they were recorded (content hash differs)"
         return None
 
     def _explain_miss(self, invocation: StepInvocation, create: StepRunCreate) -> list[str]:

@@ -12,6 +12,7 @@ from pipeledger.models import JSON
 from pipeledger.orchestrators.base import RunPlan
 from pipeledger.orchestrators.progress import choose_reporter, is_quiet
 from pipeledger.pipelines.pipeline import Pipeline, new_run_create
+from pipeledger.redact import redact_json
 from pipeledger.stack.registry import get_stack
 
 if TYPE_CHECKING:
@@ -52,8 +53,8 @@ def run_pipeline(p: Pipeline, parameters: dict[str, JSON]) -> RunView:
         p,
         parameters,
         invocations,
-        environment=env,
-        stack=stack.snapshot(),
+        environment=redact_json(env),  # no credential in a recorded URL (git remote, ...)
+        stack=redact_json(stack.snapshot()),
         git_sha=git.sha if git else None,
         git_dirty=git.dirty if git else None,
         code_hash=code_hash,

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeledger.exceptions import ConfigError
 from pipeledger.stack.flavor import ComponentType
+from pipeledger.stack.home import ensure_home
 
 CONFIG_FILE = "config.yaml"
 DEFAULT = "default"
@@ -115,7 +116,7 @@ class ConfigStore:
     def __init__(self, home: Path, *, lock_timeout: float = 30.0) -> None:
         self.home = home
         self.path = home / CONFIG_FILE
-        self._lock = FileLock(str(home / (CONFIG_FILE + ".lock")), timeout=lock_timeout)
+        self._lock = FileLock(str(home / (CONFIG_FILE + ".lock")), timeout=lock_timeout, mode=0o600)
 
     def load(self) -> ConfigFile:
         """The current configuration (defaults only if the file does not exist).
@@ -159,7 +160,7 @@ class ConfigStore:
                 or the home directory is not writable.
         """
         try:
-            self.home.mkdir(parents=True, exist_ok=True)
+            ensure_home(self.home)
             with self._lock:
                 config = self.load()
                 yield config

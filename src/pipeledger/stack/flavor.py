@@ -80,8 +80,12 @@ class FlavorConfig(BaseModel):
         return found
 
     def public_dict(self) -> dict[str, Any]:
-        """The configuration without its secret fields, JSON-compatible."""
-        return self.model_dump(mode="json", exclude=set(self.secret_fields()))
+        """The configuration without its secret fields, JSON-compatible, with credentials cut
+        from every URL in it (:func:`pipeledger.redact.redact_json`): this is what stack
+        snapshots record and ``describe`` shows."""
+        from pipeledger.redact import redact_json
+
+        return dict(redact_json(self.model_dump(mode="json", exclude=set(self.secret_fields()))))
 
 
 class Flavor(abc.ABC):

@@ -17,3 +17,12 @@ def pipeledger_home() -> Path:
     if configured:
         return Path(configured).expanduser().resolve()
     return Path(platformdirs.user_config_dir("pipeledger", appauthor=False))
+
+
+def ensure_home(home: Path) -> None:
+    """Create the home directory private to the user (``0700``, whatever the umask), or remove
+    the group and other permissions of an existing one (owned by the user): it holds the
+    configuration and the default stores."""
+    from pipeledger.permissions import PRIVATE, ensure_dir
+
+    ensure_dir(home, PRIVATE)

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from pipeledger.exceptions import ComponentNotFoundError, ConfigError
+from pipeledger.redact import redact_json
 from pipeledger.stack import secrets
 from pipeledger.stack.config import DEFAULT, ComponentEntry, ConfigFile, ConfigStore, StackEntry
 from pipeledger.stack.flavor import ComponentType, Flavor, FlavorConfig
@@ -68,7 +69,7 @@ def validate_config(flavor: Flavor, component: str, values: dict[str, Any], home
         field = ".".join(str(p) for p in error["loc"]) or "(config)"
         expected = model.model_fields.get(str(error["loc"][0])) if error["loc"] else None
         type_name = getattr(expected.annotation, "__name__", str(expected.annotation)) if expected else "?"
-        given = f", got {error['input']!r}" if error["type"] != "missing" else ""
+        given = f", got {redact_json(error['input'])!r}" if error["type"] != "missing" else ""
         raise ConfigError(
             f"{where}: field {field!r}: {error['msg']} (expected {type_name}{given}); "
             f"valid fields: {describe_fields(model)}"

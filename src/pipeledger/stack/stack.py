@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,8 @@ from typing import Any
 from pipeledger.artifacts.store import ArtifactStore
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.orchestrators.base import Orchestrator
-from pipeledger.stack.home import pipeledger_home
+from pipeledger.redact import redact_json
+from pipeledger.stack.home import ensure_home, pipeledger_home
 
 DEFAULT_STACK = "default"
 
@@ -47,15 +49,18 @@ class Stack:
         return store if isinstance(store, MetadataStore) else store()
 
     def snapshot(self) -> dict[str, Any]:
-        """Component names, flavors and non-secret configuration, as recorded with runs."""
+        """Component names, flavors and non-secret configuration, as recorded with runs
+        (credentials cut from every URL: :func:`pipeledger.redact.redact_json`)."""
         if self._snapshot is not None:
-            return self._snapshot
-        return {
-            "name": self.name,
-            "orchestrator": {"name": self.orchestrator.name, **self.orchestrator.describe()},
-            "artifact_store": {"name": self.artifact_store.name, "root": self.artifact_store.root},
-            "metadata_store": self.metadata_store.describe(),
-        }
+            return dict(redact_json(self._snapshot))
+        return redact_json(
+            {
+                "name": self.name,
+                "orchestrator": {"name": self.orchestrator.name, **self.orchestrator.describe()},
+                "artifact_store": {"name": self.artifact_store.name, "root": self.artifact_store.root},
+                "metadata_store": self.metadata_store.describe(),
+            }
+        )
 
     def close(self) -> None:
         """Close the metadata store if it was opened."""
@@ -70,7 +75,8 @@ def build_stack(name: str | None = None, home: Path | None = None) -> Stack:
     """Build the registered stack ``name`` (default: the active one) from the configuration.
 
     The orchestrator and artifact store are built now; the metadata store is
-    opened on first use.
+    opened on first use. The home directory is created, or made, private to the user
+    (:func:`~pipeledger.stack.home.ensure_home`).
 
     Raises:
         ComponentNotFoundError: no such stack.
@@ -79,7 +85,10 @@ def build_stack(name: str | None = None, home: Path | None = None) -> Stack:
     from pipeledger.stack.flavor import ComponentType
     from pipeledger.stack.manager import StackManager
 
-    manager = StackManager(home or pipeledger_home())
+    home = home or pipeledger_home()
+    with contextlib.suppress(OSError):  # e.g. a read-only home: its store reports it in one line
+        ensure_home(home)
+    manager = StackManager(home)
     config = manager.store.load()
     name = name or manager.active_stack_name()
     entry = manager.get_stack_entry(name, config)

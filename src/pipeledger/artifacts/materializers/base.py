@@ -23,6 +23,17 @@ class Materializer(abc.ABC):
     artifact_type: ClassVar[str] = "Data"
     #: Version of the on-disk format; bump it when the format changes.
     version: ClassVar[str] = "1"
+    #: Whether loading could run code taken from the files (pickle, joblib, cloudpickle) or
+    #: trusts what they say (skops' list of trusted types). Then pipeledger copies the files
+    #: to a private temporary directory, checks their content hash against the recorded
+    #: one, refuses on a mismatch (:class:`~pipeledger.exceptions.ArtifactIntegrityError`),
+    #: and ``load`` reads the verified copy (which is removed when ``load`` returns, so
+    #: ``load`` must not return objects that read the files later), and a cache hit
+    #: checks the hash before reusing the artifact. True unless a materializer declares
+    #: its format data-only (JSON, raw bytes, ``.npy`` without pickle, Parquet): a
+    #: changed file of such a format yields wrong data, never runs code, and is found by
+    #: ``pipeledger metadata-store check --deep``.
+    verify_before_load: ClassVar[bool] = True
 
     def can_save(self, value: Any) -> bool:
         """Whether this materializer can save ``value`` (default: it is an instance of a

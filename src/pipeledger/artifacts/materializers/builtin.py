@@ -59,6 +59,7 @@ class JSONMaterializer(Materializer):
 
     handled_types = (type(None), bool, int, float, str, list, tuple, dict)
     artifact_type = "Data"
+    verify_before_load = False
 
     def can_save(self, value: Any) -> bool:
         return _is_json(value)
@@ -83,6 +84,7 @@ class BytesMaterializer(Materializer):
     """``bytes`` and ``bytearray`` as a raw ``data.bin`` file."""
 
     handled_types = (bytes, bytearray)
+    verify_before_load = False
 
     def save(self, value: Any, fs: Any, path: str) -> dict[str, JSON]:
         with fs.open(f"{path}/data.bin", "wb") as f:
@@ -99,28 +101,42 @@ class PickleMaterializer(Materializer):
     """Any other value, with cloudpickle, as ``data.pkl``.
 
     Pickles are tied to the Python version and the libraries that made them, so
-    the Python version is recorded with the artifact and a warning is given once
-    per type: register a materializer for the type to store it portably.
+    the Python version and the versions of the distributions providing the value's
+    type are recorded with the artifact, and a warning is given once per type:
+    register a materializer for the type to store it portably.
+
+    Unpickling runs code named in the file: the files are checked against their
+    recorded content hash before they are loaded (``verify_before_load``), so a
+    swapped ``data.pkl`` is refused; reading pickles recorded in a metadata store you
+    do not trust still runs whatever its writer put in them.
     """
 
     handled_types = (object,)
+    verify_before_load = True
     _warned: ClassVar[set[str]] = set()
 
     def save(self, value: Any, fs: Any, path: str) -> dict[str, JSON]:
         type_name = f"{type(value).__module__}.{type(value).__qualname__}"
         if type_name not in self._warned:
             self._warned.add(type_name)
+            fix = (
+                "install skops (pip install 'pipeledger[sklearn]') to store scikit-learn models without pickle"
+                if type_name.startswith("sklearn.")
+                else "register a materializer for it with pipeledger.register_materializer()"
+            )
             warnings.warn_explicit(
                 f"no materializer for {type_name}: storing it with cloudpickle, readable only "
-                "with the same Python and library versions; register a materializer for it "
-                "with pipeledger.register_materializer()",
+                f"with the same Python and library versions; {fix}",
                 PipeledgerWarning,
                 filename="pipeledger",
                 lineno=0,
             )
         with fs.open(f"{path}/data.pkl", "wb") as f:
             cloudpickle.dump(value, f)
-        return {"python_version": platform.python_version()}
+        from pipeledger.environment import package_versions
+
+        packages = package_versions([type(value).__module__, "cloudpickle"])
+        return {"python_version": platform.python_version(), "packages": dict(packages)}
 
     def load(self, fs: Any, path: str, data_type: type | None) -> Any:
         with fs.open(f"{path}/data.pkl", "rb") as f:

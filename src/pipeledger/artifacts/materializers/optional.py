@@ -17,6 +17,7 @@ class PydanticMaterializer(Materializer):
     """A pydantic model as ``model.json`` plus the model class's import path."""
 
     handled_types = (BaseModel,)
+    verify_before_load = False  # JSON, validated by the model
 
     def save(self, value: Any, fs: Any, path: str) -> dict[str, JSON]:
         cls = type(value)
@@ -39,6 +40,8 @@ class PydanticMaterializer(Materializer):
                 raise MaterializerError(
                     f"cannot import pydantic model {module}:{qualname} to load {path}: {exc}"
                 ) from exc
+            if not (isinstance(obj, type) and issubclass(obj, BaseModel)):
+                raise MaterializerError(f"{module}:{qualname} named in {path}/class.json is not a pydantic model")
             cls = obj
         with fs.open(f"{path}/model.json", "r", encoding="utf-8") as f:
             return cls.model_validate_json(f.read())
@@ -48,6 +51,7 @@ class NumpyMaterializer(Materializer):
     """A numpy array as ``array.npy`` (no pickle; object arrays fall through to pickle)."""
 
     artifact_type = "Data"
+    verify_before_load = False  # loaded with allow_pickle=False
 
     def __init__(self) -> None:
         import numpy
@@ -72,6 +76,7 @@ class PandasMaterializer(Materializer):
     """A pandas DataFrame or Series as Parquet (needs pyarrow; else it falls through to pickle)."""
 
     artifact_type = "Dataset"
+    verify_before_load = False  # Parquet: data only
 
     def __init__(self) -> None:
         import pandas
@@ -99,3 +104,92 @@ class PandasMaterializer(Materializer):
         if data_type is self._pd.Series:
             return frame.iloc[:, 0]
         return frame
+
+
+def _importable(name: str) -> bool:
+    """Whether ``module.QualName`` names an object of an imported module other than ``__main__``
+    (skops records functions and classes by such names and imports them when loading)."""
+    import sys
+
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module = sys.modules.get(".".join(parts[:cut]))
+        if module is None:
+            continue
+        if module.__name__ == "__main__":
+            return False
+        obj: Any = module
+        for part in parts[cut:]:
+            obj = getattr(obj, part, None)
+            if obj is None:
+                return False
+        return True
+    return False
+
+
+class SkopsMaterializer(Materializer):
+    """A scikit-learn estimator (pipelines and custom estimators too) with skops, as
+    ``model.skops`` plus ``trusted.json``: not a pickle, so loading runs no code named in
+    the file (needs ``skops``: ``pip install 'pipeledger[sklearn]'``).
+
+    skops loads only types it trusts, plus those passed as ``trusted``. Saving records
+    the types this very estimator needs beyond skops' defaults (e.g.
+    ``sklearn.tree._tree.Tree`` for forests) in ``trusted.json`` and the artifact's
+    metadata; loading passes exactly that list, never ``trusted=True``. Since the list
+    comes from the files, they are checked against the recorded content hash first
+    (``verify_before_load``): a file changed after it was recorded is refused.
+    An estimator skops cannot save, or could not load back (it refers to a lambda, a
+    local function or anything defined in ``__main__``), falls through to pickle.
+    """
+
+    artifact_type = "Model"
+    verify_before_load = True
+
+    def __init__(self) -> None:
+        import threading
+
+        import sklearn.base
+        import skops.io
+
+        self._sio = skops.io
+        self._dumped = threading.local()  # can_save's result, reused by the save that follows
+        type(self).handled_types = (sklearn.base.BaseEstimator,)
+
+    def _dump(self, value: Any) -> tuple[bytes, list[str]]:
+        dumped = getattr(self._dumped, "value", None)
+        self._dumped.value = None
+        if dumped is not None and dumped[0] is value:
+            return dumped[1], dumped[2]
+        data = self._sio.dumps(value)
+        return data, list(self._sio.get_untrusted_types(data=data))
+
+    def can_save(self, value: Any) -> bool:
+        if not isinstance(value, self.handled_types):
+            return False
+        try:
+            data, trusted = self._dump(value)
+        except Exception:  # skops cannot represent it: pickle takes it
+            return False
+        if not all(_importable(name) for name in trusted):
+            return False  # skops would save it but not load it back (e.g. a lambda)
+        self._dumped.value = (value, data, trusted)
+        return True
+
+    def save(self, value: Any, fs: Any, path: str) -> dict[str, JSON]:
+        from pipeledger.environment import package_versions
+
+        data, trusted = self._dump(value)
+        with fs.open(f"{path}/model.skops", "wb") as f:
+            f.write(data)
+        with fs.open(f"{path}/trusted.json", "w", encoding="utf-8") as f:
+            json.dump({"trusted": trusted}, f)
+        packages = package_versions([type(value).__module__, "sklearn", "skops"])
+        return {"trusted_types": list(trusted), "packages": dict(packages)}
+
+    def load(self, fs: Any, path: str, data_type: type | None) -> Any:
+        with fs.open(f"{path}/trusted.json", "r", encoding="utf-8") as f:
+            trusted = json.load(f)["trusted"]
+        if not (isinstance(trusted, list) and all(isinstance(t, str) for t in trusted)):
+            raise MaterializerError(f"{path}/trusted.json is not a list of type names")
+        with fs.open(f"{path}/model.skops", "rb") as f:
+            return self._sio.loads(f.read(), trusted=trusted)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from typing import Any
 
@@ -25,11 +26,16 @@ class MaterializerRegistry:
     A value is saved by the materializer registered for the most specific class
     in its MRO that accepts it (``can_save``); a user's registration for a class
     beats the built-in one. The pickle materializer takes whatever is left.
+
+    Built-in materializers of libraries that are slow to import (scikit-learn with
+    skops) are registered by class name and created the first time a class of that
+    name is looked up: a value of that class means the library is already imported.
     """
 
     def __init__(self) -> None:
         self._by_type: dict[type, list[Materializer]] = {}
         self._by_path: dict[str, Materializer] = {}
+        self._lazy: dict[str, str] = dict(_LAZY_MATERIALIZERS)
         self.fallback = PickleMaterializer()
         self._by_path[self.fallback.import_path()] = self.fallback
         for materializer in _builtin_materializers():
@@ -53,7 +59,7 @@ class MaterializerRegistry:
     def for_value(self, value: Any) -> Materializer:
         """The materializer that saves ``value``."""
         for cls in type(value).__mro__:
-            for materializer in self._by_type.get(cls, ()):
+            for materializer in self._entries(cls):
                 if materializer.can_save(value):
                     return materializer
         return self.fallback
@@ -64,10 +70,21 @@ class MaterializerRegistry:
         Used before a value exists (e.g. for cache keys); :meth:`for_value` has the final word.
         """
         for base in cls.__mro__:
-            entries = self._by_type.get(base)
+            entries = self._entries(base)
             if entries:
                 return entries[0]
         return self.fallback
+
+    def _entries(self, cls: type) -> list[Materializer]:
+        """The materializers registered for ``cls``, creating a lazily registered built-in one."""
+        entries = self._by_type.get(cls)
+        if entries is None and self._lazy:
+            path = self._lazy.pop(f"{cls.__module__}.{cls.__qualname__}", None)
+            if path is not None:
+                with contextlib.suppress(MaterializerError):  # its library (e.g. skops) is not installed
+                    self.register(self.by_path(path), first=False)
+                entries = self._by_type.get(cls)
+        return entries or []
 
     def by_path(self, import_path: str) -> Materializer:
         """The materializer recorded as ``import_path`` (importing it if not registered)."""
@@ -96,6 +113,11 @@ def _builtin_materializers() -> list[Materializer]:
             continue
     return found
 
+
+#: Built-in materializers created on first use: class name -> materializer import path.
+_LAZY_MATERIALIZERS = {
+    "sklearn.base.BaseEstimator": "pipeledger.artifacts.materializers.optional.SkopsMaterializer",
+}
 
 _default: MaterializerRegistry | None = None
 

@@ -4,6 +4,11 @@ The file uses WAL journaling (readers never block the writer), ``synchronous=NOR
 (durable at every checkpoint, fast commits), foreign keys, and a busy timeout so
 concurrent writers wait instead of failing. Being local and private to one user,
 it upgrades its own schema when pipeledger is upgraded.
+
+The file is private to the user (``0600``, its directory ``0700`` if pipeledger
+creates it), whatever the umask; ``permissions: group`` makes it ``0660`` for a
+store shared by a Unix group (:mod:`pipeledger.permissions`). SQLite creates the
+``-wal`` and ``-shm`` files with the database file's mode.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pipeledger.exceptions import StoreUnavailableError
 from pipeledger.metadata_store.flavors.sql_flavor import SqlFlavor
 from pipeledger.metadata_store.sql import Database, SqlMetadataStore
 from pipeledger.metadata_store.sql.migrate import check_not_foreign
+from pipeledger.permissions import Permissions, create_file, make_dirs, restrict
 from pipeledger.stack.flavor import FlavorConfig
 
 
@@ -27,10 +33,19 @@ class SqliteMetadataStoreConfig(FlavorConfig):
 
     path: str = Field(description="Path of the SQLite database file (created if missing).")
     busy_timeout: float = Field(30.0, gt=0, description="Seconds a writer waits for the database lock before failing.")
+    permissions: Permissions = Field(
+        "private",
+        description="private: the file 0600 (the default); group: 0660, new directories 2770 (a group-shared store).",
+    )
 
 
 def sqlite_database(config: SqliteMetadataStoreConfig) -> Database:
     """The :class:`Database` of the SQLite file described by ``config`` (parent directory created).
+
+    The file is created (empty: SQLite's new database) with the mode of
+    ``config.permissions``, so that SQLite's ``-wal`` and ``-shm`` files get it too;
+    an existing file and its ``-wal``/``-shm`` (owned by the user) lose the permission
+    bits the setting does not allow (:func:`pipeledger.permissions.restrict`).
 
     Raises:
         StoreUnavailableError: the directory cannot be created, the path is a directory,
@@ -39,12 +54,18 @@ def sqlite_database(config: SqliteMetadataStoreConfig) -> Database:
     path = Path(config.path).expanduser()
     display = f"sqlite:///{path}"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent, config.permissions)
     except OSError as exc:
         raise StoreUnavailableError(f"cannot create the directory of metadata store {display}: {exc.strerror}") from exc
     if path.is_dir():
         raise StoreUnavailableError(f"metadata store {display} is a directory, not a SQLite file")
     _refuse_foreign_file(path, display)
+    try:
+        create_file(path, config.permissions)
+    except OSError as exc:
+        raise StoreUnavailableError(f"cannot create metadata store {display}: {exc.strerror}") from exc
+    for suffix in ("-wal", "-shm"):
+        restrict(f"{path}{suffix}", config.permissions)
     database = Database(
         f"sqlite:///{path}",
         display_name=display,
