@@ -321,6 +321,42 @@ class MetadataStore(abc.ABC):
         """Referential problems in the records (edges to missing artifacts or step runs, dangling
         producers, finished runs with running steps, stale running runs...). Changes nothing."""
 
+    # ------------------------------------------------- ownership of artifact files
+
+    def store_id(self) -> str | None:
+        """A stable id of this store, kept with its records (32 hex digits), or None.
+
+        Artifacts and logs go under ``stores/<id>/`` in the artifact store, and ``gc`` treats
+        only files there as its own (an artifact store may be shared by several metadata
+        stores). The SQL stores keep it in their ``store_identity`` table. The default, None,
+        is for a store that cannot keep one (ML Metadata): its files go under ``stores/shared/``
+        and ``gc`` never collects them as orphans.
+        """
+        return None
+
+    def step_run_statuses(self, ids: Sequence[str]) -> dict[str, Status]:
+        """The status of each of these step runs that is recorded (unknown ids are absent)."""
+        from contextlib import suppress
+
+        from pipeledger.exceptions import NotFoundError
+
+        found: dict[str, Status] = {}
+        for step_run_id in dict.fromkeys(ids):
+            with suppress(NotFoundError):
+                found[step_run_id] = self.get_step_run(step_run_id).status
+        return found
+
+    def deletion_preview(self, run_id: str) -> RunDeletion:
+        """What :meth:`delete_run` would delete now, without deleting anything (for dry runs).
+
+        Raises:
+            NotFoundError: no such run.
+            UnsupportedOperationError: this store cannot delete runs.
+        """
+        from pipeledger.exceptions import UnsupportedOperationError
+
+        raise UnsupportedOperationError(f"the {self.flavor} metadata store cannot delete runs")
+
     # --------------------------------------------------------------- lifecycle
 
     def close(self) -> None:  # noqa: B027 - optional hook

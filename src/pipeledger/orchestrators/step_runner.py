@@ -168,6 +168,8 @@ class StepRunner:
         record = self.metadata_store.start_step(create)
         step = invocation.step
         context = StepContext(self.run.pipeline_name, self.run.name, invocation.name, record.id)
+        owner, run = self.metadata_store.store_id(), self.run
+        step_dir = self.artifact_store.step_dir(owner, run.pipeline_name, run.name, run.id, invocation.name, record.id)
         outputs: list[ArtifactCreate] = []
         error: BaseException | None = None
         with capture_output(self.echo_output) as logs:
@@ -175,7 +177,7 @@ class StepRunner:
             try:
                 inputs = {name: read_artifact(art, self.materializers) for name, art in input_records.items()}
                 result = step.func(**inputs, **invocation.parameters)
-                outputs = self._write_outputs(invocation, result)
+                outputs = self._write_outputs(invocation, result, step_dir)
             except Exception as exc:
                 error = exc
             finally:
@@ -185,7 +187,7 @@ class StepRunner:
         captured = logs.getvalue()
         logs_uri: str | None = None  # a step that printed nothing has no logs file
         if captured:
-            logs_uri = self.artifact_store.logs_uri(self.run.pipeline_name, self.run.name, invocation.name)
+            logs_uri = self.artifact_store.logs_uri(step_dir)
             try:
                 self.artifact_store.write_text(logs_uri, captured)
             except OSError as exc:  # e.g. a full disk: the step's record matters more than its logs
@@ -204,7 +206,7 @@ class StepRunner:
         by_name = {spec.name: art for spec, art in zip(outputs, created)}
         return StepOutcome(status, record.id, time.perf_counter() - started, by_name, error)
 
-    def _write_outputs(self, invocation: StepInvocation, result: object) -> list[ArtifactCreate]:
+    def _write_outputs(self, invocation: StepInvocation, result: object, step_dir: str) -> list[ArtifactCreate]:
         signature = invocation.step.signature
         names = signature.output_names
         if not names:
@@ -226,9 +228,7 @@ class StepRunner:
         created: list[ArtifactCreate] = []
         for spec, value in zip(signature.outputs, values):
             artifact_id = new_id()
-            uri = self.artifact_store.artifact_uri(
-                self.run.pipeline_name, self.run.name, invocation.name, spec.name, artifact_id
-            )
+            uri = self.artifact_store.artifact_uri(step_dir, spec.name, artifact_id)
             written = self.artifact_store.write(value, uri, artifact_id, self.materializers)
             created.append(
                 ArtifactCreate(

@@ -1,0 +1,77 @@
+"""What the janitor asks the SQL store before it removes files: the store's identity, the
+state of the step runs whose directories it finds, and what deleting a run would remove."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, insert, select
+
+from pipeledger.exceptions import NotFoundError
+from pipeledger.metadata_store.sql import records
+from pipeledger.metadata_store.sql.common import RUN_COLUMNS, RUNS_FROM, SqlQueries, chunks
+from pipeledger.metadata_store.sql.schema import artifacts, pipeline_runs, step_io, step_runs, store_identity
+from pipeledger.models import RunDeletion, Status, new_id, utcnow
+
+
+class OwnershipQueries(SqlQueries):
+    """The store's id, step run states and deletion previews."""
+
+    _store_id: str | None = None
+
+    def store_id(self) -> str | None:
+        if self._store_id is None:
+            self._store_id = self.db.run_transaction(_store_id)
+        return self._store_id
+
+    def step_run_statuses(self, ids: Sequence[str]) -> dict[str, Status]:
+        found: dict[str, Status] = {}
+        with self.db.read() as conn:
+            for chunk in chunks(ids):
+                rows = conn.execute(select(step_runs.c.id, step_runs.c.status).where(step_runs.c.id.in_(chunk)))
+                found.update((row[0], Status(row[1])) for row in rows)
+        return found
+
+    def deletion_preview(self, run_id: str) -> RunDeletion:
+        with self.db.read() as conn:
+            return _deletion_plan(conn, run_id)
+
+
+def _store_id(conn: Connection) -> str:
+    """The id in ``store_identity`` (the oldest, should there be several), made if the row is gone."""
+    found = conn.execute(select(store_identity.c.id).order_by(store_identity.c.created_at).limit(1)).scalar()
+    if found is not None:
+        return str(found)
+    made = new_id()
+    conn.execute(insert(store_identity).values(id=made, created_at=utcnow()))
+    return made
+
+
+def _deletion_plan(conn: Connection, run_id: str) -> RunDeletion:
+    """What ``delete_run`` would delete now (the same reads as ``maintenance_queries._delete_run``,
+    which decides again inside its own transaction)."""
+    row = conn.execute(select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.id == run_id)).first()
+    if row is None:
+        raise NotFoundError(f"no run with id {run_id!r}")
+    steps = select(step_runs.c.id).where(step_runs.c.run_id == run_id)
+    produced = [
+        records.artifact(r)
+        for r in conn.execute(select(artifacts).where(artifacts.c.producer_step_run_id.in_(steps))).all()
+    ]
+    used_elsewhere = set(
+        conn.execute(
+            select(step_io.c.artifact_id)
+            .where(
+                step_io.c.artifact_id.in_(select(artifacts.c.id).where(artifacts.c.producer_step_run_id.in_(steps))),
+                ~step_io.c.step_run_id.in_(steps),
+            )
+            .distinct()
+        ).scalars()
+    )
+    logs = [u for u in conn.execute(select(step_runs.c.logs_uri).where(step_runs.c.run_id == run_id)).scalars() if u]
+    return RunDeletion(
+        records.run(row),
+        [a for a in produced if a.id not in used_elsewhere],
+        [a for a in produced if a.id in used_elsewhere],
+        logs,
+    )
