@@ -237,6 +237,29 @@ def test_gc_beside_a_step_keeps_the_output_it_just_wrote(backend: str, tmp_path:
     check_passes()
 
 
+def test_dry_run_lists_the_leftovers_of_a_run_it_would_mark_crashed(home: Path) -> None:
+    """A run whose process died (old heartbeat, still recorded running): its half-written output
+    is an orphan for the dry run too, not only once the real ``gc`` has marked it crashed."""
+    store = sql_store()
+    run = store.create_run(RunCreate(pipeline_name="died", name="died-1"))
+    started = store.start_step(StepRunCreate(run_id=run.id, name="write"))
+    step_dir = get_stack().artifact_store.step_dir(store.store_id(), "died", run.name, run.id, "write", started.id)
+    leftover = Path(step_dir) / f".tmp-{'a' * 32}"
+    leftover.mkdir(parents=True)
+    (leftover / "part.bin").write_bytes(b"half")
+    age(leftover)
+    set_start([run.name], days_ago=1)  # heartbeat a day old
+
+    code, out, err = invoke("gc", "--dry-run")
+    assert (code, err) == (0, ""), out + err
+    assert f"orphaned: {leftover}" in out and leftover.exists()
+    assert store.get_run(run.id).status is Status.RUNNING
+    code, out, err = invoke("gc", "--yes")
+    assert (code, err) == (0, ""), out + err
+    assert f"orphaned: {leftover}" in out and not leftover.exists()
+    assert store.get_run(run.id).status is Status.CRASHED
+
+
 # --- item 7: one path per recorded object --------------------------------------------------------
 
 
@@ -278,6 +301,9 @@ def test_alike_names_get_paths_of_their_own(home: Path) -> None:
 
     code, out, err = invoke("run", "delete", first.name, "--yes")
     assert (code, err) == (0, ""), out + err
+    run_dir = Path(logs[(first.name, "load data")]).parent.parent
+    assert run_dir.name.endswith(first.id) and not run_dir.exists()  # emptied, then removed
+    assert run_dir.parent.exists()  # the pipeline's directory stays
     assert all(Path(u).exists() for (run_name, _), u in logs.items() if run_name == second.name)
     assert client.get_run(second.name).steps["load data"].logs == "from `load data`\n"
     assert client.get_run(second.name).steps["load_data"].output.read() == 2

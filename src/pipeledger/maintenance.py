@@ -80,6 +80,23 @@ def _remove(artifact_store: ArtifactStore, path: str) -> bool:
         return False
 
 
+def _prune(artifact_store: ArtifactStore, owner: str | None, path: str, *, run_dir: bool) -> None:
+    """Remove the directories of ``path``'s step run (and with ``run_dir``, of its run: only for a
+    deleted run) in ``stores/<owner>/`` that are left empty; never the pipeline's directory,
+    which a new run may be writing into."""
+    if owner is None:
+        return
+    base = f"{artifact_store.root}/stores/{owner}/"
+    if not path.startswith(base):
+        return
+    parts = path[len(base) :].split("/")  # pipeline, run, step[, output], name
+    for depth in range(len(parts) - 1, 1 if run_dir else 2, -1):
+        try:
+            artifact_store.fs.rmdir(base + "/".join(parts[:depth]))
+        except (OSError, NotImplementedError):
+            return  # not empty (or the filesystem has no directories)
+
+
 def delete_run(store: MetadataStore, run_id: str, artifact_store: ArtifactStore | None = None) -> RunDeletion:
     """Delete a run's records (one transaction), then the files of its unshared artifacts and
     its logs. Artifacts other runs use are kept (see ``RunDeletion.kept_artifacts``).
@@ -87,8 +104,13 @@ def delete_run(store: MetadataStore, run_id: str, artifact_store: ArtifactStore 
     Files are removed only where :func:`owned_path` says this store wrote them into
     ``artifact_store`` (without one, none is); the others are listed in ``kept_files``.
     """
-    deletion = _files_of(store.delete_run(run_id), artifact_store, store.store_id())
-    gone = [path for path in deletion.removed_files if artifact_store is not None and _remove(artifact_store, path)]
+    owner = store.store_id()
+    deletion = _files_of(store.delete_run(run_id), artifact_store, owner)
+    if artifact_store is None:
+        return deletion
+    gone = [path for path in deletion.removed_files if _remove(artifact_store, path)]
+    for path in gone:
+        _prune(artifact_store, owner, path, run_dir=True)
     return replace(deletion, removed_files=gone)
 
 
@@ -180,7 +202,8 @@ def find_orphans(store: MetadataStore, artifact_store: ArtifactStore, *, grace: 
             matched = _OWNED_DIR.fullmatch(step_part)
             if matched and _OWNED_DIR.fullmatch(run_part) and fs.isdir(path):
                 step_dirs[path] = matched.group(1)
-        states = store.step_run_statuses(list(step_dirs.values()))  # before the artifacts: see above
+        stale = utcnow() - timedelta(seconds=heartbeat_timeout())  # a crashed run's steps are not running
+        states = store.step_run_statuses(list(step_dirs.values()), heartbeat_before=stale)  # before the artifacts
         artifact_dirs: dict[str, str] = {}  # path -> artifact id
         for path, step_run_id in sorted(step_dirs.items()):
             if states.get(step_run_id) is Status.RUNNING:
@@ -219,12 +242,14 @@ def _last_modified(fs: Any, path: str) -> float:
     return newest or time.time()
 
 
-def remove_orphans(artifact_store: ArtifactStore, report: OrphanReport) -> int:
-    """Remove what :func:`find_orphans` found (only paths inside the artifact store); how many went."""
+def remove_orphans(artifact_store: ArtifactStore, report: OrphanReport, owner: str | None = None) -> int:
+    """Remove what :func:`find_orphans` found (only paths inside the artifact store), and the
+    step run directories of ``owner`` (the store id) left empty; how many went."""
     removed = 0
     for path in report.paths:
         if artifact_store.path_inside(artifact_store.uri_of(path)) is not None and _remove(artifact_store, path):
             removed += 1
+            _prune(artifact_store, owner, path, run_dir=False)  # the run may still be running
     return removed
 
 

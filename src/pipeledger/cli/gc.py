@@ -145,5 +145,5 @@ def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_
         click.confirm(f"Delete {len(runs)} run(s) and {len(orphans.paths)} orphaned path(s)?", abort=True)
     for run in runs:
         _report_deletion(delete_run(store, run.id, stack.artifact_store))
-    removed = remove_orphans(stack.artifact_store, orphans)
+    removed = remove_orphans(stack.artifact_store, orphans, store.store_id())
     out.print(f"Removed {removed} orphaned path(s).")

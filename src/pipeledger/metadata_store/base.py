@@ -334,8 +334,10 @@ class MetadataStore(abc.ABC):
         """
         return None
 
-    def step_run_statuses(self, ids: Sequence[str]) -> dict[str, Status]:
-        """The status of each of these step runs that is recorded (unknown ids are absent)."""
+    def step_run_statuses(self, ids: Sequence[str], *, heartbeat_before: datetime | None = None) -> dict[str, Status]:
+        """The status of each of these step runs that is recorded (unknown ids are absent); with
+        ``heartbeat_before``, a ``running`` step run whose run's last heartbeat is older reads
+        ``crashed`` (as the client shows it)."""
         from contextlib import suppress
 
         from pipeledger.exceptions import NotFoundError
@@ -343,7 +345,12 @@ class MetadataStore(abc.ABC):
         found: dict[str, Status] = {}
         for step_run_id in dict.fromkeys(ids):
             with suppress(NotFoundError):
-                found[step_run_id] = self.get_step_run(step_run_id).status
+                step = self.get_step_run(step_run_id)
+                found[step_run_id] = step.status
+                if step.status is Status.RUNNING and heartbeat_before is not None:
+                    heartbeat = self.get_run(step.run_id).heartbeat_at
+                    if heartbeat is not None and heartbeat < heartbeat_before:
+                        found[step_run_id] = Status.CRASHED
         return found
 
     def deletion_preview(self, run_id: str) -> RunDeletion:

@@ -4,6 +4,7 @@ state of the step runs whose directories it finds, and what deleting a run would
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import Connection, insert, select
 
@@ -21,15 +22,22 @@ class OwnershipQueries(SqlQueries):
 
     def store_id(self) -> str | None:
         if self._store_id is None:
-            self._store_id = self.db.run_transaction(_store_id)
+            with self.db.read() as conn:
+                found = _read_store_id(conn)
+            self._store_id = found or self.db.run_transaction(_store_id)
         return self._store_id
 
-    def step_run_statuses(self, ids: Sequence[str]) -> dict[str, Status]:
+    def step_run_statuses(self, ids: Sequence[str], *, heartbeat_before: datetime | None = None) -> dict[str, Status]:
         found: dict[str, Status] = {}
+        query = select(step_runs.c.id, step_runs.c.status, pipeline_runs.c.heartbeat_at).join(
+            pipeline_runs, pipeline_runs.c.id == step_runs.c.run_id
+        )
         with self.db.read() as conn:
             for chunk in chunks(ids):
-                rows = conn.execute(select(step_runs.c.id, step_runs.c.status).where(step_runs.c.id.in_(chunk)))
-                found.update((row[0], Status(row[1])) for row in rows)
+                for step_run_id, status, heartbeat in conn.execute(query.where(step_runs.c.id.in_(chunk))):
+                    stale = heartbeat_before is not None and heartbeat is not None and heartbeat < heartbeat_before
+                    running = status == Status.RUNNING.value
+                    found[step_run_id] = Status.CRASHED if running and stale else Status(status)
         return found
 
     def deletion_preview(self, run_id: str) -> RunDeletion:
@@ -37,11 +45,17 @@ class OwnershipQueries(SqlQueries):
             return _deletion_plan(conn, run_id)
 
 
-def _store_id(conn: Connection) -> str:
-    """The id in ``store_identity`` (the oldest, should there be several), made if the row is gone."""
+def _read_store_id(conn: Connection) -> str | None:
+    """The id in ``store_identity`` (the oldest, should there be several)."""
     found = conn.execute(select(store_identity.c.id).order_by(store_identity.c.created_at).limit(1)).scalar()
+    return None if found is None else str(found)
+
+
+def _store_id(conn: Connection) -> str:
+    """The id in ``store_identity``, made if the row is gone (migration 0004 makes it)."""
+    found = _read_store_id(conn)
     if found is not None:
-        return str(found)
+        return found
     made = new_id()
     conn.execute(insert(store_identity).values(id=made, created_at=utcnow()))
     return made
