@@ -123,6 +123,7 @@ def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_
         for run in runs:
             table.add_row(esc(run.name), esc(run.pipeline_name), status_text(run.status.value), when(run.start_time))
         out.print(table)
+    files: list[str] = []  # of the runs to delete, listed by a dry run
     if runs and dry_run:
         previews = [deletion_preview(store, run.id, stack.artifact_store) for run in runs]
         files = [path for preview in previews for path in preview.removed_files]
@@ -137,7 +138,7 @@ def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_
         return
     if dry_run:
         out.print(
-            f"Dry run: {len(runs)} run(s) with {len(files) if runs else 0} path(s) of their files, and "
+            f"Dry run: {len(runs)} run(s) with {len(files)} path(s) of their files, and "
             f"{len(orphans.paths)} orphaned path(s) would be deleted."
         )
         return
