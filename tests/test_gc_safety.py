@@ -9,6 +9,7 @@ every run and step run gets paths of its own, however alike their names.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -20,12 +21,13 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import update
 
-from pipeledger import Client, Status, pipeline, step
+from pipeledger import Client, RunFailedError, Status, pipeline, step
 from pipeledger.cli.main import cli
 from pipeledger.maintenance import find_orphans
-from pipeledger.metadata_store.sql.schema import artifacts, step_runs
+from pipeledger.metadata_store.sql import SqlMetadataStore
+from pipeledger.metadata_store.sql.schema import artifacts, step_runs, store_identity
 from pipeledger.models import ArtifactCreate, RunCreate, StepRunCreate, utcnow
-from pipeledger.stack.registry import get_stack
+from pipeledger.stack.registry import close_stacks, get_stack
 from tests import pipelines as P
 from tests.servers import enabled_backends, scratch_database, server_config
 from tests.test_concurrency import REPO, python_env, use_backend
@@ -166,6 +168,40 @@ def test_stores_sharing_an_artifact_store_keep_each_others_files(home: Path, mon
         assert len({get_stack(n).metadata_store.store_id() for n in stacks}) == len(stacks)
 
 
+def test_a_store_whose_id_was_changed_to_anothers_touches_none_of_its_files(home: Path) -> None:
+    """Anyone who can write a database may set its store id to another store's (the directory
+    names show them): that store's ``owner.json`` holds a token they cannot see, so ``gc`` and
+    ``run delete`` leave its files alone and runs refuse to write there."""
+    runner = CliRunner()
+    assert runner.invoke(cli, ["metadata-store", "register", "second", "--flavor=sqlite"]).exit_code == 0
+    assert runner.invoke(cli, ["stack", "register", "second", "-m", "second"]).exit_code == 0
+    victim = P.training(lr=0.5)
+    victim_files = [Path(a.uri) for s in victim.steps.values() for a in s.outputs.values()]
+    identity = sql_store().store_identity()
+    assert identity is not None
+    owner_file = artifacts_root() / "stores" / identity.id / "owner.json"
+    assert json.loads(owner_file.read_text())["token"] == identity.token
+    P.training.with_options(stack="second")(lr=0.7)
+    second = get_stack("second").metadata_store
+    assert isinstance(second, SqlMetadataStore)
+    with second.db.transaction() as conn:
+        conn.execute(update(store_identity).values(id=identity.id))  # its own token stays
+    close_stacks()
+    age(artifacts_root())
+
+    assert runner.invoke(cli, ["stack", "set", "second"]).exit_code == 0
+    code, out, err = invoke("gc", "--yes")
+    assert code == 0, out + err
+    assert "is not this metadata store's (its owner.json is missing or holds another token)" in err
+    assert "Nothing to collect." in out and all(p.exists() for p in victim_files)
+    with pytest.raises(RunFailedError, match="names another metadata store as the owner"):
+        P.training(lr=0.9)
+    (failed, *_) = Client().list_runs()
+    assert failed.status is Status.FAILED and all(s.status is not Status.RUNNING for s in failed.steps.values())
+    assert all(p.exists() for p in victim_files)
+    assert Client(stack="default").get_run(victim.name).steps["train"].outputs["model"].read() == {"w": 0.5, "n": 4}
+
+
 class ExitStackOfDatabases:
     """Scratch databases on the enabled servers, as (flavor, registration options)."""
 
@@ -187,8 +223,6 @@ class ExitStackOfDatabases:
         return found
 
     def __exit__(self, *exc: object) -> None:
-        from pipeledger.stack.registry import close_stacks
-
         close_stacks()
         self.stack.close()
 
@@ -243,7 +277,10 @@ def test_dry_run_lists_the_leftovers_of_a_run_it_would_mark_crashed(home: Path) 
     store = sql_store()
     run = store.create_run(RunCreate(pipeline_name="died", name="died-1"))
     started = store.start_step(StepRunCreate(run_id=run.id, name="write"))
-    step_dir = get_stack().artifact_store.step_dir(store.store_id(), "died", run.name, run.id, "write", started.id)
+    identity, artifact_store = store.store_identity(), get_stack().artifact_store
+    assert identity is not None
+    artifact_store.claim(identity, store.describe())  # as the step would have before writing
+    step_dir = artifact_store.step_dir(identity.id, "died", run.name, run.id, "write", started.id)
     leftover = Path(step_dir) / f".tmp-{'a' * 32}"
     leftover.mkdir(parents=True)
     (leftover / "part.bin").write_bytes(b"half")

@@ -61,6 +61,10 @@ class ArtifactNotFoundError(NotFoundError):
     """An artifact is recorded but its files are missing from the artifact store."""
 
 
+class ArtifactStoreOwnerError(PipeledgerError):
+    """A directory of the artifact store belongs to another metadata store."""
+
+
 class MaterializerError(PipeledgerError):
     """No materializer can save or load a value, or its files are unreadable."""
 

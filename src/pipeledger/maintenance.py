@@ -28,6 +28,26 @@ def mark_crashed_runs(store: MetadataStore) -> list[str]:
     return store.mark_crashed(heartbeat_before=now - timedelta(seconds=heartbeat_timeout()), at=now)
 
 
+def verified_owner(store: MetadataStore, artifact_store: ArtifactStore | None) -> tuple[str | None, str | None]:
+    """The id of ``store`` if its ``stores/<id>/`` in ``artifact_store`` is its own, else None and
+    why not (None too when the store has no id).
+
+    It is its own when its ``owner.json`` holds the token kept in the store's database (see
+    :meth:`ArtifactStore.claim`), or when it does not exist yet. A database whose id was
+    changed to another store's cannot show that store's token: its files stay untouched.
+    """
+    identity = store.store_identity()
+    if identity is None or artifact_store is None:
+        return None, None
+    directory = f"{artifact_store.root}/stores/{identity.id}"
+    if artifact_store.owner_token(identity.id) == identity.token or not artifact_store.fs.exists(directory):
+        return identity.id, None
+    return None, (
+        f"{artifact_store.uri_of(directory)} is not this metadata store's (its owner.json is missing or "
+        "holds another token): its files are left alone"
+    )
+
+
 def owned_path(artifact_store: ArtifactStore | None, owner: str | None, uri: str, name: str) -> str | None:
     """The path of ``uri`` if this metadata store (id ``owner``) wrote it into ``artifact_store``
     and may remove it; else None. ``name`` is what the path must end with: an artifact's id,
@@ -104,7 +124,7 @@ def delete_run(store: MetadataStore, run_id: str, artifact_store: ArtifactStore 
     Files are removed only where :func:`owned_path` says this store wrote them into
     ``artifact_store`` (without one, none is); the others are listed in ``kept_files``.
     """
-    owner = store.store_id()
+    owner, _ = verified_owner(store, artifact_store)
     deletion = _files_of(store.delete_run(run_id), artifact_store, owner)
     if artifact_store is None:
         return deletion
@@ -116,7 +136,7 @@ def delete_run(store: MetadataStore, run_id: str, artifact_store: ArtifactStore 
 
 def deletion_preview(store: MetadataStore, run_id: str, artifact_store: ArtifactStore | None) -> RunDeletion:
     """What :func:`delete_run` would delete now, records and files, without changing anything."""
-    return _files_of(store.deletion_preview(run_id), artifact_store, store.store_id())
+    return _files_of(store.deletion_preview(run_id), artifact_store, verified_owner(store, artifact_store)[0])
 
 
 def runs_to_retire(
@@ -165,6 +185,8 @@ class OrphanReport:
     artifact_dirs: list[str] = field(default_factory=list)
     temporary: list[str] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)
+    #: Why this store's directory was not searched (see :func:`verified_owner`), if it was not.
+    refused: str | None = None
 
     @property
     def paths(self) -> list[str]:
@@ -180,10 +202,11 @@ def find_orphans(store: MetadataStore, artifact_store: ArtifactStore, *, grace: 
     """This store's files that no record points to and that nothing is writing, untouched for
     ``grace`` seconds.
 
-    Only ``stores/<store id>/`` is searched (see :mod:`pipeledger.artifacts.store`): files of
-    other metadata stores sharing the artifact store, and of stores without an id, are never
-    orphans. In a step run's directory, while the step run is ``running`` nothing is (its
-    outputs are moved into place before they are recorded); otherwise an artifact directory
+    Only ``stores/<store id>/`` is searched (see :mod:`pipeledger.artifacts.store`), and only if
+    it is this store's (:func:`verified_owner`): files of other metadata stores sharing the
+    artifact store, and of stores without an id, are never orphans. In a step run's directory,
+    while the step run is ``running`` nothing is (its outputs are moved into place before they
+    are recorded); otherwise an artifact directory
     whose id is not recorded, a ``.tmp-<id>`` directory, and logs of a step run that is no
     longer recorded are. The step runs' states are read before the artifacts: a step run that
     finished after that read had recorded its outputs before the second one. The age (newest
@@ -193,7 +216,7 @@ def find_orphans(store: MetadataStore, artifact_store: ArtifactStore, *, grace: 
     """
     fs, root = artifact_store.fs, artifact_store.root
     report = OrphanReport()
-    owner = store.store_id()
+    owner, report.refused = verified_owner(store, artifact_store)
     now = time.time()
     if owner is not None and fs.exists(f"{root}/stores/{owner}"):
         step_dirs: dict[str, str] = {}

@@ -291,6 +291,19 @@ class MetricPoint:
 
 
 @dataclass(frozen=True)
+class StoreIdentity:
+    """Who a metadata store is, for the files it writes into an artifact store.
+
+    ``id`` names its directory there (``stores/<id>/``); ``token`` is a secret kept in the
+    store's database and in that directory's ``owner.json``: a store deletes files there only
+    when the two match, so changing a database's id to another store's cannot reach that
+    store's files."""
+
+    id: str
+    token: str
+
+
+@dataclass(frozen=True)
 class RunDeletion:
     """What deleting a run removed from the store, and the artifacts it had to keep.
 

@@ -19,6 +19,7 @@ CREATE TABLE pipelines (
 
 CREATE TABLE store_identity (
 	id VARCHAR(32) NOT NULL, 
+	token VARCHAR(64) NOT NULL, 
 	created_at DATETIME(6) NOT NULL, 
 	CONSTRAINT pk_store_identity PRIMARY KEY (id)
 )ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_bin;

@@ -19,6 +19,7 @@ CREATE TABLE pipelines (
 
 CREATE TABLE store_identity (
 	id VARCHAR(32) NOT NULL, 
+	token VARCHAR(64) NOT NULL, 
 	created_at DATETIME NOT NULL, 
 	CONSTRAINT pk_store_identity PRIMARY KEY (id)
 );

@@ -7,13 +7,16 @@ for a store without one)::
     <root>/stores/<owner>/<pipeline>/<run>-<run id>/<step>-<step run id>/<output>/<artifact id>/
     <root>/stores/<owner>/<pipeline>/<run>-<run id>/<step>-<step run id>/logs.txt
     <root>/stores/<owner>/<pipeline>/<run>-<run id>/<step>-<step run id>/.tmp-<artifact id>/
+    <root>/stores/<owner>/owner.json     the owning metadata store: its token and description
 
 Names are made safe as path components and shortened; the ids make every path unique to
 the object recorded there (two runs or steps whose names look alike never share a file).
 An artifact is written into its ``.tmp-<artifact id>`` directory first and moved into place
 when complete, so a recorded artifact never points at half-written files. Each metadata
 store's files sit under its own ``stores/<owner>/`` directory, so ``gc`` can tell its own
-files from another store's when several stores share one artifact store.
+files from another store's when several stores share one artifact store; ``owner.json``
+holds a secret token kept in the metadata store's database too, and a store removes files
+there only when the two match.
 
 Artifacts written before this layout (``<root>/<pipeline>/<run>/<step>/<output>/<artifact id>/``,
 logs in ``<root>/<pipeline>/<run>/<step>/logs.txt``, temporary files in ``<root>/.tmp/``)
@@ -23,23 +26,27 @@ stay readable at their recorded URIs.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import posixpath
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import fsspec
 
 from pipeledger.artifacts.materializers import Materializer, MaterializerRegistry
-from pipeledger.exceptions import ArtifactNotFoundError, MaterializerError
-from pipeledger.models import JSON, ArtifactRecord
+from pipeledger.exceptions import ArtifactNotFoundError, ArtifactStoreOwnerError, MaterializerError
+from pipeledger.models import JSON, ArtifactRecord, StoreIdentity
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 #: The directory, under ``stores/``, of the files of metadata stores without an id.
 SHARED_OWNER = "shared"
+#: In ``stores/<id>/``: which metadata store owns the directory (see :meth:`ArtifactStore.claim`).
+OWNER_FILE = "owner.json"
 
 
 def path_segment(name: str, limit: int = 100) -> str:
@@ -75,9 +82,44 @@ class ArtifactStore:
         self.root = self.root.rstrip("/")
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
         self._prefix = "" if protocol in ("file", "local") else f"{protocol}://"
+        self._claimed: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<ArtifactStore {self.name} {self.root}>"
+
+    def claim(self, identity: StoreIdentity, description: Mapping[str, Any]) -> None:
+        """Make ``stores/<id>/`` the metadata store ``identity``'s: write its ``owner.json`` (the
+        token, and for people which store it is) unless it exists. Checked once per process.
+
+        Raises:
+            ArtifactStoreOwnerError: ``owner.json`` holds another token: another metadata store
+                owns the directory (this database's id was copied or changed).
+        """
+        if identity.id in self._claimed:
+            return
+        path = f"{self.root}/stores/{identity.id}/{OWNER_FILE}"
+        token = self.owner_token(identity.id)
+        if token is None and not self.fs.exists(path):
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            record = {"store_id": identity.id, "token": identity.token, "metadata_store": dict(description)}
+            with self.fs.open(path, "w", encoding="utf-8") as f:
+                json.dump(record, f, indent=2, default=str)
+        elif token != identity.token:
+            raise ArtifactStoreOwnerError(
+                f"{self.uri_of(path)} names another metadata store as the owner of stores/{identity.id}/ "
+                "(another token): this database's store id was copied or changed; give it its own "
+                "artifact store, or restore its store_identity row"
+            )
+        self._claimed.add(identity.id)
+
+    def owner_token(self, owner: str) -> str | None:
+        """The token in ``stores/<owner>/owner.json``; None if it is missing or unreadable."""
+        try:
+            with self.fs.open(f"{self.root}/stores/{owner}/{OWNER_FILE}", "r", encoding="utf-8") as f:
+                token = json.load(f).get("token")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return token if isinstance(token, str) else None
 
     def uri_of(self, path: str) -> str:
         """The URI of ``path`` on this store's filesystem (as recorded)."""

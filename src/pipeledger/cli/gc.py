@@ -8,7 +8,7 @@ from datetime import timedelta
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import console, esc, handle_errors, status_text, when
+from pipeledger.cli.output import console, error_console, esc, handle_errors, status_text, when
 from pipeledger.cli.run import run_group
 from pipeledger.client import Client
 from pipeledger.exceptions import PipeledgerError
@@ -133,6 +133,8 @@ def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_
             _report_kept_files(preview)
     for path in orphans.paths:
         out.print(f"orphaned: {esc(path)}", highlight=False, soft_wrap=True)  # paths whole, never wrapped
+    if orphans.refused:
+        error_console().print(f"warning: {esc(orphans.refused)}", highlight=False, soft_wrap=True)
     if not runs and not orphans.paths:
         out.print("Nothing to collect.")
         return
@@ -146,5 +148,5 @@ def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_
         click.confirm(f"Delete {len(runs)} run(s) and {len(orphans.paths)} orphaned path(s)?", abort=True)
     for run in runs:
         _report_deletion(delete_run(store, run.id, stack.artifact_store))
-    removed = remove_orphans(stack.artifact_store, orphans, store.store_id())
+    removed = remove_orphans(stack.artifact_store, orphans, store.store_id() if not orphans.refused else None)
     out.print(f"Removed {removed} orphaned path(s).")

@@ -41,6 +41,7 @@ from pipeledger.models import (
     StepIO,
     StepRunCreate,
     StepRunRecord,
+    StoreIdentity,
 )
 
 LINEAGE_DIRECTIONS = ("upstream", "downstream", "both")
@@ -323,16 +324,23 @@ class MetadataStore(abc.ABC):
 
     # ------------------------------------------------- ownership of artifact files
 
-    def store_id(self) -> str | None:
-        """A stable id of this store, kept with its records (32 hex digits), or None.
+    def store_identity(self) -> StoreIdentity | None:
+        """This store's stable id (32 hex digits) and secret ownership token, kept with its
+        records, or None.
 
         Artifacts and logs go under ``stores/<id>/`` in the artifact store, and ``gc`` treats
         only files there as its own (an artifact store may be shared by several metadata
-        stores). The SQL stores keep it in their ``store_identity`` table. The default, None,
-        is for a store that cannot keep one (ML Metadata): its files go under ``stores/shared/``
-        and ``gc`` never collects them as orphans.
+        stores), once that directory's ``owner.json`` holds the same token. The SQL stores keep
+        both in their ``store_identity`` table. The default, None, is for a store that cannot
+        keep one (ML Metadata): its files go under ``stores/shared/`` and ``gc`` never collects
+        them as orphans.
         """
         return None
+
+    def store_id(self) -> str | None:
+        """The id of :meth:`store_identity`, or None."""
+        identity = self.store_identity()
+        return None if identity is None else identity.id
 
     def step_run_statuses(self, ids: Sequence[str], *, heartbeat_before: datetime | None = None) -> dict[str, Status]:
         """The status of each of these step runs that is recorded (unknown ids are absent); with

@@ -168,13 +168,13 @@ class StepRunner:
         record = self.metadata_store.start_step(create)
         step = invocation.step
         context = StepContext(self.run.pipeline_name, self.run.name, invocation.name, record.id)
-        owner, run = self.metadata_store.store_id(), self.run
-        step_dir = self.artifact_store.step_dir(owner, run.pipeline_name, run.name, run.id, invocation.name, record.id)
+        step_dir: str | None = None
         outputs: list[ArtifactCreate] = []
         error: BaseException | None = None
         with capture_output(self.echo_output) as logs:
             token = step_context(context)
             try:
+                step_dir = self._step_dir(invocation.name, record.id)
                 inputs = {name: read_artifact(art, self.materializers) for name, art in input_records.items()}
                 result = step.func(**inputs, **invocation.parameters)
                 outputs = self._write_outputs(invocation, result, step_dir)
@@ -186,7 +186,7 @@ class StepRunner:
             logs.write(_format_error(error) + "\n")
         captured = logs.getvalue()
         logs_uri: str | None = None  # a step that printed nothing has no logs file
-        if captured:
+        if captured and step_dir is not None:
             logs_uri = self.artifact_store.logs_uri(step_dir)
             try:
                 self.artifact_store.write_text(logs_uri, captured)
@@ -205,6 +205,17 @@ class StepRunner:
         )
         by_name = {spec.name: art for spec, art in zip(outputs, created)}
         return StepOutcome(status, record.id, time.perf_counter() - started, by_name, error)
+
+    def _step_dir(self, step: str, step_run_id: str) -> str:
+        """The step run's directory in the artifact store, under the metadata store's ``stores/<id>/``
+        (claimed first: see :meth:`ArtifactStore.claim`)."""
+        identity = self.metadata_store.store_identity()
+        if identity is not None:
+            self.artifact_store.claim(identity, self.metadata_store.describe())
+        owner = identity.id if identity is not None else None
+        return self.artifact_store.step_dir(
+            owner, self.run.pipeline_name, self.run.name, self.run.id, step, step_run_id
+        )
 
     def _write_outputs(self, invocation: StepInvocation, result: object, step_dir: str) -> list[ArtifactCreate]:
         signature = invocation.step.signature

@@ -3,6 +3,7 @@ state of the step runs whose directories it finds, and what deleting a run would
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -12,20 +13,20 @@ from pipeledger.exceptions import NotFoundError
 from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql.common import RUN_COLUMNS, RUNS_FROM, SqlQueries, chunks
 from pipeledger.metadata_store.sql.schema import artifacts, pipeline_runs, step_io, step_runs, store_identity
-from pipeledger.models import RunDeletion, Status, new_id, utcnow
+from pipeledger.models import RunDeletion, Status, StoreIdentity, new_id, utcnow
 
 
 class OwnershipQueries(SqlQueries):
     """The store's id, step run states and deletion previews."""
 
-    _store_id: str | None = None
+    _identity: StoreIdentity | None = None
 
-    def store_id(self) -> str | None:
-        if self._store_id is None:
+    def store_identity(self) -> StoreIdentity | None:
+        if self._identity is None:
             with self.db.read() as conn:
-                found = _read_store_id(conn)
-            self._store_id = found or self.db.run_transaction(_store_id)
-        return self._store_id
+                found = _read_identity(conn)
+            self._identity = found or self.db.run_transaction(_identity)
+        return self._identity
 
     def step_run_statuses(self, ids: Sequence[str], *, heartbeat_before: datetime | None = None) -> dict[str, Status]:
         found: dict[str, Status] = {}
@@ -45,19 +46,20 @@ class OwnershipQueries(SqlQueries):
             return _deletion_plan(conn, run_id)
 
 
-def _read_store_id(conn: Connection) -> str | None:
-    """The id in ``store_identity`` (the oldest, should there be several)."""
-    found = conn.execute(select(store_identity.c.id).order_by(store_identity.c.created_at).limit(1)).scalar()
-    return None if found is None else str(found)
+def _read_identity(conn: Connection) -> StoreIdentity | None:
+    """The row of ``store_identity`` (the oldest, should there be several)."""
+    columns = (store_identity.c.id, store_identity.c.token)
+    row = conn.execute(select(*columns).order_by(store_identity.c.created_at).limit(1)).first()
+    return None if row is None else StoreIdentity(str(row[0]), str(row[1]))
 
 
-def _store_id(conn: Connection) -> str:
-    """The id in ``store_identity``, made if the row is gone (migration 0004 makes it)."""
-    found = _read_store_id(conn)
+def _identity(conn: Connection) -> StoreIdentity:
+    """The row of ``store_identity``, made if it is gone (migration 0004 makes it)."""
+    found = _read_identity(conn)
     if found is not None:
         return found
-    made = new_id()
-    conn.execute(insert(store_identity).values(id=made, created_at=utcnow()))
+    made = StoreIdentity(new_id(), secrets.token_hex(32))
+    conn.execute(insert(store_identity).values(id=made.id, token=made.token, created_at=utcnow()))
     return made
 
 

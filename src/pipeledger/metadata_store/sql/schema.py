@@ -234,9 +234,11 @@ store_identity = Table(
     "store_identity",
     metadata,
     _id(primary_key=True),
+    Column("token", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     **MYSQL_TABLE_OPTIONS,
 )
-"""One row: the store's id, made when the schema is created (or upgraded to revision 0004).
-The artifact store keeps this store's files under ``stores/<id>/``, and ``gc`` looks for
-orphaned files only there (see :mod:`pipeledger.maintenance`)."""
+"""One row: the store's id and ownership token (:class:`~pipeledger.models.StoreIdentity`),
+made when the schema is created (or upgraded to revision 0004). The artifact store keeps
+this store's files under ``stores/<id>/``, and ``gc`` looks for orphaned files only there
+(see :mod:`pipeledger.maintenance`)."""
