@@ -7,6 +7,7 @@
      ├── RunFailedError             a step of a pipeline run raised; the run is recorded `failed`
      ├── NotFoundError (KeyError)   a pipeline, run, step, output or artifact does not exist
      │    └── ArtifactNotFoundError an artifact's record exists but its files are gone
+     ├── ArtifactStoreOwnerError    a directory of the artifact store is another metadata store's
      ├── MaterializerError          no materializer can save or load a value
      ├── ConfigError (ValueError)   invalid stack, component or flavor configuration
  │    ├── FlavorNotFoundError   no flavor of that name (also a NotFoundError)

@@ -102,8 +102,10 @@ class ArtifactStore:
         if token is None and not self.fs.exists(path):
             self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
             record = {"store_id": identity.id, "token": identity.token, "metadata_store": dict(description)}
-            with self.fs.open(path, "w", encoding="utf-8") as f:
+            partial = f"{path}.{os.getpid()}-{os.urandom(4).hex()}.tmp"  # renamed: never read half-written
+            with self.fs.open(partial, "w", encoding="utf-8") as f:
                 json.dump(record, f, indent=2, default=str)
+            self.fs.mv(partial, path)
         elif token != identity.token:
             raise ArtifactStoreOwnerError(
                 f"{self.uri_of(path)} names another metadata store as the owner of stores/{identity.id}/ "
