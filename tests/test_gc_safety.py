@@ -25,7 +25,7 @@ from pipeledger import Client, RunFailedError, Status, pipeline, step
 from pipeledger.cli.main import cli
 from pipeledger.maintenance import find_orphans
 from pipeledger.metadata_store.sql import SqlMetadataStore
-from pipeledger.metadata_store.sql.schema import artifacts, step_runs, store_identity
+from pipeledger.metadata_store.sql.schema import artifacts, step_runs
 from pipeledger.models import ArtifactCreate, RunCreate, StepRunCreate, utcnow
 from pipeledger.stack.registry import close_stacks, get_stack
 from tests import pipelines as P
@@ -182,6 +182,8 @@ def test_a_store_whose_id_was_changed_to_anothers_touches_none_of_its_files(home
     owner_file = artifacts_root() / "stores" / identity.id / "owner.json"
     assert json.loads(owner_file.read_text())["token"] == identity.token
     P.training.with_options(stack="second")(lr=0.7)
+    from pipeledger.metadata_store.sql.schema import store_identity  # revision 0004
+
     second = get_stack("second").metadata_store
     assert isinstance(second, SqlMetadataStore)
     with second.db.transaction() as conn:
