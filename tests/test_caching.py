@@ -464,8 +464,8 @@ def test_cached_steps_reuse_the_original_artifacts_and_metadata(code: UserCode, 
     assert second.steps["train"].metadata == {"loss": 0.9}
     assert second.steps["train"].output.read() == {"w": 0.2}
     # No copy: nothing was written for the cached run's steps.
-    assert [p for p in home.rglob("*") if "flow-1" in p.parts and p.is_file()]
-    assert not [p for p in home.rglob("*") if "flow-2" in p.parts and p.is_file()]
+    assert [p for p in home.rglob("*") if f"flow-1-{first.id}" in p.parts and p.is_file()]
+    assert not [p for p in home.rglob("*") if f"flow-2-{second.id}" in p.parts and p.is_file()]
 
 
 def test_a_deleted_original_artifact_makes_the_step_recompute_and_become_the_new_entry(

@@ -59,7 +59,7 @@ def test_run_list_show_and_logs() -> None:
         '"lr": 0.5',
         "model",
         "accuracy",
-        "/training/training-1/train/model/",
+        "/training/training-1-",  # the run's directory: name and id
         '"accuracy": 1.0',
     ):
         assert expected in out, expected

@@ -151,9 +151,10 @@ def test_killed_run_is_consistent_reads_crashed_and_reruns_only_unfinished_steps
     assert dict(steps["slow_total"].outputs) == {}  # nothing recorded for the interrupted write
     artifact_store = get_stack().artifact_store
     root = Path(artifact_store.root)
-    (leftover,) = (root / ".tmp").iterdir()  # the half-written output ...
+    (step_dir,) = root.glob(f"stores/*/crashy/*-{run.id}/slow_total-*")
+    (leftover,) = step_dir.iterdir()  # the half-written output ...
+    assert leftover.name.startswith(".tmp-")  # ... never reached its final place
     assert (leftover / "part-1.json").exists() and not (leftover / "part-2.json").exists()
-    assert not list(root.glob("crashy/*/slow_total/*"))  # ... never reached its final place
 
     # Right after the crash (heartbeat still fresh): consistent.
     monkeypatch.setenv("PIPELEDGER_HEARTBEAT_TIMEOUT", "600")
@@ -181,12 +182,13 @@ def test_killed_run_is_consistent_reads_crashed_and_reruns_only_unfinished_steps
     code, out, err = invoke("metadata-store", "check")
     assert (code, err) == (0, ""), out + err
 
-    # The temporary files of the killed write: young ones are left alone (a write may be in
-    # progress), old ones are collected by gc.
+    # The temporary files of the killed write (its step run is no longer running): young ones
+    # are left alone (the grace period), old ones are collected by gc.
     assert find_orphans(store, artifact_store).temporary == []
-    assert find_orphans(store, artifact_store, tmp_age=0).temporary == [str(leftover)]
-    an_hour_ago = time.time() - 2 * 3600
-    os.utime(leftover, (an_hour_ago, an_hour_ago))
+    assert find_orphans(store, artifact_store, grace=0).temporary == [str(leftover)]
+    two_hours_ago = time.time() - 2 * 3600
+    for path in (leftover, *leftover.iterdir()):
+        os.utime(path, (two_hours_ago, two_hours_ago))
     code, out, err = invoke("gc", "--yes")
     assert code == 0, out + err
     assert f"orphaned: {leftover}" in out and "Removed 1 orphaned path(s)." in out
@@ -206,6 +208,6 @@ def test_killed_run_is_consistent_reads_crashed_and_reruns_only_unfinished_steps
     assert "crashed" in rerun.steps["slow_total"].cache_explanation
     assert rerun.steps["report"].output.read() == "total=6"
     assert rerun.steps["slow_total"].output.read().value == 6
-    assert list((root / ".tmp").iterdir()) == []
+    assert not list(root.rglob(".tmp*"))
     code, out, err = invoke("metadata-store", "check", "--deep")
     assert (code, err) == (0, ""), out + err

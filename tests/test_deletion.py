@@ -11,6 +11,8 @@ is deleted. Run deletion and retention run on SQLite, MariaDB and PostgreSQL.
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -80,6 +82,29 @@ def set_start(names: list[str], days_ago: float) -> None:
         conn.execute(
             update(pipeline_runs).where(pipeline_runs.c.name.in_(names)).values(start_time=moment, heartbeat_at=moment)
         )
+
+
+def age(path: Path, hours: float = 2) -> Path:
+    """Pretend ``path`` and everything in it were last modified ``hours`` ago (past gc's grace period)."""
+    moment = time.time() - hours * 3600
+    for p in [path, *path.rglob("*")]:
+        os.utime(p, (moment, moment))
+    return path
+
+
+def owned_orphan(name: str = "o") -> Path:
+    """An unrecorded artifact directory where this metadata store keeps its files, untouched for hours."""
+    owner = sql_store().store_id()
+    assert owner is not None
+    orphan = artifacts_root() / "stores" / owner / "p" / f"r-{FAKE_ID}" / f"s-{FAKE_ID}" / name / FAKE_ID
+    orphan.mkdir(parents=True)
+    (orphan / "data.json").write_text("{}")
+    return age(orphan)
+
+
+def listed(out: str, label: str) -> list[str]:
+    """The paths of the lines ``<label>: <path>`` of a command's output."""
+    return [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith(label + ": ")]
 
 
 def run_names(store: SqlMetadataStore) -> set[str]:
@@ -213,10 +238,8 @@ def test_gc_selects_runs_by_age_count_and_pipeline(backend: str, home: Path) -> 
     assert selected(older_than=timedelta(days=30), pipeline="failing") == {"failing-1"}
     assert selected(older_than=timedelta(days=60)) == set()
 
-    # An orphaned artifact directory and stale temporary files, for the dry run to report.
-    orphan = artifacts_root() / "p" / "r" / "s" / "o" / FAKE_ID
-    orphan.mkdir(parents=True)
-    (orphan / "data.json").write_text("{}")
+    # An orphaned artifact directory, for the dry run to report.
+    orphan = owned_orphan()
     before = (files(home), records())
 
     code, out, err = invoke("gc", "--older-than", "30d", "--dry-run")
@@ -225,13 +248,18 @@ def test_gc_selects_runs_by_age_count_and_pipeline(backend: str, home: Path) -> 
         assert name in out
     for name in ("training-3", "training-4", "failing-2", "still-running"):
         assert name not in out
-    assert f"orphaned: {orphan}" in out
-    assert "Dry run: 3 run(s) and 1 orphaned path(s) would be deleted." in out
+    assert listed(out, "orphaned") == [str(orphan)]
+    paths = listed(out, "file of a deleted run")
+    assert f"Dry run: 3 run(s) with {len(paths)} path(s) of their files, and 1 orphaned path(s)" in out
     code, out, err = invoke("gc", "--keep-last", "3", "--pipeline", "training", "--dry-run")
     assert code == 0 and "Dry run: 1 run(s)" in out and "training-1" in out and "training-2" not in out
     code, out, err = invoke("gc", "--keep-last", "1", "--older-than", "1w", "--dry-run", "--yes")
     assert code == 0 and "Dry run: 3 run(s)" in out
+    code, dry, err = invoke("gc", "--older-than", "30d", "--keep-last", "1", "--dry-run")
+    assert (code, err) == (0, ""), dry + err
     assert (files(home), records()) == before  # the dry runs changed nothing
+    would_go = listed(dry, "file of a deleted run") + listed(dry, "orphaned")
+    assert len(would_go) == len(set(would_go)) >= 6
 
     code, _, err = invoke("gc", "--older-than", "30 days")
     assert code == 1 and "invalid age '30 days'" in err and len(err.strip().splitlines()) == 1
@@ -244,6 +272,13 @@ def test_gc_selects_runs_by_age_count_and_pipeline(backend: str, home: Path) -> 
     assert (code, err) == (0, ""), out + err
     assert "Removed 1 orphaned path(s)." in out and not orphan.exists()
     assert f"kept {shared.id}" in out
+    # The dry run listed every path that went (besides the directories they left empty), and each went.
+    gone = [home / p for p in before[0] if not (home / p).exists()]
+    listed_or_emptied = [
+        p for p in gone if any(p == Path(w) or Path(w) in p.parents or p in Path(w).parents for w in would_go)
+    ]
+    assert gone and listed_or_emptied == gone
+    assert not any(Path(w).exists() for w in would_go)
     assert run_names(store) == {"training-3", "training-4", "failing-2", "still-running"}
     assert Client().get_run("training-4").steps["load"].output.read() == {"x": [0, 1, 2, 3]}
     assert Client().get_run("training-3").steps["train"].outputs["model"].read() == {"w": 0.3, "n": 4}
@@ -260,13 +295,19 @@ def test_orphaned_artifact_directories_are_collected() -> None:
     run = P.training()
     root = artifacts_root()
     recorded = {Path(a.uri) for s in run.steps.values() for a in s.outputs.values()}
-    orphan = root / "p" / "r" / "s" / "o" / FAKE_ID
-    (orphan / "nested").mkdir(parents=True)
+    orphan = owned_orphan()
+    (orphan / "nested").mkdir()
     (orphan / "nested" / "data.bin").write_bytes(b"\0" * 10)
-    not_an_artifact = root / "p" / "r" / "s" / "o" / "notes"
+    age(orphan)
+    young = owned_orphan("young").parent  # written a moment ago: in gc's grace period
+    age(young, hours=0.5)
+    not_an_artifact = orphan.parent / "notes"
     not_an_artifact.mkdir()
-    deeper = root / "p" / "r" / "s" / "o" / "x" / FAKE_ID.replace("0", "f")  # not where artifacts live
+    deeper = orphan.parent / "x" / FAKE_ID.replace("0", "f")  # not where artifacts live
     deeper.mkdir(parents=True)
+    legacy = root / "p" / "r" / "s" / "o" / FAKE_ID  # the old layout: no owner, never an orphan
+    legacy.mkdir(parents=True)
+    age(legacy)
 
     code, out, err = invoke("gc")  # no --yes, no terminal: aborted
     assert code == 1 and f"orphaned: {orphan}" in out and "Aborted" in err
@@ -276,7 +317,7 @@ def test_orphaned_artifact_directories_are_collected() -> None:
     assert (code, err) == (0, ""), out + err
     assert "Removed 1 orphaned path(s)." in out
     assert not orphan.exists()
-    assert not_an_artifact.exists() and deeper.exists()
+    assert not_an_artifact.exists() and deeper.exists() and legacy.exists() and young.exists()
     assert all(p.exists() for p in recorded)
     code, out, _ = invoke("gc", "--yes")
     assert code == 0 and "Nothing to collect." in out

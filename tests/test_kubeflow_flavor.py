@@ -161,6 +161,13 @@ def test_deleting_a_run_is_refused_with_the_reason(kubeflow_stack: CliRunner) ->
     assert "ML Metadata has no delete API" in result.output and "Traceback" not in result.output
     assert Client().get_run(run.name).status is Status.COMPLETED  # nothing was lost
 
+    # The store has no id: its files are in stores/shared/, which gc never collects from.
+    uris = [a.uri for s in Client().get_run(run.name).steps.values() for a in s.outputs.values()]
+    assert uris and all("/stores/shared/" in u for u in uris)
+    result = kubeflow_stack.invoke(cli, ["gc", "--yes"])
+    assert result.exit_code == 0 and "Nothing to collect." in result.output, result.output
+    assert all(Path(u).exists() for u in uris)
+
 
 def test_config_refuses_half_configured_tls() -> None:
     with pytest.raises(ValueError, match="both client_cert and client_key"):

@@ -308,7 +308,7 @@ def write(
 ) -> tuple[WrittenArtifact, ArtifactRecord]:
     """Write ``value`` as a step output would be, and the record the metadata store would keep."""
     artifact_id = new_id()
-    uri = store.artifact_uri("pipe", "pipe-1", "step", output, artifact_id)
+    uri = store.artifact_uri(step_dir(store), output, artifact_id)
     written = store.write(value, uri, artifact_id, registry)
     record = ArtifactRecord(
         id=artifact_id,
@@ -338,9 +338,13 @@ def expected_hash(directory: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def step_dir(store: ArtifactStore) -> str:
+    return store.step_dir("0" * 32, "pipe", "pipe-1", "1" * 32, "step", "2" * 32)
+
+
 def tmp_leftovers(store: ArtifactStore) -> list[str]:
-    tmp = Path(store.root) / ".tmp"
-    return sorted(os.listdir(tmp)) if tmp.exists() else []
+    """Temporary directories of writes (next to the output directories, see the layout)."""
+    return sorted(str(p) for p in Path(store.root).rglob(".tmp*"))
 
 
 # --- round trips through a real pipeline -------------------------------------------------------
@@ -682,7 +686,7 @@ def test_reading_a_deleted_pipeline_artifact_names_the_uri() -> None:
 def test_a_failing_materializer_leaves_nothing_behind(store: ArtifactStore, registry: MaterializerRegistry) -> None:
     registry.register(ExplodingMaterializer())
     artifact_id = new_id()
-    uri = store.artifact_uri("pipe", "pipe-1", "step", "output", artifact_id)
+    uri = store.artifact_uri(step_dir(store), "output", artifact_id)
     with pytest.raises(
         MaterializerError,
         match=re.escape(f"{__name__}.ExplodingMaterializer could not save an Exploding: RuntimeError: disk on fire"),
@@ -704,7 +708,7 @@ def test_a_materializer_error_from_a_materializer_is_raised_as_is(
 ) -> None:
     registry.register(RefusingMaterializer())
     artifact_id = new_id()
-    uri = store.artifact_uri("pipe", "pipe-1", "step", "output", artifact_id)
+    uri = store.artifact_uri(step_dir(store), "output", artifact_id)
     with pytest.raises(MaterializerError, match=r"^refusing on purpose$"):
         store.write(Exploding(), uri, artifact_id, registry)
     assert not store.fs.exists(uri)
@@ -732,10 +736,8 @@ def test_a_failing_materializer_fails_the_step_and_leaves_nothing(
     assert list(run.steps["make"].outputs) == []
 
     root = Path(home) / "artifacts"
-    step_dir = root / "exploding" / run.name / "make"
-    assert sorted(os.listdir(step_dir)) == ["logs.txt"]
-    tmp = root / ".tmp"
-    assert not tmp.exists() or os.listdir(tmp) == []
+    (step_dir,) = root.glob(f"stores/*/exploding/*-{run.id}/make-*")
+    assert sorted(os.listdir(step_dir)) == ["logs.txt"]  # no output directory, no temporary one
 
 
 def test_a_failing_load_names_the_artifact(store: ArtifactStore, registry: MaterializerRegistry) -> None:

@@ -49,7 +49,7 @@ def test_run_records_everything_listed_in_the_data_model() -> None:
     assert model.type == "Data" and model.data_type == "builtins.dict"
     assert model.materializer.endswith("JSONMaterializer") and model.materializer_version == "1"
     assert len(model.content_hash) == 64 and model.size > 0
-    assert model.uri.endswith(f"/training/training-1/train/model/{model.id}")
+    assert model.uri.endswith(f"/training/training-1-{view.id}/train-{train.id}/model/{model.id}")
     assert model.producer is not None and model.producer.id == train.id
     assert train.inputs["data"].id == view.steps["load"].output.id
     assert view.steps["evaluate"].outputs == {}

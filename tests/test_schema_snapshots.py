@@ -149,4 +149,9 @@ def test_upgrade_from_first_revision_keeps_every_row(backend: str, tmp_path: Pat
         (edge,) = store.list_step_io([step.id])
         assert (edge.name, edge.artifact.uri, edge.artifact.size) == ("model", "/tmp/legacy/model", 12)
         assert store.get_metadata(EntityKind.STEP_RUN, [step.id]) == {step.id: {"accuracy": 0.75}}
+        store_id = store.store_id()  # revision 0004 gave the upgraded database an id of its own
+        assert store_id is not None and len(store_id) == 32 and int(store_id, 16) >= 0
         store.close()
+        reopened = SqlMetadataStore(db, flavor=backend)
+        assert reopened.store_id() == store_id  # kept in the database: stable
+        reopened.close()

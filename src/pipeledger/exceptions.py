@@ -7,6 +7,7 @@
      ├── RunFailedError             a step of a pipeline run raised; the run is recorded `failed`
      ├── NotFoundError (KeyError)   a pipeline, run, step, output or artifact does not exist
      │    └── ArtifactNotFoundError an artifact's record exists but its files are gone
+     ├── ArtifactStoreOwnerError    a directory of the artifact store is another metadata store's
      ├── MaterializerError          no materializer can save or load a value
      │    └── ArtifactIntegrityError an artifact's files differ from their recorded content hash
      ├── ConfigError (ValueError)   invalid stack, component or flavor configuration
@@ -60,6 +61,10 @@ class ConfigError(PipeledgerError, ValueError):
 
 class ArtifactNotFoundError(NotFoundError):
     """An artifact is recorded but its files are missing from the artifact store."""
+
+
+class ArtifactStoreOwnerError(PipeledgerError):
+    """A directory of the artifact store belongs to another metadata store."""
 
 
 class MaterializerError(PipeledgerError):

@@ -8,11 +8,11 @@ which :func:`collect_garbage` finds and removes later; never a record without it
 from __future__ import annotations
 
 import logging
+import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-
-import fsspec
+from typing import Any
 
 from pipeledger.artifacts.store import ArtifactStore, uri_exists
 from pipeledger.metadata_store.base import MetadataStore
@@ -28,28 +28,115 @@ def mark_crashed_runs(store: MetadataStore) -> list[str]:
     return store.mark_crashed(heartbeat_before=now - timedelta(seconds=heartbeat_timeout()), at=now)
 
 
-def _remove(uri: str) -> bool:
-    """Remove a file or directory tree; False if it was already gone or could not be removed."""
+def verified_owner(store: MetadataStore, artifact_store: ArtifactStore | None) -> tuple[str | None, str | None]:
+    """The id of ``store`` if its ``stores/<id>/`` in ``artifact_store`` is its own, else None and
+    why not (None too when the store has no id).
+
+    It is its own when its ``owner.json`` holds the token kept in the store's database (see
+    :meth:`ArtifactStore.claim`), or when it does not exist yet. A database whose id was
+    changed to another store's cannot show that store's token: its files stay untouched.
+    """
+    identity = store.store_identity()
+    if identity is None or artifact_store is None:
+        return None, None
+    directory = f"{artifact_store.root}/stores/{identity.id}"
+    if artifact_store.owner_token(identity.id) == identity.token or not artifact_store.fs.exists(directory):
+        return identity.id, None
+    return None, (
+        f"{artifact_store.uri_of(directory)} is not this metadata store's (its owner.json is missing or "
+        "holds another token): its files are left alone"
+    )
+
+
+def owned_path(artifact_store: ArtifactStore | None, owner: str | None, uri: str, name: str) -> str | None:
+    """The path of ``uri`` if this metadata store (id ``owner``) wrote it into ``artifact_store``
+    and may remove it; else None. ``name`` is what the path must end with: an artifact's id,
+    or ``logs.txt``.
+
+    A path is this store's when it lies inside the artifact store's root (normalised, no
+    symbolic link on the way: :meth:`ArtifactStore.path_inside`) and either under
+    ``stores/<owner>/`` at the depth of the layout, or at the depth of the layout used before
+    ``stores/`` existed. Anything else (imported or external data, other stores' files, a
+    hostile record pointing anywhere) is never removed.
+    """
+    if artifact_store is None:
+        return None
+    depth = 4 if name == "logs.txt" else 5
+    if owner is not None:
+        path = artifact_store.path_inside(uri, f"stores/{owner}")
+        if path is not None:
+            relative = path[len(artifact_store.root) + 1 :].split("/")[2:]
+            return path if len(relative) == depth and relative[-1] == name else None
+    path = artifact_store.path_inside(uri)
+    if path is None:
+        return None
+    relative = path[len(artifact_store.root) + 1 :].split("/")
+    if relative[0] in ("stores", ".tmp") or len(relative) != depth or relative[-1] != name:
+        return None
+    return path
+
+
+def _files_of(deletion: RunDeletion, artifact_store: ArtifactStore | None, owner: str | None) -> RunDeletion:
+    """``deletion`` with the paths its removal takes (``removed_files``) and the URIs it leaves."""
+    remove: list[str] = []
+    keep: list[str] = []
+    wanted = [(a.uri, a.id) for a in deletion.deleted_artifacts] + [(u, "logs.txt") for u in deletion.logs_uris]
+    for uri, name in wanted:
+        path = owned_path(artifact_store, owner, uri, name)
+        (keep if path is None else remove).append(uri if path is None else path)
+    return replace(deletion, removed_files=remove, kept_files=keep)
+
+
+def _remove(artifact_store: ArtifactStore, path: str) -> bool:
+    """Remove a file or directory tree of the artifact store; False if it was already gone or
+    could not be removed."""
     try:
-        fs, path = fsspec.core.url_to_fs(uri)
-        if not fs.exists(path):
+        if not artifact_store.fs.exists(path):
             return False
-        fs.rm(path, recursive=True)
+        artifact_store.fs.rm(path, recursive=True)
         return True
     except OSError as exc:
-        log.warning("could not remove %s: %s", uri, exc)
+        log.warning("could not remove %s: %s", path, exc)
         return False
 
 
-def delete_run(store: MetadataStore, run_id: str) -> RunDeletion:
+def _prune(artifact_store: ArtifactStore, owner: str | None, path: str, *, run_dir: bool) -> None:
+    """Remove the directories of ``path``'s step run (and with ``run_dir``, of its run: only for a
+    deleted run) in ``stores/<owner>/`` that are left empty; never the pipeline's directory,
+    which a new run may be writing into."""
+    if owner is None:
+        return
+    base = f"{artifact_store.root}/stores/{owner}/"
+    if not path.startswith(base):
+        return
+    parts = path[len(base) :].split("/")  # pipeline, run, step[, output], name
+    for depth in range(len(parts) - 1, 1 if run_dir else 2, -1):
+        try:
+            artifact_store.fs.rmdir(base + "/".join(parts[:depth]))
+        except (OSError, NotImplementedError):
+            return  # not empty (or the filesystem has no directories)
+
+
+def delete_run(store: MetadataStore, run_id: str, artifact_store: ArtifactStore | None = None) -> RunDeletion:
     """Delete a run's records (one transaction), then the files of its unshared artifacts and
-    its logs. Artifacts other runs use are kept (see ``RunDeletion.kept_artifacts``)."""
-    deletion = store.delete_run(run_id)
-    for artifact in deletion.deleted_artifacts:
-        _remove(artifact.uri)
-    for uri in deletion.logs_uris:
-        _remove(uri)
-    return deletion
+    its logs. Artifacts other runs use are kept (see ``RunDeletion.kept_artifacts``).
+
+    Files are removed only where :func:`owned_path` says this store wrote them into
+    ``artifact_store`` (without one, none is); the others are listed in ``kept_files``.
+    """
+    owner, _ = verified_owner(store, artifact_store)
+    deletion = _files_of(store.delete_run(run_id), artifact_store, owner)
+    if artifact_store is None:
+        return deletion
+    gone = [path for path in deletion.removed_files if _remove(artifact_store, path)]
+    for path in gone:
+        _prune(artifact_store, owner, path, run_dir=True)
+    return replace(deletion, removed_files=gone)
+
+
+def deletion_preview(store: MetadataStore, run_id: str, artifact_store: ArtifactStore | None) -> RunDeletion:
+    """What :func:`delete_run` would delete now, records and files, without changing anything."""
+    return _files_of(store.deletion_preview(run_id), artifact_store, verified_owner(store, artifact_store)[0])
 
 
 def runs_to_retire(
@@ -93,46 +180,99 @@ def _all_pipelines(store: MetadataStore) -> list[PipelineRecord]:
 
 @dataclass
 class OrphanReport:
-    """Files in the artifact store that no record points to."""
+    """Files of this metadata store in the artifact store that no record points to."""
 
     artifact_dirs: list[str] = field(default_factory=list)
     temporary: list[str] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
+    #: Why this store's directory was not searched (see :func:`verified_owner`), if it was not.
+    refused: str | None = None
+
+    @property
+    def paths(self) -> list[str]:
+        """Every path to remove."""
+        return [*self.artifact_dirs, *self.temporary, *self.logs]
 
 
-def find_orphans(store: MetadataStore, artifact_store: ArtifactStore, *, tmp_age: float = 3600) -> OrphanReport:
-    """Artifact directories (``<root>/<pipeline>/<run>/<step>/<output>/<id>``) whose id is not
-    recorded, and temporary directories older than ``tmp_age`` seconds (left by crashes)."""
+_ID = re.compile(r"[0-9a-f]{32}")
+_OWNED_DIR = re.compile(r".*-([0-9a-f]{32})")
+
+
+def find_orphans(store: MetadataStore, artifact_store: ArtifactStore, *, grace: float = 3600) -> OrphanReport:
+    """This store's files that no record points to and that nothing is writing, untouched for
+    ``grace`` seconds.
+
+    Only ``stores/<store id>/`` is searched (see :mod:`pipeledger.artifacts.store`), and only if
+    it is this store's (:func:`verified_owner`): files of other metadata stores sharing the
+    artifact store, and of stores without an id, are never orphans. In a step run's directory,
+    while the step run is ``running`` nothing is (its outputs are moved into place before they
+    are recorded); otherwise an artifact directory
+    whose id is not recorded, a ``.tmp-<id>`` directory, and logs of a step run that is no
+    longer recorded are. The step runs' states are read before the artifacts: a step run that
+    finished after that read had recorded its outputs before the second one. The age (newest
+    modification in the tree) protects writers the janitor cannot see, e.g. a run wrongly
+    marked crashed while its process was paused. Temporary directories of the old layout
+    (``<root>/.tmp/<id>``) older than ``grace`` are collected too.
+    """
     fs, root = artifact_store.fs, artifact_store.root
     report = OrphanReport()
-    if not fs.exists(root):
-        return report
-    candidates: dict[str, str] = {}
-    for path in fs.glob(f"{root}/*/*/*/*/*"):
-        name = path.rstrip("/").rsplit("/", 1)[-1]
-        if len(name) == 32 and all(c in "0123456789abcdef" for c in name) and fs.isdir(path):
-            candidates[name] = path
-    recorded = store.recorded_artifact_ids(list(candidates))
-    report.artifact_dirs = sorted(p for i, p in candidates.items() if i not in recorded)
+    owner, report.refused = verified_owner(store, artifact_store)
     now = time.time()
-    for path in fs.glob(f"{root}/.tmp/*"):
-        try:
-            modified = fs.modified(path).timestamp()
-        except (OSError, NotImplementedError):
-            continue
-        if now - modified > tmp_age:
-            report.temporary.append(path)
+    if owner is not None and fs.exists(f"{root}/stores/{owner}"):
+        step_dirs: dict[str, str] = {}
+        for path in fs.glob(f"{root}/stores/{owner}/*/*/*"):
+            run_part, step_part = path.rstrip("/").split("/")[-2:]
+            matched = _OWNED_DIR.fullmatch(step_part)
+            if matched and _OWNED_DIR.fullmatch(run_part) and fs.isdir(path):
+                step_dirs[path] = matched.group(1)
+        stale = utcnow() - timedelta(seconds=heartbeat_timeout())  # a crashed run's steps are not running
+        states = store.step_run_statuses(list(step_dirs.values()), heartbeat_before=stale)  # before the artifacts
+        artifact_dirs: dict[str, str] = {}  # path -> artifact id
+        for path, step_run_id in sorted(step_dirs.items()):
+            if states.get(step_run_id) is Status.RUNNING:
+                continue  # being written
+            for entry in fs.ls(path, detail=True):
+                name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+                if entry["type"] == "directory" and name.startswith(".tmp-"):
+                    report.temporary.append(entry["name"])
+                elif name == "logs.txt" and step_run_id not in states:
+                    report.logs.append(entry["name"])
+                elif entry["type"] == "directory":
+                    for inner in fs.ls(entry["name"], detail=True):
+                        artifact_id = inner["name"].rstrip("/").rsplit("/", 1)[-1]
+                        if inner["type"] == "directory" and _ID.fullmatch(artifact_id):
+                            artifact_dirs[inner["name"]] = artifact_id
+        recorded = store.recorded_artifact_ids(list(artifact_dirs.values()))
+        report.artifact_dirs = sorted(p for p, i in artifact_dirs.items() if i not in recorded)
+    report.temporary.extend(fs.glob(f"{root}/.tmp/*"))
+    for name in ("artifact_dirs", "temporary", "logs"):
+        old = [p for p in getattr(report, name) if now - _last_modified(fs, p) > grace]
+        setattr(report, name, sorted(old))
     return report
 
 
-def remove_orphans(artifact_store: ArtifactStore, report: OrphanReport) -> int:
-    """Remove what :func:`find_orphans` found; how many paths went."""
+def _last_modified(fs: Any, path: str) -> float:
+    """The newest modification time of ``path`` and everything in it; now if it cannot be read."""
+    newest = 0.0
+    try:
+        for item in [path, *fs.find(path, withdirs=True)]:
+            try:
+                newest = max(newest, fs.modified(item).timestamp())
+            except (OSError, NotImplementedError, ValueError):
+                continue
+    except OSError:
+        return time.time()
+    return newest or time.time()
+
+
+def remove_orphans(artifact_store: ArtifactStore, report: OrphanReport, owner: str | None = None) -> int:
+    """Remove what :func:`find_orphans` found (only paths inside the artifact store), and the
+    step run directories of ``owner`` (the store id) left empty; how many went."""
     removed = 0
-    for path in [*report.artifact_dirs, *report.temporary]:
-        try:
-            artifact_store.fs.rm(path, recursive=True)
+    for path in report.paths:
+        if artifact_store.path_inside(artifact_store.uri_of(path)) is not None and _remove(artifact_store, path):
             removed += 1
-        except OSError as exc:
-            log.warning("could not remove %s: %s", path, exc)
+            _prune(artifact_store, owner, path, run_dir=False)  # the run may still be running
     return removed
 
 

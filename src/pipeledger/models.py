@@ -326,18 +326,36 @@ class MetricPoint:
 
 
 @dataclass(frozen=True)
+class StoreIdentity:
+    """Who a metadata store is, for the files it writes into an artifact store.
+
+    ``id`` names its directory there (``stores/<id>/``); ``token`` is a secret kept in the
+    store's database and in that directory's ``owner.json``: a store deletes files there only
+    when the two match, so changing a database's id to another store's cannot reach that
+    store's files."""
+
+    id: str
+    token: str
+
+
+@dataclass(frozen=True)
 class RunDeletion:
     """What deleting a run removed from the store, and the artifacts it had to keep.
 
     ``deleted_artifacts`` lost their records (their files can go); ``kept_artifacts``
     are still used by other runs (as inputs or cached outputs) and stay, records and
-    files; ``logs_uris`` are the deleted step runs' log files.
+    files; ``logs_uris`` are the deleted step runs' log files. ``removed_files`` are the
+    files and directories then removed, ``kept_files`` those left because they are not
+    this store's to remove (imported or external data, another artifact store's files,
+    anything outside the artifact store): only their records went.
     """
 
     run: RunRecord
     deleted_artifacts: list[ArtifactRecord]
     kept_artifacts: list[ArtifactRecord]
     logs_uris: list[str]
+    removed_files: list[str] = field(default_factory=list)
+    kept_files: list[str] = field(default_factory=list)
 
 
 class EntityKind(str, enum.Enum):

@@ -1,4 +1,4 @@
--- schema revision 0003
+-- schema revision 0004
 
 CREATE TABLE metadata (
 	entity_kind VARCHAR(16) NOT NULL, 
@@ -15,6 +15,13 @@ CREATE TABLE pipelines (
 	created_at DATETIME(6) NOT NULL, 
 	CONSTRAINT pk_pipelines PRIMARY KEY (id), 
 	CONSTRAINT uq_pipelines_name UNIQUE (name)
+)ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+CREATE TABLE store_identity (
+	id VARCHAR(32) NOT NULL, 
+	token VARCHAR(64) NOT NULL, 
+	created_at DATETIME(6) NOT NULL, 
+	CONSTRAINT pk_store_identity PRIMARY KEY (id)
 )ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
 CREATE TABLE pipeline_runs (

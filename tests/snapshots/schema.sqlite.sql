@@ -1,4 +1,4 @@
--- schema revision 0003
+-- schema revision 0004
 
 CREATE TABLE metadata (
 	entity_kind VARCHAR(16) NOT NULL, 
@@ -15,6 +15,13 @@ CREATE TABLE pipelines (
 	created_at DATETIME NOT NULL, 
 	CONSTRAINT pk_pipelines PRIMARY KEY (id), 
 	CONSTRAINT uq_pipelines_name UNIQUE (name)
+);
+
+CREATE TABLE store_identity (
+	id VARCHAR(32) NOT NULL, 
+	token VARCHAR(64) NOT NULL, 
+	created_at DATETIME NOT NULL, 
+	CONSTRAINT pk_store_identity PRIMARY KEY (id)
 );
 
 CREATE TABLE pipeline_runs (

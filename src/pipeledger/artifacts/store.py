@@ -1,13 +1,26 @@
 """The artifact store: where step outputs and step logs live, on any fsspec filesystem.
 
-Layout under the store's root::
+Layout under the store's root (``<owner>`` is the id of the metadata store that recorded
+the run, see :meth:`~pipeledger.metadata_store.base.MetadataStore.store_id`, or ``shared``
+for a store without one)::
 
-    <root>/<pipeline>/<run>/<step>/<output>/<artifact id>/   one directory per artifact
-    <root>/<pipeline>/<run>/<step>/logs.txt                  the step's captured output
-    <root>/.tmp/<artifact id>/                               an artifact being written
+    <root>/stores/<owner>/<pipeline>/<run>-<run id>/<step>-<step run id>/<output>/<artifact id>/
+    <root>/stores/<owner>/<pipeline>/<run>-<run id>/<step>-<step run id>/logs.txt
+    <root>/stores/<owner>/<pipeline>/<run>-<run id>/<step>-<step run id>/.tmp-<artifact id>/
+    <root>/stores/<owner>/owner.json     the owning metadata store: its token and description
 
-An artifact is written into ``.tmp`` first and moved into place when complete, so
-a recorded artifact never points at half-written files.
+Names are made safe as path components and shortened; the ids make every path unique to
+the object recorded there (two runs or steps whose names look alike never share a file).
+An artifact is written into its ``.tmp-<artifact id>`` directory first and moved into place
+when complete, so a recorded artifact never points at half-written files. Each metadata
+store's files sit under its own ``stores/<owner>/`` directory, so ``gc`` can tell its own
+files from another store's when several stores share one artifact store; ``owner.json``
+holds a secret token kept in the metadata store's database too, and a store removes files
+there only when the two match.
+
+Artifacts written before this layout (``<root>/<pipeline>/<run>/<step>/<output>/<artifact id>/``,
+logs in ``<root>/<pipeline>/<run>/<step>/logs.txt``, temporary files in ``<root>/.tmp/``)
+stay readable at their recorded URIs.
 
 On the local filesystem everything the store writes is private to the user (files
 ``0600``, directories ``0700``, the root included) whatever the umask, or shared with
@@ -17,9 +30,12 @@ a group (``0660``/``2770``) with ``permissions="group"`` (:mod:`pipeledger.permi
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import posixpath
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,18 +43,30 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from pipeledger.artifacts.materializers import Materializer, MaterializerRegistry
-from pipeledger.exceptions import ArtifactIntegrityError, ArtifactNotFoundError, MaterializerError
-from pipeledger.models import JSON, ArtifactRecord
+from pipeledger.exceptions import (
+    ArtifactIntegrityError,
+    ArtifactNotFoundError,
+    ArtifactStoreOwnerError,
+    MaterializerError,
+)
+from pipeledger.models import JSON, ArtifactRecord, StoreIdentity
 from pipeledger.permissions import PRIVATE, Permissions, ensure_dir, file_mode, make_dirs, secure_tree, set_mode
 from pipeledger.text import article
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def path_segment(name: str) -> str:
-    """``name`` made safe as one path component (at most 100 characters)."""
+#: The directory, under ``stores/``, of the files of metadata stores without an id.
+SHARED_OWNER = "shared"
+#: In ``stores/<id>/``: which metadata store owns the directory (see :meth:`ArtifactStore.claim`).
+OWNER_FILE = "owner.json"
+
+
+def path_segment(name: str, limit: int = 100) -> str:
+    """``name`` made safe as one path component (at most ``limit`` characters; not unique:
+    the layout adds ids where uniqueness matters)."""
     cleaned = _UNSAFE.sub("_", name).strip(".") or "_"
-    return cleaned[:100]
+    return cleaned[:limit]
 
 
 @dataclass(frozen=True)
@@ -72,21 +100,96 @@ class ArtifactStore:
         self._prefix = "" if protocol in ("file", "local") else f"{protocol}://"
         self._local = isinstance(self.fs, LocalFileSystem)
         self._root_ready = False
+        self._claimed: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<ArtifactStore {self.name} {self.root}>"
 
-    def run_dir(self, pipeline: str, run: str) -> str:
-        """The directory holding everything a run wrote."""
-        return f"{self._prefix}{self.root}/{path_segment(pipeline)}/{path_segment(run)}"
+    def claim(self, identity: StoreIdentity, description: Mapping[str, Any]) -> None:
+        """Make ``stores/<id>/`` the metadata store ``identity``'s: write its ``owner.json`` (the
+        token, and for people which store it is) unless it exists. Checked once per process.
 
-    def artifact_uri(self, pipeline: str, run: str, step: str, output: str, artifact_id: str) -> str:
-        """Where the artifact ``artifact_id`` of a step output goes."""
-        return f"{self.run_dir(pipeline, run)}/{path_segment(step)}/{path_segment(output)}/{artifact_id}"
+        Raises:
+            ArtifactStoreOwnerError: ``owner.json`` holds another token: another metadata store
+                owns the directory (this database's id was copied or changed).
+        """
+        if identity.id in self._claimed:
+            return
+        path = f"{self.root}/stores/{identity.id}/{OWNER_FILE}"
+        token = self.owner_token(identity.id)
+        if token is None and not self.fs.exists(path):
+            self._makedirs(path.rsplit("/", 1)[0])
+            record = {"store_id": identity.id, "token": identity.token, "metadata_store": dict(description)}
+            partial = f"{path}.{os.getpid()}-{os.urandom(4).hex()}.tmp"  # renamed: never read half-written
+            with self.fs.open(partial, "w", encoding="utf-8") as f:
+                json.dump(record, f, indent=2, default=str)
+            if self._local:  # the token is a secret of the store: private like the database
+                set_mode(partial, file_mode(self.permissions))
+            self.fs.mv(partial, path)
+        elif token != identity.token:
+            raise ArtifactStoreOwnerError(
+                f"{self.uri_of(path)} names another metadata store as the owner of stores/{identity.id}/ "
+                "(another token): this database's store id was copied or changed; give it its own "
+                "artifact store, or restore its store_identity row"
+            )
+        self._claimed.add(identity.id)
 
-    def logs_uri(self, pipeline: str, run: str, step: str) -> str:
-        """Where a step's captured output goes."""
-        return f"{self.run_dir(pipeline, run)}/{path_segment(step)}/logs.txt"
+    def owner_token(self, owner: str) -> str | None:
+        """The token in ``stores/<owner>/owner.json``; None if it is missing or unreadable."""
+        try:
+            with self.fs.open(f"{self.root}/stores/{owner}/{OWNER_FILE}", "r", encoding="utf-8") as f:
+                token = json.load(f).get("token")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return token if isinstance(token, str) else None
+
+    def uri_of(self, path: str) -> str:
+        """The URI of ``path`` on this store's filesystem (as recorded)."""
+        return f"{self._prefix}{path}"
+
+    def owner_dir(self, owner: str | None) -> str:
+        """The directory of the files of the metadata store ``owner`` (its id; None: ``shared``)."""
+        return f"{self._prefix}{self.root}/stores/{owner or SHARED_OWNER}"
+
+    def step_dir(self, owner: str | None, pipeline: str, run: str, run_id: str, step: str, step_run_id: str) -> str:
+        """The directory of everything one step run writes (unique to the step run)."""
+        run_part = f"{path_segment(run, 64)}-{run_id}"
+        return f"{self.owner_dir(owner)}/{path_segment(pipeline)}/{run_part}/{path_segment(step, 64)}-{step_run_id}"
+
+    def artifact_uri(self, step_dir: str, output: str, artifact_id: str) -> str:
+        """Where the artifact ``artifact_id`` of a step output goes (``step_dir`` from :meth:`step_dir`)."""
+        return f"{step_dir}/{path_segment(output)}/{artifact_id}"
+
+    def logs_uri(self, step_dir: str) -> str:
+        """Where a step run's captured output goes (``step_dir`` from :meth:`step_dir`)."""
+        return f"{step_dir}/logs.txt"
+
+    def path_inside(self, uri: str, under: str = "") -> str | None:
+        """``uri``'s path on this store's filesystem if it lies strictly inside the root (and inside
+        ``under``, a relative path such as ``stores/<owner>``), else None.
+
+        The URI must use this store's filesystem and hold no ``.``/``..`` segment; a local path
+        must not pass through a symbolic link below the root (its real path is checked), so
+        nothing outside the store can be reached through it.
+        """
+        try:
+            fs, path = fsspec.core.url_to_fs(uri)
+        except (ValueError, ImportError, OSError):
+            return None
+        if _protocols(fs) != _protocols(self.fs) or not path:
+            return None
+        parts = path.rstrip("/").split("/")
+        if any(part in (".", "..") for part in parts[1:]):
+            return None
+        base = posixpath.join(self.root, under) if under else self.root
+        path = posixpath.normpath(path)
+        if not path.startswith(base.rstrip("/") + "/"):
+            return None
+        if "file" in _protocols(fs) or "local" in _protocols(fs):
+            relative = os.path.relpath(path, self.root)
+            if os.path.realpath(path) != os.path.join(os.path.realpath(self.root), relative):
+                return None  # a symbolic link below the root: it may lead anywhere
+        return path
 
     def write(self, value: Any, uri: str, artifact_id: str, registry: MaterializerRegistry) -> WrittenArtifact:
         """Materialize ``value`` at ``uri`` (via a temporary directory) and hash its files.
@@ -95,8 +198,8 @@ class ArtifactStore:
             MaterializerError: the materializer failed; nothing is left at ``uri``.
         """
         materializer = registry.for_value(value)
-        tmp = f"{self.root}/.tmp/{artifact_id}"
         target = self.fs._strip_protocol(uri)
+        tmp = f"{target.rsplit('/', 2)[0]}/.tmp-{artifact_id}"  # in the step's directory, see the layout
         self._makedirs(tmp)
         try:
             metadata = materializer.save(value, self.fs, tmp)
@@ -137,6 +240,10 @@ class ArtifactStore:
             ensure_dir(self.root, self.permissions)
             self._root_ready = True
         make_dirs(path, self.permissions)
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
 
 
 def read_artifact(artifact: ArtifactRecord, registry: MaterializerRegistry) -> Any:

@@ -8,11 +8,19 @@ from datetime import timedelta
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import console, esc, handle_errors, status_text, when
+from pipeledger.cli.output import console, error_console, esc, handle_errors, status_text, when
 from pipeledger.cli.run import run_group
 from pipeledger.client import Client
 from pipeledger.exceptions import PipeledgerError
-from pipeledger.maintenance import delete_run, find_orphans, mark_crashed_runs, remove_orphans, runs_to_retire
+from pipeledger.maintenance import (
+    delete_run,
+    deletion_preview,
+    find_orphans,
+    mark_crashed_runs,
+    remove_orphans,
+    runs_to_retire,
+)
+from pipeledger.models import RunDeletion
 from pipeledger.stack.registry import get_stack
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -26,10 +34,7 @@ def parse_age(text: str) -> timedelta:
     return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
 
 
-def _report_deletion(deletion: object) -> None:
-    from pipeledger.models import RunDeletion
-
-    assert isinstance(deletion, RunDeletion)
+def _report_deletion(deletion: RunDeletion) -> None:
     out = console()
     out.print(
         f"Deleted run [bold]{esc(deletion.run.name)}[/bold] and {len(deletion.deleted_artifacts)} artifact(s).",
@@ -38,6 +43,17 @@ def _report_deletion(deletion: object) -> None:
     for artifact in deletion.kept_artifacts:
         out.print(
             f"  kept {artifact.id} ({esc(artifact.uri)}): still used by another run", highlight=False, soft_wrap=True
+        )
+    _report_kept_files(deletion)
+
+
+def _report_kept_files(deletion: RunDeletion) -> None:
+    for uri in deletion.kept_files:
+        console().print(
+            f"  kept the files at {esc(uri)}: not written by this metadata store into this stack's artifact store "
+            "(only the record was deleted)",
+            highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -49,19 +65,21 @@ def delete(run: str, yes: bool) -> None:
     """Delete a run: its records and the artifacts no other run uses (records and files).
 
     Artifacts another run still uses (as inputs, or reused by its cached steps) are
-    kept, and listed.
+    kept, and listed. Files are removed only from the stack's artifact store, where
+    this metadata store wrote them: imported and external data keep their files.
 
     \b
     Example:
       pipeledger run delete training-3 --yes
     """
-    client = Client()
+    stack = get_stack()
+    client = Client(stack=stack)
     view = client.get_run(run)
     if view.status.value == "running":
         raise PipeledgerError(f"run {view.name!r} is still running; wait for it to finish (or to be marked crashed)")
     if not yes:
         click.confirm(f"Delete run {view.name} of pipeline {view.pipeline_name}?", abort=True)
-    _report_deletion(delete_run(client.store, view.id))
+    _report_deletion(delete_run(client.store, view.id, stack.artifact_store))
 
 
 @click.command("gc")
@@ -76,9 +94,11 @@ def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_
 
     Marks runs whose process died (no heartbeat) as crashed; deletes finished runs
     selected by --older-than and/or --keep-last (each like `run delete`: artifacts
-    other runs use are kept); removes artifact directories that no record points to
-    and stale temporary files left by crashes. Without --older-than or --keep-last,
-    no run is deleted.
+    other runs use are kept); removes this metadata store's files in the artifact
+    store that no record points to (artifact directories, stale temporary files and
+    logs, untouched for an hour and not being written). Files of other metadata
+    stores sharing the artifact store are never touched. Without --older-than or
+    --keep-last, no run is deleted. --dry-run lists every path it would remove.
 
     \b
     Example:
@@ -103,23 +123,30 @@ def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_
         for run in runs:
             table.add_row(esc(run.name), esc(run.pipeline_name), status_text(run.status.value), when(run.start_time))
         out.print(table)
-    for path in [*orphans.artifact_dirs, *orphans.temporary]:
+    files: list[str] = []  # of the runs to delete, listed by a dry run
+    if runs and dry_run:
+        previews = [deletion_preview(store, run.id, stack.artifact_store) for run in runs]
+        files = [path for preview in previews for path in preview.removed_files]
+        for path in files:
+            out.print(f"file of a deleted run: {esc(path)}", highlight=False, soft_wrap=True)
+        for preview in previews:
+            _report_kept_files(preview)
+    for path in orphans.paths:
         out.print(f"orphaned: {esc(path)}", highlight=False, soft_wrap=True)  # paths whole, never wrapped
-    if not runs and not orphans.artifact_dirs and not orphans.temporary:
+    if orphans.refused:
+        error_console().print(f"warning: {esc(orphans.refused)}", highlight=False, soft_wrap=True)
+    if not runs and not orphans.paths:
         out.print("Nothing to collect.")
         return
     if dry_run:
         out.print(
-            f"Dry run: {len(runs)} run(s) and {len(orphans.artifact_dirs) + len(orphans.temporary)} orphaned "
-            "path(s) would be deleted."
+            f"Dry run: {len(runs)} run(s) with {len(files)} path(s) of their files, and "
+            f"{len(orphans.paths)} orphaned path(s) would be deleted."
         )
         return
     if not yes:
-        click.confirm(
-            f"Delete {len(runs)} run(s) and {len(orphans.artifact_dirs) + len(orphans.temporary)} orphaned path(s)?",
-            abort=True,
-        )
+        click.confirm(f"Delete {len(runs)} run(s) and {len(orphans.paths)} orphaned path(s)?", abort=True)
     for run in runs:
-        _report_deletion(delete_run(store, run.id))
-    removed = remove_orphans(stack.artifact_store, orphans)
+        _report_deletion(delete_run(store, run.id, stack.artifact_store))
+    removed = remove_orphans(stack.artifact_store, orphans, store.store_id() if not orphans.refused else None)
     out.print(f"Removed {removed} orphaned path(s).")

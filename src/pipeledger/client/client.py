@@ -24,11 +24,12 @@ class Client:
     """
 
     def __init__(self, *, stack: str | Stack | None = None, store: MetadataStore | None = None):
+        self._stack: Stack | None = None
         if store is not None:
             self.store = store
         else:
-            resolved = stack if isinstance(stack, Stack) else get_stack(stack)
-            self.store = resolved.metadata_store
+            self._stack = stack if isinstance(stack, Stack) else get_stack(stack)
+            self.store = self._stack.metadata_store
 
     def get_pipeline(self, name: str) -> PipelineView:
         """The pipeline called ``name``. Raises NotFoundError listing known pipelines."""
@@ -71,11 +72,15 @@ class Client:
         """Delete a run: its records, and the artifacts (records and files) no other run uses.
 
         Artifacts still used by another run (as inputs or cached outputs) are kept and
-        listed in the result's ``kept_artifacts``. Raises NotFoundError for an unknown run.
+        listed in the result's ``kept_artifacts``. Files are removed only from the stack's
+        artifact store, where this metadata store wrote them (a client opened with ``store=``
+        removes none); the others are listed in ``kept_files``. Raises NotFoundError for an
+        unknown run.
         """
         from pipeledger.maintenance import delete_run
 
-        return delete_run(self.store, self.store.get_run(name_or_id).id)
+        artifact_store = self._stack.artifact_store if self._stack is not None else None
+        return delete_run(self.store, self.store.get_run(name_or_id).id, artifact_store)
 
     def get_artifact(self, artifact_id: str) -> ArtifactView:
         """The artifact with this id, or named ``RUN/STEP/OUTPUT``: the output ``OUTPUT`` of step

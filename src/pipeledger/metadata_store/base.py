@@ -42,6 +42,7 @@ from pipeledger.models import (
     StepIO,
     StepRunCreate,
     StepRunRecord,
+    StoreIdentity,
 )
 
 LINEAGE_DIRECTIONS = ("upstream", "downstream", "both")
@@ -335,6 +336,56 @@ class MetadataStore(abc.ABC):
     def integrity_problems(self, *, heartbeat_before: datetime | None = None) -> list[str]:
         """Referential problems in the records (edges to missing artifacts or step runs, dangling
         producers, finished runs with running steps, stale running runs...). Changes nothing."""
+
+    # ------------------------------------------------- ownership of artifact files
+
+    def store_identity(self) -> StoreIdentity | None:
+        """This store's stable id (32 hex digits) and secret ownership token, kept with its
+        records, or None.
+
+        Artifacts and logs go under ``stores/<id>/`` in the artifact store, and ``gc`` treats
+        only files there as its own (an artifact store may be shared by several metadata
+        stores), once that directory's ``owner.json`` holds the same token. The SQL stores keep
+        both in their ``store_identity`` table. The default, None, is for a store that cannot
+        keep one (ML Metadata): its files go under ``stores/shared/`` and ``gc`` never collects
+        them as orphans.
+        """
+        return None
+
+    def store_id(self) -> str | None:
+        """The id of :meth:`store_identity`, or None."""
+        identity = self.store_identity()
+        return None if identity is None else identity.id
+
+    def step_run_statuses(self, ids: Sequence[str], *, heartbeat_before: datetime | None = None) -> dict[str, Status]:
+        """The status of each of these step runs that is recorded (unknown ids are absent); with
+        ``heartbeat_before``, a ``running`` step run whose run's last heartbeat is older reads
+        ``crashed`` (as the client shows it)."""
+        from contextlib import suppress
+
+        from pipeledger.exceptions import NotFoundError
+
+        found: dict[str, Status] = {}
+        for step_run_id in dict.fromkeys(ids):
+            with suppress(NotFoundError):
+                step = self.get_step_run(step_run_id)
+                found[step_run_id] = step.status
+                if step.status is Status.RUNNING and heartbeat_before is not None:
+                    heartbeat = self.get_run(step.run_id).heartbeat_at
+                    if heartbeat is not None and heartbeat < heartbeat_before:
+                        found[step_run_id] = Status.CRASHED
+        return found
+
+    def deletion_preview(self, run_id: str) -> RunDeletion:
+        """What :meth:`delete_run` would delete now, without deleting anything (for dry runs).
+
+        Raises:
+            NotFoundError: no such run.
+            UnsupportedOperationError: this store cannot delete runs.
+        """
+        from pipeledger.exceptions import UnsupportedOperationError
+
+        raise UnsupportedOperationError(f"the {self.flavor} metadata store cannot delete runs")
 
     # --------------------------------------------------------------- lifecycle
 

@@ -199,6 +199,7 @@ class StepRunner:
         self.unfinished.add(record.id)
         step = invocation.step
         context = StepContext(self.run.pipeline_name, self.run.name, invocation.name, record.id)
+        step_dir: str | None = None
         outputs: list[ArtifactCreate] = []
         error: BaseException | None = None
         echo: bool | OutputSink = self.echo_output
@@ -207,9 +208,10 @@ class StepRunner:
         with capture_output(echo) as logs:
             token = step_context(context)
             try:
+                step_dir = self._step_dir(invocation.name, record.id)
                 inputs = {name: read_artifact(art, self.materializers) for name, art in input_records.items()}
                 result = step.func(**inputs, **invocation.parameters)
-                outputs = self._write_outputs(invocation, result)
+                outputs = self._write_outputs(invocation, result, step_dir)
             except Exception as exc:
                 error = exc
             finally:
@@ -218,8 +220,8 @@ class StepRunner:
             logs.write(_format_error(error) + "\n")
         captured = logs.getvalue()
         logs_uri: str | None = None  # a step that printed nothing has no logs file
-        if captured:
-            logs_uri = self.artifact_store.logs_uri(self.run.pipeline_name, self.run.name, invocation.name)
+        if captured and step_dir is not None:
+            logs_uri = self.artifact_store.logs_uri(step_dir)
             try:
                 self.artifact_store.write_text(logs_uri, captured)
             except OSError as exc:  # e.g. a full disk: the step's record matters more than its logs
@@ -280,7 +282,18 @@ class StepRunner:
         self.unfinished.discard(step_run_id)
         return status, created, error
 
-    def _write_outputs(self, invocation: StepInvocation, result: object) -> list[ArtifactCreate]:
+    def _step_dir(self, step: str, step_run_id: str) -> str:
+        """The step run's directory in the artifact store, under the metadata store's ``stores/<id>/``
+        (claimed first: see :meth:`ArtifactStore.claim`)."""
+        identity = self.metadata_store.store_identity()
+        if identity is not None:
+            self.artifact_store.claim(identity, self.metadata_store.describe())
+        owner = identity.id if identity is not None else None
+        return self.artifact_store.step_dir(
+            owner, self.run.pipeline_name, self.run.name, self.run.id, step, step_run_id
+        )
+
+    def _write_outputs(self, invocation: StepInvocation, result: object, step_dir: str) -> list[ArtifactCreate]:
         signature = invocation.step.signature
         names = signature.output_names
         if not names:
@@ -305,9 +318,7 @@ class StepRunner:
         created: list[ArtifactCreate] = []
         for spec, value in zip(signature.outputs, values):
             artifact_id = new_id()
-            uri = self.artifact_store.artifact_uri(
-                self.run.pipeline_name, self.run.name, invocation.name, spec.name, artifact_id
-            )
+            uri = self.artifact_store.artifact_uri(step_dir, spec.name, artifact_id)
             written = self.artifact_store.write(value, uri, artifact_id, self.materializers)
             created.append(
                 ArtifactCreate(

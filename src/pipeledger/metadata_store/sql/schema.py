@@ -39,7 +39,7 @@ from sqlalchemy.types import TypeDecorator
 
 from pipeledger.metadata_store.sql.engine import json_dumps
 
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -229,3 +229,16 @@ entity_metadata = Table(
     PrimaryKeyConstraint("entity_kind", "entity_id", "key"),
     **MYSQL_TABLE_OPTIONS,
 )
+
+store_identity = Table(
+    "store_identity",
+    metadata,
+    _id(primary_key=True),
+    Column("token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    **MYSQL_TABLE_OPTIONS,
+)
+"""One row: the store's id and ownership token (:class:`~pipeledger.models.StoreIdentity`),
+made when the schema is created (or upgraded to revision 0004). The artifact store keeps
+this store's files under ``stores/<id>/``, and ``gc`` looks for orphaned files only there
+(see :mod:`pipeledger.maintenance`)."""

@@ -32,6 +32,7 @@ from pipeledger.metadata_store.sql.fastpath import AnyConnection, FastRead, Fast
 from pipeledger.metadata_store.sql.history_queries import HistoryQueries
 from pipeledger.metadata_store.sql.maintenance_queries import MaintenanceQueries
 from pipeledger.metadata_store.sql.migrate import ensure_schema
+from pipeledger.metadata_store.sql.ownership_queries import OwnershipQueries
 from pipeledger.metadata_store.sql.schema import (
     artifacts,
     entity_metadata,
@@ -119,7 +120,7 @@ def _edges_of_steps(count: int) -> FastRead:
     )
 
 
-class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, MetadataStore):
+class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, OwnershipQueries, MetadataStore):
     """A :class:`MetadataStore` on any SQLAlchemy database.
 
     Args:
