@@ -6,7 +6,8 @@
      ├── DefinitionError            a @step or @pipeline is defined or called wrongly
      ├── RunFailedError             a step of a pipeline run raised; the run is recorded `failed`
      ├── NotFoundError (KeyError)   a pipeline, run, step, output or artifact does not exist
-     │    └── ArtifactNotFoundError an artifact's record exists but its files are gone
+     │    ├── ArtifactNotFoundError an artifact's record exists but its files are gone
+     │    └── CacheEntryGoneError   a cache hit's original step run was deleted before it was reused
      ├── MaterializerError          no materializer can save or load a value
      ├── ConfigError (ValueError)   invalid stack, component or flavor configuration
  │    ├── FlavorNotFoundError   no flavor of that name (also a NotFoundError)
@@ -59,6 +60,14 @@ class ConfigError(PipeledgerError, ValueError):
 
 class ArtifactNotFoundError(NotFoundError):
     """An artifact is recorded but its files are missing from the artifact store."""
+
+
+class CacheEntryGoneError(NotFoundError):
+    """A cache hit could not be recorded: its original step run (or one of its outputs) was
+    deleted after the look-up found it, e.g. by ``gc`` or ``run delete`` in another process.
+
+    Nothing was recorded; the orchestrator executes the step instead.
+    """
 
 
 class MaterializerError(PipeledgerError):

@@ -11,8 +11,15 @@ from rich.table import Table
 from pipeledger.cli.output import console, esc, handle_errors, status_text, when
 from pipeledger.cli.run import run_group
 from pipeledger.client import Client
-from pipeledger.exceptions import PipeledgerError
-from pipeledger.maintenance import delete_run, find_orphans, mark_crashed_runs, remove_orphans, runs_to_retire
+from pipeledger.exceptions import NotFoundError, PipeledgerError
+from pipeledger.maintenance import (
+    delete_run,
+    delete_runs,
+    find_orphans,
+    mark_crashed_runs,
+    remove_orphans,
+    runs_to_retire,
+)
 from pipeledger.stack.registry import get_stack
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -61,7 +68,12 @@ def delete(run: str, yes: bool) -> None:
         raise PipeledgerError(f"run {view.name!r} is still running; wait for it to finish (or to be marked crashed)")
     if not yes:
         click.confirm(f"Delete run {view.name} of pipeline {view.pipeline_name}?", abort=True)
-    _report_deletion(delete_run(client.store, view.id))
+    try:
+        deletion = delete_run(client.store, view.id)
+    except NotFoundError:  # another process (a `gc`, a `run delete`) deleted it since it was looked up
+        console().print(f"Run [bold]{esc(view.name)}[/bold] was already deleted by another process.", highlight=False)
+        return
+    _report_deletion(deletion)
 
 
 @click.command("gc")
@@ -78,12 +90,15 @@ def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_
     selected by --older-than and/or --keep-last (each like `run delete`: artifacts
     other runs use are kept); removes artifact directories that no record points to
     and stale temporary files left by crashes. Without --older-than or --keep-last,
-    no run is deleted.
+    no run is deleted. Safe beside running pipelines and other `gc`s: a run that
+    another process deleted meanwhile is skipped.
 
     \b
     Example:
       pipeledger gc --older-than 30d --keep-last 5 --dry-run
     """
+    # Every argument is checked before anything changes (marking crashed runs included).
+    age = parse_age(older_than) if older_than is not None else None
     stack = get_stack()
     store = stack.metadata_store
     if pipeline is not None:
@@ -94,7 +109,6 @@ def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_
             console().print(f"Marked {len(crashed)} run(s) without heartbeat as crashed.")
     runs = []
     if older_than is not None or keep_last is not None:
-        age = parse_age(older_than) if older_than is not None else None
         runs = runs_to_retire(store, older_than=age, keep_last=keep_last, pipeline=pipeline)
     orphans = find_orphans(store, stack.artifact_store)
     out = console()
@@ -119,7 +133,10 @@ def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_
             f"Delete {len(runs)} run(s) and {len(orphans.artifact_dirs) + len(orphans.temporary)} orphaned path(s)?",
             abort=True,
         )
-    for run in runs:
-        _report_deletion(delete_run(store, run.id))
+    for run, deletion in delete_runs(store, runs):
+        if deletion is None:  # a concurrent `gc` or `run delete` took it: nothing left to do
+            out.print(f"Skipped run [bold]{esc(run.name)}[/bold]: already deleted by another process.", highlight=False)
+        else:
+            _report_deletion(deletion)
     removed = remove_orphans(stack.artifact_store, orphans)
     out.print(f"Removed {removed} orphaned path(s).")
