@@ -237,7 +237,8 @@ def write(barrier: Path, index: int, runs: str, steps: str) -> None:
 def collect(barrier: Path, index: int, kind: str, writers: str) -> None:
     """A janitor, until every writer is done (then one more pass): ``gc``'s retention of the
     ``reused`` runs (``runs_to_retire`` and ``delete_runs``, as ``gc --keep-last`` does; orphan
-    removal aside), or ``run delete`` (the command) of a recent finished run, not one of the
+    removal aside, as it may take an output being moved into place before it is recorded: issue 14
+    item 4), or ``run delete`` (the command) of a recent finished run, not one of the
     ``KEEP_LAST`` latest (so that some runs are left to check). Counts the runs it
     deleted and those another janitor took first into ``<barrier>/janitor-<index>.json``."""
     store = Client().store

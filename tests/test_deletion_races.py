@@ -166,9 +166,7 @@ def test_deletion_during_a_cache_hit_waits_and_keeps_its_artifacts(backend: str)
     reusing = writer.create_run(RunCreate(pipeline_name="training", name="reusing"))
     deletions: list[Any] = []
     # The writer has inserted its cache hit (not committed yet): the janitor deletes the source run.
-    state = pause_before(
-        writer, "INSERT INTO METADATA", lambda: deletions.append(janitor.delete_run(source_run.id))
-    )
+    state = pause_before(writer, "INSERT INTO METADATA", lambda: deletions.append(janitor.delete_run(source_run.id)))
 
     cached_train(writer, reusing.id, source)()
     state["thread"].join(60)
