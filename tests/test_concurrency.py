@@ -7,12 +7,21 @@ schema creation, run numbering, cache look-ups and every write race each other. 
 every run and step run is recorded exactly once, run names are unique, every artifact is
 readable, the store passes its integrity check, and no worker saw an error.
 
-Size: 4 processes x 5 runs x 3 steps; 8 x 25 x 5 with ``PIPELEDGER_STRESS=1``.
+Janitors run beside writers too: writers whose steps are cache hits of earlier runs while
+``gc --keep-last`` (retention and deletion, twice at once) and ``run delete`` (the command)
+delete those runs. No janitor aborts, no run fails (a hit whose original is deleted is
+computed again), every run is deleted at most once, and what is left reads back and passes
+``metadata-store check --deep``.
+
+Size: 4 processes x 5 runs x 3 steps; 8 x 25 x 5 with ``PIPELEDGER_STRESS=1``. Janitors:
+3 writers x 5 runs x 3 steps beside 3 janitors; 8 x 25 x 5 beside 3 with ``PIPELEDGER_STRESS=1``.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -42,6 +51,9 @@ pytestmark = pytest.mark.stress
 REPO = Path(__file__).resolve().parents[1]
 STRESS = os.environ.get("PIPELEDGER_STRESS") == "1"
 PROCESSES, RUNS, STEPS = (8, 25, 5) if STRESS else (4, 5, 3)
+WRITERS, WRITER_RUNS, WRITER_STEPS = (8, 25, 5) if STRESS else (3, 5, 3)  # beside the janitors
+VARIANTS = 2  # runs of one variant compute the same: each step a cache hit of an earlier run
+KEEP_LAST = 2
 
 
 # --- the pipeline the workers run -----------------------------------------------------------
@@ -67,6 +79,15 @@ def extend(data: dict, index: int = 0) -> dict:
 def chain(worker: int = 0, run: int = 0, steps: int = 3):
     """``steps`` steps: shared_config -> seed -> extend_2 -> ... -> extend_<steps-1>."""
     data = seed(shared_config(), worker=worker, run=run)
+    for index in range(2, steps):
+        data = extend(data, index=index, id=f"extend_{index}")
+
+
+@pipeline(name="reused")
+def reused(variant: int = 0, steps: int = 3):
+    """The chain with the same parameters in every run of a ``variant``: after its first run,
+    every step is a cache hit, of a run the janitors may be deleting."""
+    data = seed(shared_config(), worker=variant)
     for index in range(2, steps):
         data = extend(data, index=index, id=f"extend_{index}")
 
@@ -189,6 +210,66 @@ for run in range(runs):
 """
 )
 
+WRITE_OR_COLLECT = (
+    BARRIER
+    + """
+from tests.test_concurrency import collect, write
+wait_for_the_others()
+(write if sys.argv[3] == "write" else collect)(barrier, int(index), *sys.argv[4:])
+"""
+)
+
+
+def write(barrier: Path, index: int, runs: str, steps: str) -> None:
+    """A writer: ``runs`` runs of :func:`reused`; then it counts its cache hits and the hits whose
+    original was deleted meanwhile (computed again) into ``<barrier>/writer-<index>.json``."""
+    hits = recomputed = 0
+    try:
+        for run in range(int(runs)):
+            view = reused(variant=(index + run) % VARIANTS, steps=int(steps))
+            for step_view in view.steps.values():  # empty if a janitor deleted the run already
+                hits += step_view.status is Status.CACHED
+                recomputed += "was deleted while being reused" in step_view.config["cache"]["explanation"]
+    finally:  # also when a run failed: the janitors stop once every writer is done
+        (barrier / f"writer-{index}.json").write_text(json.dumps({"hits": hits, "recomputed": recomputed}))
+
+
+def collect(barrier: Path, index: int, kind: str, writers: str) -> None:
+    """A janitor, until every writer is done (then one more pass): ``gc --keep-last`` of the
+    ``reused`` runs (the command: crash marking, retention, deletion and orphan removal, beside
+    steps whose outputs are being moved into place), or ``run delete`` (the command) of a recent
+    finished run, not one of the
+    ``KEEP_LAST`` latest (so that some runs are left to check). Counts the runs it
+    deleted and those another janitor took first into ``<barrier>/janitor-<index>.json``."""
+    store = Client().store
+    rng = random.Random(index)
+    deleted = skipped = 0
+    while True:
+        last = len(list(barrier.glob("writer-*.json"))) >= int(writers)
+        if kind == "gc":
+            result = CliRunner().invoke(cli, ["gc", "--keep-last", str(KEEP_LAST), "--pipeline", "reused", "--yes"])
+            # before a writer recorded the pipeline, there is nothing to collect yet
+            assert result.exit_code == 0 or "no pipeline named 'reused'" in result.stderr, result.output
+            deleted += result.stdout.count("Deleted run ")
+            skipped += result.stdout.count("Skipped run ")
+        else:
+            recent = store.list_runs(pipeline="reused", offset=KEEP_LAST, limit=10)  # as gc, keep the latest
+            finished = [r.name for r in recent if r.status is not Status.RUNNING]
+            if finished:
+                name = rng.choice(finished)
+                result = CliRunner().invoke(cli, ["run", "delete", name, "--yes"])
+                if result.exit_code == 0:
+                    gone = "already deleted by another process" in result.stdout
+                    deleted, skipped = deleted + (not gone), skipped + gone
+                else:  # only a run a `gc` deleted before this command looked it up may be missing
+                    assert f"no run named {name!r}" in result.stderr, result.output
+                    skipped += 1
+        if last:
+            break
+        time.sleep(0.02)
+    (barrier / f"janitor-{index}.json").write_text(json.dumps({"deleted": deleted, "skipped": skipped}))
+
+
 OPEN_STORE = (
     BARRIER
     + """
@@ -263,6 +344,48 @@ def test_concurrent_writers_record_every_run_exactly_once(backend: str, tmp_path
     report = check_store(store, deep=True)
     assert report.ok, report.problems
     assert report.artifacts_checked == computed
+
+
+def test_janitors_beside_writers_lose_nothing(backend: str, tmp_path: Path) -> None:
+    janitors = [["collect", "gc", str(WRITERS)], ["collect", "gc", str(WRITERS)], ["collect", "delete", str(WRITERS)]]
+    barrier = tmp_path / "barrier"
+    run_workers(
+        WRITE_OR_COLLECT,
+        [["write", str(WRITER_RUNS), str(WRITER_STEPS)]] * WRITERS + janitors,
+        barrier,
+        timeout=900 if STRESS else 180,
+    )  # every writer and every janitor exited 0, without an error
+
+    def totals(pattern: str) -> dict[str, int]:
+        counts = [json.loads(p.read_text()) for p in barrier.glob(pattern)]
+        return {key: sum(c[key] for c in counts) for key in counts[0]}
+
+    writers, cleaned = totals("writer-*.json"), totals("janitor-*.json")
+    print(f"writers: {writers}; janitors: {cleaned}")
+    assert writers["hits"] > 0 and cleaned["deleted"] > 0  # the races were run
+
+    client = Client()
+    store = client.store
+    assert isinstance(store, SqlMetadataStore)
+    runs = client.list_runs(pipeline="reused", limit=None)
+    assert len(runs) == KEEP_LAST  # the janitors' last passes ran after the last writer
+    assert len(runs) + cleaned["deleted"] == WRITERS * WRITER_RUNS  # each run deleted once, or kept
+    names = step_names(WRITER_STEPS)
+    for run in runs:
+        assert run.status is Status.COMPLETED, run.name
+        assert list(run.steps) == names, run.name
+        assert all(s.status in (Status.COMPLETED, Status.CACHED) for s in run.steps.values()), run.name
+        variant = run.parameters["variant"]
+        expected = {"worker": variant, "run": 0, "trail": [2, *range(2, WRITER_STEPS)]}
+        assert run.steps[names[-1]].output.read() == expected, run.name
+        assert run.steps["shared_config"].output.read() == {"scale": 2}, run.name
+
+    registry = default_registry()
+    for batch in store.iter_artifacts():
+        for artifact in batch:
+            assert read_artifact(artifact, registry) is not None
+    report = check_store(store, deep=True)
+    assert report.ok, report.problems
 
 
 def test_many_processes_open_a_fresh_sqlite_store_at_once(tmp_path: Path) -> None:

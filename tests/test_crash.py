@@ -191,7 +191,7 @@ def test_killed_run_is_consistent_reads_crashed_and_reruns_only_unfinished_steps
         os.utime(path, (two_hours_ago, two_hours_ago))
     code, out, err = invoke("gc", "--yes")
     assert code == 0, out + err
-    assert f"orphaned: {leftover}" in out and "Removed 1 orphaned path(s)." in out
+    assert f"orphaned: {leftover}" in out and "Removed 1 orphaned path." in out
     assert not leftover.exists()
     assert client.get_run(run.id).status is Status.CRASHED  # gc without a retention policy keeps runs
 

@@ -175,7 +175,7 @@ def test_run_delete_command_reports_kept_artifacts() -> None:
 
     code, out, err = invoke("run", "delete", computed.name, "--yes")
     assert (code, err) == (0, ""), out + err
-    assert f"Deleted run {computed.name} and 0 artifact(s)." in out
+    assert f"Deleted run {computed.name} and 0 artifacts." in out
     assert out.count("still used by another run") == 3
     for artifact_id, uri in outputs.items():
         assert f"kept {artifact_id} ({uri}): still used by another run" in out
@@ -189,7 +189,7 @@ def test_run_delete_command_reports_kept_artifacts() -> None:
 
     code, out, err = invoke("run", "delete", cached.name, "--yes")
     assert (code, err) == (0, ""), out + err
-    assert f"Deleted run {cached.name} and 3 artifact(s)." in out and "still used" not in out
+    assert f"Deleted run {cached.name} and 3 artifacts." in out and "still used" not in out
     assert not any(Path(uri).exists() for uri in outputs.values())
     assert run_names(sql_store()) == set()
     check_passes()
@@ -204,7 +204,7 @@ def test_nothing_is_deleted_without_yes_and_without_a_terminal() -> None:
     code, out, err = invoke("run", "delete", run.name)  # stdin is empty: the confirmation aborts
     assert code == 1 and "Delete run training-1 of pipeline training?" in out and "Aborted" in err
     code, out, err = invoke("gc", "--keep-last", "0")
-    assert code == 1 and "Delete 1 run(s) and 0 orphaned path(s)?" in out and "Aborted" in err
+    assert code == 1 and "Delete 1 run and 0 orphaned paths?" in out and "Aborted" in err
     code, out, err = invoke("run", "delete", run.name, input="n\n")
     assert code == 1 and "Aborted" in err
     assert (files(artifacts_root()), records()) == (home_files, before)
@@ -250,11 +250,11 @@ def test_gc_selects_runs_by_age_count_and_pipeline(backend: str, home: Path) -> 
         assert name not in out
     assert listed(out, "orphaned") == [str(orphan)]
     paths = listed(out, "file of a deleted run")
-    assert f"Dry run: 3 run(s) with {len(paths)} path(s) of their files, and 1 orphaned path(s)" in out
+    assert f"Dry run: 3 runs with {len(paths)} paths of their files, and 1 orphaned path" in out
     code, out, err = invoke("gc", "--keep-last", "3", "--pipeline", "training", "--dry-run")
-    assert code == 0 and "Dry run: 1 run(s)" in out and "training-1" in out and "training-2" not in out
+    assert code == 0 and "Dry run: 1 run " in out and "training-1" in out and "training-2" not in out
     code, out, err = invoke("gc", "--keep-last", "1", "--older-than", "1w", "--dry-run", "--yes")
-    assert code == 0 and "Dry run: 3 run(s)" in out
+    assert code == 0 and "Dry run: 3 runs" in out
     code, dry, err = invoke("gc", "--older-than", "30d", "--keep-last", "1", "--dry-run")
     assert (code, err) == (0, ""), dry + err
     assert (files(home), records()) == before  # the dry runs changed nothing
@@ -270,7 +270,7 @@ def test_gc_selects_runs_by_age_count_and_pipeline(backend: str, home: Path) -> 
     doomed = [Path(a.uri) for a in Client().get_run("training-2").steps["train"].outputs.values()]
     code, out, err = invoke("gc", "--older-than", "30d", "--keep-last", "1", "--yes")
     assert (code, err) == (0, ""), out + err
-    assert "Removed 1 orphaned path(s)." in out and not orphan.exists()
+    assert "Removed 1 orphaned path." in out and not orphan.exists()
     assert f"kept {shared.id}" in out
     # The dry run listed every path that went (besides the directories they left empty), and each went.
     gone = [home / p for p in before[0] if not (home / p).exists()]
@@ -315,7 +315,7 @@ def test_orphaned_artifact_directories_are_collected() -> None:
 
     code, out, err = invoke("gc", "--yes")
     assert (code, err) == (0, ""), out + err
-    assert "Removed 1 orphaned path(s)." in out
+    assert "Removed 1 orphaned path." in out
     assert not orphan.exists()
     assert not_an_artifact.exists() and deeper.exists() and legacy.exists() and young.exists()
     assert all(p.exists() for p in recorded)

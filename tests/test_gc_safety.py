@@ -76,7 +76,7 @@ def test_imported_and_external_files_are_never_deleted(backend: str, tmp_path: P
 
     code, out, err = invoke("run", "delete", "taxi-1", "--yes")
     assert (code, err) == (0, ""), out + err
-    assert "Deleted run taxi-1 and 1 artifact(s)." in out
+    assert "Deleted run taxi-1 and 1 artifact." in out
     assert f"kept the files at {model}: not written by this metadata store" in out
     assert f"kept the files at {logs}" in out
     assert model.exists() and examples.exists() and logs.exists()

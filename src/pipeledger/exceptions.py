@@ -6,7 +6,8 @@
      ├── DefinitionError            a @step or @pipeline is defined or called wrongly
      ├── RunFailedError             a step of a pipeline run raised; the run is recorded `failed`
      ├── NotFoundError (KeyError)   a pipeline, run, step, output or artifact does not exist
-     │    └── ArtifactNotFoundError an artifact's record exists but its files are gone
+     │    ├── ArtifactNotFoundError an artifact's record exists but its files are gone
+     │    └── CacheEntryGoneError   a cache hit's original step run was deleted before it was reused
      ├── ArtifactStoreOwnerError    a directory of the artifact store is another metadata store's
      ├── MaterializerError          no materializer can save or load a value
      │    └── ArtifactIntegrityError an artifact's files differ from their recorded content hash
@@ -65,6 +66,14 @@ class ArtifactNotFoundError(NotFoundError):
 
 class ArtifactStoreOwnerError(PipeledgerError):
     """A directory of the artifact store belongs to another metadata store."""
+
+
+class CacheEntryGoneError(NotFoundError):
+    """A cache hit could not be recorded: its original step run (or one of its outputs) was
+    deleted after the look-up found it, e.g. by ``gc`` or ``run delete`` in another process.
+
+    Nothing was recorded; the orchestrator executes the step instead.
+    """
 
 
 class MaterializerError(PipeledgerError):

@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from pipeledger.artifacts.store import ArtifactStore, uri_exists
+from pipeledger.exceptions import NotFoundError
 from pipeledger.metadata_store.base import MetadataStore
-from pipeledger.models import PipelineRecord, RunDeletion, RunRecord, Status, utcnow
+from pipeledger.models import RunDeletion, RunRecord, Status, utcnow
 from pipeledger.settings import heartbeat_timeout
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,19 @@ def deletion_preview(store: MetadataStore, run_id: str, artifact_store: Artifact
     return _files_of(store.deletion_preview(run_id), artifact_store, verified_owner(store, artifact_store)[0])
 
 
+def delete_runs(
+    store: MetadataStore, runs: Iterable[RunRecord], artifact_store: ArtifactStore | None = None
+) -> Iterator[tuple[RunRecord, RunDeletion | None]]:
+    """:func:`delete_run` each of ``runs`` in turn, yielding each with its deletion, or with None if
+    the run was already gone (another ``gc`` or ``run delete`` took it since it was selected):
+    a janitor racing another one skips what that one deleted instead of stopping."""
+    for run in runs:
+        try:
+            yield run, delete_run(store, run.id, artifact_store)
+        except NotFoundError:
+            yield run, None
+
+
 def runs_to_retire(
     store: MetadataStore,
     *,
@@ -147,35 +162,27 @@ def runs_to_retire(
     pipeline: str | None = None,
 ) -> list[RunRecord]:
     """Finished runs that a retention policy removes: started before ``now - older_than`` and not
-    among the ``keep_last`` latest runs of their pipeline. Running runs are never selected."""
+    among the ``keep_last`` latest runs of their pipeline. Running runs are never selected.
+
+    Each pipeline's runs are read in one statement (one consistent snapshot): pages read one by
+    one would shift while other processes add or delete runs, and select a run twice or skip one.
+    Runs added meanwhile are newer than every selected one, so ``keep_last`` still holds."""
     cutoff = utcnow() - older_than if older_than is not None else None
-    names = [pipeline] if pipeline else [p.name for p in _all_pipelines(store)]
-    selected: list[RunRecord] = []
+    names = [pipeline] if pipeline else _all_pipelines(store)
+    selected: dict[str, RunRecord] = {}
     for name in names:
-        offset = keep_last or 0
-        while True:
-            page = store.list_runs(pipeline=name, offset=offset, limit=500)
-            for run in page:
-                if run.status is Status.RUNNING:
-                    continue
-                if cutoff is not None and run.start_time >= cutoff:
-                    continue
-                selected.append(run)
-            if len(page) < 500:
-                break
-            offset += 500
-    return selected
+        for run in store.list_runs(pipeline=name, offset=keep_last or 0, limit=None):
+            if run.status is Status.RUNNING:
+                continue
+            if cutoff is not None and run.start_time >= cutoff:
+                continue
+            selected.setdefault(run.id, run)
+    return list(selected.values())
 
 
-def _all_pipelines(store: MetadataStore) -> list[PipelineRecord]:
-    found: list[PipelineRecord] = []
-    offset = 0
-    while True:
-        page = store.list_pipelines(limit=500, offset=offset)
-        found.extend(page)
-        if len(page) < 500:
-            return found
-        offset += 500
+def _all_pipelines(store: MetadataStore) -> list[str]:
+    """Every pipeline's name, read in one statement (see :func:`runs_to_retire`)."""
+    return list(dict.fromkeys(p.name for p in store.list_pipelines(limit=None)))
 
 
 @dataclass
@@ -231,14 +238,14 @@ def find_orphans(store: MetadataStore, artifact_store: ArtifactStore, *, grace: 
         for path, step_run_id in sorted(step_dirs.items()):
             if states.get(step_run_id) is Status.RUNNING:
                 continue  # being written
-            for entry in fs.ls(path, detail=True):
+            for entry in _listing(fs, path):
                 name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
                 if entry["type"] == "directory" and name.startswith(".tmp-"):
                     report.temporary.append(entry["name"])
                 elif name == "logs.txt" and step_run_id not in states:
                     report.logs.append(entry["name"])
                 elif entry["type"] == "directory":
-                    for inner in fs.ls(entry["name"], detail=True):
+                    for inner in _listing(fs, entry["name"]):
                         artifact_id = inner["name"].rstrip("/").rsplit("/", 1)[-1]
                         if inner["type"] == "directory" and _ID.fullmatch(artifact_id):
                             artifact_dirs[inner["name"]] = artifact_id
@@ -249,6 +256,15 @@ def find_orphans(store: MetadataStore, artifact_store: ArtifactStore, *, grace: 
         old = [p for p in getattr(report, name) if now - _last_modified(fs, p) > grace]
         setattr(report, name, sorted(old))
     return report
+
+
+def _listing(fs: Any, path: str) -> list[dict[str, Any]]:
+    """The entries of directory ``path``; none if it is gone (another janitor removed it since it
+    was found: that is not an error)."""
+    try:
+        return list(fs.ls(path, detail=True))
+    except FileNotFoundError:
+        return []
 
 
 def _last_modified(fs: Any, path: str) -> float:

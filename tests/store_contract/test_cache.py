@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeledger.exceptions import NotFoundError
+from pipeledger.exceptions import CacheEntryGoneError, NotFoundError
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import Direction, EntityKind, Status, StepRunCreate
 from tests.store_contract.helpers import artifact, at, finish, make_run, make_step
@@ -74,11 +74,43 @@ def test_record_cached_step_points_to_original_artifacts_and_copies_metadata(sto
 
 def test_record_cached_step_with_unknown_original_records_nothing(store: MetadataStore) -> None:
     run = make_run(store)
-    with pytest.raises(NotFoundError):
+    with pytest.raises(CacheEntryGoneError, match=r"original step run '0{32}' no longer exists"):
         store.record_cached_step(
             StepRunCreate(run_id=run.id, name="train", cache_key=KEY), cached_from_id="0" * 32, outputs={}
         )
     assert store.list_step_runs(run.id) == []
+    original, _ = computed(store, make_run(store))
+    with pytest.raises(CacheEntryGoneError, match=r"output model='1{32}' no longer exists"):
+        store.record_cached_step(
+            StepRunCreate(run_id=run.id, name="train", cache_key=KEY),
+            cached_from_id=original.id,
+            outputs={"model": "1" * 32},
+        )
+    assert store.list_step_runs(run.id) == []
+    # A missing run is not a vanished cache entry: executing the step would not help.
+    with pytest.raises(NotFoundError) as raised:
+        store.record_cached_step(
+            StepRunCreate(run_id="2" * 32, name="train", cache_key=KEY), cached_from_id=original.id, outputs={}
+        )
+    assert not isinstance(raised.value, CacheEntryGoneError)
+
+
+@pytest.mark.sql_only  # ML Metadata cannot delete runs
+def test_record_cached_step_whose_original_was_deleted_records_nothing(store: MetadataStore) -> None:
+    """Another process deleted the cache entry's run between the look-up and the record."""
+    first, second = make_run(store), make_run(store)
+    original, arts = computed(store, first)
+    hit = store.find_cached_step(KEY)
+    assert hit is not None and hit.step_run.id == original.id
+    store.delete_run(first.id)
+    with pytest.raises(CacheEntryGoneError, match=f"original step run '{original.id}' no longer exists"):
+        store.record_cached_step(
+            StepRunCreate(run_id=second.id, name="train", cache_key=KEY),
+            cached_from_id=original.id,
+            outputs={"model": arts[0].id},
+        )
+    assert store.list_step_runs(second.id) == []
+    assert store.integrity_problems() == []
 
 
 def test_invalidate_cache_filters_by_pipeline_and_step(store: MetadataStore) -> None:

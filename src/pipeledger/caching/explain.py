@@ -32,6 +32,11 @@ NO_EARLIER_RUN = "no earlier run of this step"
 NO_MATCH = "no completed earlier run with the same cache key"
 
 
+def entry_deleted(step: str, run: str) -> str:
+    """Why a cache hit was not reused: another process deleted its run after the look-up."""
+    return f"the cached result of step `{step}` of run `{run}` was deleted while being reused"
+
+
 def _short(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, ensure_ascii=False)
     return text if len(text) <= 40 else text[:39] + "…"

@@ -11,9 +11,10 @@ from rich.table import Table
 from pipeledger.cli.output import console, error_console, esc, handle_errors, status_text, when
 from pipeledger.cli.run import run_group
 from pipeledger.client import Client
-from pipeledger.exceptions import PipeledgerError
+from pipeledger.exceptions import NotFoundError, PipeledgerError
 from pipeledger.maintenance import (
     delete_run,
+    delete_runs,
     deletion_preview,
     find_orphans,
     mark_crashed_runs,
@@ -22,6 +23,7 @@ from pipeledger.maintenance import (
 )
 from pipeledger.models import RunDeletion
 from pipeledger.stack.registry import get_stack
+from pipeledger.text import plural
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -37,7 +39,7 @@ def parse_age(text: str) -> timedelta:
 def _report_deletion(deletion: RunDeletion) -> None:
     out = console()
     out.print(
-        f"Deleted run [bold]{esc(deletion.run.name)}[/bold] and {len(deletion.deleted_artifacts)} artifact(s).",
+        f"Deleted run [bold]{esc(deletion.run.name)}[/bold] and {plural(len(deletion.deleted_artifacts), 'artifact')}.",
         highlight=False,
     )
     for artifact in deletion.kept_artifacts:
@@ -79,7 +81,12 @@ def delete(run: str, yes: bool) -> None:
         raise PipeledgerError(f"run {view.name!r} is still running; wait for it to finish (or to be marked crashed)")
     if not yes:
         click.confirm(f"Delete run {view.name} of pipeline {view.pipeline_name}?", abort=True)
-    _report_deletion(delete_run(client.store, view.id, stack.artifact_store))
+    try:
+        deletion = delete_run(client.store, view.id, stack.artifact_store)
+    except NotFoundError:  # another process (a `gc`, a `run delete`) deleted it since it was looked up
+        console().print(f"Run [bold]{esc(view.name)}[/bold] was already deleted by another process.", highlight=False)
+        return
+    _report_deletion(deletion)
 
 
 @click.command("gc")
@@ -99,11 +106,15 @@ def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_
     logs, untouched for an hour and not being written). Files of other metadata
     stores sharing the artifact store are never touched. Without --older-than or
     --keep-last, no run is deleted. --dry-run lists every path it would remove.
+    Safe beside running pipelines and other `gc`s: a run that another process
+    deleted meanwhile is skipped.
 
     \b
     Example:
       pipeledger gc --older-than 30d --keep-last 5 --dry-run
     """
+    # Every argument is checked before anything changes (marking crashed runs included).
+    age = parse_age(older_than) if older_than is not None else None
     stack = get_stack()
     store = stack.metadata_store
     if pipeline is not None:
@@ -111,10 +122,9 @@ def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_
     if not dry_run:
         crashed = mark_crashed_runs(store)
         if crashed:
-            console().print(f"Marked {len(crashed)} run(s) without heartbeat as crashed.")
+            console().print(f"Marked {plural(len(crashed), 'run')} without heartbeat as crashed.")
     runs = []
     if older_than is not None or keep_last is not None:
-        age = parse_age(older_than) if older_than is not None else None
         runs = runs_to_retire(store, older_than=age, keep_last=keep_last, pipeline=pipeline)
     orphans = find_orphans(store, stack.artifact_store)
     out = console()
@@ -140,13 +150,18 @@ def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_
         return
     if dry_run:
         out.print(
-            f"Dry run: {len(runs)} run(s) with {len(files)} path(s) of their files, and "
-            f"{len(orphans.paths)} orphaned path(s) would be deleted."
+            f"Dry run: {plural(len(runs), 'run')} with {plural(len(files), 'path')} of their files, and "
+            f"{plural(len(orphans.paths), 'orphaned path')} would be deleted."
         )
         return
     if not yes:
-        click.confirm(f"Delete {len(runs)} run(s) and {len(orphans.paths)} orphaned path(s)?", abort=True)
-    for run in runs:
-        _report_deletion(delete_run(store, run.id, stack.artifact_store))
+        click.confirm(
+            f"Delete {plural(len(runs), 'run')} and {plural(len(orphans.paths), 'orphaned path')}?", abort=True
+        )
+    for run, deletion in delete_runs(store, runs, stack.artifact_store):
+        if deletion is None:  # a concurrent `gc` or `run delete` took it: nothing left to do
+            out.print(f"Skipped run [bold]{esc(run.name)}[/bold]: already deleted by another process.", highlight=False)
+        else:
+            _report_deletion(deletion)
     removed = remove_orphans(stack.artifact_store, orphans, store.store_id() if not orphans.refused else None)
-    out.print(f"Removed {removed} orphaned path(s).")
+    out.print(f"Removed {plural(removed, 'orphaned path')}.")

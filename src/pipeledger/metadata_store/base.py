@@ -140,8 +140,15 @@ class MetadataStore(abc.ABC):
         (``outputs`` maps output names to their artifact ids; no artifact is copied), and a
         copy of the original step run's key/value metadata (its logged metrics).
 
+        The original may vanish between :meth:`find_cached_step` and this call (another
+        process deleted its run): then nothing is recorded and :class:`CacheEntryGoneError`
+        is raised, so that the caller executes the step instead. Never does a cached step
+        run point to a deleted original, nor an edge to a deleted artifact.
+
         Raises:
-            NotFoundError: the run, the original step run or an artifact does not exist.
+            CacheEntryGoneError: the original step run, or one of the ``outputs``, does not
+                exist (a :class:`NotFoundError`).
+            NotFoundError: the run or an input artifact does not exist.
         """
 
     @abc.abstractmethod
@@ -320,8 +327,13 @@ class MetadataStore(abc.ABC):
         ``cached_from_id`` is cleared. Files are not touched: the caller removes the
         ``deleted_artifacts`` and ``logs_uris``.
 
+        Safe beside running pipelines and other deletions: a cache hit recorded concurrently
+        on one of this run's step runs either commits first (and its artifacts are kept) or
+        is refused with :class:`CacheEntryGoneError` (see :meth:`record_cached_step`); two
+        deletions never interleave.
+
         Raises:
-            NotFoundError: no such run.
+            NotFoundError: no such run (also when another process deleted it first).
         """
 
     @abc.abstractmethod

@@ -31,7 +31,7 @@ from pipeledger.caching import explain
 from pipeledger.caching.key import compute_cache_key
 from pipeledger.caching.policy import CachePolicy
 from pipeledger.context import StepContext, reset_step_context, step_context
-from pipeledger.exceptions import DefinitionError, MaterializerError
+from pipeledger.exceptions import CacheEntryGoneError, DefinitionError, MaterializerError, NotFoundError
 from pipeledger.limits import check_metadata, check_name, storable_text
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import (
@@ -135,9 +135,12 @@ class StepRunner:
         run_name = found.run_name or self.metadata_store.get_run(found.step_run.run_id).name
         message = f"{explain.HIT}: reused the outputs of step `{found.step_run.name}` of run `{run_name}`"
         cached = _with_cache_info(create, True, [message])
-        record = self.metadata_store.record_cached_step(
-            cached, cached_from_id=found.step_run.id, outputs={n: a.id for n, a in found.outputs.items()}
-        )
+        try:
+            record = self.metadata_store.record_cached_step(
+                cached, cached_from_id=found.step_run.id, outputs={n: a.id for n, a in found.outputs.items()}
+            )
+        except CacheEntryGoneError:  # deleted (gc, run delete) since the look-up: nothing was recorded
+            return None, [explain.entry_deleted(found.step_run.name, run_name)]
         return (record.id, dict(found.outputs)), []
 
     def _unusable(self, outputs: Mapping[str, ArtifactRecord]) -> str | None:
@@ -182,7 +185,10 @@ class StepRunner:
         assert previous is not None
         entry = previous  # the cache entry it was, or (for a cache hit) the one it reused
         if previous.cached_from_id is not None:
-            entry = self.metadata_store.get_step_run(previous.cached_from_id)
+            try:
+                entry = self.metadata_store.get_step_run(previous.cached_from_id)
+            except NotFoundError:  # its run was deleted (gc, run delete) since the read above
+                return [explain.NO_MATCH]
         if entry.cache_invalidated_at is not None:
             return ["cache entry cleared with `pipeledger cache clear`"]
         if previous.status is not Status.COMPLETED and previous.status is not Status.CACHED:

@@ -18,7 +18,7 @@ from typing import Any
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 from ml_metadata.proto import metadata_store_service_pb2 as service
 
-from pipeledger.exceptions import MetadataStoreError, NotFoundError, RunExistsError
+from pipeledger.exceptions import CacheEntryGoneError, MetadataStoreError, NotFoundError, RunExistsError
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.mlmd import records
 from pipeledger.metadata_store.mlmd.connection import AlreadyExistsError, MlmdConnection
@@ -268,8 +268,8 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         found = self.artifacts_by_external_id(list(outputs.values()))
         missing = [f"{n}={a!r}" for n, a in outputs.items() if a not in found]
         if original is None or missing:
-            what = f"original step run {cached_from_id!r}" if original is None else f"outputs {', '.join(missing)}"
-            raise NotFoundError(f"cannot record cached step {step.name!r}: no such {what}")
+            what = f"original step run {cached_from_id!r}" if original is None else f"output {', '.join(missing)}"
+            raise CacheEntryGoneError(f"cannot record cached step {step.name!r}: its {what} no longer exists")
         execution = records.step_execution(
             self.types, step, Status.CACHED, cached_from_id=cached_from_id, end_time=step.start_time
         )

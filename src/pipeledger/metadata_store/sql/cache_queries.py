@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Select, String, and_, bindparam, insert, select, update
 from sqlalchemy import exc as sa_exc
 
-from pipeledger.exceptions import MetadataStoreError, NotFoundError
+from pipeledger.exceptions import CacheEntryGoneError, MetadataStoreError, NotFoundError
 from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql.common import RUNS_FROM, SqlQueries
 from pipeledger.metadata_store.sql.fastpath import FastRead, FastWrite
@@ -103,13 +103,30 @@ class CacheQueries(SqlQueries):
         try:
             self.db.run_transaction(work)
         except MetadataStoreError as exc:
+            # A foreign key refused the rows: nothing was recorded. Say which reference is missing
+            # (the cache entry may have been deleted by another process since the look-up).
             if isinstance(exc.__cause__, sa_exc.IntegrityError):
-                raise NotFoundError(
-                    f"cannot record cached step {step.name!r}: its run, original step run "
-                    f"{cached_from_id!r} or an artifact does not exist"
-                ) from exc
+                raise self._cached_step_refused(step, cached_from_id, outputs) from exc
             raise
         return records.step_run_from_values(values)
+
+    def _cached_step_refused(
+        self, step: StepRunCreate, cached_from_id: str, outputs: Mapping[str, str]
+    ) -> NotFoundError:
+        """The error for a cache hit the database refused: :class:`CacheEntryGoneError` if the
+        original step run or one of its outputs no longer exists, else a plain NotFoundError."""
+        wanted = list(dict.fromkeys(outputs.values()))
+        with self.db.read() as conn:
+            source = conn.execute(select(step_runs.c.id).where(step_runs.c.id == cached_from_id)).first()
+            found = set(conn.execute(select(artifacts.c.id).where(artifacts.c.id.in_(wanted))).scalars())
+        missing = [f"{n}={a!r}" for n, a in outputs.items() if a not in found]
+        if source is None or missing:
+            what = f"original step run {cached_from_id!r}" if source is None else f"output {', '.join(missing)}"
+            return CacheEntryGoneError(f"cannot record cached step {step.name!r}: its {what} no longer exists")
+        return NotFoundError(
+            f"cannot record cached step {step.name!r}: its run {step.run_id!r} or an input artifact does not "
+            "exist, or the step was already recorded"
+        )
 
     def invalidate_cache(self, *, at: datetime, pipeline: str | None = None, step: str | None = None) -> int:
         query = update(step_runs).where(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, delete, func, not_, select, update
+from sqlalchemy import Connection, and_, column, delete, func, not_, select, table, update
 
 from pipeledger.exceptions import NotFoundError
 from pipeledger.metadata_store.sql import records
@@ -143,10 +143,43 @@ class MaintenanceQueries(SqlQueries):
         return problems
 
 
+_SCHEMA_REVISION_ROW = table("alembic_version", column("version_num"))
+
+
+def _lock_run_for_deletion(conn: Connection, run_id: str) -> bool:
+    """Take the locks that make deleting ``run_id`` safe beside writers and other deletions; False
+    if the run does not exist (any more).
+
+    First the row of ``alembic_version``: every deletion locks it, so deletions never interleave
+    (one could otherwise hand a kept artifact to a step run the other is deleting); writers never
+    touch it. Then, with ``FOR UPDATE``, the rows a writer may reference: the run, its step runs
+    (a cache hit points to one with ``cached_from_id``) and the artifacts they produced (edges
+    point to them). A writer that inserted such a reference holds a key-share lock on the row (the
+    foreign-key check), so the lock here waits for it to commit, and the reads after it see the
+    reference: the artifact is kept. A writer that comes later waits for this transaction, then
+    finds the rows gone: its foreign-key check fails (``CacheEntryGoneError``) and it executes the
+    step instead. Every read that decides what to keep runs after these locks: PostgreSQL's READ
+    COMMITTED reads anew per statement, MariaDB's REPEATABLE READ takes its snapshot at the first
+    plain read. SQLite needs none of this (``BEGIN IMMEDIATE`` serializes writers; ``FOR UPDATE``
+    compiles to nothing there).
+    """
+    conn.execute(select(_SCHEMA_REVISION_ROW.c.version_num).with_for_update()).all()
+    found = conn.execute(select(pipeline_runs.c.id).where(pipeline_runs.c.id == run_id).with_for_update()).first()
+    if found is None:
+        return False
+    step_ids = list(
+        conn.execute(select(step_runs.c.id).where(step_runs.c.run_id == run_id).with_for_update()).scalars()
+    )
+    for chunk in chunks(step_ids):
+        conn.execute(select(artifacts.c.id).where(artifacts.c.producer_step_run_id.in_(chunk)).with_for_update()).all()
+    return True
+
+
 def _delete_run(conn: Connection, run_id: str) -> RunDeletion:
-    row = conn.execute(select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.id == run_id)).first()
-    if row is None:
+    if not _lock_run_for_deletion(conn, run_id):
         raise NotFoundError(f"no run with id {run_id!r}")
+    row = conn.execute(select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.id == run_id)).first()
+    assert row is not None  # locked above
     run = records.run(row)
     steps = select(step_runs.c.id).where(step_runs.c.run_id == run_id)
     produced = conn.execute(select(artifacts).where(artifacts.c.producer_step_run_id.in_(steps))).all()
