@@ -757,3 +757,24 @@ def test_an_unknown_recorded_materializer_cannot_be_loaded(
     missing = ArtifactRecord(**{**record.__dict__, "materializer": "no_such_package.SomeMaterializer"})
     with pytest.raises(MaterializerError, match="cannot load materializer no_such_package"):
         read_artifact(missing, registry)
+
+
+class _Unregistered:
+    """A type no materializer handles: stored with the pickle fallback, which warns."""
+
+
+def test_the_pickle_warning_points_at_the_step_and_names_its_output() -> None:
+    @step
+    def make_unregistered() -> _Unregistered:
+        return _Unregistered()
+
+    @pipeline
+    def unregistered_type() -> None:
+        make_unregistered()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        unregistered_type()
+    [warning] = [w for w in caught if issubclass(w.category, PipeledgerWarning)]
+    assert warning.filename == __file__  # not "pipeledger", line 0
+    assert "step 'make_unregistered', output 'output': no materializer for" in str(warning.message)

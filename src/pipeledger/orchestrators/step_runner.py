@@ -18,10 +18,13 @@ lost): see :meth:`StepRunner._finish`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import inspect
 import logging
 import traceback
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -325,7 +328,8 @@ class StepRunner:
         for spec, value in zip(signature.outputs, values):
             artifact_id = new_id()
             uri = self.artifact_store.artifact_uri(step_dir, spec.name, artifact_id)
-            written = self.artifact_store.write(value, uri, artifact_id, self.materializers)
+            with _warnings_about(invocation, spec.name):
+                written = self.artifact_store.write(value, uri, artifact_id, self.materializers)
             created.append(
                 ArtifactCreate(
                     id=artifact_id,
@@ -350,6 +354,27 @@ def _with_cache_info(create: StepRunCreate, enabled: bool, reasons: list[str]) -
     explanation = reasons[0] if hit else "cache miss: " + "; ".join(reasons)
     cache_info = {"enabled": enabled, "hit": hit, "reasons": reasons, "explanation": explanation}
     return dataclasses.replace(create, config={**create.config, "cache": cache_info})
+
+
+@contextlib.contextmanager
+def _warnings_about(invocation: StepInvocation, output: str) -> Iterator[None]:
+    """Warnings given while an output is written (a materializer's, e.g. "no materializer for
+    this type") are re-issued naming the step and the output, at the step function's
+    definition: that is the line a user can act on, not a line inside pipeledger."""
+    with warnings.catch_warnings(record=True) as caught:
+        yield
+    func = inspect.unwrap(invocation.step.func)
+    code = getattr(func, "__code__", None)
+    filename = code.co_filename if code is not None else "<step>"
+    lineno = code.co_firstlineno if code is not None else 0
+    for warning in caught:
+        warnings.warn_explicit(
+            f"step {invocation.name!r}, output {output!r}: {warning.message}",
+            warning.category,
+            filename=filename,
+            lineno=lineno,
+            module=getattr(func, "__module__", None) or "pipeledger",
+        )
 
 
 def _format_error(error: BaseException) -> str:
