@@ -175,15 +175,22 @@ def _lock_run_for_deletion(conn: Connection, run_id: str) -> bool:
     return True
 
 
-def _delete_run(conn: Connection, run_id: str) -> RunDeletion:
-    if not _lock_run_for_deletion(conn, run_id):
-        raise NotFoundError(f"no run with id {run_id!r}")
+def deletion_plan(conn: Connection, run_id: str) -> RunDeletion:
+    """What deleting ``run_id`` would delete now: the run, the artifacts its steps produced that
+    no other run's step uses (deleted) and those it does (kept), and its logs. Reads only;
+    :func:`_delete_run` calls it after taking its locks, the dry run without them.
+
+    Raises:
+        NotFoundError: no run with this id.
+    """
     row = conn.execute(select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.id == run_id)).first()
-    assert row is not None  # locked above
-    run = records.run(row)
+    if row is None:
+        raise NotFoundError(f"no run with id {run_id!r}")
     steps = select(step_runs.c.id).where(step_runs.c.run_id == run_id)
-    produced = conn.execute(select(artifacts).where(artifacts.c.producer_step_run_id.in_(steps))).all()
-    produced_records = [records.artifact(r) for r in produced]
+    produced = [
+        records.artifact(r)
+        for r in conn.execute(select(artifacts).where(artifacts.c.producer_step_run_id.in_(steps))).all()
+    ]
     used_elsewhere = set(
         conn.execute(
             select(step_io.c.artifact_id)
@@ -194,9 +201,21 @@ def _delete_run(conn: Connection, run_id: str) -> RunDeletion:
             .distinct()
         ).scalars()
     )
-    kept = [a for a in produced_records if a.id in used_elsewhere]
-    doomed = [a for a in produced_records if a.id not in used_elsewhere]
     logs = [u for u in conn.execute(select(step_runs.c.logs_uri).where(step_runs.c.run_id == run_id)).scalars() if u]
+    return RunDeletion(
+        records.run(row),
+        [a for a in produced if a.id not in used_elsewhere],
+        [a for a in produced if a.id in used_elsewhere],
+        logs,
+    )
+
+
+def _delete_run(conn: Connection, run_id: str) -> RunDeletion:
+    if not _lock_run_for_deletion(conn, run_id):
+        raise NotFoundError(f"no run with id {run_id!r}")
+    plan = deletion_plan(conn, run_id)  # read after the locks: see _lock_run_for_deletion
+    doomed, kept = plan.deleted_artifacts, plan.kept_artifacts
+    steps = select(step_runs.c.id).where(step_runs.c.run_id == run_id)
     m = entity_metadata.c
     conn.execute(delete(entity_metadata).where(m.entity_kind == EntityKind.STEP_RUN.value, m.entity_id.in_(steps)))
     conn.execute(delete(entity_metadata).where(m.entity_kind == EntityKind.RUN.value, m.entity_id == run_id))
@@ -224,4 +243,4 @@ def _delete_run(conn: Connection, run_id: str) -> RunDeletion:
     conn.execute(update(step_runs).where(step_runs.c.run_id == run_id).values(cached_from_id=None))
     conn.execute(delete(step_runs).where(step_runs.c.run_id == run_id))
     conn.execute(delete(pipeline_runs).where(pipeline_runs.c.id == run_id))
-    return RunDeletion(run, doomed, kept, logs)
+    return plan

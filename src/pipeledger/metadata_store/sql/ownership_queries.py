@@ -9,10 +9,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select
 
-from pipeledger.exceptions import NotFoundError
-from pipeledger.metadata_store.sql import records
-from pipeledger.metadata_store.sql.common import RUN_COLUMNS, RUNS_FROM, SqlQueries, chunks
-from pipeledger.metadata_store.sql.schema import artifacts, pipeline_runs, step_io, step_runs, store_identity
+from pipeledger.metadata_store.sql.common import SqlQueries, chunks
+from pipeledger.metadata_store.sql.maintenance_queries import deletion_plan
+from pipeledger.metadata_store.sql.schema import pipeline_runs, step_runs, store_identity
 from pipeledger.models import RunDeletion, Status, StoreIdentity, new_id, utcnow
 
 
@@ -43,7 +42,7 @@ class OwnershipQueries(SqlQueries):
 
     def deletion_preview(self, run_id: str) -> RunDeletion:
         with self.db.read() as conn:
-            return _deletion_plan(conn, run_id)
+            return deletion_plan(conn, run_id)
 
 
 def _read_identity(conn: Connection) -> StoreIdentity | None:
@@ -61,33 +60,3 @@ def _identity(conn: Connection) -> StoreIdentity:
     made = StoreIdentity(new_id(), secrets.token_hex(32))
     conn.execute(insert(store_identity).values(id=made.id, token=made.token, created_at=utcnow()))
     return made
-
-
-def _deletion_plan(conn: Connection, run_id: str) -> RunDeletion:
-    """What ``delete_run`` would delete now (the same reads as ``maintenance_queries._delete_run``,
-    which decides again inside its own transaction)."""
-    row = conn.execute(select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.id == run_id)).first()
-    if row is None:
-        raise NotFoundError(f"no run with id {run_id!r}")
-    steps = select(step_runs.c.id).where(step_runs.c.run_id == run_id)
-    produced = [
-        records.artifact(r)
-        for r in conn.execute(select(artifacts).where(artifacts.c.producer_step_run_id.in_(steps))).all()
-    ]
-    used_elsewhere = set(
-        conn.execute(
-            select(step_io.c.artifact_id)
-            .where(
-                step_io.c.artifact_id.in_(select(artifacts.c.id).where(artifacts.c.producer_step_run_id.in_(steps))),
-                ~step_io.c.step_run_id.in_(steps),
-            )
-            .distinct()
-        ).scalars()
-    )
-    logs = [u for u in conn.execute(select(step_runs.c.logs_uri).where(step_runs.c.run_id == run_id)).scalars() if u]
-    return RunDeletion(
-        records.run(row),
-        [a for a in produced if a.id not in used_elsewhere],
-        [a for a in produced if a.id in used_elsewhere],
-        logs,
-    )
