@@ -346,3 +346,22 @@ def test_check_reports_missing_and_changed_files() -> None:
     assert err.strip() == f"problem: 1 artifacts whose files are missing: {data}"
     code, out, err = invoke("metadata-store", "check", "--deep")
     assert code == 1 and len(err.strip().splitlines()) == 2
+
+
+def test_a_dry_run_lists_what_only_the_runs_it_deletes_together_use() -> None:
+    """training-2 reuses training-1's outputs (all cached): deleting both removes them, and the
+    dry run must say so (each run alone keeps them: the other one uses them)."""
+    P.training()
+    P.training()
+    produced = [Path(a.uri) for s in Client().get_run("training-1").steps.values() for a in s.outputs.values()]
+    assert produced and all(p.exists() for p in produced)
+
+    code, dry, err = invoke("gc", "--keep-last", "0", "--dry-run")
+    assert (code, err) == (0, ""), dry + err
+    would_go = {Path(p) for p in listed(dry, "file of a deleted run")}
+    assert set(produced) <= would_go
+
+    code, out, err = invoke("gc", "--keep-last", "0", "--yes")
+    assert (code, err) == (0, ""), out + err
+    assert not any(p.exists() for p in would_go)
+    assert run_names(sql_store()) == set()

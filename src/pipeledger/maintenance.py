@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -136,9 +136,13 @@ def delete_run(store: MetadataStore, run_id: str, artifact_store: ArtifactStore 
     return replace(deletion, removed_files=gone)
 
 
-def deletion_preview(store: MetadataStore, run_id: str, artifact_store: ArtifactStore | None) -> RunDeletion:
-    """What :func:`delete_run` would delete now, records and files, without changing anything."""
-    return _files_of(store.deletion_preview(run_id), artifact_store, verified_owner(store, artifact_store)[0])
+def deletion_preview(
+    store: MetadataStore, run_id: str, artifact_store: ArtifactStore | None, *, also_deleted: Collection[str] = ()
+) -> RunDeletion:
+    """What :func:`delete_run` would delete now, records and files, without changing anything;
+    with ``also_deleted``, what it would delete as one of those runs deleted together."""
+    owner = verified_owner(store, artifact_store)[0]
+    return _files_of(store.deletion_preview(run_id, also_deleted=also_deleted), artifact_store, owner)
 
 
 def delete_runs(

@@ -135,7 +135,8 @@ def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_
         out.print(table)
     files: list[str] = []  # of the runs to delete, listed by a dry run
     if runs and dry_run:
-        previews = [deletion_preview(store, run.id, stack.artifact_store) for run in runs]
+        doomed = {run.id for run in runs}  # deleted together: what only they use goes too
+        previews = [deletion_preview(store, run.id, stack.artifact_store, also_deleted=doomed) for run in runs]
         files = [path for preview in previews for path in preview.removed_files]
         for path in files:
             out.print(f"file of a deleted run: {esc(path)}", highlight=False, soft_wrap=True)

@@ -21,7 +21,7 @@ Rules every implementation keeps:
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -388,8 +388,10 @@ class MetadataStore(abc.ABC):
                         found[step_run_id] = Status.CRASHED
         return found
 
-    def deletion_preview(self, run_id: str) -> RunDeletion:
+    def deletion_preview(self, run_id: str, *, also_deleted: Collection[str] = ()) -> RunDeletion:
         """What :meth:`delete_run` would delete now, without deleting anything (for dry runs).
+        Artifacts used only by runs in ``also_deleted`` (deleted too, e.g. by one ``gc``) count as
+        deleted: deleting those runs as well removes them.
 
         Raises:
             NotFoundError: no such run.

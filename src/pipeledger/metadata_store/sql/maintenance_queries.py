@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, and_, column, delete, func, not_, select, table, update
@@ -175,9 +175,10 @@ def _lock_run_for_deletion(conn: Connection, run_id: str) -> bool:
     return True
 
 
-def deletion_plan(conn: Connection, run_id: str) -> RunDeletion:
+def deletion_plan(conn: Connection, run_id: str, also_deleted: Collection[str] = ()) -> RunDeletion:
     """What deleting ``run_id`` would delete now: the run, the artifacts its steps produced that
-    no other run's step uses (deleted) and those it does (kept), and its logs. Reads only;
+    no other run's step uses (deleted) and those it does (kept), and its logs. Uses by the runs
+    ``also_deleted`` (deleted with it, as by one ``gc``) keep nothing. Reads only;
     :func:`_delete_run` calls it after taking its locks, the dry run without them.
 
     Raises:
@@ -191,16 +192,16 @@ def deletion_plan(conn: Connection, run_id: str) -> RunDeletion:
         records.artifact(r)
         for r in conn.execute(select(artifacts).where(artifacts.c.producer_step_run_id.in_(steps))).all()
     ]
-    used_elsewhere = set(
-        conn.execute(
-            select(step_io.c.artifact_id)
-            .where(
-                step_io.c.artifact_id.in_(select(artifacts.c.id).where(artifacts.c.producer_step_run_id.in_(steps))),
-                ~step_io.c.step_run_id.in_(steps),
-            )
-            .distinct()
-        ).scalars()
-    )
+    users = conn.execute(
+        select(step_io.c.artifact_id, step_runs.c.run_id)
+        .join(step_runs, step_runs.c.id == step_io.c.step_run_id)
+        .where(
+            step_io.c.artifact_id.in_(select(artifacts.c.id).where(artifacts.c.producer_step_run_id.in_(steps))),
+            ~step_io.c.step_run_id.in_(steps),
+        )
+        .distinct()
+    ).all()
+    used_elsewhere = {artifact_id for artifact_id, user_run in users if user_run not in also_deleted}
     logs = [u for u in conn.execute(select(step_runs.c.logs_uri).where(step_runs.c.run_id == run_id)).scalars() if u]
     return RunDeletion(
         records.run(row),

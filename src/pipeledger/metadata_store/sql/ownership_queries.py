@@ -4,7 +4,7 @@ state of the step runs whose directories it finds, and what deleting a run would
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, insert, select
@@ -40,9 +40,9 @@ class OwnershipQueries(SqlQueries):
                     found[step_run_id] = Status.CRASHED if running and stale else Status(status)
         return found
 
-    def deletion_preview(self, run_id: str) -> RunDeletion:
+    def deletion_preview(self, run_id: str, *, also_deleted: Collection[str] = ()) -> RunDeletion:
         with self.db.read() as conn:
-            return deletion_plan(conn, run_id)
+            return deletion_plan(conn, run_id, frozenset(also_deleted))
 
 
 def _read_identity(conn: Connection) -> StoreIdentity | None:
