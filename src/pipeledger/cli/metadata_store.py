@@ -8,7 +8,7 @@ import click
 from pipeledger.cli.components import component_group
 from pipeledger.cli.output import console, error_console, esc, handle_errors
 from pipeledger.exceptions import ConfigError
-from pipeledger.metadata_store.flavors.kubernetes.config import KubernetesMetadataStoreConfig
+from pipeledger.integrations.kubernetes.config import KubernetesMetadataStoreConfig
 from pipeledger.stack.flavor import ComponentType
 from pipeledger.stack.manager import StackManager, validate_config
 from pipeledger.text import plural
@@ -112,12 +112,12 @@ def up(name: str, dry_run: bool, timeout: float) -> None:
     Example:
       pipeledger metadata-store up k8s --dry-run
     """
-    from pipeledger.metadata_store.flavors.kubernetes.cluster import load_cluster, require_client
+    from pipeledger.integrations.kubernetes.cluster import load_cluster, require_client
 
     manager = StackManager()
     config = _kubernetes_config(manager, name)
     require_client()
-    from pipeledger.metadata_store.flavors.kubernetes import deploy, manifests
+    from pipeledger.integrations.kubernetes import deploy, manifests
 
     if dry_run:
         click.echo(manifests.to_yaml(manifests.render_all(config, None)), nl=False)
@@ -156,12 +156,12 @@ def down(name: str, keep_data: bool, yes: bool) -> None:
     Example:
       pipeledger metadata-store down k8s --keep-data
     """
-    from pipeledger.metadata_store.flavors.kubernetes.cluster import load_cluster, require_client
+    from pipeledger.integrations.kubernetes.cluster import load_cluster, require_client
 
     manager = StackManager()
     config = _kubernetes_config(manager, name)
     require_client()
-    from pipeledger.metadata_store.flavors.kubernetes import deploy
+    from pipeledger.integrations.kubernetes import deploy
 
     cluster = load_cluster(config, name)  # an unreachable cluster is reported before asking anything
     try:
