@@ -69,3 +69,17 @@ class OtherArtifactFlavor(ArtifactStoreFlavor):
 
     def create(self, component_name: str, config: Any, home: Path) -> Any:
         raise NotImplementedError
+
+
+class MigratingFlavor(FakeMysqlFlavor):
+    """A flavor with a schema of its own: ``migrate`` records what it was given."""
+
+    name = "migrating"
+    description = "Test store whose flavor migrates its schema itself."
+
+    #: ``(component name, resolved password)`` of every ``migrate`` call.
+    migrations_seen: ClassVar[list[tuple[str, str]]] = []
+
+    def migrate(self, component_name: str, config: FakeMysqlConfig, home: Path) -> tuple[str | None, str]:
+        MigratingFlavor.migrations_seen.append((component_name, config.password.get_secret_value()))
+        return None, "custom-1"

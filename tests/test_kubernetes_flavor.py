@@ -25,11 +25,11 @@ from kubernetes import client as k8s
 
 from pipeledger.cli.main import cli
 from pipeledger.exceptions import StoreUnavailableError
+from pipeledger.integrations.kubernetes import manifests as m
+from pipeledger.integrations.kubernetes.config import Names, default_deployment_name
+from pipeledger.integrations.kubernetes.deploy import down_plan, is_ready, pod_problem
+from pipeledger.integrations.kubernetes.port_forward import PortForwarder
 from pipeledger.metadata_store.flavors.kubernetes import KubernetesMetadataStoreConfig, KubernetesMetadataStoreFlavor
-from pipeledger.metadata_store.flavors.kubernetes import manifests as m
-from pipeledger.metadata_store.flavors.kubernetes.config import Names, default_deployment_name
-from pipeledger.metadata_store.flavors.kubernetes.deploy import down_plan, is_ready, pod_problem
-from pipeledger.metadata_store.flavors.kubernetes.port_forward import PortForwarder
 from pipeledger.stack.flavor import ComponentType
 from pipeledger.stack.manager import StackManager
 from tests.k8s_stub_api import StubApi, stub_api_server
@@ -419,7 +419,7 @@ def test_flavor_imports_without_the_kubernetes_client() -> None:
 import sys
 sys.modules["kubernetes"] = None  # as if the extra were not installed
 from pipeledger.metadata_store.flavors.kubernetes import KubernetesMetadataStoreFlavor
-from pipeledger.metadata_store.flavors.kubernetes.cluster import require_client
+from pipeledger.integrations.kubernetes.cluster import require_client
 flavor = KubernetesMetadataStoreFlavor()
 flavor.config_class.model_validate(flavor.default_config("ml", None))
 try:

@@ -3,8 +3,10 @@ secrets kept out of every file and record, named stacks, and the stack snapshot 
 
 from __future__ import annotations
 
+import ast
 import json
 import multiprocessing
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -15,6 +17,7 @@ import yaml
 from click.testing import CliRunner
 from filelock import FileLock
 
+import pipeledger.stack
 from pipeledger import Client
 from pipeledger.cli.main import cli
 from pipeledger.exceptions import ComponentNotFoundError, ConfigError, NotFoundError
@@ -23,7 +26,7 @@ from pipeledger.stack.flavor import ComponentType
 from pipeledger.stack.manager import StackManager
 from pipeledger.stack.registry import close_stacks, get_stack
 from tests import pipelines as P
-from tests.flavors import FakeMysqlFlavor
+from tests.flavors import FakeMysqlFlavor, MigratingFlavor
 
 SECRET = "Zq7-pipeledger-test-secret-9f3"
 
@@ -410,3 +413,58 @@ def test_each_run_records_a_stack_snapshot(home: Path, tmp_path: Path) -> None:
             "config": {"path": str(home / "metadata.db"), "busy_timeout": 30.0, "permissions": "private"},
         },
     }
+
+
+# ------------------------------------------------------------ migrating is the flavor's job
+
+
+def test_migrate_goes_through_the_flavor(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_PASSWORD", SECRET)
+    ok("metadata-store", "flavor", "register", "tests.flavors:MigratingFlavor")
+    ok("metadata-store", "register", "mine", "--flavor=migrating", "--password=${env:DB_PASSWORD}")
+    MigratingFlavor.migrations_seen.clear()
+    assert "Schema upgraded from revision (empty) to custom-1." in ok("metadata-store", "migrate", "mine")
+    assert MigratingFlavor.migrations_seen == [("mine", SECRET)]  # given the resolved secret
+
+    # A flavor that does not override migrate() has nothing to migrate.
+    ok("metadata-store", "flavor", "register", "tests.flavors:FakeMysqlFlavor")
+    ok("metadata-store", "register", "plain", "--flavor=fakemysql", "--password=${env:DB_PASSWORD}")
+    message = refused("metadata-store", "migrate", "plain")
+    assert "metadata store 'plain' (flavor fakemysql) does not use pipeledger's SQL schema" in message
+    assert "it has nothing to migrate" in message
+
+
+def test_migrate_refuses_a_schema_newer_than_this_pipeledger(home: Path) -> None:
+    ok("metadata-store", "register", "team", "--flavor=sqlite")
+    StackManager().build_component(ComponentType.METADATA_STORE, "team").close()  # creates the schema
+    path = home / "metadata-team.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999_future'")
+    connection.close()
+    message = refused("metadata-store", "migrate", "team")
+    assert "has schema revision 9999_future, newer than this pipeledger" in message
+    assert "upgrade pipeledger instead" in message
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [("9999_future",)]
+    connection.close()
+
+
+def test_stack_does_not_import_the_sql_implementation() -> None:
+    """stack/ reaches stores only through their flavors (the registry names them by import
+    path): no import of pipeledger.metadata_store.sql or .flavors, not even inside a function."""
+    forbidden = ("pipeledger.metadata_store.sql", "pipeledger.metadata_store.flavors")
+    found = []
+    for path in sorted(Path(pipeledger.stack.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            else:
+                continue
+            found += [
+                f"{path.name}:{node.lineno} {name}"
+                for name in names
+                if any(name == f or name.startswith(f + ".") for f in forbidden)
+            ]
+    assert found == []

@@ -1,5 +1,5 @@
 """``pipeledger metadata-store ...``: the shared component verbs plus ``migrate``, ``check``, and
-``up``/``down`` for the kubernetes flavor."""
+``up``/``down`` for the kubernetes flavor (done by :mod:`pipeledger.integrations.kubernetes.commands`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import click
 
 from pipeledger.cli.components import component_group
 from pipeledger.cli.output import console, error_console, esc, handle_errors
-from pipeledger.exceptions import ConfigError
-from pipeledger.metadata_store.flavors.kubernetes.config import KubernetesMetadataStoreConfig
 from pipeledger.stack.flavor import ComponentType
-from pipeledger.stack.manager import StackManager, validate_config
+from pipeledger.stack.manager import StackManager
 from pipeledger.text import plural
 
 metadata_store_group = component_group(
@@ -74,20 +72,6 @@ def check(name: str | None, deep: bool) -> None:
     raise SystemExit(1)
 
 
-def _kubernetes_config(manager: StackManager, name: str) -> KubernetesMetadataStoreConfig:
-    """The validated configuration of metadata store ``name``; refuses other flavors."""
-    entry = manager.get_component(ComponentType.METADATA_STORE, name)
-    if entry.flavor != "kubernetes":
-        raise ConfigError(
-            f"metadata store {name!r} has flavor {entry.flavor}; `up` and `down` deploy only kubernetes "
-            "metadata stores (register one with --flavor=kubernetes)"
-        )
-    flavor = manager.flavors().get(ComponentType.METADATA_STORE, entry.flavor)
-    config = validate_config(flavor, name, entry.config, manager.home)
-    assert isinstance(config, KubernetesMetadataStoreConfig)
-    return config
-
-
 @metadata_store_group.command("up")
 @click.argument("name")
 @click.option(
@@ -112,31 +96,19 @@ def up(name: str, dry_run: bool, timeout: float) -> None:
     Example:
       pipeledger metadata-store up k8s --dry-run
     """
-    from pipeledger.metadata_store.flavors.kubernetes.cluster import load_cluster, require_client
+    from pipeledger.integrations.kubernetes import commands
 
     manager = StackManager()
-    config = _kubernetes_config(manager, name)
-    require_client()
-    from pipeledger.metadata_store.flavors.kubernetes import deploy, manifests
-
+    config = commands.deployment_config(manager, name)
     if dry_run:
-        click.echo(manifests.to_yaml(manifests.render_all(config, None)), nl=False)
+        click.echo(commands.manifests_yaml(config), nl=False)
         return
-    cluster = load_cluster(config, name)
-    try:
-        for action in deploy.apply(cluster, config):
-            console().print(esc(action))
-        if timeout == 0:
-            console().print("Applied; not waiting for MySQL to be ready (run `up` again without --timeout=0 to wait).")
-            return
-        console().print(f"Waiting up to {timeout:g}s for MySQL to be ready...")
-        deploy.wait_ready(cluster, config, timeout)
-    finally:
-        cluster.close()
-    manager.build_component(ComponentType.METADATA_STORE, name).close()  # connects and creates the tables
+    result = commands.up(manager, name, config, timeout, lambda line: console().print(esc(line)))
+    if not result.ready:
+        return
     console().print(
         f"Metadata store [bold]{esc(name)}[/bold] is up (MySQL {esc(config.deployment_name)} in namespace "
-        f"{esc(config.namespace)}, {esc(cluster.where)}). Use it: "
+        f"{esc(config.namespace)}, {esc(result.where)}). Use it: "
         f"pipeledger stack register {esc(name)} -m {esc(name)} --set"
     )
 
@@ -156,20 +128,11 @@ def down(name: str, keep_data: bool, yes: bool) -> None:
     Example:
       pipeledger metadata-store down k8s --keep-data
     """
-    from pipeledger.metadata_store.flavors.kubernetes.cluster import load_cluster, require_client
+    from pipeledger.integrations.kubernetes import commands
 
-    manager = StackManager()
-    config = _kubernetes_config(manager, name)
-    require_client()
-    from pipeledger.metadata_store.flavors.kubernetes import deploy
+    config = commands.deployment_config(StackManager(), name)
 
-    cluster = load_cluster(config, name)  # an unreachable cluster is reported before asking anything
-    try:
-        if not yes:
-            plan = ", ".join(f"{kind} {obj}" for kind, obj in deploy.down_plan(config, keep_data))
-            lost = "" if keep_data else " The metadata recorded in it is lost."
-            click.confirm(f"Delete {plan} in namespace {config.namespace}?{lost}", abort=True)
-        for action in deploy.delete(cluster, config, keep_data):
-            console().print(esc(action))
-    finally:
-        cluster.close()
+    def confirm(question: str) -> None:
+        click.confirm(question, abort=True)
+
+    commands.down(name, config, keep_data, lambda line: console().print(esc(line)), None if yes else confirm)

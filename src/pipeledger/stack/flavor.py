@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from pipeledger.exceptions import ConfigError
+
 if TYPE_CHECKING:
     from pipeledger.artifacts.store import ArtifactStore
     from pipeledger.metadata_store.base import MetadataStore
@@ -124,6 +126,22 @@ class MetadataStoreFlavor(Flavor):
     @abc.abstractmethod
     def create(self, component_name: str, config: Any, home: Path) -> MetadataStore:
         """Open the store (and check its schema)."""
+
+    def migrate(self, component_name: str, config: Any, home: Path) -> tuple[str | None, str]:
+        """Upgrade the store's schema to this pipeledger's (``pipeledger metadata-store migrate``),
+        given the validated config with its secrets resolved. Returns the schema revisions before
+        (None: an empty database) and after; equal when there was nothing to do.
+
+        Flavors whose store has a schema of its own override this; the default is for stores
+        without one (e.g. ``kubeflow``, whose ML Metadata types are registered when it opens).
+
+        Raises:
+            ConfigError: the store has no schema to migrate (this default).
+        """
+        raise ConfigError(
+            f"metadata store {component_name!r} (flavor {self.name}) does not use pipeledger's SQL schema; "
+            "it has nothing to migrate"
+        )
 
 
 class ArtifactStoreFlavor(Flavor):

@@ -16,7 +16,7 @@ from pipeledger.exceptions import ComponentNotFoundError, ConfigError
 from pipeledger.redact import redact_json
 from pipeledger.stack import secrets
 from pipeledger.stack.config import DEFAULT, ComponentEntry, ConfigFile, ConfigStore, StackEntry
-from pipeledger.stack.flavor import ComponentType, Flavor, FlavorConfig
+from pipeledger.stack.flavor import ComponentType, Flavor, FlavorConfig, MetadataStoreFlavor
 from pipeledger.stack.flavor_registry import FlavorInfo, FlavorRegistry, load_flavor_class
 from pipeledger.stack.home import pipeledger_home
 from pipeledger.text import agree, article
@@ -248,42 +248,25 @@ class StackManager:
 
     def migrate_metadata_store(self, name: str | None = None) -> tuple[str | None, str]:
         """Upgrade the schema of metadata store ``name`` (default: the active stack's) to this
-        library's revision. Returns the revisions before and after.
+        library's revision, through its flavor's :meth:`~MetadataStoreFlavor.migrate`. Returns
+        the revisions before and after.
 
         Raises:
-            ConfigError: the flavor does not use pipeledger's SQL schema.
+            ConfigError: the flavor has no schema to migrate (e.g. ``kubeflow``).
             SchemaVersionError: the database is newer than this library.
             StoreUnavailableError: the database cannot be reached.
         """
-        from pipeledger.metadata_store.flavors.sql_flavor import SqlFlavor
-        from pipeledger.metadata_store.sql import migrate
-
         config = self.store.load()
         if name is None:
             name = self.get_stack_entry(self.active_stack_name(), config).metadata_store
         entry = self.get_component(ComponentType.METADATA_STORE, name, config)
         flavor = self.flavors(config).get(ComponentType.METADATA_STORE, entry.flavor)
-        if not isinstance(flavor, SqlFlavor):
+        if not isinstance(flavor, MetadataStoreFlavor):  # a plain Flavor that only sets type
             raise ConfigError(
-                f"metadata store {name!r} (flavor {entry.flavor}) does not use pipeledger's SQL schema; "
+                f"metadata store {name!r} (flavor {entry.flavor}) is not a MetadataStoreFlavor; "
                 "it has nothing to migrate"
             )
-        resolved = resolve_config(flavor, name, entry.config, self.home)
-        database = flavor.database(name, resolved, self.home)
-        try:
-            before = migrate.current_revision(database)
-            if before is not None and before not in migrate.known_revisions():
-                from pipeledger.exceptions import SchemaVersionError
-                from pipeledger.metadata_store.sql.schema import SCHEMA_REVISION
-
-                raise SchemaVersionError(
-                    f"{database.display_name} has schema revision {before}, newer than this "
-                    f"pipeledger (schema revision {SCHEMA_REVISION}); upgrade pipeledger instead"
-                )
-            migrate.upgrade(database)
-            return before, str(migrate.current_revision(database))
-        finally:
-            database.dispose()
+        return flavor.migrate(name, resolve_config(flavor, name, entry.config, self.home), self.home)
 
     # ---------------------------------------------------------------- stacks
 

@@ -8,7 +8,10 @@ from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr
 
+from pipeledger.exceptions import SchemaVersionError
 from pipeledger.metadata_store.sql import Database, SqlMetadataStore
+from pipeledger.metadata_store.sql import migrate as migrations
+from pipeledger.metadata_store.sql.schema import SCHEMA_REVISION
 from pipeledger.stack.flavor import FlavorConfig, MetadataStoreFlavor
 
 
@@ -38,6 +41,27 @@ class SqlFlavor(MetadataStoreFlavor):
             auto_upgrade=self.auto_upgrade,
             migrate_command=f"pipeledger metadata-store migrate {component_name}",
         )
+
+    def migrate(self, component_name: str, config: Any, home: Path) -> tuple[str | None, str]:
+        """Upgrade the database to this pipeledger's schema revision with the Alembic migrations
+        (:mod:`pipeledger.metadata_store.sql.migrate`). Returns the revisions before and after.
+
+        Raises:
+            SchemaVersionError: the database is newer than this library.
+            StoreUnavailableError: the database cannot be reached.
+        """
+        database = self.database(component_name, config, home)
+        try:
+            before = migrations.current_revision(database)
+            if before is not None and before not in migrations.known_revisions():
+                raise SchemaVersionError(
+                    f"{database.display_name} has schema revision {before}, newer than this "
+                    f"pipeledger (schema revision {SCHEMA_REVISION}); upgrade pipeledger instead"
+                )
+            migrations.upgrade(database)
+            return before, str(migrations.current_revision(database))
+        finally:
+            database.dispose()
 
 
 class ServerConfig(FlavorConfig):

@@ -1,10 +1,12 @@
 """The ``kubernetes`` flavor: a MySQL that pipeledger deploys on Kubernetes, used like ``mysql``.
 
-``pipeledger metadata-store up NAME`` deploys it (:mod:`.deploy`); opening the store then
-reads the generated password from the Kubernetes Secret, reaches MySQL (through the
-Service's DNS name inside the cluster, through a port-forward outside it) and builds the
-connection with the ``mysql`` flavor's code. Importing this module does not import the
-``kubernetes`` package: listing flavors works without the extra installed.
+A thin adapter: ``pipeledger metadata-store up NAME`` deploys the MySQL with
+:mod:`pipeledger.integrations.kubernetes`; opening the store then reads the generated
+password from the Kubernetes Secret, reaches MySQL (through the Service's DNS name inside
+the cluster, through a port-forward outside it) and builds the connection with the
+``mysql`` flavor's code. This module imports only the integration's configuration; the
+rest of it, and the ``kubernetes`` package, are imported when a store is opened, so
+listing flavors works without the extra installed.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from pipeledger.exceptions import StoreUnavailableError
-from pipeledger.metadata_store.flavors.kubernetes.cluster import in_cluster, load_cluster
-from pipeledger.metadata_store.flavors.kubernetes.config import (
+from pipeledger.integrations.kubernetes.config import (
     KubernetesMetadataStoreConfig,
     Names,
     default_deployment_name,
@@ -27,7 +28,9 @@ from pipeledger.metadata_store.flavors.sql_flavor import SqlFlavor
 from pipeledger.metadata_store.sql import Database, SqlMetadataStore
 
 if TYPE_CHECKING:
-    from pipeledger.metadata_store.flavors.kubernetes.port_forward import PortForwarder
+    from pipeledger.integrations.kubernetes.port_forward import PortForwarder
+
+__all__ = ["KubernetesMetadataStoreConfig", "KubernetesMetadataStoreFlavor", "KubernetesSqlMetadataStore"]
 
 
 class KubernetesSqlMetadataStore(SqlMetadataStore):
@@ -91,9 +94,10 @@ class KubernetesMetadataStoreFlavor(SqlFlavor):
             StoreUnavailableError: no cluster reachable, not deployed (naming
                 ``pipeledger metadata-store up NAME``), not ready, or MySQL refuses the connection.
         """
-        from pipeledger.metadata_store.flavors.kubernetes.deploy import connect_info
-        from pipeledger.metadata_store.flavors.kubernetes.manifests import MYSQL_PORT
-        from pipeledger.metadata_store.flavors.kubernetes.port_forward import PortForwarder, pod_port_opener
+        from pipeledger.integrations.kubernetes.cluster import in_cluster, load_cluster
+        from pipeledger.integrations.kubernetes.deploy import connect_info
+        from pipeledger.integrations.kubernetes.manifests import MYSQL_PORT
+        from pipeledger.integrations.kubernetes.port_forward import PortForwarder, pod_port_opener
 
         names = Names.of(config)
         cluster = load_cluster(config, component_name)

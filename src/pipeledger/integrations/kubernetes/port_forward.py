@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from pipeledger.metadata_store.flavors.kubernetes.cluster import Cluster
+from pipeledger.integrations.kubernetes.cluster import Cluster
 
 logger = logging.getLogger(__name__)
 

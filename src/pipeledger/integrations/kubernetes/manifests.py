@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from kubernetes import client as k8s
 
-from pipeledger.metadata_store.flavors.kubernetes.config import KubernetesMetadataStoreConfig, Names
+from pipeledger.integrations.kubernetes.config import KubernetesMetadataStoreConfig, Names
 
 MYSQL_PORT = 3306
 PASSWORD_KEY = "password"

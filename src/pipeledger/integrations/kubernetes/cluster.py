@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from pipeledger.exceptions import ConfigError, StoreUnavailableError
-from pipeledger.metadata_store.flavors.kubernetes.config import KubernetesMetadataStoreConfig
+from pipeledger.integrations.kubernetes.config import KubernetesMetadataStoreConfig
 
 INSTALL_HINT = "pip install 'pipeledger[kubernetes]'"
 #: Seconds an API response may take once connected (reads are small; waits poll).

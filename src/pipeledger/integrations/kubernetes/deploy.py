@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeledger.exceptions import ConfigError, StoreUnavailableError
-from pipeledger.metadata_store.flavors.kubernetes import manifests as m
-from pipeledger.metadata_store.flavors.kubernetes.cluster import Cluster, api_status, translate
-from pipeledger.metadata_store.flavors.kubernetes.config import KubernetesMetadataStoreConfig
+from pipeledger.integrations.kubernetes import manifests as m
+from pipeledger.integrations.kubernetes.cluster import Cluster, api_status, translate
+from pipeledger.integrations.kubernetes.config import KubernetesMetadataStoreConfig
 from pipeledger.text import plural
 
 
