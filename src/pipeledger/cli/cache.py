@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import console, esc, handle_errors, when
+from pipeledger.cli.output import console, esc, when
 from pipeledger.client import Client
 from pipeledger.models import utcnow
 from pipeledger.text import plural
@@ -49,7 +49,6 @@ def _check_pipeline(client: Client, pipeline: str | None) -> None:
     show_default=True,
     help="Show at most this many entries (newest first).",
 )
-@handle_errors
 def list_entries(pipeline: str | None, step: str | None, state: str, limit: int) -> None:
     """List cache entries, newest first: the computed step runs later runs may reuse.
 
@@ -84,7 +83,6 @@ def list_entries(pipeline: str | None, step: str | None, state: str, limit: int)
 @_PIPELINE
 @_STEP
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation when clearing every entry.")
-@handle_errors
 def clear(pipeline: str | None, step: str | None, yes: bool) -> None:
     """Make cached step results unusable, so the next runs recompute them.
 

@@ -11,7 +11,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import console, esc, handle_errors
+from pipeledger.cli.output import console, esc
 from pipeledger.exceptions import ConfigError
 from pipeledger.stack.flavor import ComponentType
 from pipeledger.stack.manager import StackManager, describe_fields
@@ -86,7 +86,6 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     @click.argument("name")
     @click.option("--flavor", "-f", required=True, help="The flavor (see `flavor list`).")
     @click.argument("options", nargs=-1, type=click.UNPROCESSED)
-    @handle_errors
     def register(name: str, flavor: str, options: tuple[str, ...]) -> None:
         StackManager().register_component(type_, name, flavor, parse_key_values(options))
         console().print(f"Registered {title} [bold]{esc(name)}[/bold] (flavor {esc(flavor)}).")
@@ -100,7 +99,6 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
       pipeledger {noun} list
     """,
     )
-    @handle_errors
     def list_() -> None:
         manager = StackManager()
         active = manager.get_stack_entry(manager.active_stack_name()).component(type_)
@@ -120,7 +118,6 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     """,
     )
     @click.argument("name")
-    @handle_errors
     def describe(name: str) -> None:
         info = StackManager().describe_component(type_, name)
         _show_mapping(
@@ -141,7 +138,6 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     )
     @click.argument("name")
     @click.argument("options", nargs=-1, type=click.UNPROCESSED)
-    @handle_errors
     def update(name: str, options: tuple[str, ...]) -> None:
         values = parse_key_values(options)
         if not values:
@@ -160,7 +156,6 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     """,
     )
     @click.argument("name")
-    @handle_errors
     def delete(name: str) -> None:
         StackManager().delete_component(type_, name)
         console().print(f"Deleted {title} [bold]{esc(name)}[/bold].")
@@ -186,7 +181,6 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
       pipeledger {noun} flavor list
     """,
     )
-    @handle_errors
     def flavor_list() -> None:
         table = Table("flavor", "integration", "description")
         for info, flavor_obj in StackManager().list_flavors(type_):
@@ -204,7 +198,6 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     """,
     )
     @click.argument("name")
-    @handle_errors
     def flavor_describe(name: str) -> None:
         flavor_obj = StackManager().flavors().get(type_, name)
         model = flavor_obj.config_class
@@ -229,7 +222,6 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     """,
     )
     @click.argument("source")
-    @handle_errors
     def flavor_register(source: str) -> None:
         cls = StackManager().register_flavor(type_, source)
         console().print(f"Registered {title} flavor [bold]{esc(cls.name)}[/bold] from {esc(source)}.")

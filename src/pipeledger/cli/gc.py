@@ -8,7 +8,7 @@ from datetime import timedelta
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import console, error_console, esc, handle_errors, status_text, when
+from pipeledger.cli.output import console, error_console, esc, status_text, when
 from pipeledger.cli.run import run_group
 from pipeledger.client import Client
 from pipeledger.exceptions import NotFoundError, PipeledgerError
@@ -62,7 +62,6 @@ def _report_kept_files(deletion: RunDeletion) -> None:
 @run_group.command("delete")
 @click.argument("run")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@handle_errors
 def delete(run: str, yes: bool) -> None:
     """Delete a run: its records and the artifacts no other run uses (records and files).
 
@@ -95,7 +94,6 @@ def delete(run: str, yes: bool) -> None:
 @click.option("--pipeline", "-p", help="Only runs of this pipeline.")
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@handle_errors
 def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_run: bool, yes: bool) -> None:
     """Apply retention and remove orphaned artifact files.
 

@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.tree import Tree
 
-from pipeledger.cli.output import console, esc, handle_errors
+from pipeledger.cli.output import console, esc
 from pipeledger.client import Client
 from pipeledger.exceptions import PipeledgerError
 from pipeledger.lineage.graph import LineageGraph, LineageNode
@@ -100,7 +100,6 @@ def write_or_print(content: str | bytes, output: Path | None, fmt: str) -> None:
     help="text, json, dot, svg/png (need Graphviz), html (self-contained), openlineage events.",
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
-@handle_errors
 def lineage_command(
     artifact: str, downstream: bool, both: bool, depth: int | None, fmt: str, output: Path | None
 ) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from pipeledger.cli.components import component_group
-from pipeledger.cli.output import console, error_console, esc, handle_errors
+from pipeledger.cli.output import console, error_console, esc
 from pipeledger.exceptions import ConfigError
 from pipeledger.metadata_store.flavors.kubernetes.config import KubernetesMetadataStoreConfig
 from pipeledger.stack.flavor import ComponentType
@@ -22,7 +22,6 @@ metadata_store_group = component_group(
 
 @metadata_store_group.command("migrate")
 @click.argument("name", required=False)
-@handle_errors
 def migrate(name: str | None) -> None:
     """Upgrade a metadata store's database schema to this pipeledger's version.
 
@@ -43,7 +42,6 @@ def migrate(name: str | None) -> None:
 @metadata_store_group.command("check")
 @click.argument("name", required=False)
 @click.option("--deep", is_flag=True, help="Also re-hash every artifact's files and compare with the record.")
-@handle_errors
 def check(name: str | None, deep: bool) -> None:
     """Check a metadata store: referential integrity, artifact files present (and, with
     --deep, unchanged). Changes nothing; exits 1 if a problem is found.
@@ -100,7 +98,6 @@ def _kubernetes_config(manager: StackManager, name: str) -> KubernetesMetadataSt
     show_default=True,
     help="Seconds to wait until MySQL is ready (0: apply and return).",
 )
-@handle_errors
 def up(name: str, dry_run: bool, timeout: float) -> None:
     """Deploy the MySQL of kubernetes metadata store NAME and wait until it is ready.
 
@@ -145,7 +142,6 @@ def up(name: str, dry_run: bool, timeout: float) -> None:
 @click.argument("name")
 @click.option("--keep-data", is_flag=True, help="Keep the volume and the Secret, so that a later `up` reuses the data.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@handle_errors
 def down(name: str, keep_data: bool, yes: bool) -> None:
     """Remove the MySQL of kubernetes metadata store NAME (its registration stays).
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import compact_json, console, esc, handle_errors, status_text, when
+from pipeledger.cli.output import compact_json, console, esc, status_text, when
 from pipeledger.client import Client
 
 
@@ -29,7 +29,6 @@ def pipeline_group() -> None:
     show_default=True,
     help="Show at most this many pipelines.",
 )
-@handle_errors
 def list_pipelines(limit: int) -> None:
     """List recorded pipelines with their run counts and latest run.
 
@@ -65,7 +64,6 @@ def list_pipelines(limit: int) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also draw the metrics over runs as a PNG, one panel per metric, failed runs marked (needs matplotlib).",
 )
-@handle_errors
 def metrics(pipeline: str, keys: tuple[str, ...], last: int | None, plot: Path | None) -> None:
     """Show the metrics a pipeline's steps logged, run by run (oldest first).
 

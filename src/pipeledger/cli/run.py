@@ -13,7 +13,6 @@ from pipeledger.cli.output import (
     console,
     duration,
     esc,
-    handle_errors,
     status_text,
     when,
 )
@@ -55,7 +54,6 @@ def _resolve(client: Client, run: str | None) -> RunView:
     show_default=True,
     help="Show at most this many runs (newest first).",
 )
-@handle_errors
 def list_runs(pipeline: str | None, status: str | None, limit: int) -> None:
     """List runs, newest first.
 
@@ -92,7 +90,6 @@ def list_runs(pipeline: str | None, status: str | None, limit: int) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also draw the run's DAG with statuses into this file (.svg/.png need Graphviz; .html, .dot, .json).",
 )
-@handle_errors
 def show_run(run: str | None, show_cache: bool, graph_file: Path | None) -> None:
     """Show a run: its steps, statuses, durations, parameters, outputs and metadata.
 
@@ -170,7 +167,6 @@ def show_run(run: str | None, show_cache: bool, graph_file: Path | None) -> None
 @run_group.command("logs")
 @click.argument("run")
 @click.argument("step", required=False)
-@handle_errors
 def run_logs(run: str, step: str | None) -> None:
     """Print what the steps of a run printed and logged.
 

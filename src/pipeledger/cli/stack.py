@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import compact_json, console, esc, handle_errors
+from pipeledger.cli.output import compact_json, console, esc
 from pipeledger.stack.flavor import ComponentType
 from pipeledger.stack.manager import StackManager
 
@@ -26,7 +26,6 @@ def stack_group() -> None:
 @click.option("--artifact-store", "-a", default="default", show_default=True, help="Artifact store name.")
 @click.option("--metadata-store", "-m", default="default", show_default=True, help="Metadata store name.")
 @click.option("--set", "activate", is_flag=True, help="Also make it the active stack.")
-@handle_errors
 def register(name: str, orchestrator: str, artifact_store: str, metadata_store: str, activate: bool) -> None:
     """Register a stack NAME from registered components.
 
@@ -43,7 +42,6 @@ def register(name: str, orchestrator: str, artifact_store: str, metadata_store: 
 
 
 @stack_group.command("list")
-@handle_errors
 def list_stacks() -> None:
     """List stacks; the active one is marked.
 
@@ -66,7 +64,6 @@ def list_stacks() -> None:
 
 @stack_group.command("describe")
 @click.argument("name", required=False)
-@handle_errors
 def describe(name: str | None) -> None:
     """Show a stack's components with their flavors and configuration (secrets hidden).
 
@@ -88,7 +85,6 @@ def describe(name: str | None) -> None:
 
 @stack_group.command("set")
 @click.argument("name")
-@handle_errors
 def set_active(name: str) -> None:
     """Make NAME the active stack: runs and `Client()` use it from now on.
 
@@ -101,7 +97,6 @@ def set_active(name: str) -> None:
 
 
 @stack_group.command("get")
-@handle_errors
 def get_active() -> None:
     """Print the active stack's name.
 
@@ -114,7 +109,6 @@ def get_active() -> None:
 
 @stack_group.command("delete")
 @click.argument("name")
-@handle_errors
 def delete(name: str) -> None:
     """Delete a stack's registration (its components stay). The default and the active stack
     cannot be deleted.
