@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from pipeledger.cli.components import component_group
+from pipeledger.cli.options import yes_option
 from pipeledger.cli.output import console, error_console, esc
 from pipeledger.exceptions import ConfigError
 from pipeledger.metadata_store.flavors.kubernetes.config import KubernetesMetadataStoreConfig
@@ -141,7 +142,7 @@ def up(name: str, dry_run: bool, timeout: float) -> None:
 @metadata_store_group.command("down")
 @click.argument("name")
 @click.option("--keep-data", is_flag=True, help="Keep the volume and the Secret, so that a later `up` reuses the data.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option()
 def down(name: str, keep_data: bool, yes: bool) -> None:
     """Remove the MySQL of kubernetes metadata store NAME (its registration stays).
 
