@@ -11,6 +11,8 @@ from typing import Any
 import click
 from rich.table import Table
 
+from pipeledger.cli import json_output
+from pipeledger.cli.options import json_option
 from pipeledger.cli.output import console, esc
 from pipeledger.exceptions import ConfigError
 from pipeledger.stack.flavor import ComponentType
@@ -99,9 +101,18 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
       pipeledger {noun} list
     """,
     )
-    def list_() -> None:
+    @json_option()
+    def list_(as_json: bool) -> None:
         manager = StackManager()
         active = manager.get_stack_entry(manager.active_stack_name()).component(type_)
+        if as_json:
+            json_output.print_json(
+                [
+                    {"name": name, "flavor": entry.flavor, "in_active_stack": name == active}
+                    for name, entry in manager.list_components(type_)
+                ]
+            )
+            return
         table = Table("name", "flavor", "in active stack")
         for name, entry in manager.list_components(type_):
             table.add_row(esc(name), esc(entry.flavor), "yes" if name == active else "")
@@ -118,8 +129,12 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     """,
     )
     @click.argument("name")
-    def describe(name: str) -> None:
+    @json_option()
+    def describe(name: str, as_json: bool) -> None:
         info = StackManager().describe_component(type_, name)
+        if as_json:  # secrets as their references only
+            json_output.print_json(info)
+            return
         _show_mapping(
             f"{title} {name}",
             {"flavor": info["flavor"], **info["config"], "stacks": ", ".join(info["stacks"]) or "-"},
@@ -181,11 +196,25 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
       pipeledger {noun} flavor list
     """,
     )
-    def flavor_list() -> None:
+    @json_option()
+    def flavor_list(as_json: bool) -> None:
         table = Table("flavor", "integration", "description")
+        shown = []
         for info, flavor_obj in StackManager().list_flavors(type_):
             integration = flavor_obj.integration if info.origin == "built-in" else info.origin
+            shown.append(
+                {
+                    "name": info.name,
+                    "integration": integration,
+                    "origin": info.origin,
+                    "source": info.source,
+                    "description": flavor_obj.description,
+                }
+            )
             table.add_row(esc(info.name), esc(integration), esc(flavor_obj.description))
+        if as_json:
+            json_output.print_json(shown)
+            return
         console().print(table)
 
     @flavor.command(
@@ -198,9 +227,16 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     """,
     )
     @click.argument("name")
-    def flavor_describe(name: str) -> None:
+    @json_option()
+    def flavor_describe(name: str, as_json: bool) -> None:
         flavor_obj = StackManager().flavors().get(type_, name)
         model = flavor_obj.config_class
+        if as_json:
+            fields = json_output.flavor_fields(model)
+            json_output.print_json(
+                {"name": name, "type": type_.value, "description": flavor_obj.description, "fields": fields}
+            )
+            return
         console().print(f"[bold]{esc(name)}[/bold]: {esc(flavor_obj.description)}")
         table = Table("field", "type", "default", "description")
         for (field_name, field), described in zip(

@@ -71,8 +71,9 @@ def render(graph: LineageGraph, fmt: str, downstream: bool = False) -> str | byt
     raise PipeledgerError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
-def write_or_print(content: str | bytes, output: Path | None, fmt: str) -> None:
-    """Write to ``output``, or print text formats (binary ones need ``-o``)."""
+def write_or_print(content: str | bytes, output: Path | None, fmt: str, notices: Console | None = None) -> None:
+    """Write to ``output`` (saying so on ``notices``, stdout by default), or print text formats
+    (binary ones need ``-o``)."""
     if output is None:
         if isinstance(content, bytes):
             raise PipeledgerError(f"--format {fmt} is binary: give an output file with -o FILE")
@@ -82,7 +83,7 @@ def write_or_print(content: str | bytes, output: Path | None, fmt: str) -> None:
         output.write_bytes(content)
     else:
         output.write_text(content, encoding="utf-8")
-    console().print(f"Wrote {output}.", highlight=False)
+    (notices or console()).print(f"Wrote {output}.", highlight=False)
 
 
 @click.command("lineage")

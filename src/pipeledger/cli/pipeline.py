@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from pipeledger.cli import json_output
+from pipeledger.cli.options import json_option, limit_option
 from pipeledger.cli.output import compact_json, console, esc, status_text, when
 from pipeledger.client import Client
 
@@ -22,14 +24,9 @@ def pipeline_group() -> None:
 
 
 @pipeline_group.command("list")
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Show at most this many pipelines.",
-)
-def list_pipelines(limit: int) -> None:
+@limit_option(100, "pipelines", newest_first=False)
+@json_option()
+def list_pipelines(limit: int, as_json: bool) -> None:
     """List recorded pipelines with their run counts and latest run.
 
     \b
@@ -38,6 +35,14 @@ def list_pipelines(limit: int) -> None:
     """
     client = Client()
     pipelines = client.list_pipelines(limit=limit)
+    if as_json:
+        shown = []
+        for p in pipelines:
+            runs = client.list_runs(pipeline=p.name, limit=1)
+            count = client.store.count_runs(pipeline=p.name)
+            shown.append(json_output.pipeline_summary(p.name, p.id, count, runs[0] if runs else None))
+        json_output.print_json(shown)
+        return
     if not pipelines:
         console().print("No pipeline recorded yet: run one, e.g. python examples/quickstart.py")
         return

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
+from pipeledger.cli import json_output
+from pipeledger.cli.options import json_option
 from pipeledger.cli.output import compact_json, console, esc
 from pipeledger.stack.flavor import ComponentType
 from pipeledger.stack.manager import StackManager
@@ -42,7 +44,8 @@ def register(name: str, orchestrator: str, artifact_store: str, metadata_store: 
 
 
 @stack_group.command("list")
-def list_stacks() -> None:
+@json_option()
+def list_stacks(as_json: bool) -> None:
     """List stacks; the active one is marked.
 
     \b
@@ -50,6 +53,14 @@ def list_stacks() -> None:
       pipeledger stack list
     """
     stacks, active = StackManager().list_stacks()
+    if as_json:
+        json_output.print_json(
+            [
+                json_output.stack_summary(name, {t: entry.component(t) for t in ComponentType}, name == active)
+                for name, entry in stacks
+            ]
+        )
+        return
     table = Table("active", "stack", "orchestrator", "artifact store", "metadata store")
     for name, entry in stacks:
         table.add_row(
@@ -64,7 +75,8 @@ def list_stacks() -> None:
 
 @stack_group.command("describe")
 @click.argument("name", required=False)
-def describe(name: str | None) -> None:
+@json_option()
+def describe(name: str | None, as_json: bool) -> None:
     """Show a stack's components with their flavors and configuration (secrets hidden).
 
     Without NAME, the active stack.
@@ -74,6 +86,9 @@ def describe(name: str | None) -> None:
       pipeledger stack describe prod
     """
     info = StackManager().describe_stack(name)
+    if as_json:  # configurations without secrets (run records keep the same snapshot)
+        json_output.print_json(info)
+        return
     table = Table("component", "name", "flavor", "configuration")
     for type_ in ComponentType:
         part = info[type_.value]
