@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import sys
+from pathlib import Path
+
 import click
 import pytest
 from click.testing import CliRunner
 
-from pipeledger import RunFailedError
+import pipeledger
+from pipeledger import ConfigError, RunFailedError
+from pipeledger.cli.errors import PipeledgerGroup
 from pipeledger.cli.main import cli
 from tests import pipelines as P
 
@@ -124,3 +130,92 @@ def test_empty_store_messages() -> None:
 def test_debug_shows_traceback() -> None:
     result = CliRunner().invoke(cli, ["--debug", "run", "show", "nope"])
     assert result.exit_code == 1 and result.exception is not None
+
+
+def test_version_is_defined_once() -> None:
+    """pyproject.toml reads the version from ``pipeledger.__version__``; `--version` and the
+    installed metadata agree with it."""
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "pipeledger.__version__"}
+    code, out, _ = invoke("--version")
+    assert code == 0 and out == f"pipeledger, version {pipeledger.__version__}\n"
+    assert importlib.metadata.version("pipeledger") == pipeledger.__version__
+
+
+def _group_raising(exc: BaseException) -> click.Group:
+    @click.group(cls=PipeledgerGroup)
+    @click.option("--debug", is_flag=True)
+    def root(debug: bool) -> None:
+        """A root group like `pipeledger`'s."""
+
+    @root.group("noun")
+    def noun() -> None:
+        """A nested group: its commands' errors are handled by the root."""
+
+    @noun.command("verb")
+    def verb() -> None:
+        raise exc
+
+    return root
+
+
+@pytest.mark.parametrize(
+    ("exc", "line"),
+    [
+        (ConfigError("no stack named 'x'"), "Error: no stack named 'x'"),
+        (OSError(28, "No space left on device"), "Error: [Errno 28] No space left on device"),
+        (ValueError("bad value\nsecond line"), "Error: bad value"),
+    ],
+)
+def test_expected_errors_are_one_line_and_exit_1(exc: Exception, line: str) -> None:
+    result = CliRunner().invoke(_group_raising(exc), ["noun", "verb"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [line] and result.stdout == ""
+
+
+def test_an_unexpected_error_names_the_bug_and_where_to_report_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PIPELEDGER_DEBUG", raising=False)
+    result = CliRunner().invoke(_group_raising(KeyError("x")), ["noun", "verb"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: unexpected KeyError: 'x'. This is a bug in pipeledger: please report it to ")
+    assert "PIPELEDGER_DEBUG=1" in line
+
+
+@pytest.mark.parametrize("how", ["--debug", "PIPELEDGER_DEBUG=1"])
+def test_debug_lets_the_traceback_through(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if how == "--debug":
+        args = ["--debug", "noun", "verb"]
+    else:
+        monkeypatch.setenv("PIPELEDGER_DEBUG", "1")
+        args = ["noun", "verb"]
+    for exc in (KeyError("x"), ConfigError("bad")):
+        result = CliRunner().invoke(_group_raising(exc), args)
+        assert result.exit_code == 1 and result.exception is exc  # Python prints it with its traceback
+
+
+def test_ctrl_c_exits_130_with_one_line() -> None:
+    result = CliRunner().invoke(_group_raising(KeyboardInterrupt()), ["noun", "verb"])
+    assert result.exit_code == 130
+    assert result.stderr.strip().splitlines() == ["Interrupted."]
+
+
+def test_usage_errors_are_clicks() -> None:
+    code, _, err = invoke("run", "show", "--no-such-option")
+    assert code == 2 and "--no-such-option" in err and "Try 'cli run show --help' for help." in err
+    code, _, err = invoke("stack", "set")
+    assert code == 2 and "Missing argument 'NAME'" in err
+
+
+def test_the_real_command_tree_uses_the_root_handler(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No command catches for printing: an unexpected error in any command reaches the root."""
+    assert isinstance(cli, PipeledgerGroup)
+
+    def broken(self: object) -> None:
+        raise RuntimeError("broken listing")
+
+    monkeypatch.setattr("pipeledger.stack.manager.StackManager.list_stacks", broken)
+    code, _, err = invoke("stack", "list")
+    assert code == 1 and err.startswith("Error: unexpected RuntimeError: broken listing. This is a bug")

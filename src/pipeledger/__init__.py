@@ -28,7 +28,7 @@ from pipeledger.models import Status
 from pipeledger.pipelines import Pipeline, pipeline
 from pipeledger.steps import Step, step
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is defined (pyproject.toml reads it)
 
 __all__ = [
     "ArtifactIntegrityError",

@@ -5,12 +5,14 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import console, esc, handle_errors, when
+from pipeledger.cli import json_output
+from pipeledger.cli.options import json_option, limit_option, pipeline_option, yes_option
+from pipeledger.cli.output import console, esc, when
 from pipeledger.client import Client
 from pipeledger.models import utcnow
 from pipeledger.text import plural
 
-_PIPELINE = click.option("--pipeline", "-p", help="Only entries of this pipeline.")
+_PIPELINE = pipeline_option("Only entries of this pipeline.")
 _STEP = click.option("--step", "-s", help="Only entries of steps with this name.")
 KEY_PREFIX = 12  # hex digits of a cache key shown
 
@@ -41,16 +43,9 @@ def _check_pipeline(client: Client, pipeline: str | None) -> None:
     show_default=True,
     help="Only entries later runs may reuse (valid), or only cleared ones (invalidated).",
 )
-@click.option(
-    "--limit",
-    "-n",
-    type=click.IntRange(min=1),
-    default=50,
-    show_default=True,
-    help="Show at most this many entries (newest first).",
-)
-@handle_errors
-def list_entries(pipeline: str | None, step: str | None, state: str, limit: int) -> None:
+@limit_option(50, "entries")
+@json_option()
+def list_entries(pipeline: str | None, step: str | None, state: str, limit: int, as_json: bool) -> None:
     """List cache entries, newest first: the computed step runs later runs may reuse.
 
     Each entry shows its step, pipeline, run, the start of its cache key, when it was
@@ -64,6 +59,9 @@ def list_entries(pipeline: str | None, step: str | None, state: str, limit: int)
     _check_pipeline(client, pipeline)
     invalidated = None if state == "all" else state == "invalidated"
     entries = client.store.list_cache_entries(pipeline=pipeline, step=step, invalidated=invalidated, limit=limit)
+    if as_json:
+        json_output.print_json([json_output.cache_entry(entry) for entry in entries])
+        return
     if not entries:
         console().print("No cache entry matches.")
         return
@@ -83,8 +81,7 @@ def list_entries(pipeline: str | None, step: str | None, state: str, limit: int)
 @cache_group.command("clear")
 @_PIPELINE
 @_STEP
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation when clearing every entry.")
-@handle_errors
+@yes_option("Do not ask for confirmation when clearing every entry.")
 def clear(pipeline: str | None, step: str | None, yes: bool) -> None:
     """Make cached step results unusable, so the next runs recompute them.
 

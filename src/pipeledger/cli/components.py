@@ -11,7 +11,9 @@ from typing import Any
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import console, esc, handle_errors
+from pipeledger.cli import json_output
+from pipeledger.cli.options import json_option
+from pipeledger.cli.output import console, esc
 from pipeledger.exceptions import ConfigError
 from pipeledger.stack.flavor import ComponentType
 from pipeledger.stack.manager import StackManager, describe_fields
@@ -86,7 +88,6 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     @click.argument("name")
     @click.option("--flavor", "-f", required=True, help="The flavor (see `flavor list`).")
     @click.argument("options", nargs=-1, type=click.UNPROCESSED)
-    @handle_errors
     def register(name: str, flavor: str, options: tuple[str, ...]) -> None:
         StackManager().register_component(type_, name, flavor, parse_key_values(options))
         console().print(f"Registered {title} [bold]{esc(name)}[/bold] (flavor {esc(flavor)}).")
@@ -100,10 +101,18 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
       pipeledger {noun} list
     """,
     )
-    @handle_errors
-    def list_() -> None:
+    @json_option()
+    def list_(as_json: bool) -> None:
         manager = StackManager()
         active = manager.get_stack_entry(manager.active_stack_name()).component(type_)
+        if as_json:
+            json_output.print_json(
+                [
+                    {"name": name, "flavor": entry.flavor, "in_active_stack": name == active}
+                    for name, entry in manager.list_components(type_)
+                ]
+            )
+            return
         table = Table("name", "flavor", "in active stack")
         for name, entry in manager.list_components(type_):
             table.add_row(esc(name), esc(entry.flavor), "yes" if name == active else "")
@@ -120,9 +129,12 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     """,
     )
     @click.argument("name")
-    @handle_errors
-    def describe(name: str) -> None:
+    @json_option()
+    def describe(name: str, as_json: bool) -> None:
         info = StackManager().describe_component(type_, name)
+        if as_json:  # secrets as their references only
+            json_output.print_json(info)
+            return
         _show_mapping(
             f"{title} {name}",
             {"flavor": info["flavor"], **info["config"], "stacks": ", ".join(info["stacks"]) or "-"},
@@ -141,7 +153,6 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     )
     @click.argument("name")
     @click.argument("options", nargs=-1, type=click.UNPROCESSED)
-    @handle_errors
     def update(name: str, options: tuple[str, ...]) -> None:
         values = parse_key_values(options)
         if not values:
@@ -160,7 +171,6 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     """,
     )
     @click.argument("name")
-    @handle_errors
     def delete(name: str) -> None:
         StackManager().delete_component(type_, name)
         console().print(f"Deleted {title} [bold]{esc(name)}[/bold].")
@@ -186,12 +196,25 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
       pipeledger {noun} flavor list
     """,
     )
-    @handle_errors
-    def flavor_list() -> None:
+    @json_option()
+    def flavor_list(as_json: bool) -> None:
         table = Table("flavor", "integration", "description")
+        shown = []
         for info, flavor_obj in StackManager().list_flavors(type_):
             integration = flavor_obj.integration if info.origin == "built-in" else info.origin
+            shown.append(
+                {
+                    "name": info.name,
+                    "integration": integration,
+                    "origin": info.origin,
+                    "source": info.source,
+                    "description": flavor_obj.description,
+                }
+            )
             table.add_row(esc(info.name), esc(integration), esc(flavor_obj.description))
+        if as_json:
+            json_output.print_json(shown)
+            return
         console().print(table)
 
     @flavor.command(
@@ -204,10 +227,16 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     """,
     )
     @click.argument("name")
-    @handle_errors
-    def flavor_describe(name: str) -> None:
+    @json_option()
+    def flavor_describe(name: str, as_json: bool) -> None:
         flavor_obj = StackManager().flavors().get(type_, name)
         model = flavor_obj.config_class
+        if as_json:
+            fields = json_output.flavor_fields(model)
+            json_output.print_json(
+                {"name": name, "type": type_.value, "description": flavor_obj.description, "fields": fields}
+            )
+            return
         console().print(f"[bold]{esc(name)}[/bold]: {esc(flavor_obj.description)}")
         table = Table("field", "type", "default", "description")
         for (field_name, field), described in zip(
@@ -229,7 +258,6 @@ def component_group(type_: ComponentType, example_flavor: str, example_args: str
     """,
     )
     @click.argument("source")
-    @handle_errors
     def flavor_register(source: str) -> None:
         cls = StackManager().register_flavor(type_, source)
         console().print(f"Registered {title} flavor [bold]{esc(cls.name)}[/bold] from {esc(source)}.")

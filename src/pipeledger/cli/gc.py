@@ -8,7 +8,8 @@ from datetime import timedelta
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import console, error_console, esc, handle_errors, status_text, when
+from pipeledger.cli.options import pipeline_option, yes_option
+from pipeledger.cli.output import console, error_console, esc, status_text, when
 from pipeledger.cli.run import run_group
 from pipeledger.client import Client
 from pipeledger.exceptions import NotFoundError, PipeledgerError
@@ -61,8 +62,7 @@ def _report_kept_files(deletion: RunDeletion) -> None:
 
 @run_group.command("delete")
 @click.argument("run")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@handle_errors
+@yes_option()
 def delete(run: str, yes: bool) -> None:
     """Delete a run: its records and the artifacts no other run uses (records and files).
 
@@ -92,10 +92,9 @@ def delete(run: str, yes: bool) -> None:
 @click.command("gc")
 @click.option("--older-than", help="Delete finished runs that started longer ago than this (e.g. 30d, 12h).")
 @click.option("--keep-last", type=click.IntRange(min=0), help="Keep the latest N runs of each pipeline.")
-@click.option("--pipeline", "-p", help="Only runs of this pipeline.")
+@pipeline_option()
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@handle_errors
+@yes_option()
 def gc(older_than: str | None, keep_last: int | None, pipeline: str | None, dry_run: bool, yes: bool) -> None:
     """Apply retention and remove orphaned artifact files.
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import console, esc, handle_errors
+from pipeledger.cli.options import pipeline_option
+from pipeledger.cli.output import console, esc
 from pipeledger.exceptions import ConfigError
 from pipeledger.importers import ImportSummary, MysqlSource, SqliteSource, import_mlmd
 from pipeledger.importers.mlmd import KINDS
@@ -34,11 +35,10 @@ def import_group() -> None:
 @click.option(
     "--mysql-password", help="A reference to the MySQL password: '${env:NAME}' or '${file:/path}' (never the password)."
 )
-@click.option("--pipeline", "-p", help="Only this pipeline's runs (and the runs that produced their inputs).")
+@pipeline_option("Only this pipeline's runs (and the runs that produced their inputs).")
 @click.option("--stack", help="Import into this stack's metadata store (default: the active stack).")
 @click.option("--hash-files", is_flag=True, help="Hash the artifacts' files that can be read (content hash, size).")
 @click.option("--dry-run", is_flag=True, help="Only report what would be imported.")
-@handle_errors
 def import_mlmd_command(
     sqlite_file: Path | None,
     mysql_host: str | None,

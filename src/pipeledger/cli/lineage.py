@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.tree import Tree
 
-from pipeledger.cli.output import console, esc, handle_errors
+from pipeledger.cli.output import console, esc
 from pipeledger.client import Client
 from pipeledger.exceptions import PipeledgerError
 from pipeledger.lineage.graph import LineageGraph, LineageNode
@@ -71,8 +71,9 @@ def render(graph: LineageGraph, fmt: str, downstream: bool = False) -> str | byt
     raise PipeledgerError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
-def write_or_print(content: str | bytes, output: Path | None, fmt: str) -> None:
-    """Write to ``output``, or print text formats (binary ones need ``-o``)."""
+def write_or_print(content: str | bytes, output: Path | None, fmt: str, notices: Console | None = None) -> None:
+    """Write to ``output`` (saying so on ``notices``, stdout by default), or print text formats
+    (binary ones need ``-o``)."""
     if output is None:
         if isinstance(content, bytes):
             raise PipeledgerError(f"--format {fmt} is binary: give an output file with -o FILE")
@@ -82,7 +83,7 @@ def write_or_print(content: str | bytes, output: Path | None, fmt: str) -> None:
         output.write_bytes(content)
     else:
         output.write_text(content, encoding="utf-8")
-    console().print(f"Wrote {output}.", highlight=False)
+    (notices or console()).print(f"Wrote {output}.", highlight=False)
 
 
 @click.command("lineage")
@@ -100,7 +101,6 @@ def write_or_print(content: str | bytes, output: Path | None, fmt: str) -> None:
     help="text, json, dot, svg/png (need Graphviz), html (self-contained), openlineage events.",
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
-@handle_errors
 def lineage_command(
     artifact: str, downstream: bool, both: bool, depth: int | None, fmt: str, output: Path | None
 ) -> None:

@@ -1,4 +1,7 @@
-"""The ``pipeledger`` command. Each noun lives in its own module; this one wires them."""
+"""The ``pipeledger`` command. Each noun lives in its own module; this one wires them.
+
+Errors of every command are handled once, by the root group (:class:`PipeledgerGroup`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from pipeledger import __version__
 from pipeledger.cli import run_compare, run_lineage  # noqa: F401  (more `run` commands)
 from pipeledger.cli.artifact_store import artifact_store_group
 from pipeledger.cli.cache import cache_group
+from pipeledger.cli.errors import DEBUG_VARIABLE, PipeledgerGroup
 from pipeledger.cli.gc import gc
 from pipeledger.cli.importer import import_group
 from pipeledger.cli.lineage import lineage_command
@@ -18,9 +22,9 @@ from pipeledger.cli.run import run_group
 from pipeledger.cli.stack import stack_group
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=PipeledgerGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="pipeledger")
-@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("--debug", is_flag=True, help=f"Show full tracebacks on errors (or set {DEBUG_VARIABLE}=1).")
 def cli(debug: bool) -> None:
     """pipeledger: ML pipelines with every run recorded in a metadata store.
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import click
 
 from pipeledger.cli.components import component_group
-from pipeledger.cli.output import console, error_console, esc, handle_errors
+from pipeledger.cli.options import yes_option
+from pipeledger.cli.output import console, error_console, esc
 from pipeledger.stack.flavor import ComponentType
 from pipeledger.stack.manager import StackManager
 from pipeledger.text import plural
@@ -20,7 +21,6 @@ metadata_store_group = component_group(
 
 @metadata_store_group.command("migrate")
 @click.argument("name", required=False)
-@handle_errors
 def migrate(name: str | None) -> None:
     """Upgrade a metadata store's database schema to this pipeledger's version.
 
@@ -41,7 +41,6 @@ def migrate(name: str | None) -> None:
 @metadata_store_group.command("check")
 @click.argument("name", required=False)
 @click.option("--deep", is_flag=True, help="Also re-hash every artifact's files and compare with the record.")
-@handle_errors
 def check(name: str | None, deep: bool) -> None:
     """Check a metadata store: referential integrity, artifact files present (and, with
     --deep, unchanged). Changes nothing; exits 1 if a problem is found.
@@ -84,7 +83,6 @@ def check(name: str | None, deep: bool) -> None:
     show_default=True,
     help="Seconds to wait until MySQL is ready (0: apply and return).",
 )
-@handle_errors
 def up(name: str, dry_run: bool, timeout: float) -> None:
     """Deploy the MySQL of kubernetes metadata store NAME and wait until it is ready.
 
@@ -116,8 +114,7 @@ def up(name: str, dry_run: bool, timeout: float) -> None:
 @metadata_store_group.command("down")
 @click.argument("name")
 @click.option("--keep-data", is_flag=True, help="Keep the volume and the Secret, so that a later `up` reuses the data.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@handle_errors
+@yes_option()
 def down(name: str, keep_data: bool, yes: bool) -> None:
     """Remove the MySQL of kubernetes metadata store NAME (its registration stays).
 

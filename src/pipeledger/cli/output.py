@@ -1,22 +1,16 @@
-"""Shared CLI plumbing: the consoles, error handling, and formatting helpers."""
+"""Shared CLI plumbing: the consoles and formatting helpers (errors: :mod:`pipeledger.cli.errors`)."""
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-import click
 from rich.console import Console
 from rich.markup import escape
 
-from pipeledger.exceptions import PipeledgerError
 from pipeledger.orchestrators.progress import format_duration
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 STATUS_STYLES = {
     "running": "yellow",
@@ -35,28 +29,6 @@ def console() -> Console:
 def error_console() -> Console:
     """The console for errors (stderr)."""
     return Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-
-def handle_errors(func: F) -> F:
-    """Print pipeledger errors as one line on stderr and exit 1 (``--debug`` shows the traceback)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except Exception as exc:
-            ctx = click.get_current_context(silent=True)
-            if ctx is not None and ctx.find_root().params.get("debug"):
-                raise
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if not isinstance(exc, (PipeledgerError, OSError, ValueError)):
-                message = f"unexpected {type(exc).__name__}: {message} (run with --debug for the traceback)"
-            error_console().print(f"[bold red]Error:[/bold red] {esc(message)}", highlight=False, soft_wrap=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def esc(value: object) -> str:

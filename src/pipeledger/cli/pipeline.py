@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import compact_json, console, esc, handle_errors, status_text, when
+from pipeledger.cli import json_output
+from pipeledger.cli.options import json_option, limit_option
+from pipeledger.cli.output import compact_json, console, esc, status_text, when
 from pipeledger.client import Client
 
 
@@ -22,15 +24,9 @@ def pipeline_group() -> None:
 
 
 @pipeline_group.command("list")
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Show at most this many pipelines.",
-)
-@handle_errors
-def list_pipelines(limit: int) -> None:
+@limit_option(100, "pipelines", newest_first=False)
+@json_option()
+def list_pipelines(limit: int, as_json: bool) -> None:
     """List recorded pipelines with their run counts and latest run.
 
     \b
@@ -39,6 +35,14 @@ def list_pipelines(limit: int) -> None:
     """
     client = Client()
     pipelines = client.list_pipelines(limit=limit)
+    if as_json:
+        shown = []
+        for p in pipelines:
+            runs = client.list_runs(pipeline=p.name, limit=1)
+            count = client.store.count_runs(pipeline=p.name)
+            shown.append(json_output.pipeline_summary(p.name, p.id, count, runs[0] if runs else None))
+        json_output.print_json(shown)
+        return
     if not pipelines:
         console().print("No pipeline recorded yet: run one, e.g. python examples/quickstart.py")
         return
@@ -65,7 +69,6 @@ def list_pipelines(limit: int) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also draw the metrics over runs as a PNG, one panel per metric, failed runs marked (needs matplotlib).",
 )
-@handle_errors
 def metrics(pipeline: str, keys: tuple[str, ...], last: int | None, plot: Path | None) -> None:
     """Show the metrics a pipeline's steps logged, run by run (oldest first).
 

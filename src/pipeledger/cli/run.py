@@ -5,15 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.console import Console
 from rich.table import Table
 
+from pipeledger.cli import json_output
 from pipeledger.cli.lineage import render, write_or_print
+from pipeledger.cli.options import json_option, limit_option, pipeline_option
 from pipeledger.cli.output import (
     compact_json,
     console,
     duration,
+    error_console,
     esc,
-    handle_errors,
     status_text,
     when,
 )
@@ -45,18 +48,11 @@ def _resolve(client: Client, run: str | None) -> RunView:
 
 
 @run_group.command("list")
-@click.option("--pipeline", "-p", help="Only runs of this pipeline.")
+@pipeline_option()
 @click.option("--status", "-s", type=click.Choice(STATUSES), help="Only runs with this status.")
-@click.option(
-    "--limit",
-    "-n",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="Show at most this many runs (newest first).",
-)
-@handle_errors
-def list_runs(pipeline: str | None, status: str | None, limit: int) -> None:
+@limit_option(20, "runs")
+@json_option()
+def list_runs(pipeline: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """List runs, newest first.
 
     \b
@@ -68,6 +64,9 @@ def list_runs(pipeline: str | None, status: str | None, limit: int) -> None:
         client.get_pipeline(pipeline)  # a clear error for an unknown pipeline
     mark_crashed_runs(client.store)
     runs = client.list_runs(pipeline=pipeline, status=status, limit=limit)
+    if as_json:
+        json_output.print_json([json_output.run_summary(run) for run in runs])
+        return
     if not runs:
         console().print("No run matches.")
         return
@@ -92,8 +91,8 @@ def list_runs(pipeline: str | None, status: str | None, limit: int) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also draw the run's DAG with statuses into this file (.svg/.png need Graphviz; .html, .dot, .json).",
 )
-@handle_errors
-def show_run(run: str | None, show_cache: bool, graph_file: Path | None) -> None:
+@json_option()
+def show_run(run: str | None, show_cache: bool, graph_file: Path | None, as_json: bool) -> None:
     """Show a run: its steps, statuses, durations, parameters, outputs and metadata.
 
     RUN is a run name or id; without it, the latest run is shown.
@@ -104,6 +103,12 @@ def show_run(run: str | None, show_cache: bool, graph_file: Path | None) -> None
     """
     client = Client()
     view = _resolve(client, run)
+    if as_json:  # every step's cache explanation is in it: --cache adds nothing
+        _check_graph_file(graph_file)
+        json_output.print_json(json_output.run_detail(view))
+        if graph_file is not None:
+            _write_graph(view, graph_file, error_console())
+        return
     out = console()
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
@@ -161,16 +166,26 @@ def show_run(run: str | None, show_cache: bool, graph_file: Path | None) -> None
     if view.error:
         out.print(f"[bold red]error:[/bold red] {esc(view.error)}", highlight=False)
     if graph_file is not None:
-        fmt = graph_file.suffix.lstrip(".").lower()
-        if fmt not in ("svg", "png", "html", "dot", "json"):
-            raise PipeledgerError(f"--graph {graph_file}: use a .svg, .png, .html, .dot or .json file name")
-        write_or_print(render(view.graph(), fmt), graph_file, fmt)
+        _check_graph_file(graph_file)
+        _write_graph(view, graph_file, out)
+
+
+GRAPH_FORMATS = ("svg", "png", "html", "dot", "json")
+
+
+def _check_graph_file(graph_file: Path | None) -> None:
+    if graph_file is not None and graph_file.suffix.lstrip(".").lower() not in GRAPH_FORMATS:
+        raise PipeledgerError(f"--graph {graph_file}: use a .svg, .png, .html, .dot or .json file name")
+
+
+def _write_graph(view: RunView, graph_file: Path, notices: Console) -> None:
+    fmt = graph_file.suffix.lstrip(".").lower()
+    write_or_print(render(view.graph(), fmt), graph_file, fmt, notices)
 
 
 @run_group.command("logs")
 @click.argument("run")
 @click.argument("step", required=False)
-@handle_errors
 def run_logs(run: str, step: str | None) -> None:
     """Print what the steps of a run printed and logged.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import compact_json, console, esc, handle_errors
+from pipeledger.cli.output import compact_json, console, esc
 from pipeledger.cli.run import run_group
 from pipeledger.client import Client
 from pipeledger.reproduce import differences, load_pipeline, rerun
@@ -14,7 +14,6 @@ from pipeledger.reproduce import differences, load_pipeline, rerun
 @run_group.command("diff")
 @click.argument("run_a")
 @click.argument("run_b")
-@handle_errors
 def diff(run_a: str, run_b: str) -> None:
     """Show how two runs differ: parameters, code, environment, metrics and output contents.
 
@@ -37,7 +36,6 @@ def diff(run_a: str, run_b: str) -> None:
 @run_group.command("rerun")
 @click.argument("run")
 @click.option("--dry-run", is_flag=True, help="Only report the differences; do not run.")
-@handle_errors
 def rerun_command(run: str, dry_run: bool) -> None:
     """Run a recorded run's pipeline again with its recorded parameters and options.
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeledger.cli.output import console, handle_errors
+from pipeledger.cli.output import console
 from pipeledger.cli.run import run_group
 from pipeledger.client import Client
 from pipeledger.lineage.openlineage import post_events, run_events
@@ -21,7 +21,6 @@ from pipeledger.text import plural
 @click.option("--url", help="POST the events to this OpenLineage endpoint (e.g. Marquez: http://localhost:5000).")
 @click.option("--namespace", default="pipeledger", show_default=True, help="OpenLineage job namespace.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the events here.")
-@handle_errors
 def export_openlineage(run: str, url: str | None, namespace: str, output: Path | None) -> None:
     """Export a run's steps as OpenLineage RunEvents (START and COMPLETE/FAIL per step run).
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from pipeledger.cli.output import compact_json, console, esc, handle_errors
+from pipeledger.cli import json_output
+from pipeledger.cli.options import json_option
+from pipeledger.cli.output import compact_json, console, esc
 from pipeledger.stack.flavor import ComponentType
 from pipeledger.stack.manager import StackManager
 
@@ -26,7 +28,6 @@ def stack_group() -> None:
 @click.option("--artifact-store", "-a", default="default", show_default=True, help="Artifact store name.")
 @click.option("--metadata-store", "-m", default="default", show_default=True, help="Metadata store name.")
 @click.option("--set", "activate", is_flag=True, help="Also make it the active stack.")
-@handle_errors
 def register(name: str, orchestrator: str, artifact_store: str, metadata_store: str, activate: bool) -> None:
     """Register a stack NAME from registered components.
 
@@ -43,8 +44,8 @@ def register(name: str, orchestrator: str, artifact_store: str, metadata_store: 
 
 
 @stack_group.command("list")
-@handle_errors
-def list_stacks() -> None:
+@json_option()
+def list_stacks(as_json: bool) -> None:
     """List stacks; the active one is marked.
 
     \b
@@ -52,6 +53,14 @@ def list_stacks() -> None:
       pipeledger stack list
     """
     stacks, active = StackManager().list_stacks()
+    if as_json:
+        json_output.print_json(
+            [
+                json_output.stack_summary(name, {t: entry.component(t) for t in ComponentType}, name == active)
+                for name, entry in stacks
+            ]
+        )
+        return
     table = Table("active", "stack", "orchestrator", "artifact store", "metadata store")
     for name, entry in stacks:
         table.add_row(
@@ -66,8 +75,8 @@ def list_stacks() -> None:
 
 @stack_group.command("describe")
 @click.argument("name", required=False)
-@handle_errors
-def describe(name: str | None) -> None:
+@json_option()
+def describe(name: str | None, as_json: bool) -> None:
     """Show a stack's components with their flavors and configuration (secrets hidden).
 
     Without NAME, the active stack.
@@ -77,6 +86,9 @@ def describe(name: str | None) -> None:
       pipeledger stack describe prod
     """
     info = StackManager().describe_stack(name)
+    if as_json:  # configurations without secrets (run records keep the same snapshot)
+        json_output.print_json(info)
+        return
     table = Table("component", "name", "flavor", "configuration")
     for type_ in ComponentType:
         part = info[type_.value]
@@ -88,7 +100,6 @@ def describe(name: str | None) -> None:
 
 @stack_group.command("set")
 @click.argument("name")
-@handle_errors
 def set_active(name: str) -> None:
     """Make NAME the active stack: runs and `Client()` use it from now on.
 
@@ -101,7 +112,6 @@ def set_active(name: str) -> None:
 
 
 @stack_group.command("get")
-@handle_errors
 def get_active() -> None:
     """Print the active stack's name.
 
@@ -114,7 +124,6 @@ def get_active() -> None:
 
 @stack_group.command("delete")
 @click.argument("name")
-@handle_errors
 def delete(name: str) -> None:
     """Delete a stack's registration (its components stay). The default and the active stack
     cannot be deleted.
