@@ -170,7 +170,7 @@ def test_stores_sharing_an_artifact_store_keep_each_others_files(home: Path, mon
 
 def test_a_store_whose_id_was_changed_to_anothers_touches_none_of_its_files(home: Path) -> None:
     """Anyone who can write a database may set its store id to another store's (the directory
-    names show them): that store's ``owner.json`` holds a token they cannot see, so ``gc`` and
+    names show them): that store's ``.owner.json`` holds a token they cannot see, so ``gc`` and
     ``run delete`` leave its files alone and runs refuse to write there."""
     runner = CliRunner()
     assert runner.invoke(cli, ["metadata-store", "register", "second", "--flavor=sqlite"]).exit_code == 0
@@ -179,7 +179,7 @@ def test_a_store_whose_id_was_changed_to_anothers_touches_none_of_its_files(home
     victim_files = [Path(a.uri) for s in victim.steps.values() for a in s.outputs.values()]
     identity = sql_store().store_identity()
     assert identity is not None
-    owner_file = artifacts_root() / "stores" / identity.id / "owner.json"
+    owner_file = artifacts_root() / "stores" / identity.id / ".owner.json"
     assert json.loads(owner_file.read_text())["token"] == identity.token
     P.training.with_options(stack="second")(lr=0.7)
     from pipeledger.metadata_store.sql.schema import store_identity  # revision 0004
@@ -194,7 +194,7 @@ def test_a_store_whose_id_was_changed_to_anothers_touches_none_of_its_files(home
     assert runner.invoke(cli, ["stack", "set", "second"]).exit_code == 0
     code, out, err = invoke("gc", "--yes")
     assert code == 0, out + err
-    assert "is not this metadata store's (its owner.json is missing or holds another token)" in err
+    assert "is not this metadata store's (its .owner.json is missing or holds another token)" in err
     assert "Nothing to collect." in out and all(p.exists() for p in victim_files)
     with pytest.raises(RunFailedError, match="names another metadata store as the owner"):
         P.training(lr=0.9)
@@ -400,3 +400,25 @@ def split(release: str = "", saving: str = "") -> tuple[Annotated[list, "first"]
 @pipeline(name="two outputs")
 def two_outputs(release: str = "", saving: str = "") -> None:
     split(release=release, saving=saving)
+
+
+@pytest.mark.parametrize("name", ["owner.json", ".owner.json", "stores", ".tmp-x"])
+def test_no_pipeline_name_collides_with_the_stores_own_files(name: str) -> None:
+    """A pipeline's directory sits beside the store's owner file: no name can take its place
+    (path segments never start with a dot), and gc still sees the store as its own."""
+
+    @step
+    def emit() -> int:
+        return 1
+
+    @pipeline(name=name)
+    def named() -> None:
+        emit()
+
+    named()
+    named()  # the owner file was claimed by the first run and is read again
+    [run] = Client().get_pipeline(name).runs[:1]
+    assert run.steps["emit"].output.read() == 1
+    code, out, err = invoke("gc", "--keep-last", "1", "--yes")
+    assert (code, err) == (0, ""), out + err
+    assert "is not this metadata store's" not in out

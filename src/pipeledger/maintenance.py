@@ -34,7 +34,7 @@ def verified_owner(store: MetadataStore, artifact_store: ArtifactStore | None) -
     """The id of ``store`` if its ``stores/<id>/`` in ``artifact_store`` is its own, else None and
     why not (None too when the store has no id).
 
-    It is its own when its ``owner.json`` holds the token kept in the store's database (see
+    It is its own when its ``.owner.json`` holds the token kept in the store's database (see
     :meth:`ArtifactStore.claim`), or when it does not exist yet. A database whose id was
     changed to another store's cannot show that store's token: its files stay untouched.
     """
@@ -45,7 +45,7 @@ def verified_owner(store: MetadataStore, artifact_store: ArtifactStore | None) -
     if artifact_store.owner_token(identity.id) == identity.token or not artifact_store.fs.exists(directory):
         return identity.id, None
     return None, (
-        f"{artifact_store.uri_of(directory)} is not this metadata store's (its owner.json is missing or "
+        f"{artifact_store.uri_of(directory)} is not this metadata store's (its .owner.json is missing or "
         "holds another token): its files are left alone"
     )
 

@@ -330,7 +330,7 @@ class StoreIdentity:
     """Who a metadata store is, for the files it writes into an artifact store.
 
     ``id`` names its directory there (``stores/<id>/``); ``token`` is a secret kept in the
-    store's database and in that directory's ``owner.json``: a store deletes files there only
+    store's database and in that directory's ``.owner.json``: a store deletes files there only
     when the two match, so changing a database's id to another store's cannot reach that
     store's files."""
 

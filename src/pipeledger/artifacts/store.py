@@ -7,14 +7,14 @@ for a store without one)::
     <root>/stores/<owner>/<pipeline>/<run>-<run id>/<step>-<step run id>/<output>/<artifact id>/
     <root>/stores/<owner>/<pipeline>/<run>-<run id>/<step>-<step run id>/logs.txt
     <root>/stores/<owner>/<pipeline>/<run>-<run id>/<step>-<step run id>/.tmp-<artifact id>/
-    <root>/stores/<owner>/owner.json     the owning metadata store: its token and description
+    <root>/stores/<owner>/.owner.json     the owning metadata store: its token and description
 
 Names are made safe as path components and shortened; the ids make every path unique to
 the object recorded there (two runs or steps whose names look alike never share a file).
 An artifact is written into its ``.tmp-<artifact id>`` directory first and moved into place
 when complete, so a recorded artifact never points at half-written files. Each metadata
 store's files sit under its own ``stores/<owner>/`` directory, so ``gc`` can tell its own
-files from another store's when several stores share one artifact store; ``owner.json``
+files from another store's when several stores share one artifact store; ``.owner.json``
 holds a secret token kept in the metadata store's database too, and a store removes files
 there only when the two match.
 
@@ -59,7 +59,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 #: The directory, under ``stores/``, of the files of metadata stores without an id.
 SHARED_OWNER = "shared"
 #: In ``stores/<id>/``: which metadata store owns the directory (see :meth:`ArtifactStore.claim`).
-OWNER_FILE = "owner.json"
+OWNER_FILE = ".owner.json"
 
 
 def path_segment(name: str, limit: int = 100) -> str:
@@ -106,11 +106,11 @@ class ArtifactStore:
         return f"<ArtifactStore {self.name} {self.root}>"
 
     def claim(self, identity: StoreIdentity, description: Mapping[str, Any]) -> None:
-        """Make ``stores/<id>/`` the metadata store ``identity``'s: write its ``owner.json`` (the
+        """Make ``stores/<id>/`` the metadata store ``identity``'s: write its ``.owner.json`` (the
         token, and for people which store it is) unless it exists. Checked once per process.
 
         Raises:
-            ArtifactStoreOwnerError: ``owner.json`` holds another token: another metadata store
+            ArtifactStoreOwnerError: ``.owner.json`` holds another token: another metadata store
                 owns the directory (this database's id was copied or changed).
         """
         if identity.id in self._claimed:
@@ -135,7 +135,7 @@ class ArtifactStore:
         self._claimed.add(identity.id)
 
     def owner_token(self, owner: str) -> str | None:
-        """The token in ``stores/<owner>/owner.json``; None if it is missing or unreadable."""
+        """The token in ``stores/<owner>/.owner.json``; None if it is missing or unreadable."""
         try:
             with self.fs.open(f"{self.root}/stores/{owner}/{OWNER_FILE}", "r", encoding="utf-8") as f:
                 token = json.load(f).get("token")

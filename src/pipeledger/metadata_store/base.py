@@ -357,7 +357,7 @@ class MetadataStore(abc.ABC):
 
         Artifacts and logs go under ``stores/<id>/`` in the artifact store, and ``gc`` treats
         only files there as its own (an artifact store may be shared by several metadata
-        stores), once that directory's ``owner.json`` holds the same token. The SQL stores keep
+        stores), once that directory's ``.owner.json`` holds the same token. The SQL stores keep
         both in their ``store_identity`` table. The default, None, is for a store that cannot
         keep one (ML Metadata): its files go under ``stores/shared/`` and ``gc`` never collects
         them as orphans.

@@ -1,7 +1,7 @@
 """The store's identity: one row holding an id unique to this database and a secret token.
 
 The artifact store keeps the files a metadata store writes under ``stores/<id>/`` (with
-the token in ``stores/<id>/owner.json``), so that ``gc`` collects as orphans only files of
+the token in ``stores/<id>/.owner.json``), so that ``gc`` collects as orphans only files of
 its own store (several stores may share an artifact store). Upgrading an existing
 database gives it a fresh id; its artifacts keep their recorded URIs (the old layout
 stays readable).
