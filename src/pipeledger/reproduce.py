@@ -175,7 +175,14 @@ def _unmain(qualified: str, script: str) -> str:
 
 def rerun(run: RunView, *, report: Any = print) -> RunView:
     """Run ``run``'s pipeline again with its recorded parameters and options, after reporting
-    (through ``report``) every difference in code and environment."""
+    (through ``report``) every difference in code and environment; returns the new run.
+
+    Exported as ``pipeledger.rerun``: a rerun starts from the execution side, which reads the
+    recorded run through the client (the client never imports execution code)::
+
+        import pipeledger
+        again = pipeledger.rerun(pipeledger.Client().get_run("training-3"))
+    """
     pipeline = load_pipeline(run)
     changes = differences(run, pipeline)
     if changes:
