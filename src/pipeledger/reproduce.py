@@ -29,7 +29,7 @@ def load_pipeline(run: RunView) -> Pipeline:
     """The pipeline object that made ``run``, found without running any pipeline.
 
     Where it looks, in order: a module already loaded from the run's recorded source file
-    (in the process that made the run, e.g. a script calling ``run.reproduce()``, that is
+    (in the process that made the run, e.g. a script calling ``pipeledger.rerun(run)``, that is
     the script itself: nothing is loaded again), or, if that file is gone, the loaded module
     of the recorded name; the module named by the recorded
     entrypoint, imported, if it is that file (or if the file is gone, e.g. an installed
