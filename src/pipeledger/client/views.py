@@ -1,6 +1,7 @@
 """Read-only views of what the metadata store recorded: Pipeline -> Run -> Step -> Artifact.
 
-Views are lazy: each loads what it shows on first access, and a run loads the
+Each view is a :class:`~pipeledger.client.base.View` (parent, children by name, a repr
+that reads it back). Views are lazy: each loads what it shows on first access, and a run loads the
 inputs, outputs and metadata of all its steps in one query each (no query per
 step). Names that do not exist raise :class:`~pipeledger.exceptions.NotFoundError`
 (a ``KeyError``) listing those that do.
