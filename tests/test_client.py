@@ -12,17 +12,47 @@ def test_navigation_and_reprs() -> None:
     run = P.training()
     client = Client()
     pipeline = client.get_pipeline("training")
-    assert repr(pipeline) == "<Pipeline training>"
+    assert repr(pipeline) == "Client().get_pipeline('training')"
     assert pipeline.docstring == "Load, train, evaluate."
-    assert repr(run) == "<Run training/training-1 completed>"
+    assert repr(run) == "Client().get_run('training-1')"
     step = run.steps["train"]
-    assert repr(step) == "<Step train completed>"
-    assert repr(step.outputs["model"]).startswith("<Artifact ")
+    assert repr(step) == "Client().get_run('training-1')['train']"
+    model = step.outputs["model"]
+    assert repr(model) == f"Client().get_artifact({model.id!r})"
+    # every repr is code that reads the same object back
+    for view in (pipeline, run, step, model):
+        again = eval(repr(view), {"Client": Client})
+        assert (type(again), again.id) == (type(view), view.id)
     assert step.run.id == run.id
     assert run.pipeline.name == "training"
     assert [p.name for p in client.list_pipelines()] == ["training"]
     assert client.get_artifact(step.outputs["model"].id).read() == {"w": 0.01, "n": 4}
     assert client.get_step_run(step.id).name == "train"
+
+
+def test_every_level_says_its_parent_and_children() -> None:
+    run = P.training()
+    pipeline = Client().get_pipeline("training")
+    step = run["train"]
+    model = step["model"]
+    assert pipeline.parent is None
+    assert run.parent.name == "training"
+    assert step.parent.id == run.id
+    assert model.parent is not None and model.parent.id == step.id
+    assert pipeline["training-1"].id == run.id
+    assert [s.name for s in run] == run.step_names
+    assert [a.id for a in step] == [a.id for a in step.outputs.values()]
+    assert [r.name for r in pipeline] == ["training-1"]
+    assert list(model) == []
+    assert "train" in run and "nope" not in run and "model" in step and 3 not in step
+    with pytest.raises(KeyError, match="no step named 'nope' in run 'training-1'; steps: load, train, evaluate"):
+        run["nope"]
+    with pytest.raises(KeyError, match="no output named 'nope' in step 'train'; outputs: model"):
+        step["nope"]
+    with pytest.raises(KeyError, match="an artifact is a leaf"):
+        model["x"]
+    with pytest.raises(KeyError, match="nope"):
+        pipeline["nope"]
 
 
 def test_runs_sequence_is_paged_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:

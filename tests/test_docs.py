@@ -81,7 +81,7 @@ def run(command: str, where: str) -> None:
 def test_examples_run_as_a_script(doc: Path, tmp_path: Path) -> None:
     """The document pasted into one file runs with ``python file.py``: its Python blocks, and its
     ``$ pipeledger ...`` lines as in-process CLI calls where they stand. The module is then
-    ``__main__`` (e.g. ``run.reproduce()`` and ``run rerun`` in it must not run the script again)."""
+    ``__main__`` (e.g. ``pipeledger.rerun(run)`` and ``run rerun`` in it must not run the script again)."""
     lines: list[str] = []
     for language, code, line in blocks(doc):
         if language not in ("python", "console"):

@@ -30,3 +30,9 @@ def test_every_error_is_a_pipeledger_error() -> None:
         ):
             assert issubclass(obj, exceptions.PipeledgerError), name
             assert name in (exceptions.__doc__ or ""), f"{name} is missing from the error tree drawing"
+
+
+def test_rerun_is_started_from_the_execution_side() -> None:
+    from pipeledger.reproduce import rerun
+
+    assert pipeledger.rerun is rerun

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import pipeledger
 from pipeledger import Client, PipeledgerError
 from pipeledger.cli.main import cli
 from pipeledger.reproduce import differences, load_pipeline
@@ -143,9 +144,18 @@ def test_reproduce_from_the_api_after_a_commit(project) -> None:  # type: ignore
     git(repo, "commit", "-q", "-m", "notes")
     found = differences(run, load_pipeline(run))
     assert len(found) == 1 and found[0].startswith("git commit ")
-    again = run.reproduce()
+    again = pipeledger.rerun(run)
     assert again.status == "completed" and again.parameters == {"lr": 0.3}
     assert all(step.is_cached for step in again.steps.values())  # same code, data and parameters
+
+
+def test_run_reproduce_is_deprecated_and_still_reruns(project) -> None:  # type: ignore[no-untyped-def]
+    _, _, module, _ = project
+    run = importlib.import_module(module).flow(lr=0.3)
+    with pytest.warns(DeprecationWarning, match=r"use pipeledger\.rerun\(run\)"):
+        again = run.reproduce()
+    assert again.status == "completed" and again.parameters == {"lr": 0.3}
+    assert again.tags == [f"rerun-of:{run.name}"]
 
 
 def test_run_diff_and_metrics_over_time(project) -> None:  # type: ignore[no-untyped-def]
@@ -311,7 +321,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-from pipeledger import pipeline, step
+from pipeledger import pipeline, rerun, step
 
 from {helpers} import scale
 
@@ -348,7 +358,7 @@ with open(Path(__file__).with_suffix(".ran"), "a") as f:
     f.write("ran\\n")
 first = scripted(lr=0.5)
 if "--reproduce" in sys.argv:
-    again = first.reproduce()
+    again = rerun(first)
     assert all(s.is_cached for s in again.steps.values()), again.steps
     assert again.steps["train"].cache_key == first.steps["train"].cache_key
     print(again.name)

@@ -2,7 +2,7 @@
 
 The public API::
 
-    from pipeledger import step, pipeline, Client, log_metadata
+    from pipeledger import step, pipeline, Client, log_metadata, rerun
 """
 
 from pipeledger.artifacts.materializers import Materializer, register_materializer
@@ -26,6 +26,7 @@ from pipeledger.exceptions import (
 )
 from pipeledger.models import Status
 from pipeledger.pipelines import Pipeline, pipeline
+from pipeledger.reproduce import rerun
 from pipeledger.steps import Step, step
 
 __version__ = "0.1.0"  # the one place the version is defined (pyproject.toml reads it)
@@ -60,5 +61,6 @@ __all__ = [
     "log_metadata",
     "pipeline",
     "register_materializer",
+    "rerun",
     "step",
 ]

@@ -9,11 +9,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeledger.exceptions import NotFoundError, PipeledgerError
-from pipeledger.models import JSON, MetricPoint, Status
+from pipeledger.models import (
+    JSON,
+    Direction,
+    EntityKind,
+    MetricPoint,
+    RunRecord,
+    Status,
+    StepRunRecord,
+    shown_run_status,
+)
 from pipeledger.text import agree
 
 if TYPE_CHECKING:
-    from pipeledger.client.views import RunView
     from pipeledger.metadata_store.base import MetadataStore
 
 UNSUCCESSFUL = (Status.FAILED, Status.CRASHED)
@@ -78,12 +86,10 @@ def metric_history(
     Raises:
         NotFoundError: an unknown pipeline or metric key (see :func:`metric_points`).
     """
-    from pipeledger.client.views import RunView
-
     records = metrics_table(metric_points(store, pipeline, keys, last))
     if records:
         runs = store.list_runs(pipeline=pipeline, since=min(r["start_time"] for r in records), limit=None)
-        statuses = {r.name: RunView(r, store).status for r in runs}
+        statuses = {r.name: shown_run_status(r.status, r.heartbeat_at) for r in runs}
         for record in records:
             record["status"] = statuses.get(record["run"])
     columns = [c for c in dict.fromkeys(k for r in records for k in r) if c not in ("run", "start_time", "status")]
@@ -180,9 +186,34 @@ def _short(value: Any) -> JSON:
     return value
 
 
-def diff_runs(a: RunView, b: RunView) -> list[Difference]:
-    """Parameter, code, environment, metric and output-content differences between two runs."""
+@dataclass(frozen=True)
+class _RunFacts:
+    """What a comparison reads of one run: its record, and per step name its record, metadata and
+    output content hashes (three store calls for the whole run)."""
+
+    run: RunRecord
+    steps: dict[str, StepRunRecord]
+    metadata: dict[str, dict[str, JSON]]
+    outputs: dict[str, dict[str, str | None]]
+
+
+def _facts(store: MetadataStore, run: RunRecord) -> _RunFacts:
+    steps = {s.name: s for s in store.list_step_runs(run.id)}
+    ids = [s.id for s in steps.values()]
+    metadata = store.get_metadata(EntityKind.STEP_RUN, ids)
+    outputs: dict[str, dict[str, str | None]] = {}
+    for edge in store.list_step_io(ids):
+        if edge.direction is Direction.OUTPUT:
+            outputs.setdefault(edge.step_run_id, {})[edge.name] = edge.artifact.content_hash
+    return _RunFacts(run, steps, metadata, outputs)
+
+
+def diff_runs(store: MetadataStore, a_run: RunRecord, b_run: RunRecord) -> list[Difference]:
+    """Parameter, code, environment, metric and output-content differences between two runs
+    read from ``store`` (``RunView.diff`` calls this)."""
     found: list[Difference] = []
+    fa, fb = _facts(store, a_run), _facts(store, b_run)
+    a, b = a_run, b_run
 
     def compare(section: str, left: dict[str, Any], right: dict[str, Any], prefix: str = "") -> None:
         for key in sorted(set(left) | set(right)):
@@ -191,25 +222,21 @@ def diff_runs(a: RunView, b: RunView) -> list[Difference]:
                 found.append(Difference(section, prefix + key, _short(lv), _short(rv)))
 
     compare("parameters", a.parameters, b.parameters, "pipeline ")
-    a_steps, b_steps = a.steps, b.steps
+    a_steps, b_steps = fa.steps, fb.steps
     for name in sorted(set(a_steps) | set(b_steps)):
         if name not in a_steps or name not in b_steps:
             found.append(Difference("steps", name, name in a_steps, name in b_steps))
             continue
-        compare("parameters", a_steps[name].parameters, b_steps[name].parameters, f"{name} ")
+        sa, sb = a_steps[name], b_steps[name]
+        compare("parameters", sa.parameters, sb.parameters, f"{name} ")
         compare(
             "code",
-            dict(a_steps[name].cache_components.get("code") or {}),
-            dict(b_steps[name].cache_components.get("code") or {}),
+            dict((sa.cache_components or {}).get("code") or {}),
+            dict((sb.cache_components or {}).get("code") or {}),
             "source of ",
         )
-        compare("metrics", a_steps[name].metadata, b_steps[name].metadata, f"{name}.")
-        compare(
-            "outputs",
-            {k: v.content_hash for k, v in a_steps[name].outputs.items()},
-            {k: v.content_hash for k, v in b_steps[name].outputs.items()},
-            f"content of {name}.",
-        )
+        compare("metrics", fa.metadata.get(sa.id, {}), fb.metadata.get(sb.id, {}), f"{name}.")
+        compare("outputs", fa.outputs.get(sa.id, {}), fb.outputs.get(sb.id, {}), f"content of {name}.")
     compare(
         "code",
         {

@@ -29,7 +29,7 @@ def load_pipeline(run: RunView) -> Pipeline:
     """The pipeline object that made ``run``, found without running any pipeline.
 
     Where it looks, in order: a module already loaded from the run's recorded source file
-    (in the process that made the run, e.g. a script calling ``run.reproduce()``, that is
+    (in the process that made the run, e.g. a script calling ``pipeledger.rerun(run)``, that is
     the script itself: nothing is loaded again), or, if that file is gone, the loaded module
     of the recorded name; the module named by the recorded
     entrypoint, imported, if it is that file (or if the file is gone, e.g. an installed
@@ -175,7 +175,14 @@ def _unmain(qualified: str, script: str) -> str:
 
 def rerun(run: RunView, *, report: Any = print) -> RunView:
     """Run ``run``'s pipeline again with its recorded parameters and options, after reporting
-    (through ``report``) every difference in code and environment."""
+    (through ``report``) every difference in code and environment; returns the new run.
+
+    Exported as ``pipeledger.rerun``: a rerun starts from the execution side, which reads the
+    recorded run through the client (the client never imports execution code)::
+
+        import pipeledger
+        again = pipeledger.rerun(pipeledger.Client().get_run("training-3"))
+    """
     pipeline = load_pipeline(run)
     changes = differences(run, pipeline)
     if changes:

@@ -1,6 +1,7 @@
 """Read-only views of what the metadata store recorded: Pipeline -> Run -> Step -> Artifact.
 
-Views are lazy: each loads what it shows on first access, and a run loads the
+Each view is a :class:`~pipeledger.client.base.View` (parent, children by name, a repr
+that reads it back). Views are lazy: each loads what it shows on first access, and a run loads the
 inputs, outputs and metadata of all its steps in one query each (no query per
 step). Names that do not exist raise :class:`~pipeledger.exceptions.NotFoundError`
 (a ``KeyError``) listing those that do.
@@ -8,22 +9,31 @@ step). Names that do not exist raise :class:`~pipeledger.exceptions.NotFoundErro
 
 from __future__ import annotations
 
-import html
-from collections.abc import Iterator, Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from pipeledger.artifacts.materializers import default_registry
 from pipeledger.artifacts.store import read_artifact, read_text
+from pipeledger.client.base import NamedMapping, View
+from pipeledger.client.html_repr import run_html, step_html
 from pipeledger.exceptions import NotFoundError, PipeledgerError
+from pipeledger.lineage.graph import (
+    LineageGraph,
+    artifact_node,
+    from_record,
+    lineage_step,
+    run_graph,
+    step_artifacts,
+    step_node,
+)
 from pipeledger.models import (
     JSON,
     ArtifactRecord,
     Direction,
     EntityKind,
-    LineageRecord,
-    LineageStep,
     PipelineRecord,
     RunRecord,
     Status,
@@ -32,55 +42,23 @@ from pipeledger.models import (
     shown_run_status,
     shown_step_status,
 )
-from pipeledger.models import LineageEdge as LineageEdgeRecord
 
 if TYPE_CHECKING:
     from pipeledger.comparison import Difference
-    from pipeledger.lineage.graph import LineageGraph
     from pipeledger.metadata_store.base import MetadataStore
-
-V = TypeVar("V")
-
-
-class NamedMapping(Mapping[str, V]):
-    """An ordered read-only mapping whose missing keys raise a NotFoundError listing the keys."""
-
-    def __init__(self, items: dict[str, V], what: str, where: str) -> None:
-        self._items = items
-        self._what = what
-        self._where = where
-
-    def __getitem__(self, key: str) -> V:
-        try:
-            return self._items[key]
-        except KeyError:
-            known = ", ".join(self._items) or "none"
-            raise NotFoundError(f"no {self._what} named {key!r} in {self._where}; {self._what}s: {known}") from None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f"{{{', '.join(f'{k!r}: {v!r}' for k, v in self._items.items())}}}"
 
 
 def _duration(start: datetime | None, end: datetime | None) -> timedelta | None:
     return end - start if start and end else None
 
 
-class PipelineView:
-    """A pipeline and its runs.
+class PipelineView(View[PipelineRecord, "RunView"]):
+    """A pipeline and its runs: ``p["training-3"]`` is a run, ``for run in p`` iterates them oldest
+    first.
 
     >>> p = Client().get_pipeline("training")      # doctest: +SKIP
     >>> p.latest_run.status                        # doctest: +SKIP
     """
-
-    def __init__(self, record: PipelineRecord, store: MetadataStore) -> None:
-        self._record = record
-        self._store = store
 
     @property
     def id(self) -> str:
@@ -149,8 +127,19 @@ class PipelineView:
         """Names of the pipeline's runs, newest first."""
         return self._store.list_run_names(pipeline=self.name, limit=limit)
 
+    @property
+    def parent(self) -> None:
+        """A pipeline is the top level: None."""
+        return None
+
+    def _child(self, name: str) -> RunView:
+        return self.get_run(name)
+
+    def _children(self) -> Iterator[RunView]:
+        return iter(self.runs)
+
     def __repr__(self) -> str:
-        return f"<Pipeline {self.name}>"
+        return f"Client().get_pipeline({self.name!r})"
 
 
 class RunSequence(Sequence["RunView"]):
@@ -204,33 +193,84 @@ class RunSequence(Sequence["RunView"]):
         return f"<runs of {self._pipeline}: {len(self)}>"
 
 
-class RunView:
-    """One run of a pipeline: its status, configuration, environment and steps."""
-
-    def __init__(self, record: RunRecord, store: MetadataStore) -> None:
-        self._record = record
-        self._store = store
+class RunView(View[RunRecord, "StepView"]):
+    """One run of a pipeline: its status, configuration, environment and steps
+    (``run["train"]`` is a step, ``for step in run`` iterates them in the order they ran)."""
 
     @property
-    def record(self) -> RunRecord:
-        """The underlying record."""
-        return self._record
+    def id(self) -> str:
+        """The run's id."""
+        return self._record.id
 
-    id = property(lambda self: self._record.id, doc="The run's id.")
-    name = property(lambda self: self._record.name, doc="The run's unique name.")
-    number = property(lambda self: self._record.number, doc="The run's number in its pipeline.")
-    pipeline_name = property(lambda self: self._record.pipeline_name, doc="Its pipeline's name.")
-    start_time = property(lambda self: self._record.start_time, doc="When the run started (UTC).")
-    end_time = property(lambda self: self._record.end_time, doc="When it ended (None if running).")
-    parameters = property(lambda self: self._record.parameters, doc="The pipeline's parameters.")
-    config = property(lambda self: self._record.config, doc="Resolved configuration: options and the step graph.")
-    environment = property(lambda self: self._record.environment, doc="Python, platform and package versions.")
-    stack = property(lambda self: self._record.stack, doc="Snapshot of the stack it ran on.")
-    git_sha = property(lambda self: self._record.git_sha, doc="Git commit of the pipeline's code.")
-    git_dirty = property(lambda self: self._record.git_dirty, doc="Whether the git tree had uncommitted changes.")
-    code_hash = property(lambda self: self._record.code_hash, doc="Hash of the pipeline's and steps' source.")
-    error = property(lambda self: self._record.error, doc="Why the run failed, if it did.")
-    tags = property(lambda self: self._record.tags, doc="Tags given with ``with_options(tags=...)``.")
+    @property
+    def name(self) -> str:
+        """The run's unique name."""
+        return self._record.name
+
+    @property
+    def number(self) -> int:
+        """The run's number in its pipeline."""
+        return self._record.number
+
+    @property
+    def pipeline_name(self) -> str:
+        """Its pipeline's name."""
+        return self._record.pipeline_name
+
+    @property
+    def start_time(self) -> datetime:
+        """When the run started (UTC)."""
+        return self._record.start_time
+
+    @property
+    def end_time(self) -> datetime | None:
+        """When it ended (None if running)."""
+        return self._record.end_time
+
+    @property
+    def parameters(self) -> dict[str, JSON]:
+        """The pipeline's parameters."""
+        return self._record.parameters
+
+    @property
+    def config(self) -> dict[str, JSON]:
+        """Resolved configuration: options and the step graph."""
+        return self._record.config
+
+    @property
+    def environment(self) -> dict[str, JSON]:
+        """Python, platform and package versions."""
+        return self._record.environment
+
+    @property
+    def stack(self) -> dict[str, JSON]:
+        """Snapshot of the stack it ran on."""
+        return self._record.stack
+
+    @property
+    def git_sha(self) -> str | None:
+        """Git commit of the pipeline's code."""
+        return self._record.git_sha
+
+    @property
+    def git_dirty(self) -> bool | None:
+        """Whether the git tree had uncommitted changes."""
+        return self._record.git_dirty
+
+    @property
+    def code_hash(self) -> str | None:
+        """Hash of the pipeline's and steps' source."""
+        return self._record.code_hash
+
+    @property
+    def error(self) -> str | None:
+        """Why the run failed, if it did."""
+        return self._record.error
+
+    @property
+    def tags(self) -> list[str]:
+        """Tags given with ``with_options(tags=...)``."""
+        return self._record.tags
 
     @property
     def status(self) -> Status:
@@ -295,48 +335,25 @@ class RunView:
     def graph(self) -> LineageGraph:
         """The run's DAG: its step runs (and steps that did not run) with the artifacts they
         consumed and produced."""
-        from pipeledger.lineage.graph import LineageEdge, LineageNode, from_record
-
-        steps: dict[str, LineageStep] = {}
-        arts: dict[str, ArtifactRecord] = {}
-        edges: list[LineageEdgeRecord] = []
-        for record in self._step_records:
-            steps[record.id] = _lineage_step(record, self._record)
-            for edge in self._io.get(record.id, []):
-                arts[edge.artifact.id] = edge.artifact
-                edges.append(LineageEdgeRecord(record.id, edge.artifact.id, edge.direction, edge.name))
-        graph = from_record(LineageRecord(arts, steps, edges), store=self._store)
-        recorded = {s.name for s in steps.values()}
-        missing = [
-            LineageNode(f"not-run:{name}", "step", name, {"status": "not run", "run": self.name})
-            for name in self.config.get("steps", {})
-            if name not in recorded
-        ]
-        by_name = {n.name: n.id for n in graph.steps}
-        by_name.update({n.name: n.id for n in missing})
-        extra_edges = []
-        for name in (n.name for n in missing):
-            for upstream in self.config["steps"][name].get("upstream", []):
-                if upstream in by_name:
-                    extra_edges.append(LineageEdge(by_name[upstream], by_name[name], "consumed", "not run"))
-        return type(graph)([*graph.nodes, *missing], [*graph.edges, *extra_edges], None, self._store)
+        edges = [edge for record in self._step_records for edge in self._io.get(record.id, [])]
+        return run_graph(self._record, self._step_records, edges, self._store)
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{html.escape(s.name)}</td><td>{s.status.value}</td>"
-            f"<td>{s.duration.total_seconds() if s.duration else ''}</td>"
-            f"<td>{html.escape(', '.join(s.outputs))}</td></tr>"
-            for s in self.steps.values()
-        )
-        return (
-            f"<div><b>{html.escape(self.pipeline_name)}</b> run <b>{html.escape(self.name)}</b> "
-            f"{self.status.value}<table><tr><th>step</th><th>status</th><th>seconds</th><th>outputs</th></tr>"
-            f"{rows}</table>{self.graph()._repr_html_()}</div>"
-        )
+        return run_html(self)
 
     def reproduce(self) -> RunView:
-        """Run this run's pipeline again with the recorded parameters and options, after
-        printing each difference between the recorded and the current code and environment."""
+        """Deprecated: use ``pipeledger.rerun(run)``, which this calls (warning once per call site).
+
+        Runs this run's pipeline again with the recorded parameters and options, after printing
+        each difference between the recorded and the current code and environment.
+        """
+        warnings.warn(
+            "run.reproduce() is deprecated: use pipeledger.rerun(run) (the read side no longer starts runs)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        # The one import of execution code from the read side, allowed by name in the import
+        # contracts (pyproject.toml) until this method is removed.
         from pipeledger.reproduce import rerun
 
         return rerun(self)
@@ -345,18 +362,30 @@ class RunView:
         """Parameter, code, environment, metric and output-content differences with ``other``."""
         from pipeledger.comparison import diff_runs
 
-        return diff_runs(self, other)
+        return diff_runs(self._store, self._record, other.record)
 
     def refresh(self) -> RunView:
         """A fresh view of this run, re-read from the store."""
         return RunView(self._store.get_run(self.id), self._store)
 
+    @property
+    def parent(self) -> PipelineView:
+        """The pipeline this run belongs to (as :attr:`pipeline`)."""
+        return self.pipeline
+
+    def _child(self, name: str) -> StepView:
+        return self.steps[name]
+
+    def _children(self) -> Iterator[StepView]:
+        return iter(self.steps.values())
+
     def __repr__(self) -> str:
-        return f"<Run {self.pipeline_name}/{self.name} {self.status}>"
+        return f"Client().get_run({self.name!r})"
 
 
-class StepView:
-    """One step run: what it consumed, produced, logged, and how it ended."""
+class StepView(View[StepRunRecord, "ArtifactView"]):
+    """One step run: what it consumed, produced, logged, and how it ended (``step["model"]`` is
+    an output, ``for artifact in step`` iterates the outputs)."""
 
     def __init__(
         self,
@@ -367,23 +396,65 @@ class StepView:
         io: list[StepIO] | None = None,
         metadata: Any = None,
     ) -> None:
-        self._record = record
-        self._store = store
+        super().__init__(record, store)
         self._run = run
         self._io_list = io
         self._metadata_loader = metadata
 
-    id = property(lambda self: self._record.id, doc="The step run's id.")
-    name = property(lambda self: self._record.name, doc="The step's name in its pipeline.")
-    entrypoint = property(lambda self: self._record.entrypoint, doc="Import path of the step function.")
-    docstring = property(lambda self: self._record.docstring, doc="The step function's docstring.")
-    parameters = property(lambda self: self._record.parameters, doc="Parameter values it ran with.")
-    config = property(lambda self: self._record.config, doc="Its recorded configuration.")
-    source_hash = property(lambda self: self._record.source_hash, doc="sha256 of its source.")
-    cache_key = property(lambda self: self._record.cache_key, doc="Its cache key, if computed.")
-    start_time = property(lambda self: self._record.start_time, doc="When it started (UTC).")
-    end_time = property(lambda self: self._record.end_time, doc="When it ended.")
-    error = property(lambda self: self._record.error, doc="Traceback text if it failed.")
+    @property
+    def id(self) -> str:
+        """The step run's id."""
+        return self._record.id
+
+    @property
+    def name(self) -> str:
+        """The step's name in its pipeline."""
+        return self._record.name
+
+    @property
+    def entrypoint(self) -> str | None:
+        """Import path of the step function."""
+        return self._record.entrypoint
+
+    @property
+    def docstring(self) -> str | None:
+        """The step function's docstring."""
+        return self._record.docstring
+
+    @property
+    def parameters(self) -> dict[str, JSON]:
+        """Parameter values it ran with."""
+        return self._record.parameters
+
+    @property
+    def config(self) -> dict[str, JSON]:
+        """Its recorded configuration."""
+        return self._record.config
+
+    @property
+    def source_hash(self) -> str | None:
+        """sha256 of its source."""
+        return self._record.source_hash
+
+    @property
+    def cache_key(self) -> str | None:
+        """Its cache key, if computed."""
+        return self._record.cache_key
+
+    @property
+    def start_time(self) -> datetime:
+        """When it started (UTC)."""
+        return self._record.start_time
+
+    @property
+    def end_time(self) -> datetime | None:
+        """When it ended."""
+        return self._record.end_time
+
+    @property
+    def error(self) -> str | None:
+        """Traceback text if it failed."""
+        return self._record.error
 
     @property
     def entrypoint_name(self) -> str | None:
@@ -447,12 +518,8 @@ class StepView:
         return self._io_list
 
     def _artifacts(self, direction: Direction) -> NamedMapping[ArtifactView]:
-        items = {e.name: ArtifactView(e.artifact, self._store) for e in self._edges if e.direction is direction}
-        key = "outputs" if direction is Direction.OUTPUT else "inputs"
-        order = list(self.config.get(key) or [])
-        items = dict(
-            sorted(items.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0]))
-        )
+        records = step_artifacts(self._record, self._edges, direction)
+        items = {name: ArtifactView(record, self._store) for name, record in records.items()}
         return NamedMapping(items, str(direction), f"step {self.name!r}")
 
     @cached_property
@@ -498,50 +565,81 @@ class StepView:
     def lineage(self, direction: str = "upstream", depth: int | None = None) -> LineageGraph:
         """The lineage around this step run: its inputs' ancestry (``upstream``), its outputs'
         descendants (``downstream``) or ``both``, across runs; one SQL statement."""
-        from pipeledger.lineage.graph import from_record, step_node
-
         record = self._store.lineage(step_run_id=self.id, direction=direction, depth=depth)
-        me = step_node(_lineage_step(self._record, self.run.record))
+        me = step_node(lineage_step(self._record, self.run.record))
         return from_record(record, root=self.id, extra=[me], store=self._store)
 
     def _repr_html_(self) -> str:
-        facts = {
-            "step": self.name,
-            "status": self.status.value,
-            "run": self.run.name,
-            "duration (s)": self.duration.total_seconds() if self.duration else "",
-            "parameters": self.parameters,
-            "inputs": ", ".join(self.inputs),
-            "outputs": ", ".join(self.outputs),
-            "metadata": self.metadata,
-            "cache": self.cache_explanation,
-        }
-        rows = "".join(f"<tr><th>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
-        return f"<table>{rows}</table>"
+        return step_html(self)
+
+    @property
+    def parent(self) -> RunView:
+        """The run this step belongs to (as :attr:`run`)."""
+        return self.run
+
+    def _child(self, name: str) -> ArtifactView:
+        return self.outputs[name]
+
+    def _children(self) -> Iterator[ArtifactView]:
+        return iter(self.outputs.values())
 
     def __repr__(self) -> str:
-        return f"<Step {self.name} {self.status}>"
+        return f"{self.run!r}[{self.name!r}]"
 
 
-class ArtifactView:
-    """An artifact: where it is stored, what it holds, who produced it."""
+class ArtifactView(View[ArtifactRecord, Any]):
+    """An artifact: where it is stored, what it holds, who produced it. An artifact is a leaf:
+    it has no children to look up (read its value with :meth:`read`)."""
 
-    def __init__(self, record: ArtifactRecord, store: MetadataStore) -> None:
-        self._record = record
-        self._store = store
+    @property
+    def id(self) -> str:
+        """The artifact's id."""
+        return self._record.id
 
-    id = property(lambda self: self._record.id, doc="The artifact's id.")
-    uri = property(lambda self: self._record.uri, doc="Where its files are.")
-    type = property(lambda self: self._record.type, doc='Its kind ("Data", "Dataset", "Model").')
-    data_type = property(lambda self: self._record.data_type, doc="Import path of the value's type.")
-    materializer = property(
-        lambda self: self._record.materializer, doc="Import path of the materializer that wrote it."
-    )
-    materializer_version = property(lambda self: self._record.materializer_version, doc="Version of that materializer.")
-    content_hash = property(lambda self: self._record.content_hash, doc="sha256 of its files (names and contents).")
-    size = property(lambda self: self._record.size, doc="Total size of its files in bytes.")
-    created_at = property(lambda self: self._record.created_at, doc="When it was recorded.")
-    artifact_store = property(lambda self: self._record.artifact_store, doc="Name of the artifact store holding it.")
+    @property
+    def uri(self) -> str:
+        """Where its files are."""
+        return self._record.uri
+
+    @property
+    def type(self) -> str:
+        """Its kind ("Data", "Dataset", "Model")."""
+        return self._record.type
+
+    @property
+    def data_type(self) -> str:
+        """Import path of the value's type."""
+        return self._record.data_type
+
+    @property
+    def materializer(self) -> str:
+        """Import path of the materializer that wrote it."""
+        return self._record.materializer
+
+    @property
+    def materializer_version(self) -> str:
+        """Version of that materializer."""
+        return self._record.materializer_version
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of its files (names and contents)."""
+        return self._record.content_hash
+
+    @property
+    def size(self) -> int:
+        """Total size of its files in bytes."""
+        return self._record.size
+
+    @property
+    def created_at(self) -> datetime:
+        """When it was recorded."""
+        return self._record.created_at
+
+    @property
+    def artifact_store(self) -> str | None:
+        """Name of the artifact store holding it."""
+        return self._record.artifact_store
 
     @property
     def producer(self) -> StepView | None:
@@ -567,8 +665,6 @@ class ArtifactView:
             g = model.lineage()
             sorted(n.name for n in g.steps)
         """
-        from pipeledger.lineage.graph import artifact_node, from_record
-
         record = self._store.lineage(artifact_id=self.id, direction=direction, depth=depth)
         if self.id in record.artifacts:
             return from_record(record, root=self.id, store=self._store)
@@ -588,22 +684,19 @@ class ArtifactView:
         """
         return read_artifact(self._record, default_registry())
 
+    @property
+    def parent(self) -> StepView | None:
+        """The step run that produced it (as :attr:`producer`)."""
+        return self.producer
+
+    def _child(self, name: str) -> Any:
+        raise NotFoundError(f"artifact {self.id} has no child {name!r}: an artifact is a leaf; read it with .read()")
+
+    def _children(self) -> Iterator[Any]:
+        return iter(())
+
     def __repr__(self) -> str:
-        return f"<Artifact {self.id} {self.type} {self.data_type}>"
-
-
-def _lineage_step(record: StepRunRecord, run: RunRecord) -> LineageStep:
-    return LineageStep(
-        id=record.id,
-        name=record.name,
-        status=shown_step_status(record.status, shown_run_status(run.status, run.heartbeat_at)),
-        run_id=run.id,
-        run_name=run.name,
-        pipeline_name=run.pipeline_name,
-        start_time=record.start_time,
-        end_time=record.end_time,
-        cached_from_id=record.cached_from_id,
-    )
+        return f"Client().get_artifact({self.id!r})"
 
 
 def _single(mapping: NamedMapping[ArtifactView], what: str, step: str) -> ArtifactView:

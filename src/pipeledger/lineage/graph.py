@@ -21,10 +21,14 @@ from pipeledger.models import (
     Direction,
     LineageRecord,
     LineageStep,
+    RunRecord,
     Status,
+    StepIO,
+    StepRunRecord,
     shown_run_status,
     shown_step_status,
 )
+from pipeledger.models import LineageEdge as LineageEdgeRecord
 from pipeledger.text import plural
 
 if TYPE_CHECKING:
@@ -240,3 +244,61 @@ def from_record(
     known = {n.id for n in nodes}
     nodes.extend(n for n in extra if n.id not in known)
     return LineageGraph(nodes, edges, root, store)
+
+
+def step_artifacts(step: StepRunRecord, io: Iterable[StepIO], direction: Direction) -> dict[str, ArtifactRecord]:
+    """The artifacts ``step`` consumed (``INPUT``) or produced (``OUTPUT``) by name, in the order
+    its configuration lists them (names it does not list last, by name). ``io`` holds its edges."""
+    items = {e.name: e.artifact for e in io if e.step_run_id == step.id and e.direction is direction}
+    order = list(step.config.get("outputs" if direction is Direction.OUTPUT else "inputs") or [])
+    return dict(sorted(items.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])))
+
+
+def lineage_step(record: StepRunRecord, run: RunRecord) -> LineageStep:
+    """A step run as a lineage step, with the status every read shows."""
+    return LineageStep(
+        id=record.id,
+        name=record.name,
+        status=shown_step_status(record.status, shown_run_status(run.status, run.heartbeat_at)),
+        run_id=run.id,
+        run_name=run.name,
+        pipeline_name=run.pipeline_name,
+        start_time=record.start_time,
+        end_time=record.end_time,
+        cached_from_id=record.cached_from_id,
+    )
+
+
+def run_graph(
+    run: RunRecord, step_runs: Iterable[StepRunRecord], io: Iterable[StepIO], store: MetadataStore | None = None
+) -> LineageGraph:
+    """A run's DAG: its step runs with the artifacts they consumed and produced (``io``: their
+    edges), plus a ``not run`` node for each step of its recorded step graph that has no step
+    run, joined to its upstream steps."""
+    steps: dict[str, LineageStep] = {}
+    arts: dict[str, ArtifactRecord] = {}
+    edges: list[LineageEdgeRecord] = []
+    grouped: dict[str, list[StepIO]] = {}
+    for edge in io:
+        grouped.setdefault(edge.step_run_id, []).append(edge)
+    for record in step_runs:
+        steps[record.id] = lineage_step(record, run)
+        for edge in grouped.get(record.id, []):
+            arts[edge.artifact.id] = edge.artifact
+            edges.append(LineageEdgeRecord(record.id, edge.artifact.id, edge.direction, edge.name))
+    graph = from_record(LineageRecord(arts, steps, edges), store=store)
+    recorded = {s.name for s in steps.values()}
+    configured: dict[str, Any] = dict(run.config.get("steps") or {})
+    missing = [
+        LineageNode(f"not-run:{name}", "step", name, {"status": "not run", "run": run.name})
+        for name in configured
+        if name not in recorded
+    ]
+    by_name = {n.name: n.id for n in graph.steps}
+    by_name.update({n.name: n.id for n in missing})
+    extra_edges = []
+    for name in (n.name for n in missing):
+        for upstream in configured[name].get("upstream", []):
+            if upstream in by_name:
+                extra_edges.append(LineageEdge(by_name[upstream], by_name[name], "consumed", "not run"))
+    return LineageGraph([*graph.nodes, *missing], [*graph.edges, *extra_edges], None, store)

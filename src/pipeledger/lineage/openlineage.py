@@ -23,17 +23,39 @@ import urllib.error
 import urllib.request
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from pipeledger import __version__
 from pipeledger.exceptions import PipeledgerError
-from pipeledger.models import Status
+from pipeledger.lineage.graph import step_artifacts
+from pipeledger.models import (
+    ArtifactRecord,
+    Direction,
+    RunRecord,
+    Status,
+    StepIO,
+    StepRunRecord,
+    shown_run_status,
+    shown_step_status,
+)
 from pipeledger.redact import redact_json, redact_text, redact_url
 
 if TYPE_CHECKING:
-    from pipeledger.client.views import ArtifactView, RunView, StepView
     from pipeledger.lineage.graph import LineageGraph
+    from pipeledger.metadata_store.base import MetadataStore
+
+
+class RecordedRun(Protocol):
+    """A run to export: its record and the store it was read from (a
+    :class:`~pipeledger.client.RunView` is one)."""
+
+    @property
+    def record(self) -> RunRecord: ...
+
+    @property
+    def store(self) -> MetadataStore: ...
+
 
 PRODUCER = f"https://pypi.org/project/pipeledger/{__version__}"
 SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
@@ -54,7 +76,7 @@ def _time(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def dataset(artifact: ArtifactView) -> dict[str, Any]:
+def dataset(artifact: ArtifactRecord) -> dict[str, Any]:
     """An artifact as an OpenLineage dataset named by its URI."""
     parts = urlsplit(artifact.uri)
     if parts.scheme in ("", "file"):
@@ -64,7 +86,7 @@ def dataset(artifact: ArtifactView) -> dict[str, Any]:
     return {"namespace": namespace, "name": name, "facets": {}}
 
 
-def _source_location(run: RunView, step: StepView) -> dict[str, Any] | None:
+def _source_location(run: RunRecord, step: StepRunRecord) -> dict[str, Any] | None:
     git = run.environment.get("git") or {}
     source_file = (run.config.get("pipeline") or {}).get("source_file")
     url = git.get("remote") or (f"file://{git['root']}" if git.get("root") else None)
@@ -85,8 +107,13 @@ def _source_location(run: RunView, step: StepView) -> dict[str, Any] | None:
     return facet
 
 
-def step_events(step: StepView, run: RunView, namespace: str = "pipeledger") -> list[dict[str, Any]]:
-    """START and, once finished, COMPLETE (completed or cached) or FAIL/ABORT events of a step run."""
+def step_events(
+    step: StepRunRecord, run: RunRecord, io: list[StepIO], namespace: str = "pipeledger"
+) -> list[dict[str, Any]]:
+    """START and, once finished, COMPLETE (completed or cached) or FAIL/ABORT events of a step run
+    (``io``: its edges, from :meth:`MetadataStore.list_step_io`). Steps recorded ``running``
+    show the status every read shows (see :func:`~pipeledger.models.shown_run_status`)."""
+    status = shown_step_status(step.status, shown_run_status(run.status, run.heartbeat_at))
     job: dict[str, Any] = {"namespace": namespace, "name": f"{run.pipeline_name}.{step.name}", "facets": {}}
     location = _source_location(run, step)
     if location:
@@ -101,14 +128,14 @@ def step_events(step: StepView, run: RunView, namespace: str = "pipeledger") -> 
         "pipeledger": {
             "_producer": PRODUCER,
             "_schemaURL": PIPELEDGER_FACET_SCHEMA,
-            "status": step.status.value,
+            "status": status.value,
             "stepRunId": step.id,
             "runName": run.name,
-            "cachedFrom": _uuid(step.cached_from.id) if step.cached_from else None,
+            "cachedFrom": _uuid(step.cached_from_id) if step.cached_from_id else None,
         },
     }
-    inputs = [dataset(a) for a in step.inputs.values()]
-    outputs = [dataset(a) for a in step.outputs.values()]
+    inputs = [dataset(a) for a in step_artifacts(step, io, Direction.INPUT).values()]
+    outputs = [dataset(a) for a in step_artifacts(step, io, Direction.OUTPUT).values()]
     base = {"producer": PRODUCER, "schemaURL": SCHEMA_URL, "job": job}
     events = [
         {
@@ -121,13 +148,13 @@ def step_events(step: StepView, run: RunView, namespace: str = "pipeledger") -> 
         }
     ]
     # A step of a crashed run not yet marked so has no end time: it ended at the last heartbeat.
-    beat = run.record.heartbeat_at
-    ended = step.end_time or (max(beat, step.start_time) if beat and step.status is Status.CRASHED else None)
-    if ended is None or step.status is Status.RUNNING:
+    beat = run.heartbeat_at
+    ended = step.end_time or (max(beat, step.start_time) if beat and status is Status.CRASHED else None)
+    if ended is None or status is Status.RUNNING:
         return list(redact_json(events))
     final_facets = dict(run_facets)
-    event_type = {Status.FAILED: "FAIL", Status.CRASHED: "ABORT"}.get(step.status, "COMPLETE")
-    if step.status is Status.FAILED and step.error:
+    event_type = {Status.FAILED: "FAIL", Status.CRASHED: "ABORT"}.get(status, "COMPLETE")
+    if status is Status.FAILED and step.error:
         last_line = step.error.strip().splitlines()[-1]
         final_facets["errorMessage"] = {
             "_producer": PRODUCER,
@@ -149,9 +176,22 @@ def step_events(step: StepView, run: RunView, namespace: str = "pipeledger") -> 
     return list(redact_json(events))
 
 
-def run_events(run: RunView, namespace: str = "pipeledger") -> list[dict[str, Any]]:
-    """Events of every step run of a pipeline run, in time order."""
-    events = [e for step in run.steps.values() for e in step_events(step, run, namespace)]
+def run_events(run: RecordedRun, namespace: str = "pipeledger") -> list[dict[str, Any]]:
+    """Events of every step run of a pipeline run (e.g. ``Client().get_run("training-3")``), in
+    time order."""
+    return _events_of(run.store, run.record, None, namespace)
+
+
+def _events_of(store: MetadataStore, run: RunRecord, step_ids: set[str] | None, namespace: str) -> list[dict[str, Any]]:
+    """Events of the step runs of ``run`` (those in ``step_ids``, or all), in time order; the
+    step runs' edges are read in one call. Steps are keyed by name, as a run's steps are."""
+    steps = list({s.name: s for s in store.list_step_runs(run.id)}.values())
+    if step_ids is not None:
+        steps = [s for s in steps if s.id in step_ids]
+    grouped: dict[str, list[StepIO]] = {}
+    for edge in store.list_step_io([s.id for s in steps]):
+        grouped.setdefault(edge.step_run_id, []).append(edge)
+    events = [e for step in steps for e in step_events(step, run, grouped.get(step.id, []), namespace)]
     return sorted(events, key=lambda e: (e["eventTime"], e["eventType"] != "START"))
 
 
@@ -160,18 +200,13 @@ def graph_events(graph: LineageGraph, namespace: str = "pipeledger") -> list[dic
     store = graph.store
     if store is None:
         raise PipeledgerError("this lineage graph has no metadata store to read step details from")
-    from pipeledger.client.views import RunView
-
     events: list[dict[str, Any]] = []
     wanted: dict[str, set[str]] = {}
     for node in graph.steps:
         if node.attributes.get("run_id"):  # steps that did not run (in a run's DAG) have no events
             wanted.setdefault(str(node.attributes["run_id"]), set()).add(node.id)
     for run_id, step_ids in wanted.items():
-        run = RunView(store.get_run(run_id), store)
-        for step in run.steps.values():
-            if step.id in step_ids:
-                events.extend(step_events(step, run, namespace))
+        events.extend(_events_of(store, store.get_run(run_id), step_ids, namespace))
     return sorted(events, key=lambda e: (e["eventTime"], e["eventType"] != "START"))
 
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import contextlib
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeledger.artifacts.store import ArtifactStore
 from pipeledger.metadata_store.base import MetadataStore
-from pipeledger.orchestrators.base import Orchestrator
 from pipeledger.redact import redact_json
 from pipeledger.stack.home import ensure_home, pipeledger_home
+
+if TYPE_CHECKING:
+    # Only a type: the stack's orchestrator is built by its flavor, loaded by import path, so
+    # the read side (which opens stacks) never imports execution code.
+    from pipeledger.orchestrators.base import Orchestrator
 
 DEFAULT_STACK = "default"
 
