@@ -410,3 +410,36 @@ def test_a_pickle_without_a_recorded_hash_is_not_loaded(tmp_path: Path, quiet_pi
 
     with pytest.raises(ArtifactIntegrityError, match="no recorded content hash"):
         read_artifact(unhashed, default_registry())
+
+
+CACHED_FOREST = '''
+import sys
+from sklearn.ensemble import RandomForestClassifier
+from pipeledger import pipeline, step
+
+@step
+def fit() -> RandomForestClassifier:
+    return RandomForestClassifier(n_estimators=2, random_state=0).fit([[0.0], [1.0]], [0, 1])
+
+@pipeline
+def cached_forest():
+    fit()
+
+if __name__ == "__main__":
+    run = cached_forest()
+    print(run.steps["fit"].status.value, "skops.io" in sys.modules)
+'''
+
+
+def test_a_cache_hit_of_a_skops_model_does_not_import_skops(tmp_path: Path) -> None:
+    """Checking a hit needs the materializer's version, not skops (whose import costs more than
+    a cached run): skops is imported only to save or load an estimator."""
+    script = tmp_path / "cached_forest.py"
+    script.write_text(CACHED_FOREST)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    outputs = [
+        subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    ]
+    assert outputs[0].split()[-2:] == ["completed", "True"]
+    assert outputs[1].split()[-2:] == ["cached", "False"]

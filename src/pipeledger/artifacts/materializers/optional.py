@@ -149,11 +149,17 @@ class SkopsMaterializer(Materializer):
         import threading
 
         import sklearn.base
-        import skops.io
 
-        self._sio = skops.io
         self._dumped = threading.local()  # can_save's result, reused by the save that follows
         type(self).handled_types = (sklearn.base.BaseEstimator,)
+
+    @property
+    def _sio(self) -> Any:
+        """``skops.io``, imported when an estimator is first saved or loaded (not to check a
+        cache hit's materializer version: importing skops takes longer than a cached run)."""
+        import skops.io
+
+        return skops.io
 
     def _dump(self, value: Any) -> tuple[bytes, list[str]]:
         dumped = getattr(self._dumped, "value", None)
