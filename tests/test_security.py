@@ -412,7 +412,7 @@ def test_a_pickle_without_a_recorded_hash_is_not_loaded(tmp_path: Path, quiet_pi
         read_artifact(unhashed, default_registry())
 
 
-CACHED_FOREST = '''
+CACHED_FOREST = """
 import sys
 from sklearn.ensemble import RandomForestClassifier
 from pipeledger import pipeline, step
@@ -428,7 +428,7 @@ def cached_forest():
 if __name__ == "__main__":
     run = cached_forest()
     print(run.steps["fit"].status.value, "skops.io" in sys.modules)
-'''
+"""
 
 
 def test_a_cache_hit_of_a_skops_model_does_not_import_skops(tmp_path: Path) -> None:
