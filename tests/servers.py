@@ -16,8 +16,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
+
+from pipeledger.metadata_store.base import MetadataStore
+from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, open_sqlite_store
+from pipeledger.metadata_store.sql import SqlMetadataStore
+from pipeledger.metadata_store.sql.schema import metadata
 
 MYSQL_URL = os.environ.get("PIPELEDGER_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 POSTGRES_URL = os.environ.get("PIPELEDGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -90,7 +96,7 @@ def server_config(backend: str, url: URL) -> dict[str, object]:
     return values
 
 
-def open_server_store(backend: str, url: URL, home: Path):  # type: ignore[no-untyped-def]
+def open_server_store(backend: str, url: URL, home: Path) -> MetadataStore:
     """Open the store at ``url`` through the real ``mysql``/``postgresql`` flavor."""
     from pipeledger.stack.flavor import ComponentType
     from pipeledger.stack.flavor_registry import FlavorRegistry
@@ -101,3 +107,29 @@ def open_server_store(backend: str, url: URL, home: Path):  # type: ignore[no-un
     flavor = FlavorRegistry().get(ComponentType.METADATA_STORE, backend)
     config = resolve_config(flavor, "test", server_config(backend, url), home)
     return flavor.create("test", config, home)
+
+
+def open_empty_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> MetadataStore:
+    """An empty metadata store on ``backend`` (a file under ``tmp_path``, the session's scratch
+    database of a server emptied first, or a fresh database of the ML Metadata test service)."""
+    if backend == "kubeflow":
+        from pipeledger.metadata_store.mlmd import MlmdMetadataStore
+        from pipeledger.metadata_store.mlmd.connection import MlmdConnection
+
+        service = request.getfixturevalue("mlmd_service")
+        service.reset(tmp_path / "mlmd.db")
+        return MlmdMetadataStore(MlmdConnection("127.0.0.1", service.port))
+    if backend == "sqlite":
+        return open_sqlite_store(SqliteMetadataStoreConfig(path=str(tmp_path / "contract.db")))
+    urls: dict[str, URL] = request.getfixturevalue("server_urls")
+    opened = open_server_store(backend, urls[backend], tmp_path)
+    _empty_tables(opened)
+    return opened
+
+
+def _empty_tables(store: MetadataStore) -> None:
+    assert isinstance(store, SqlMetadataStore)
+    with store.db.transaction() as conn:
+        conn.execute(text("UPDATE step_runs SET cached_from_id = NULL"))  # self-reference first
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(text(f"DELETE FROM {table.name}"))

@@ -8,7 +8,7 @@ import pytest
 
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import Status
-from tests.store_contract.helpers import at, finish, make_run, make_step
+from pipeledger.testing.helpers import at, finish, make_run, make_step
 
 NAMES = ["C:\\pipes\\train", "it's", 'say "hi"', "100%_done", "naïve 数据", "back\\'slash"]
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeledger.exceptions import NotFoundError, RunExistsError
 from pipeledger.models import RunCreate, Status
-from tests.store_contract.helpers import T0, at, make_run
+from pipeledger.testing.helpers import T0, at, make_run
 
 # --------------------------------------------------------------------- create_run
 

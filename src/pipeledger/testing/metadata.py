@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeledger.models import EntityKind, new_id
-from tests.store_contract.helpers import artifact, finish, make_run, make_step, produce
+from pipeledger.testing.helpers import artifact, finish, make_run, make_step, produce
 
 JSON_VALUES = {
     "null": None,

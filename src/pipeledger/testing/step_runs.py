@@ -8,7 +8,7 @@ import pytest
 
 from pipeledger.exceptions import MetadataStoreError, NotFoundError
 from pipeledger.models import Status, StepRunCreate
-from tests.store_contract.helpers import T0, at, finish, make_run, make_step, produce
+from pipeledger.testing.helpers import T0, at, finish, make_run, make_step, produce
 
 # ---------------------------------------------------------------------- start_step
 

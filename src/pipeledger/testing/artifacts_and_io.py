@@ -8,7 +8,7 @@ import pytest
 
 from pipeledger.exceptions import MetadataStoreError, NotFoundError
 from pipeledger.models import Direction, EntityKind, Status, new_id
-from tests.store_contract.helpers import artifact, at, finish, make_run, make_step, produce
+from pipeledger.testing.helpers import artifact, at, finish, make_run, make_step, produce
 
 
 def _edges(store, step_run_ids):

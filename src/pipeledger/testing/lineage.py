@@ -11,7 +11,7 @@ from sqlalchemy import event
 
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import ArtifactRecord, LineageRecord, RunRecord, Status, StepRunCreate, StepRunRecord
-from tests.store_contract.helpers import at, make_run, produce
+from pipeledger.testing.helpers import at, make_run, produce
 
 Edge = tuple[str, str, str, str]  # (step label, "input"/"output", io name, artifact label)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import EntityKind, StepRunCreate
-from tests.store_contract.helpers import artifact, at, finish, make_run
+from pipeledger.testing.helpers import artifact, at, finish, make_run
 
 
 def test_registered_artifact_has_no_producer_and_can_be_consumed(store: MetadataStore) -> None:

@@ -7,7 +7,7 @@ import pytest
 from pipeledger.exceptions import CacheEntryGoneError, NotFoundError
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import Direction, EntityKind, Status, StepRunCreate
-from tests.store_contract.helpers import artifact, at, finish, make_run, make_step
+from pipeledger.testing.helpers import artifact, at, finish, make_run, make_step
 
 KEY = "c" * 64
 
