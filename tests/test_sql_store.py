@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from pipeledger.exceptions import SchemaVersionError
 from pipeledger.metadata_store.sql import Database, SqlMetadataStore
 from pipeledger.metadata_store.sql.migrate import current_revision, ensure_schema, known_revisions
 from pipeledger.metadata_store.sql.schema import SCHEMA_REVISION, metadata
+from pipeledger.testing.lineage import chain
 from tests.servers import enabled_backends, open_empty_store
 
 HOW_TO_FIX = (
@@ -84,3 +86,27 @@ def test_sqlite_file_opened_twice_keeps_data(tmp_path) -> None:
     second = open_sqlite_store(config)
     assert [r.name for r in second.list_runs()] == ["p-1"]
     second.close()
+
+
+def test_ten_steps_deep_lineage_is_one_sql_statement(store: SqlMetadataStore) -> None:
+    labels, arts = chain(store, 10)
+    engine = store.db.engine
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        record = store.lineage(artifact_id=arts[-1].id)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+
+    assert labels.steps(record) == {f"s{i}" for i in range(1, 11)}
+    assert labels.artifacts(record) == {f"s{i}.data" for i in range(1, 11)}
+    assert len(record.edges) == 19  # 10 outputs, 9 inputs
+    queries = [(s, p) for s, p in statements if not s.strip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
+    assert len(queries) == 1, statements
+    ((statement, parameters),) = queries
+    assert statement.lstrip().upper().startswith("WITH RECURSIVE"), statement
+    print(f"\nlineage statement on {store.db.dialect} (parameters {parameters!r}):\n{statement}")

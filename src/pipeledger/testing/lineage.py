@@ -1,13 +1,12 @@
-"""Contract: ``lineage`` walks artifacts through step runs, across runs and pipelines, in one
-recursive statement: upstream, downstream and both, from an artifact or a step run, with depth
-limits, following artifacts reused by cached steps to their true producers."""
+"""Contract: ``lineage`` walks artifacts through step runs, across runs and pipelines:
+upstream, downstream and both, from an artifact or a step run, with depth limits, following
+artifacts reused by cached steps to their true producers."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import ArtifactRecord, LineageRecord, RunRecord, Status, StepRunCreate, StepRunRecord
@@ -93,110 +92,6 @@ DIAMOND_EDGES = {
 }
 
 
-def test_upstream_of_a_diamond_has_every_node_once_with_typed_edges(store: MetadataStore) -> None:
-    g = Diamond(store)
-
-    record = store.lineage(artifact_id=g.d_out.id)
-
-    check_consistent(record)
-    assert g.labels.steps(record) == {"a", "b", "c", "d"}
-    assert g.labels.artifacts(record) == {"a.out", "b.out", "c.out", "d.out"}
-    assert g.labels.edges(record) == DIAMOND_EDGES  # a.out reached twice, listed once
-    d = record.steps[g.d.id]
-    assert (d.name, d.status, d.run_id, d.run_name, d.pipeline_name) == (
-        "d",
-        Status.COMPLETED,
-        g.run.id,
-        g.run.name,
-        "dag",
-    )
-    assert d.start_time == g.d.start_time and d.end_time == at(60) and d.cached_from_id is None
-    a_out = record.artifacts[g.a_out.id]
-    assert a_out == store.get_artifact(g.a_out.id)  # full artifact records
-    assert a_out.producer_step_run_id == g.a.id
-
-
-def test_downstream_of_a_diamond_reaches_the_join(store: MetadataStore) -> None:
-    g = Diamond(store)
-
-    record = store.lineage(artifact_id=g.a_out.id, direction="downstream")
-
-    check_consistent(record)
-    assert g.labels.steps(record) == {"b", "c", "d"}  # the producer of the start is upstream
-    assert g.labels.edges(record) == DIAMOND_EDGES - {("a", "output", "out", "a.out")}
-
-
-def test_both_directions_from_one_branch(store: MetadataStore) -> None:
-    g = Diamond(store)
-
-    record = store.lineage(artifact_id=g.b_out.id, direction="both")
-
-    check_consistent(record)
-    # c is neither an ancestor nor a descendant of b.out; d's other input is not part of it.
-    assert g.labels.steps(record) == {"a", "b", "d"}
-    assert g.labels.edges(record) == {
-        ("a", "output", "out", "a.out"),
-        ("b", "input", "x", "a.out"),
-        ("b", "output", "out", "b.out"),
-        ("d", "input", "left", "b.out"),
-        ("d", "output", "out", "d.out"),
-    }
-    assert g.labels.edges(store.lineage(artifact_id=g.a_out.id, direction="both")) == DIAMOND_EDGES
-    assert g.labels.edges(store.lineage(artifact_id=g.d_out.id, direction="both")) == DIAMOND_EDGES
-
-
-def test_lineage_around_a_step_run(store: MetadataStore) -> None:
-    g = Diamond(store)
-
-    up = store.lineage(step_run_id=g.d.id)
-    down = store.lineage(step_run_id=g.b.id, direction="downstream")
-    both = store.lineage(step_run_id=g.b.id, direction="both")
-
-    # Upstream of a step: its inputs and their ancestry (not its own outputs).
-    assert g.labels.edges(up) == DIAMOND_EDGES - {("d", "output", "out", "d.out")}
-    # Downstream of a step: its outputs and their descendants (not its own inputs).
-    assert g.labels.edges(down) == {
-        ("b", "output", "out", "b.out"),
-        ("d", "input", "left", "b.out"),
-        ("d", "output", "out", "d.out"),
-    }
-    assert g.labels.edges(both) == g.labels.edges(down) | {
-        ("a", "output", "out", "a.out"),
-        ("b", "input", "x", "a.out"),
-    }
-    source = store.lineage(step_run_id=g.a.id)  # no inputs: nothing upstream
-    assert (source.steps, source.artifacts, source.edges) == ({}, {}, [])
-
-
-def test_sources_sinks_and_isolated_artifacts(store: MetadataStore) -> None:
-    g = Diamond(store)
-    run = make_run(store, "other")
-    _, alone = Labels().produce(store, run, "alone", "alone", ["out"])
-
-    source = store.lineage(artifact_id=g.a_out.id)
-    assert g.labels.edges(source) == {("a", "output", "out", "a.out")}
-    sink = store.lineage(artifact_id=g.d_out.id, direction="downstream")
-    assert (sink.steps, sink.artifacts, sink.edges) == ({}, {}, [])
-    nothing_consumed = store.lineage(artifact_id=alone.id, direction="downstream")
-    assert nothing_consumed.edges == []
-    unknown = store.lineage(artifact_id="0" * 32, direction="both")
-    assert (unknown.steps, unknown.artifacts, unknown.edges) == ({}, {}, [])
-
-
-def test_bad_arguments_are_refused(store: MetadataStore) -> None:
-    with pytest.raises(ValueError, match="exactly one"):
-        store.lineage()
-    with pytest.raises(ValueError, match="exactly one"):
-        store.lineage(artifact_id="a" * 32, step_run_id="b" * 32)
-    with pytest.raises(ValueError, match="direction"):
-        store.lineage(artifact_id="a" * 32, direction="sideways")
-    with pytest.raises(ValueError, match="depth"):
-        store.lineage(artifact_id="a" * 32, depth=-1)
-
-
-# -------------------------------------------------------------------- across runs, cache
-
-
 def cached(
     store: MetadataStore, run: RunRecord, name: str, original: StepRunRecord, outputs: dict[str, str], **inputs: str
 ) -> StepRunRecord:
@@ -229,62 +124,6 @@ class TwoRuns:
         )
 
 
-def test_upstream_follows_reused_artifacts_to_their_true_producers(store: MetadataStore) -> None:
-    t = TwoRuns(store)
-
-    record = store.lineage(artifact_id=t.model2.id)
-
-    check_consistent(record)
-    assert t.labels.edges(record) == {
-        ("load1", "output", "raw", "load1.raw"),
-        ("prep1", "input", "raw", "load1.raw"),
-        ("prep1", "output", "features", "prep1.features"),
-        ("train2", "input", "features", "prep1.features"),
-        ("train2", "output", "model", "train2.model"),
-    }  # the cached step runs of run 2 only reused: they are not producers
-    assert {record.steps[s].run_name for s in (t.load1.id, t.prep1.id)} == {"train-first"}
-    assert record.steps[t.train2.id].run_name == "train-second"
-    assert record.artifacts[t.features.id].producer_step_run_id == t.prep1.id
-
-
-def test_a_cached_step_run_reaches_its_reused_outputs_and_their_consumers(store: MetadataStore) -> None:
-    t = TwoRuns(store)
-
-    down = store.lineage(step_run_id=t.prep2.id, direction="downstream")
-    up = store.lineage(step_run_id=t.prep2.id)
-
-    assert t.labels.edges(down) == {
-        ("prep2", "output", "features", "prep1.features"),  # a reuse edge (the record says who produced it)
-        ("train1", "input", "features", "prep1.features"),
-        ("train1", "output", "model", "train1.model"),
-        ("train2", "input", "features", "prep1.features"),
-        ("train2", "output", "model", "train2.model"),
-    }
-    assert down.steps[t.prep2.id].status is Status.CACHED
-    assert down.steps[t.prep2.id].cached_from_id == t.prep1.id
-    assert down.artifacts[t.features.id].producer_step_run_id == t.prep1.id
-    assert t.labels.edges(up) == {("prep2", "input", "raw", "load1.raw"), ("load1", "output", "raw", "load1.raw")}
-
-
-def test_downstream_of_a_reused_artifact_spans_runs_and_pipelines(store: MetadataStore) -> None:
-    t = TwoRuns(store)
-    serve_run = make_run(store, "serve", name="serve-first")
-    t.labels.produce(store, serve_run, "serve", "deploy", ["endpoint"], {"model": t.model1.id})
-
-    record = store.lineage(artifact_id=t.features.id, direction="downstream")
-
-    assert t.labels.steps(record) == {"train1", "train2", "serve"}
-    assert t.labels.artifacts(record) == {"prep1.features", "train1.model", "train2.model", "serve.endpoint"}
-    assert {(s.name, s.run_name, s.pipeline_name) for s in record.steps.values()} == {
-        ("train", "train-first", "train"),
-        ("train", "train-second", "train"),
-        ("deploy", "serve-first", "serve"),
-    }
-
-
-# ------------------------------------------------------------------------------- depth
-
-
 def chain(store: MetadataStore, length: int, run_name: str = "chain-1") -> tuple[Labels, list[ArtifactRecord]]:
     """s1 -> a1 -> s2 -> a2 -> ... -> s<length> -> a<length>."""
     labels = Labels()
@@ -293,109 +132,230 @@ def chain(store: MetadataStore, length: int, run_name: str = "chain-1") -> tuple
     for i in range(1, length + 1):
         inputs = {"data": outputs[-1].id} if outputs else {}
         _, out = labels.produce(store, run, f"s{i}", f"s{i}", ["data"], inputs)
-        outputs.append(out)  # type: ignore[arg-type]
+        outputs.append(out)
     return labels, outputs
-
-
-def test_upstream_depth_limits(store: MetadataStore) -> None:
-    labels, arts = chain(store, 4)
-    last = arts[-1].id
-
-    def steps(depth: int | None) -> set[str]:
-        record = store.lineage(artifact_id=last, depth=depth)
-        check_consistent(record)
-        return labels.steps(record)
-
-    assert store.lineage(artifact_id=last, depth=0).edges == []
-    assert steps(1) == {"s4"}
-    assert labels.edges(store.lineage(artifact_id=last, depth=1)) == {
-        ("s4", "input", "data", "s3.data"),
-        ("s4", "output", "data", "s4.data"),
-    }
-    assert steps(2) == {"s4", "s3"}
-    assert labels.artifacts(store.lineage(artifact_id=last, depth=2)) == {"s4.data", "s3.data", "s2.data"}
-    assert steps(3) == {"s4", "s3", "s2"}
-    assert steps(4) == steps(100) == steps(None) == {"s1", "s2", "s3", "s4"}
-
-
-def test_downstream_depth_limits(store: MetadataStore) -> None:
-    labels, arts = chain(store, 4)
-    first = arts[0].id
-
-    def steps(depth: int | None) -> set[str]:
-        return labels.steps(store.lineage(artifact_id=first, direction="downstream", depth=depth))
-
-    assert store.lineage(artifact_id=first, direction="downstream", depth=0).edges == []
-    assert steps(1) == {"s2"}
-    assert labels.edges(store.lineage(artifact_id=first, direction="downstream", depth=1)) == {
-        ("s2", "input", "data", "s1.data"),
-        ("s2", "output", "data", "s2.data"),
-    }
-    assert steps(2) == {"s2", "s3"}
-    assert steps(3) == steps(None) == {"s2", "s3", "s4"}
-    middle = arts[1].id
-    both = store.lineage(artifact_id=middle, direction="both", depth=1)
-    assert labels.steps(both) == {"s2", "s3"}
-    assert labels.steps(store.lineage(step_run_id=_step_id(labels, "s3"), direction="both", depth=1)) == {
-        "s2",
-        "s3",
-        "s4",
-    }
-
-
-def test_depth_zero_around_a_step_run_is_the_step_itself(store: MetadataStore) -> None:
-    labels, _ = chain(store, 4)
-    s3 = _step_id(labels, "s3")
-
-    assert labels.edges(store.lineage(step_run_id=s3, direction="both", depth=0)) == {
-        ("s3", "input", "data", "s2.data"),
-        ("s3", "output", "data", "s3.data"),
-    }
-    assert labels.steps(store.lineage(step_run_id=s3, depth=1)) == {"s2", "s3"}
 
 
 def _step_id(labels: Labels, label: str) -> str:
     return next(i for i, name in labels.by_id.items() if name == label)
 
 
-def test_depth_counts_the_shortest_way_to_a_step(store: MetadataStore) -> None:
-    """d consumes a.out directly as well as through b: a is 2 steps from d.out, not 3."""
-    labels = Labels()
-    run = make_run(store, "shortcut")
-    _, a_out = labels.produce(store, run, "a", "a", ["out"])
-    _, b_out = labels.produce(store, run, "b", "b", ["out"], {"x": a_out.id})
-    _, c_out = labels.produce(store, run, "c", "c", ["out"], {"x": b_out.id})
-    _, d_out = labels.produce(store, run, "d", "d", ["out"], {"long": c_out.id, "short": a_out.id})
+class LineageContract:
+    """``lineage`` upstream, downstream and both, from an artifact or a step run, with depth limits."""
 
-    assert labels.steps(store.lineage(artifact_id=d_out.id, depth=1)) == {"d"}
-    assert labels.steps(store.lineage(artifact_id=d_out.id, depth=2)) == {"d", "c", "a"}
-    assert labels.steps(store.lineage(artifact_id=d_out.id, depth=3)) == {"d", "c", "b", "a"}
-    assert labels.steps(store.lineage(artifact_id=a_out.id, direction="downstream", depth=1)) == {"b", "d"}
+    def test_upstream_of_a_diamond_has_every_node_once_with_typed_edges(self, store: MetadataStore) -> None:
+        g = Diamond(store)
 
+        record = store.lineage(artifact_id=g.d_out.id)
 
-# ------------------------------------------------------------------ one SQL statement
+        check_consistent(record)
+        assert g.labels.steps(record) == {"a", "b", "c", "d"}
+        assert g.labels.artifacts(record) == {"a.out", "b.out", "c.out", "d.out"}
+        assert g.labels.edges(record) == DIAMOND_EDGES  # a.out reached twice, listed once
+        d = record.steps[g.d.id]
+        assert (d.name, d.status, d.run_id, d.run_name, d.pipeline_name) == (
+            "d",
+            Status.COMPLETED,
+            g.run.id,
+            g.run.name,
+            "dag",
+        )
+        assert d.start_time == g.d.start_time and d.end_time == at(60) and d.cached_from_id is None
+        a_out = record.artifacts[g.a_out.id]
+        assert a_out == store.get_artifact(g.a_out.id)  # full artifact records
+        assert a_out.producer_step_run_id == g.a.id
 
+    def test_downstream_of_a_diamond_reaches_the_join(self, store: MetadataStore) -> None:
+        g = Diamond(store)
 
-@pytest.mark.sql_only
-def test_ten_steps_deep_lineage_is_one_sql_statement(store: MetadataStore) -> None:
-    labels, arts = chain(store, 10)
-    engine = store.db.engine  # type: ignore[attr-defined]
-    statements: list[tuple[str, Any]] = []
+        record = store.lineage(artifact_id=g.a_out.id, direction="downstream")
 
-    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        statements.append((statement, parameters))
+        check_consistent(record)
+        assert g.labels.steps(record) == {"b", "c", "d"}  # the producer of the start is upstream
+        assert g.labels.edges(record) == DIAMOND_EDGES - {("a", "output", "out", "a.out")}
 
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        record = store.lineage(artifact_id=arts[-1].id)
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
+    def test_both_directions_from_one_branch(self, store: MetadataStore) -> None:
+        g = Diamond(store)
 
-    assert labels.steps(record) == {f"s{i}" for i in range(1, 11)}
-    assert labels.artifacts(record) == {f"s{i}.data" for i in range(1, 11)}
-    assert len(record.edges) == 19  # 10 outputs, 9 inputs
-    queries = [(s, p) for s, p in statements if not s.strip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
-    assert len(queries) == 1, statements
-    ((statement, parameters),) = queries
-    assert statement.lstrip().upper().startswith("WITH RECURSIVE"), statement
-    print(f"\nlineage statement on {store.db.dialect} (parameters {parameters!r}):\n{statement}")  # type: ignore[attr-defined]
+        record = store.lineage(artifact_id=g.b_out.id, direction="both")
+
+        check_consistent(record)
+        # c is neither an ancestor nor a descendant of b.out; d's other input is not part of it.
+        assert g.labels.steps(record) == {"a", "b", "d"}
+        assert g.labels.edges(record) == {
+            ("a", "output", "out", "a.out"),
+            ("b", "input", "x", "a.out"),
+            ("b", "output", "out", "b.out"),
+            ("d", "input", "left", "b.out"),
+            ("d", "output", "out", "d.out"),
+        }
+        assert g.labels.edges(store.lineage(artifact_id=g.a_out.id, direction="both")) == DIAMOND_EDGES
+        assert g.labels.edges(store.lineage(artifact_id=g.d_out.id, direction="both")) == DIAMOND_EDGES
+
+    def test_lineage_around_a_step_run(self, store: MetadataStore) -> None:
+        g = Diamond(store)
+
+        up = store.lineage(step_run_id=g.d.id)
+        down = store.lineage(step_run_id=g.b.id, direction="downstream")
+        both = store.lineage(step_run_id=g.b.id, direction="both")
+
+        # Upstream of a step: its inputs and their ancestry (not its own outputs).
+        assert g.labels.edges(up) == DIAMOND_EDGES - {("d", "output", "out", "d.out")}
+        # Downstream of a step: its outputs and their descendants (not its own inputs).
+        assert g.labels.edges(down) == {
+            ("b", "output", "out", "b.out"),
+            ("d", "input", "left", "b.out"),
+            ("d", "output", "out", "d.out"),
+        }
+        assert g.labels.edges(both) == g.labels.edges(down) | {
+            ("a", "output", "out", "a.out"),
+            ("b", "input", "x", "a.out"),
+        }
+        source = store.lineage(step_run_id=g.a.id)  # no inputs: nothing upstream
+        assert (source.steps, source.artifacts, source.edges) == ({}, {}, [])
+
+    def test_sources_sinks_and_isolated_artifacts(self, store: MetadataStore) -> None:
+        g = Diamond(store)
+        run = make_run(store, "other")
+        _, alone = Labels().produce(store, run, "alone", "alone", ["out"])
+
+        source = store.lineage(artifact_id=g.a_out.id)
+        assert g.labels.edges(source) == {("a", "output", "out", "a.out")}
+        sink = store.lineage(artifact_id=g.d_out.id, direction="downstream")
+        assert (sink.steps, sink.artifacts, sink.edges) == ({}, {}, [])
+        nothing_consumed = store.lineage(artifact_id=alone.id, direction="downstream")
+        assert nothing_consumed.edges == []
+        unknown = store.lineage(artifact_id="0" * 32, direction="both")
+        assert (unknown.steps, unknown.artifacts, unknown.edges) == ({}, {}, [])
+
+    def test_bad_arguments_are_refused(self, store: MetadataStore) -> None:
+        with pytest.raises(ValueError, match="exactly one"):
+            store.lineage()
+        with pytest.raises(ValueError, match="exactly one"):
+            store.lineage(artifact_id="a" * 32, step_run_id="b" * 32)
+        with pytest.raises(ValueError, match="direction"):
+            store.lineage(artifact_id="a" * 32, direction="sideways")
+        with pytest.raises(ValueError, match="depth"):
+            store.lineage(artifact_id="a" * 32, depth=-1)
+
+    # -------------------------------------------------------------------- across runs, cache
+
+    def test_upstream_follows_reused_artifacts_to_their_true_producers(self, store: MetadataStore) -> None:
+        t = TwoRuns(store)
+
+        record = store.lineage(artifact_id=t.model2.id)
+
+        check_consistent(record)
+        assert t.labels.edges(record) == {
+            ("load1", "output", "raw", "load1.raw"),
+            ("prep1", "input", "raw", "load1.raw"),
+            ("prep1", "output", "features", "prep1.features"),
+            ("train2", "input", "features", "prep1.features"),
+            ("train2", "output", "model", "train2.model"),
+        }  # the cached step runs of run 2 only reused: they are not producers
+        assert {record.steps[s].run_name for s in (t.load1.id, t.prep1.id)} == {"train-first"}
+        assert record.steps[t.train2.id].run_name == "train-second"
+        assert record.artifacts[t.features.id].producer_step_run_id == t.prep1.id
+
+    def test_a_cached_step_run_reaches_its_reused_outputs_and_their_consumers(self, store: MetadataStore) -> None:
+        t = TwoRuns(store)
+
+        down = store.lineage(step_run_id=t.prep2.id, direction="downstream")
+        up = store.lineage(step_run_id=t.prep2.id)
+
+        assert t.labels.edges(down) == {
+            ("prep2", "output", "features", "prep1.features"),  # a reuse edge (the record says who produced it)
+            ("train1", "input", "features", "prep1.features"),
+            ("train1", "output", "model", "train1.model"),
+            ("train2", "input", "features", "prep1.features"),
+            ("train2", "output", "model", "train2.model"),
+        }
+        assert down.steps[t.prep2.id].status is Status.CACHED
+        assert down.steps[t.prep2.id].cached_from_id == t.prep1.id
+        assert down.artifacts[t.features.id].producer_step_run_id == t.prep1.id
+        assert t.labels.edges(up) == {("prep2", "input", "raw", "load1.raw"), ("load1", "output", "raw", "load1.raw")}
+
+    def test_downstream_of_a_reused_artifact_spans_runs_and_pipelines(self, store: MetadataStore) -> None:
+        t = TwoRuns(store)
+        serve_run = make_run(store, "serve", name="serve-first")
+        t.labels.produce(store, serve_run, "serve", "deploy", ["endpoint"], {"model": t.model1.id})
+
+        record = store.lineage(artifact_id=t.features.id, direction="downstream")
+
+        assert t.labels.steps(record) == {"train1", "train2", "serve"}
+        assert t.labels.artifacts(record) == {"prep1.features", "train1.model", "train2.model", "serve.endpoint"}
+        assert {(s.name, s.run_name, s.pipeline_name) for s in record.steps.values()} == {
+            ("train", "train-first", "train"),
+            ("train", "train-second", "train"),
+            ("deploy", "serve-first", "serve"),
+        }
+
+    # ------------------------------------------------------------------------------- depth
+
+    def test_upstream_depth_limits(self, store: MetadataStore) -> None:
+        labels, arts = chain(store, 4)
+        last = arts[-1].id
+
+        def steps(depth: int | None) -> set[str]:
+            record = store.lineage(artifact_id=last, depth=depth)
+            check_consistent(record)
+            return labels.steps(record)
+
+        assert store.lineage(artifact_id=last, depth=0).edges == []
+        assert steps(1) == {"s4"}
+        assert labels.edges(store.lineage(artifact_id=last, depth=1)) == {
+            ("s4", "input", "data", "s3.data"),
+            ("s4", "output", "data", "s4.data"),
+        }
+        assert steps(2) == {"s4", "s3"}
+        assert labels.artifacts(store.lineage(artifact_id=last, depth=2)) == {"s4.data", "s3.data", "s2.data"}
+        assert steps(3) == {"s4", "s3", "s2"}
+        assert steps(4) == steps(100) == steps(None) == {"s1", "s2", "s3", "s4"}
+
+    def test_downstream_depth_limits(self, store: MetadataStore) -> None:
+        labels, arts = chain(store, 4)
+        first = arts[0].id
+
+        def steps(depth: int | None) -> set[str]:
+            return labels.steps(store.lineage(artifact_id=first, direction="downstream", depth=depth))
+
+        assert store.lineage(artifact_id=first, direction="downstream", depth=0).edges == []
+        assert steps(1) == {"s2"}
+        assert labels.edges(store.lineage(artifact_id=first, direction="downstream", depth=1)) == {
+            ("s2", "input", "data", "s1.data"),
+            ("s2", "output", "data", "s2.data"),
+        }
+        assert steps(2) == {"s2", "s3"}
+        assert steps(3) == steps(None) == {"s2", "s3", "s4"}
+        middle = arts[1].id
+        both = store.lineage(artifact_id=middle, direction="both", depth=1)
+        assert labels.steps(both) == {"s2", "s3"}
+        assert labels.steps(store.lineage(step_run_id=_step_id(labels, "s3"), direction="both", depth=1)) == {
+            "s2",
+            "s3",
+            "s4",
+        }
+
+    def test_depth_zero_around_a_step_run_is_the_step_itself(self, store: MetadataStore) -> None:
+        labels, _ = chain(store, 4)
+        s3 = _step_id(labels, "s3")
+
+        assert labels.edges(store.lineage(step_run_id=s3, direction="both", depth=0)) == {
+            ("s3", "input", "data", "s2.data"),
+            ("s3", "output", "data", "s3.data"),
+        }
+        assert labels.steps(store.lineage(step_run_id=s3, depth=1)) == {"s2", "s3"}
+
+    def test_depth_counts_the_shortest_way_to_a_step(self, store: MetadataStore) -> None:
+        """d consumes a.out directly as well as through b: a is 2 steps from d.out, not 3."""
+        labels = Labels()
+        run = make_run(store, "shortcut")
+        _, a_out = labels.produce(store, run, "a", "a", ["out"])
+        _, b_out = labels.produce(store, run, "b", "b", ["out"], {"x": a_out.id})
+        _, c_out = labels.produce(store, run, "c", "c", ["out"], {"x": b_out.id})
+        _, d_out = labels.produce(store, run, "d", "d", ["out"], {"long": c_out.id, "short": a_out.id})
+
+        assert labels.steps(store.lineage(artifact_id=d_out.id, depth=1)) == {"d"}
+        assert labels.steps(store.lineage(artifact_id=d_out.id, depth=2)) == {"d", "c", "a"}
+        assert labels.steps(store.lineage(artifact_id=d_out.id, depth=3)) == {"d", "c", "b", "a"}
+        assert labels.steps(store.lineage(artifact_id=a_out.id, direction="downstream", depth=1)) == {"b", "d"}
