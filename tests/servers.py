@@ -65,11 +65,11 @@ def check_backends_variable() -> None:
         )
 
 
-def cannot_run(backend: str, reason: str) -> NoReturn:
-    """``backend`` cannot run here: fail the test, naming the fix (a test needing it must not
-    pass or be skipped silently when it was asked for)."""
-    fixes = f"or leave {backend} out of {_VARIABLE}" if strict() else f"or set {_VARIABLE} without {backend}"
-    pytest.fail(f"backend {backend} cannot run: {reason}; fix that, {fixes}", pytrace=False)
+def cannot_run(backend: str, reason: str, fix: str) -> NoReturn:
+    """``backend`` cannot run here: fail the test in one line naming the fix (a test needing it
+    must not pass or be skipped silently when it was asked for)."""
+    leave_out = f"leave {backend} out of {_VARIABLE}" if strict() else f"set {_VARIABLE} without {backend}"
+    pytest.fail(f"backend {backend} cannot run: {reason}. Fix: {fix}, or {leave_out}", pytrace=False)
 
 
 def skip_without_mlmd_wheel() -> None:
@@ -79,7 +79,7 @@ def skip_without_mlmd_wheel() -> None:
         return  # there ml-metadata must be installed (make does): a missing one fails the import
     reason = "ml-metadata 1.17.1 has wheels for Python <= 3.11 only"
     if strict() and "kubeflow" in _configured():
-        cannot_run("kubeflow", reason)
+        cannot_run("kubeflow", reason, "use Python <= 3.11")
     pytest.skip(reason, allow_module_level=True)
 
 
@@ -110,12 +110,12 @@ def scratch_database(backend: str) -> Iterator[URL]:
         engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
         conn = engine.connect()
     except Exception as error:  # the server is down or unreachable, or its driver is missing
-        cannot_run(
-            backend,
-            f"cannot connect to {admin_url.render_as_string(hide_password=True)} "
-            f"({type(error).__name__}: {str(error).splitlines()[0]}); start the server, "
-            f"point {_URL_VARIABLES[backend]} at one",
-        )
+        problem = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+    else:
+        problem = ""
+    if problem:  # outside the except block: one line, no chained traceback
+        where = admin_url.render_as_string(hide_password=True)
+        cannot_run(backend, f"cannot connect to {where} ({problem})", f"start it or set {_URL_VARIABLES[backend]}")
     with conn:
         if backend == "mysql":
             conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
