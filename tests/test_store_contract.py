@@ -44,5 +44,8 @@ class TestStoreContract(MetadataStoreContract):
         else:
             monkeypatch.setenv(FAST_PATH_VARIABLE, "0")
         opened = open_empty_store(backend, tmp_path, request)
+        database = getattr(opened, "db", None)
+        if hasattr(database, "fast_path"):  # SQL stores once the fast-path switch exists (Database.fast_path)
+            assert database.fast_path is fast_path, f"{FAST_PATH_VARIABLE} did not switch the fast path"
         yield opened
         opened.close()
