@@ -11,10 +11,15 @@ import pytest
 from sqlalchemy.engine import URL
 
 from pipeledger.stack.registry import close_stacks
-from tests.servers import enabled_backends, mlmd_enabled, scratch_database
+from tests.servers import cannot_run, check_backends_variable, enabled_backends, mlmd_enabled, scratch_database
 
 if TYPE_CHECKING:
     from tests.mlmd_service import MlmdTestService
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse an unknown name in ``$PIPELEDGER_TEST_BACKENDS`` before collecting anything."""
+    check_backends_variable()
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +51,14 @@ def mlmd_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlmdTestS
     """
     if not mlmd_enabled():
         pytest.skip("kubeflow is not among PIPELEDGER_TEST_BACKENDS, or ml-metadata has no wheel for this Python")
-    from tests.mlmd_service import MlmdTestService
+    try:
+        from tests.mlmd_service import MlmdTestService
+    except ImportError as error:
+        missing = f"ml-metadata cannot be imported ({error})"
+    else:
+        missing = ""
+    if missing:  # outside the except block: one line, no chained traceback
+        cannot_run("kubeflow", missing, "pip install 'pipeledger[kubeflow]' (Python <= 3.11)")
 
     service = MlmdTestService(tmp_path_factory.mktemp("mlmd") / "first.db")
     yield service

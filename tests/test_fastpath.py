@@ -15,7 +15,7 @@ from sqlalchemy import exc as sa_exc
 from pipeledger.exceptions import MetadataStoreError, NotFoundError
 from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, open_sqlite_store
 from pipeledger.models import RunCreate, Status, StepRunCreate, utcnow
-from tests.store_contract.helpers import artifact
+from pipeledger.testing.helpers import artifact
 
 
 def test_listeners_see_every_statement_of_the_record_path(tmp_path: Path) -> None:

@@ -38,9 +38,9 @@ from pipeledger.cli.main import cli
 from pipeledger.lineage import LineageEdge, LineageGraph, LineageNode
 from pipeledger.lineage.openlineage import run_events
 from pipeledger.metadata_store.sql.schema import metadata
+from pipeledger.testing.helpers import artifact, finish, make_run, make_step
 from tests import pipelines as P
 from tests.servers import enabled_backends, open_server_store, server_config
-from tests.store_contract.helpers import artifact, finish, make_run, make_step
 
 # --- pipelines ---------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ A metadata store records pipelines, their runs, the step runs of each run, the
 artifacts steps consume and produce, the edges between them and key/value
 metadata, and reads them back. Every flavor implements this class; the SQL
 implementation (:mod:`pipeledger.metadata_store.sql`) serves SQLite, MySQL and
-PostgreSQL. The contract test suite (``tests/store_contract``) is the executable
+PostgreSQL. The contract test suite (:mod:`pipeledger.testing`) is the executable
 version of these docstrings.
 
 Rules every implementation keeps:

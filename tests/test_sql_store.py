@@ -1,16 +1,23 @@
-"""The schema, the migrations and the version checks agree, on every database."""
+"""The SQL implementation itself, on every SQL database: the schema, the migrations and the
+version checks agree. (What every store must do is :mod:`pipeledger.testing`'s contract suite.)"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from pipeledger.exceptions import SchemaVersionError
 from pipeledger.metadata_store.sql import Database, SqlMetadataStore
 from pipeledger.metadata_store.sql.migrate import current_revision, ensure_schema, known_revisions
 from pipeledger.metadata_store.sql.schema import SCHEMA_REVISION, metadata
+from pipeledger.testing.lineage import chain
+from tests.servers import enabled_backends, open_empty_store
 
 HOW_TO_FIX = (
     "schema.py and the Alembic migrations disagree. If you changed schema.py, add a revision in "
@@ -19,11 +26,19 @@ HOW_TO_FIX = (
 )
 
 
+@pytest.fixture(params=enabled_backends())
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlMetadataStore]:
+    """An empty SQL metadata store on each SQL backend."""
+    opened = open_empty_store(request.param, tmp_path, request)
+    assert isinstance(opened, SqlMetadataStore)
+    yield opened
+    opened.close()
+
+
 def test_schema_revision_is_the_head_of_the_migration_tree() -> None:
     assert known_revisions()[-1] == SCHEMA_REVISION
 
 
-@pytest.mark.sql_only
 def test_migrated_database_matches_schema_module(store: SqlMetadataStore) -> None:
     """A database created by the migrations has exactly the tables, columns and indexes of schema.py."""
     assert current_revision(store.db) == SCHEMA_REVISION
@@ -38,7 +53,6 @@ def _set_revision(db: Database, revision: str) -> None:
         conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
 
 
-@pytest.mark.sql_only
 def test_newer_schema_is_refused_naming_both_versions(store: SqlMetadataStore) -> None:
     _set_revision(store.db, "9999")
     try:
@@ -49,7 +63,6 @@ def test_newer_schema_is_refused_naming_both_versions(store: SqlMetadataStore) -
         _set_revision(store.db, SCHEMA_REVISION)
 
 
-@pytest.mark.sql_only
 def test_float_json_values_keep_their_type(store: SqlMetadataStore) -> None:
     from pipeledger.models import EntityKind, RunCreate
 
@@ -73,3 +86,27 @@ def test_sqlite_file_opened_twice_keeps_data(tmp_path) -> None:
     second = open_sqlite_store(config)
     assert [r.name for r in second.list_runs()] == ["p-1"]
     second.close()
+
+
+def test_ten_steps_deep_lineage_is_one_sql_statement(store: SqlMetadataStore) -> None:
+    labels, arts = chain(store, 10)
+    engine = store.db.engine
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        record = store.lineage(artifact_id=arts[-1].id)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+
+    assert labels.steps(record) == {f"s{i}" for i in range(1, 11)}
+    assert labels.artifacts(record) == {f"s{i}.data" for i in range(1, 11)}
+    assert len(record.edges) == 19  # 10 outputs, 9 inputs
+    queries = [(s, p) for s, p in statements if not s.strip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
+    assert len(queries) == 1, statements
+    ((statement, parameters),) = queries
+    assert statement.lstrip().upper().startswith("WITH RECURSIVE"), statement
+    print(f"\nlineage statement on {store.db.dialect} (parameters {parameters!r}):\n{statement}")
