@@ -45,7 +45,7 @@ class HistoryQueries(SqlQueries):
         check_lineage_arguments(artifact_id, step_run_id, direction, depth)
         start: LineageStart = "artifact" if artifact_id is not None else "step_run"
         statement = _lineage_read(start, direction, depth is not None)
-        with self.db.driver_read() as reader:
+        with self.db.session() as reader:
             rows = statement.all(reader, {"b_start": artifact_id or step_run_id, "b_depth": depth})
         return records.lineage(rows)
 
