@@ -263,6 +263,9 @@ def test_driver_error_codes_are_read_from_the_driver_not_the_message(tmp_path: P
 
     assert kind(Coded(1213, "")) is ErrorKind.TRANSIENT  # PyMySQL: the server's error number first
     assert kind(Coded(1062, "")) is ErrorKind.DUPLICATE
+    mysql = Coded(1452, "")
+    mysql.sqlstate = "23000"  # type: ignore[attr-defined]  # PyMySQL sets one too: the number decides
+    assert kind(mysql) is ErrorKind.MISSING_REFERENCE
     pg = Coded("")
     pg.sqlstate = "40001"  # type: ignore[attr-defined]  # psycopg
     assert kind(pg) is ErrorKind.TRANSIENT

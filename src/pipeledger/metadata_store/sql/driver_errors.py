@@ -58,12 +58,12 @@ def kind(error: BaseException | None) -> ErrorKind:
         return _SQLITE.get(sqlite_name, ErrorKind.OTHER)
     if isinstance(error, sqlite3.Error):  # Python 3.10's sqlite3 gives no code: only the message
         return _sqlite_by_message(error)
+    args = getattr(error, "args", ())
+    if args and isinstance(args[0], int):  # PyMySQL (its errors have a ``sqlstate`` too: "23000"...)
+        return _MYSQL.get(args[0], ErrorKind.OTHER)
     sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
     if isinstance(sqlstate, str):
         return _POSTGRESQL.get(sqlstate, ErrorKind.OTHER)
-    args = getattr(error, "args", ())
-    if args and isinstance(args[0], int):
-        return _MYSQL.get(args[0], ErrorKind.OTHER)
     return ErrorKind.OTHER
 
 
