@@ -115,18 +115,7 @@ class CacheQueries(SqlQueries):
             query = query.where(column.is_not(None) if invalidated else column.is_(None))
         with self.db.read() as conn:
             rows = conn.execute(query).all()
-        return [
-            CacheEntry(
-                step_run_id=row.id,
-                step_name=row.name,
-                pipeline_name=row.pipeline_name,
-                run_name=row.run_name,
-                cache_key=row.cache_key,
-                created=row.end_time,
-                invalidated_at=row.cache_invalidated_at,
-            )
-            for row in rows
-        ]
+        return [records.cache_entry(row) for row in rows]
 
     def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
         with self.db.session() as reader:
@@ -136,8 +125,7 @@ class CacheQueries(SqlQueries):
                 rows = sql.FIND_CACHED_SINCE.all(reader, {"b_key": cache_key, "b_since": not_before})
         if not rows:
             return None
-        outputs = {row["io_name"]: records.artifact(row, prefix="a_") for row in rows if row["io_name"] is not None}
-        return CacheHit(records.step_run(rows[0]), outputs, rows[0]["r_name"])
+        return records.cache_hit(rows)
 
     def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
         query = (

@@ -21,7 +21,7 @@ from pipeledger.exceptions import (
     NotFoundError,
     RunExistsError,
 )
-from pipeledger.metadata_store.base import MetadataStore, not_found_message
+from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql import statements as sql
 from pipeledger.metadata_store.sql.cache_queries import CacheQueries
@@ -258,31 +258,22 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Ownersh
 
     # ------------------------------------------------------------------- reads
 
-    def get_pipeline(self, name: str) -> PipelineRecord:
+    def _find_pipeline(self, name: str) -> PipelineRecord | None:
         with self.db.read() as conn:
             row = conn.execute(select(pipelines).where(pipelines.c.name == name)).first()
-            if row is None:
-                known = conn.execute(select(pipelines.c.name).order_by(pipelines.c.name).limit(10)).scalars()
-                raise NotFoundError(not_found_message("pipeline", name, list(known)))
-        return records.pipeline(row)
+        return None if row is None else records.pipeline(row)
 
     def list_pipelines(self, *, limit: int | None = None, offset: int = 0) -> list[PipelineRecord]:
         query = select(pipelines).order_by(pipelines.c.name).limit(limit).offset(offset)
         with self.db.read() as conn:
             return [records.pipeline(r) for r in conn.execute(query)]
 
-    def get_run(self, name_or_id: str) -> RunRecord:
+    def _find_run(self, name_or_id: str) -> RunRecord | None:
         with self.db.session() as reader:
             found = sql.RUN_BY_NAME.all(reader, {"b_name": name_or_id}) or sql.RUN_BY_ID.all(
                 reader, {"b_id": name_or_id}
             )
-        if not found:
-            with self.db.read() as conn:
-                latest = conn.execute(
-                    select(pipeline_runs.c.name).order_by(pipeline_runs.c.start_time.desc()).limit(5)
-                ).scalars()
-                raise NotFoundError(not_found_message("run", name_or_id, list(latest), "latest runs"))
-        return records.run(found[0])
+        return records.run(found[0]) if found else None
 
     def list_runs(
         self,
@@ -342,12 +333,10 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Ownersh
                 result.extend(records.step_io(r) for r in rows)
         return result
 
-    def get_artifact(self, artifact_id: str) -> ArtifactRecord:
+    def _find_artifact(self, artifact_id: str) -> ArtifactRecord | None:
         with self.db.read() as conn:
             row = conn.execute(select(artifacts).where(artifacts.c.id == artifact_id)).first()
-        if row is None:
-            raise NotFoundError(f"no artifact with id {artifact_id!r}")
-        return records.artifact(row)
+        return None if row is None else records.artifact(row)
 
     def get_metadata(self, kind: EntityKind, entity_ids: Sequence[str]) -> dict[str, dict[str, JSON]]:
         out: dict[str, dict[str, JSON]] = {}
