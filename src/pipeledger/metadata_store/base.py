@@ -91,7 +91,7 @@ class MetadataStore(abc.ABC):
 
         Raises:
             NotFoundError: the run, or an input artifact, does not exist.
-            MetadataStoreError: the run already has a step run of this name.
+            StepRunExistsError: the run already has a step run of this name, or the id is taken.
         """
 
     @abc.abstractmethod
@@ -135,6 +135,7 @@ class MetadataStore(abc.ABC):
             CacheEntryGoneError: the original step run, or one of the ``outputs``, does not
                 exist (a :class:`NotFoundError`).
             NotFoundError: the run or an input artifact does not exist.
+            StepRunExistsError: the run already has a step run of this name, or the id is taken.
         """
 
     @abc.abstractmethod

@@ -24,7 +24,7 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, RootTransaction, create_engine, event
@@ -37,7 +37,6 @@ from pipeledger.metadata_store.sql.driver_errors import ErrorKind, kind
 from pipeledger.metadata_store.sql.fastpath import CoreSession, DriverSession, DuplicateError, Session, observed
 
 T = TypeVar("T")
-_AdapterT = TypeVar("_AdapterT", bound="_CoreAdapter | _DriverAdapter")
 
 FAST_PATH_ENV = "PIPELEDGER_FAST_PATH"
 """Environment variable read when ``Database(fast_path=None)``: ``0``, ``off`` or ``false``
@@ -103,22 +102,17 @@ class Database:
 
     # ------------------------------------------------------------------ public
 
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
+    def transaction(self) -> AbstractContextManager[Connection]:
         """A write transaction on a SQLAlchemy ``Connection``, for Core statements: committed on
         success, rolled back on any error, driver errors translated (see :meth:`translate`).
         Use :meth:`run_transaction` to get automatic retries of transient failures."""
-        with self._begin(_CoreAdapter(self, write=True)) as adapter:
-            yield adapter.connection
+        return self._begin(_CoreAdapter(self, write=True, yields_session=False))
 
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
+    def read(self) -> AbstractContextManager[Connection]:
         """A read-only ``Connection`` for Core statements (a deferred transaction, rolled back at the end)."""
-        with self._begin(_CoreAdapter(self, write=False)) as adapter:
-            yield adapter.connection
+        return self._begin(_CoreAdapter(self, write=False, yields_session=False))
 
-    @contextmanager
-    def session(self, *, write: bool = False) -> Iterator[Session]:
+    def session(self, *, write: bool = False) -> AbstractContextManager[Session]:
         """A read (or with ``write``, a write transaction) for prebuilt statements
         (:class:`~.fastpath.FastRead`, :class:`~.fastpath.FastWrite`).
 
@@ -127,13 +121,9 @@ class Database:
         SQLAlchemy Core; either way as :meth:`transaction` and :meth:`read` do (``BEGIN
         IMMEDIATE`` on SQLite for writes, commit or rollback, errors translated).
         """
-        adapter: _DriverAdapter | _CoreAdapter
         if self.fast_path and not observed(self.engine):
-            adapter = _DriverAdapter(self, write=write)
-        else:
-            adapter = _CoreAdapter(self, write=write)
-        with self._begin(adapter) as begun:
-            yield begun.session
+            return self._begin(_DriverAdapter(self, write=write))
+        return self._begin(_CoreAdapter(self, write=write, yields_session=True))
 
     def run_transaction(self, work: Callable[[Connection], T]) -> T:
         """Run ``work(conn)`` in a :meth:`transaction`, retrying transient failures.
@@ -142,14 +132,14 @@ class Database:
         after a rollback). Retries back off exponentially with full jitter,
         starting at 10 ms, at most ``max_retries`` times.
         """
-        return self._retrying(lambda: self._begin(_CoreAdapter(self, write=True)), lambda a: work(a.connection))
+        return self._retrying(self.transaction, work)
 
     def run_session(self, work: Callable[[Session], T]) -> T:
         """Run ``work(session)`` in a write :meth:`session`, retrying transient failures as
         :meth:`run_transaction` does."""
         return self._retrying(lambda: self.session(write=True), work)
 
-    def _retrying(self, begin: Callable[[], Any], work: Callable[[Any], T]) -> T:
+    def _retrying(self, begin: Callable[[], AbstractContextManager[Any]], work: Callable[[Any], T]) -> T:
         attempt = 0
         while True:
             try:
@@ -162,15 +152,16 @@ class Database:
                 time.sleep(random.uniform(0, 0.01 * 2**attempt))
 
     @contextmanager
-    def _begin(self, adapter: _AdapterT) -> Iterator[_AdapterT]:
-        """THE transaction implementation: open, begin, yield, commit (a write) or roll back, close;
-        errors translated. An error already translated (at a statement) passes as it is."""
+    def _begin(self, adapter: _CoreAdapter | _DriverAdapter) -> Iterator[Any]:
+        """THE transaction implementation: open, begin, yield the adapter's connection or session,
+        commit (a write) or roll back, close; errors translated. An error already translated (at a
+        statement) passes as it is."""
         dbapi_error = self.engine.dialect.loaded_dbapi.Error
         try:
             adapter.open()
             try:
                 adapter.begin()
-                yield adapter
+                yield adapter.yielded
                 adapter.commit()
             except BaseException:
                 adapter.rollback()
@@ -297,14 +288,19 @@ def _first_line(exc: BaseException) -> str:
 class _CoreAdapter:
     """A transaction on a SQLAlchemy ``Connection`` (SQLAlchemy handles disconnects itself)."""
 
-    def __init__(self, db: Database, *, write: bool) -> None:
+    __slots__ = ("_transaction", "connection", "db", "write", "yielded", "yields_session")
+
+    def __init__(self, db: Database, *, write: bool, yields_session: bool) -> None:
         self.db = db
         self.write = write
+        self.yields_session = yields_session
         self._transaction: RootTransaction | None = None
 
     def open(self) -> None:
         self.connection = self.db.engine.connect()
-        self.session = CoreSession(self.connection, self.db.translate_statement_error)
+        self.yielded: Connection | CoreSession = (
+            CoreSession(self.connection, self.db.translate_statement_error) if self.yields_session else self.connection
+        )
 
     def begin(self) -> None:
         if self.write:  # a read begins (deferred) at its first statement and is rolled back on close
@@ -333,6 +329,8 @@ class _DriverAdapter:
     """A transaction on the pooled DBAPI connection itself: SQLAlchemy's ``Connection`` and
     transaction objects cost ~90 µs per transaction, as much as SQLite's commit."""
 
+    __slots__ = ("db", "dbapi_connection", "pooled", "write", "yielded")
+
     def __init__(self, db: Database, *, write: bool) -> None:
         self.db = db
         self.write = write
@@ -355,7 +353,7 @@ class _DriverAdapter:
         except sa_exc.SQLAlchemyError as exc:  # e.g. the pool's TimeoutError: no free connection
             raise self.db.translate(exc) from exc
         self.dbapi_connection: Any = self.pooled.dbapi_connection
-        self.session = DriverSession(dialect, self.dbapi_connection, self._statement_error)
+        self.yielded = DriverSession(dialect, self.dbapi_connection, self._statement_error)
 
     def _statement_error(
         self, exc: sa_exc.DBAPIError, on_duplicate: DuplicateError | None, row: Mapping[str, Any]
