@@ -115,3 +115,197 @@ def test_a_busy_database_is_waited_out_on_the_driver_path(tmp_path: Path) -> Non
     assert [s.id for s in store.list_step_runs(run.id)] == [step.id]
     blocker.close()
     store.close()
+
+
+# ----------------------------------------------------------- the seam (issue 15, item 2)
+
+_DIALECTS = {
+    "sqlite": "sqlalchemy.dialects.sqlite.pysqlite",
+    "mysql": "sqlalchemy.dialects.mysql.pymysql",
+    "postgresql": "sqlalchemy.dialects.postgresql.psycopg",
+}
+
+
+@pytest.mark.parametrize("dialect_name", sorted(_DIALECTS))
+def test_the_sqlalchemy_internals_the_fast_path_relies_on_still_exist(dialect_name: str) -> None:
+    """If this fails, SQLAlchemy changed something sql/fastpath.py uses: fix fastpath.py (or turn
+    the fast path off with PIPELEDGER_FAST_PATH=0) before widening the SQLAlchemy pin."""
+    import importlib
+
+    from sqlalchemy import Engine, insert
+    from sqlalchemy.pool import Pool
+
+    from pipeledger.metadata_store.sql import statements
+    from pipeledger.metadata_store.sql.schema import step_runs
+
+    dialect = importlib.import_module(_DIALECTS[dialect_name]).dialect()
+    compiled = insert(step_runs).compile(dialect=dialect, column_keys=["id", "run_id", "parameters"])
+    positiontup = getattr(compiled, "positiontup", None)
+    binds = getattr(compiled, "binds", {})
+    used = {
+        "SQLCompiler.string": isinstance(getattr(compiled, "string", None), str),
+        "SQLCompiler.positional": isinstance(getattr(compiled, "positional", None), bool),
+        "SQLCompiler.positiontup": not compiled.positional or bool(positiontup),
+        "SQLCompiler.binds": set(binds) >= {"id", "run_id", "parameters"},
+        "BindParameter.key / effective_value": "id" in binds
+        and binds["id"].key == "id"
+        and hasattr(binds["id"], "effective_value"),
+        "TypeEngine.dialect_impl().bind_processor": callable(
+            step_runs.c.parameters.type.dialect_impl(dialect).bind_processor(dialect)
+        ),
+        "TypeEngine.dialect_impl().result_processor": callable(
+            getattr(step_runs.c.start_time.type.dialect_impl(dialect), "result_processor", None)
+        ),
+        "Dialect.loaded_dbapi / is_disconnect": hasattr(type(dialect), "loaded_dbapi")
+        and callable(getattr(dialect, "is_disconnect", None)),
+        "DBAPIError.instance": callable(getattr(sa_exc.DBAPIError, "instance", None)),
+        "Engine.raw_connection": callable(getattr(Engine, "raw_connection", None)),
+        "Pool._invalidate": callable(getattr(Pool, "_invalidate", None)),
+        "Engine.dispatch.before_cursor_execute": hasattr(Engine.dispatch, "before_cursor_execute"),
+    }
+    broken = [name for name, ok in used.items() if not ok]
+    assert not broken, f"SQLAlchemy internals used by sql/fastpath.py changed: {', '.join(broken)}"
+
+    # The driver session sends Core's own SQL, with the parameters in the driver's order.
+    ours = statements.INSERT_STEP.compiled(dialect, {"id": "a", "run_id": "b", "parameters": {"x": 1}})
+    assert ours.sql == compiled.string
+    assert [name for name, *_rest in ours.params] == (list(positiontup or []) if compiled.positional else list(binds))
+
+
+def _session_kinds(store: Any) -> tuple[str, str]:
+    with store.db.session() as reader:
+        read = type(reader).__name__
+    with store.db.session(write=True) as writer:
+        write = type(writer).__name__
+    return read, write
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        (None, "DriverSession"),
+        ("1", "DriverSession"),
+        ("0", "CoreSession"),
+        ("off", "CoreSession"),
+        ("false", "CoreSession"),
+    ],
+)
+def test_the_fast_path_switch_is_read_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None, expected: str
+) -> None:
+    if setting is None:
+        monkeypatch.delenv("PIPELEDGER_FAST_PATH", raising=False)
+    else:
+        monkeypatch.setenv("PIPELEDGER_FAST_PATH", setting)
+    store = open_sqlite_store(SqliteMetadataStoreConfig(path=str(tmp_path / "m.db")))
+    assert _session_kinds(store) == (expected, expected)
+    store.close()
+
+
+def test_the_database_chooses_core_when_the_sql_is_observed_or_the_fast_path_is_off(tmp_path: Path) -> None:
+    from pipeledger.metadata_store.sql.engine import Database
+
+    fast = Database(f"sqlite:///{tmp_path / 'a.db'}", display_name="a", fast_path=True)
+    slow = Database(f"sqlite:///{tmp_path / 'b.db'}", display_name="b", fast_path=False)
+    with fast.session() as s1, slow.session() as s2:
+        assert (type(s1).__name__, type(s2).__name__) == ("DriverSession", "CoreSession")
+    event.listen(fast.engine, "before_cursor_execute", lambda *args: None)
+    with fast.session(write=True) as s3:
+        assert type(s3).__name__ == "CoreSession"  # listeners see every statement
+    fast.dispose()
+    slow.dispose()
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "core"])
+def test_a_duplicate_step_is_a_step_run_exists_error_on_both_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: bool
+) -> None:
+    from pipeledger.exceptions import StepRunExistsError
+
+    monkeypatch.setenv("PIPELEDGER_FAST_PATH", "1" if fast else "0")
+    store = open_sqlite_store(SqliteMetadataStoreConfig(path=str(tmp_path / "m.db")))
+    run = store.create_run(RunCreate(pipeline_name="p", name="p-{n}"))
+    store.start_step(StepRunCreate(run_id=run.id, name="s"))
+    with pytest.raises(StepRunExistsError, match=r"step 's' of run .* is already recorded"):
+        store.start_step(StepRunCreate(run_id=run.id, name="s"))  # same name in the run, new id
+    store.close()
+
+
+def test_driver_error_codes_are_read_from_the_driver_not_the_message(tmp_path: Path) -> None:
+    from pipeledger.metadata_store.sql.driver_errors import ErrorKind, kind
+
+    conn = sqlite3.connect(tmp_path / "k.db", isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("CREATE TABLE a (id INTEGER PRIMARY KEY, u TEXT UNIQUE)")
+    conn.execute("CREATE TABLE b (a_id INTEGER REFERENCES a (id))")
+    conn.execute("INSERT INTO a VALUES (1, 'x')")
+    errors = {}
+    for label, sql in [
+        ("pk", "INSERT INTO a VALUES (1, 'y')"),
+        ("unique", "INSERT INTO a VALUES (2, 'x')"),
+        ("fk", "INSERT INTO b VALUES (7)"),
+        ("syntax", "INSERT INTO"),
+    ]:
+        try:
+            conn.execute(sql)
+        except sqlite3.Error as exc:
+            errors[label] = kind(exc)
+    assert errors == {
+        "pk": ErrorKind.DUPLICATE,
+        "unique": ErrorKind.DUPLICATE,
+        "fk": ErrorKind.MISSING_REFERENCE,
+        "syntax": ErrorKind.OTHER,
+    }
+    conn.close()
+
+    class Coded(Exception):  # a driver error whose message says nothing
+        pass
+
+    assert kind(Coded(1213, "")) is ErrorKind.TRANSIENT  # PyMySQL: the server's error number first
+    assert kind(Coded(1062, "")) is ErrorKind.DUPLICATE
+    mysql = Coded(1452, "")
+    mysql.sqlstate = "23000"  # type: ignore[attr-defined]  # PyMySQL sets one too: the number decides
+    assert kind(mysql) is ErrorKind.MISSING_REFERENCE
+    pg = Coded("")
+    pg.sqlstate = "40001"  # type: ignore[attr-defined]  # psycopg
+    assert kind(pg) is ErrorKind.TRANSIENT
+    assert kind(Coded("deadlock detected, database is locked")) is ErrorKind.OTHER  # no code: no guess
+
+
+def test_a_database_busy_past_the_retries_raises_a_transient_error(tmp_path: Path) -> None:
+    from pipeledger.exceptions import TransientStoreError
+
+    path = tmp_path / "m.db"
+    store = open_sqlite_store(SqliteMetadataStoreConfig(path=str(path), busy_timeout=0.01))
+    run = store.create_run(RunCreate(pipeline_name="p", name="p-{n}"))
+    store.db.max_retries = 1
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(TransientStoreError, match="is busy"):
+            store.start_step(StepRunCreate(run_id=run.id, name="s"))
+        with pytest.raises(TransientStoreError):
+            store.invalidate_cache(at=utcnow())  # a Core transaction: the same translation
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    store.close()
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "core"])
+def test_finish_step_replaces_metadata_the_step_put_while_running_in_one_upsert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: bool
+) -> None:
+    from pipeledger.models import EntityKind
+
+    monkeypatch.setenv("PIPELEDGER_FAST_PATH", "1" if fast else "0")
+    store = open_sqlite_store(SqliteMetadataStoreConfig(path=str(tmp_path / "m.db")))
+    run = store.create_run(RunCreate(pipeline_name="p", name="p-{n}"))
+    step = store.start_step(StepRunCreate(run_id=run.id, name="s"))
+    store.put_metadata(EntityKind.STEP_RUN, step.id, {"loss": 1.0, "kept": "yes"})
+    seen: list[str] = []
+    event.listen(store.db.engine, "before_cursor_execute", lambda c, cur, sql, *a: seen.append(sql.split()[0].upper()))
+    store.finish_step(step.id, Status.COMPLETED, end_time=utcnow(), metadata={"loss": 0.5, "acc": 0.9})
+    assert store.get_metadata(EntityKind.STEP_RUN, [step.id]) == {step.id: {"acc": 0.9, "kept": "yes", "loss": 0.5}}
+    assert "DELETE" not in seen  # an upsert, not DELETE + INSERT
+    store.close()

@@ -18,7 +18,9 @@
           ├── StoreUnavailableError the database cannot be reached or opened
           ├── SchemaVersionError    the database schema and the library disagree
           ├── UnsupportedOperationError  the store's flavor cannot do this (MLMD cannot delete)
-          └── RunExistsError        a run name is taken
+          ├── TransientStoreError   busy database, deadlock, serialization failure: retried, then raised
+          ├── RunExistsError        a run name is taken
+          └── StepRunExistsError    a step run of that id, or that name in its run, is already recorded
 
 Every message is one line that names the problem and, where there is one, the fix.
 """
@@ -103,6 +105,16 @@ class SchemaVersionError(MetadataStoreError):
 
 class RunExistsError(MetadataStoreError):
     """A pipeline run with this name already exists."""
+
+
+class StepRunExistsError(MetadataStoreError):
+    """A step run with this id, or with this name in its run, is already recorded."""
+
+
+class TransientStoreError(MetadataStoreError):
+    """The database refused a transaction for a reason that goes away when it is retried: busy
+    (SQLite), a deadlock, a lock wait timeout or a serialization failure. The SQL store retries
+    these with backoff and raises this error only when the retries are used up."""
 
 
 class PipeledgerWarning(UserWarning):

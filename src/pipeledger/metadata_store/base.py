@@ -16,6 +16,11 @@ Rules every implementation keeps:
 * List methods filter and page in the store (``limit``/``offset``); none loads
   every row of a table.
 * Records returned are immutable :mod:`pipeledger.models` dataclasses.
+
+Logic every backend shares lives here, not in helpers each backend must remember to call
+(template methods): a public method checks its arguments and words its errors, then calls a
+protected ``_method`` the backend implements (``get_run`` → ``_find_run``, ``lineage`` →
+``_lineage``...); methods that can be written on top of others have a default here.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from pipeledger.exceptions import NotFoundError, UnsupportedOperationError
 from pipeledger.models import (
     JSON,
     ArtifactCreate,
@@ -46,26 +52,6 @@ from pipeledger.models import (
 )
 
 LINEAGE_DIRECTIONS = ("upstream", "downstream", "both")
-
-
-def check_lineage_arguments(
-    artifact_id: str | None, step_run_id: str | None, direction: str, depth: int | None
-) -> None:
-    """Raise the ``ValueError`` :meth:`MetadataStore.lineage` promises for bad arguments."""
-    if direction not in LINEAGE_DIRECTIONS:
-        raise ValueError(f"direction must be upstream, downstream or both, not {direction!r}")
-    if depth is not None and depth < 0:
-        raise ValueError(f"depth must be >= 0 or None, not {depth}")
-    if (artifact_id is None) == (step_run_id is None):
-        raise ValueError("give exactly one of artifact_id and step_run_id")
-
-
-def not_found_message(kind: str, name: str, known: list[str], label: str | None = None) -> str:
-    """The message of a :class:`NotFoundError` for ``name``, listing some ``known`` names (every store
-    words it the same way)."""
-    if not known:
-        return f"no {kind} named {name!r}: none is recorded yet"
-    return f"no {kind} named {name!r}; {label or 'known ' + kind + 's'}: {', '.join(known)}"
 
 
 class MetadataStore(abc.ABC):
@@ -105,7 +91,7 @@ class MetadataStore(abc.ABC):
 
         Raises:
             NotFoundError: the run, or an input artifact, does not exist.
-            MetadataStoreError: the run already has a step run of this name.
+            StepRunExistsError: the run already has a step run of this name, or the id is taken.
         """
 
     @abc.abstractmethod
@@ -149,6 +135,7 @@ class MetadataStore(abc.ABC):
             CacheEntryGoneError: the original step run, or one of the ``outputs``, does not
                 exist (a :class:`NotFoundError`).
             NotFoundError: the run or an input artifact does not exist.
+            StepRunExistsError: the run already has a step run of this name, or the id is taken.
         """
 
     @abc.abstractmethod
@@ -182,25 +169,40 @@ class MetadataStore(abc.ABC):
 
     # ------------------------------------------------------------------- reads
 
-    @abc.abstractmethod
     def get_pipeline(self, name: str) -> PipelineRecord:
         """The pipeline called ``name``.
 
         Raises:
             NotFoundError: no such pipeline (the message lists some that exist).
         """
+        found = self._find_pipeline(name)
+        if found is None:
+            raise NotFoundError(_not_found_message("pipeline", name, [p.name for p in self.list_pipelines(limit=10)]))
+        return found
+
+    @abc.abstractmethod
+    def _find_pipeline(self, name: str) -> PipelineRecord | None:
+        """The pipeline called ``name``, or None (for :meth:`get_pipeline`)."""
 
     @abc.abstractmethod
     def list_pipelines(self, *, limit: int | None = None, offset: int = 0) -> list[PipelineRecord]:
         """Pipelines ordered by name."""
 
-    @abc.abstractmethod
     def get_run(self, name_or_id: str) -> RunRecord:
         """The run with this name, or else this id.
 
         Raises:
-            NotFoundError: no such run.
+            NotFoundError: no such run (the message lists the latest runs).
         """
+        found = self._find_run(name_or_id)
+        if found is None:
+            latest = self.list_run_names(limit=5)
+            raise NotFoundError(_not_found_message("run", name_or_id, latest, "latest runs"))
+        return found
+
+    @abc.abstractmethod
+    def _find_run(self, name_or_id: str) -> RunRecord | None:
+        """The run with this name, or else this id, or None (for :meth:`get_run`)."""
 
     @abc.abstractmethod
     def list_runs(
@@ -265,7 +267,6 @@ class MetadataStore(abc.ABC):
     def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
         """The latest run of step ``step`` in pipeline ``pipeline`` that started before ``before``."""
 
-    @abc.abstractmethod
     def lineage(
         self,
         *,
@@ -285,6 +286,20 @@ class MetadataStore(abc.ABC):
         Raises:
             ValueError: not exactly one of ``artifact_id`` and ``step_run_id``, or a bad direction.
         """
+        if direction not in LINEAGE_DIRECTIONS:
+            raise ValueError(f"direction must be upstream, downstream or both, not {direction!r}")
+        if depth is not None and depth < 0:
+            raise ValueError(f"depth must be >= 0 or None, not {depth}")
+        if (artifact_id is None) == (step_run_id is None):
+            raise ValueError("give exactly one of artifact_id and step_run_id")
+        return self._lineage(artifact_id=artifact_id, step_run_id=step_run_id, direction=direction, depth=depth)
+
+    @abc.abstractmethod
+    def _lineage(
+        self, *, artifact_id: str | None, step_run_id: str | None, direction: str, depth: int | None
+    ) -> LineageRecord:
+        """:meth:`lineage` with its arguments checked: exactly one of ``artifact_id`` and
+        ``step_run_id``, ``direction`` one of :data:`LINEAGE_DIRECTIONS`, ``depth`` None or >= 0."""
 
     @abc.abstractmethod
     def metric_history(
@@ -293,13 +308,20 @@ class MetadataStore(abc.ABC):
         """Values the steps of ``pipeline``'s runs logged (all keys, or ``keys``), oldest run
         first; with ``limit``, only the latest ``limit`` runs. One query."""
 
-    @abc.abstractmethod
     def get_artifact(self, artifact_id: str) -> ArtifactRecord:
         """The artifact with this id.
 
         Raises:
             NotFoundError: no such artifact.
         """
+        found = self._find_artifact(artifact_id)
+        if found is None:
+            raise NotFoundError(f"no artifact with id {artifact_id!r}")
+        return found
+
+    @abc.abstractmethod
+    def _find_artifact(self, artifact_id: str) -> ArtifactRecord | None:
+        """The artifact with this id, or None (for :meth:`get_artifact`)."""
 
     @abc.abstractmethod
     def get_metadata(self, kind: EntityKind, entity_ids: Sequence[str]) -> dict[str, dict[str, JSON]]:
@@ -375,8 +397,6 @@ class MetadataStore(abc.ABC):
         ``crashed`` (as the client shows it)."""
         from contextlib import suppress
 
-        from pipeledger.exceptions import NotFoundError
-
         found: dict[str, Status] = {}
         for step_run_id in dict.fromkeys(ids):
             with suppress(NotFoundError):
@@ -397,8 +417,6 @@ class MetadataStore(abc.ABC):
             NotFoundError: no such run.
             UnsupportedOperationError: this store cannot delete runs.
         """
-        from pipeledger.exceptions import UnsupportedOperationError
-
         raise UnsupportedOperationError(f"the {self.flavor} metadata store cannot delete runs")
 
     # --------------------------------------------------------------- lifecycle
@@ -415,3 +433,10 @@ class MetadataStore(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _not_found_message(kind: str, name: str, known: list[str], label: str | None = None) -> str:
+    """The message of a :class:`NotFoundError` for ``name``, listing some ``known`` names."""
+    if not known:
+        return f"no {kind} named {name!r}: none is recorded yet"
+    return f"no {kind} named {name!r}; {label or 'known ' + kind + 's'}: {', '.join(known)}"

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pipeledger.metadata_store.base import check_lineage_arguments
 from pipeledger.metadata_store.mlmd import records
 from pipeledger.metadata_store.mlmd.core import MlmdCore
 from pipeledger.metadata_store.mlmd.values import quote
@@ -80,15 +79,9 @@ class _Graph:
 class MlmdHistory(MlmdCore):
     """Lineage graphs and metric histories."""
 
-    def lineage(
-        self,
-        *,
-        artifact_id: str | None = None,
-        step_run_id: str | None = None,
-        direction: str = "upstream",
-        depth: int | None = None,
+    def _lineage(
+        self, *, artifact_id: str | None, step_run_id: str | None, direction: str, depth: int | None
     ) -> LineageRecord:
-        check_lineage_arguments(artifact_id, step_run_id, direction, depth)
         graph = _Graph(self)
         if step_run_id is not None:
             graph.load_edges([step_run_id])
@@ -125,19 +118,8 @@ class MlmdHistory(MlmdCore):
         runs = self.contexts_by_external_id(sorted(run_ids))
         steps: dict[str, LineageStep] = {}
         for step_id in sorted({s for s, _d, _n, _a in wanted}):
-            record = records.step_record(graph.steps[step_id])
-            run = runs.get(record.run_id)
-            steps[step_id] = LineageStep(
-                id=record.id,
-                name=record.name,
-                status=record.status,
-                run_id=record.run_id,
-                run_name=run.name if run is not None else "",
-                pipeline_name=run.properties["pipeline"].string_value if run is not None else "",
-                start_time=record.start_time,
-                end_time=record.end_time,
-                cached_from_id=record.cached_from_id,
-            )
+            ex = graph.steps[step_id]
+            steps[step_id] = records.lineage_step(ex, runs.get(ex.properties["run_id"].string_value))
         named: dict[str, tuple[str, str, str]] = {}
         for artifact, producer in producers.items():
             ex = graph.steps.get(producer)
@@ -181,7 +163,7 @@ class MlmdHistory(MlmdCore):
             run = by_id[step.run_id]
             for key, value in records.metadata_of(ex).items():
                 if wanted is None or key in wanted:
-                    points.append(MetricPoint(run.id, run.name, run.start_time, step.name, key, value))
+                    points.append(records.metric_point(run, step, key, value))
         return points
 
 

@@ -15,8 +15,6 @@ from typing import Any
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 from ml_metadata.proto import metadata_store_service_pb2 as service
 
-from pipeledger.exceptions import NotFoundError
-from pipeledger.metadata_store.base import not_found_message
 from pipeledger.metadata_store.mlmd import records
 from pipeledger.metadata_store.mlmd.core import MlmdCore
 from pipeledger.metadata_store.mlmd.types import PIPELINE_TYPE, RUN_TYPE, STEP_TYPE, step_key
@@ -38,12 +36,9 @@ from pipeledger.models import (
 class MlmdReads(MlmdCore):
     """The read half of the contract."""
 
-    def get_pipeline(self, name: str) -> PipelineRecord:
+    def _find_pipeline(self, name: str) -> PipelineRecord | None:
         found = self.pipeline_named(name)
-        if found is None:
-            known = [p.name for p in self.list_pipelines(limit=10)]
-            raise NotFoundError(not_found_message("pipeline", name, known))
-        return records.pipeline_record(found)
+        return None if found is None else records.pipeline_record(found)
 
     def list_pipelines(self, *, limit: int | None = None, offset: int = 0) -> list[PipelineRecord]:
         request = service.GetContextsByTypeRequest(type_name=PIPELINE_TYPE)
@@ -53,7 +48,7 @@ class MlmdReads(MlmdCore):
         )
         return _page(found, limit, offset)
 
-    def get_run(self, name_or_id: str) -> RunRecord:
+    def _find_run(self, name_or_id: str) -> RunRecord | None:
         request = service.GetContextByTypeAndNameRequest(type_name=RUN_TYPE, context_name=name_or_id)
         response = self.conn.call("GetContextByTypeAndName", request)
         if response.HasField("context"):
@@ -61,8 +56,7 @@ class MlmdReads(MlmdCore):
         ctx = self.contexts_by_external_id([name_or_id]).get(name_or_id)
         if ctx is not None and ctx.type_id == self.types.run:
             return records.run_record(ctx)
-        latest = self.list_run_names(limit=5)
-        raise NotFoundError(not_found_message("run", name_or_id, latest, "latest runs"))
+        return None
 
     def _runs(self, pipeline: str | None, status: Status | str | None, since: datetime | None) -> list[Any]:
         filters = []
@@ -133,8 +127,9 @@ class MlmdReads(MlmdCore):
             node = artifacts.get(ev.artifact_id)
             if direction is None or node is None or node.type_id != self.types.artifact:
                 continue
-            record = records.artifact_record(node)
-            edges.extend(StepIO(by_id[ev.execution_id], name, direction, record) for name in records.event_names(ev))
+            edges.extend(
+                records.step_io(by_id[ev.execution_id], name, direction, node) for name in records.event_names(ev)
+            )
         return edges
 
     def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
@@ -153,7 +148,7 @@ class MlmdReads(MlmdCore):
             edge.name: edge.artifact for edge in self.list_step_io([step.id]) if edge.direction.value == "output"
         }
         run = self.contexts_by_external_id([step.run_id]).get(step.run_id)
-        return CacheHit(step, outputs, run.name if run is not None else "")
+        return records.cache_hit(step, outputs, run)
 
     def list_cache_entries(
         self,
@@ -182,18 +177,7 @@ class MlmdReads(MlmdCore):
             for k, c in self.contexts_by_external_id(list({s.run_id for s in steps})).items()
             if c.type_id == self.types.run
         }
-        return [
-            CacheEntry(
-                step_run_id=s.id,
-                step_name=s.name,
-                pipeline_name=runs[s.run_id].pipeline_name if s.run_id in runs else "",
-                run_name=runs[s.run_id].name if s.run_id in runs else "",
-                cache_key=s.cache_key or "",
-                created=s.end_time or s.start_time,
-                invalidated_at=s.cache_invalidated_at,
-            )
-            for s in steps
-        ]
+        return [records.cache_entry(s, runs.get(s.run_id)) for s in steps]
 
     def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
         found = self.pipeline_named(pipeline)
@@ -211,11 +195,9 @@ class MlmdReads(MlmdCore):
         steps = [records.step_record(e) for e in self.conn.call("GetExecutionsByType", request).executions]
         return max(steps, key=lambda s: (s.start_time, s.id)) if steps else None
 
-    def get_artifact(self, artifact_id: str) -> ArtifactRecord:
+    def _find_artifact(self, artifact_id: str) -> ArtifactRecord | None:
         node = self.artifacts_by_external_id([artifact_id]).get(artifact_id)
-        if node is None:
-            raise NotFoundError(f"no artifact with id {artifact_id!r}")
-        return records.artifact_record(node)
+        return None if node is None else records.artifact_record(node)
 
     def get_metadata(self, kind: EntityKind, entity_ids: Sequence[str]) -> dict[str, dict[str, JSON]]:
         kind = EntityKind(kind)

@@ -22,11 +22,16 @@ from pipeledger.metadata_store.mlmd.values import (
 from pipeledger.models import (
     JSON,
     ArtifactRecord,
+    CacheEntry,
+    CacheHit,
     Direction,
+    LineageStep,
+    MetricPoint,
     PipelineRecord,
     RunCreate,
     RunRecord,
     Status,
+    StepIO,
     StepRunCreate,
     StepRunRecord,
 )
@@ -255,3 +260,47 @@ def event_direction(ev: Any) -> Direction | None:
 def event_names(ev: Any) -> list[str]:
     """The edge names an event's path holds (``[""]`` if it has none)."""
     return [str(step.key) for step in ev.path.steps if step.WhichOneof("value") == "key"] or [""]
+
+
+def step_io(step_run_id: str, name: str, direction: Direction, node: Any) -> StepIO:
+    """One edge of a step run: an event's name, its direction and the artifact node."""
+    return StepIO(step_run_id, name, direction, artifact_record(node))
+
+
+def cache_hit(step: StepRunRecord, outputs: Mapping[str, ArtifactRecord], run: Any | None) -> CacheHit:
+    """A cache hit on ``step``, whose run context is ``run`` (None if it is gone)."""
+    return CacheHit(step, dict(outputs), run.name if run is not None else "")
+
+
+def cache_entry(step: StepRunRecord, run: RunRecord | None) -> CacheEntry:
+    """The cache entry of a completed step run with a cache key, in ``run`` (None if it is gone)."""
+    return CacheEntry(
+        step_run_id=step.id,
+        step_name=step.name,
+        pipeline_name=run.pipeline_name if run is not None else "",
+        run_name=run.name if run is not None else "",
+        cache_key=step.cache_key or "",
+        created=step.end_time or step.start_time,
+        invalidated_at=step.cache_invalidated_at,
+    )
+
+
+def lineage_step(ex: Any, run: Any | None) -> LineageStep:
+    """A step of a lineage graph from its execution and its run context (None if it is gone)."""
+    record = step_record(ex)
+    return LineageStep(
+        id=record.id,
+        name=record.name,
+        status=record.status,
+        run_id=record.run_id,
+        run_name=run.name if run is not None else "",
+        pipeline_name=run.properties["pipeline"].string_value if run is not None else "",
+        start_time=record.start_time,
+        end_time=record.end_time,
+        cached_from_id=record.cached_from_id,
+    )
+
+
+def metric_point(run: RunRecord, step: StepRunRecord, key: str, value: JSON) -> MetricPoint:
+    """A point of a metric history: ``key``'s ``value`` logged by ``step`` of ``run``."""
+    return MetricPoint(run.id, run.name, run.start_time, step.name, key, value)

@@ -18,7 +18,13 @@ from typing import Any
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 from ml_metadata.proto import metadata_store_service_pb2 as service
 
-from pipeledger.exceptions import CacheEntryGoneError, MetadataStoreError, NotFoundError, RunExistsError
+from pipeledger.exceptions import (
+    CacheEntryGoneError,
+    MetadataStoreError,
+    NotFoundError,
+    RunExistsError,
+    StepRunExistsError,
+)
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.mlmd import records
 from pipeledger.metadata_store.mlmd.connection import AlreadyExistsError, MlmdConnection
@@ -190,7 +196,7 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         try:
             self.conn.call("PutExecution", request)
         except AlreadyExistsError:
-            raise MetadataStoreError(
+            raise StepRunExistsError(
                 f"cannot record step {step.name!r} of run {step.run_id!r}: the run already has a step run of "
                 "this name (or the step run id is taken)"
             ) from None

@@ -5,82 +5,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import Connection, Select, String, and_, bindparam, insert, select, update
-from sqlalchemy import exc as sa_exc
+from sqlalchemy import select, update
 
-from pipeledger.exceptions import CacheEntryGoneError, MetadataStoreError, NotFoundError
+from pipeledger.exceptions import CacheEntryGoneError, NotFoundError
 from pipeledger.metadata_store.sql import records
+from pipeledger.metadata_store.sql import statements as sql
 from pipeledger.metadata_store.sql.common import RUNS_FROM, SqlQueries
-from pipeledger.metadata_store.sql.fastpath import FastRead, FastWrite
+from pipeledger.metadata_store.sql.engine import MissingReferenceError
+from pipeledger.metadata_store.sql.fastpath import Session
 from pipeledger.metadata_store.sql.schema import (
     artifacts,
-    entity_metadata,
     pipeline_runs,
     pipelines,
-    step_io,
     step_runs,
 )
 from pipeledger.models import (
     CacheEntry,
     CacheHit,
     Direction,
-    EntityKind,
     Status,
     StepRunCreate,
     StepRunRecord,
-)
-
-
-def _find_cached(since: bool) -> Select:
-    """The cache look-up: the latest usable entry with the key (by index ``(cache_key, status,
-    end_time)``), joined with its output artifacts and its run's name: one statement."""
-    latest = (
-        select(step_runs.c.id)
-        .where(
-            step_runs.c.cache_key == bindparam("b_key"),
-            step_runs.c.status == Status.COMPLETED.value,
-            step_runs.c.cache_invalidated_at.is_(None),
-        )
-        .order_by(step_runs.c.end_time.desc())
-        .limit(1)
-    )
-    if since:
-        latest = latest.where(step_runs.c.end_time >= bindparam("b_since", type_=step_runs.c.end_time.type))
-    return (
-        select(
-            *step_runs.c,
-            pipeline_runs.c.name.label("r_name"),
-            step_io.c.name.label("io_name"),
-            *(c.label(f"a_{c.name}") for c in artifacts.c),
-        )
-        .select_from(
-            step_runs.join(pipeline_runs, pipeline_runs.c.id == step_runs.c.run_id)
-            .outerjoin(
-                step_io,
-                and_(step_io.c.step_run_id == step_runs.c.id, step_io.c.direction == Direction.OUTPUT.value),
-            )
-            .outerjoin(artifacts, artifacts.c.id == step_io.c.artifact_id)
-        )
-        .where(step_runs.c.id == latest.scalar_subquery())
-    )
-
-
-# Built once: on SQLite, building and hashing a statement costs more than running it.
-_FIND_CACHED = FastRead(_find_cached(since=False))
-_FIND_CACHED_SINCE = FastRead(_find_cached(since=True))
-_INSERT_STEP = FastWrite(insert(step_runs))
-_INSERT_IO = FastWrite(insert(step_io))
-_COPY_METADATA = insert(entity_metadata).from_select(
-    ["entity_kind", "entity_id", "key", "value"],
-    select(
-        entity_metadata.c.entity_kind,
-        bindparam("b_new", type_=String(32)),
-        entity_metadata.c.key,
-        entity_metadata.c.value,
-    ).where(
-        entity_metadata.c.entity_kind == EntityKind.STEP_RUN.value,
-        entity_metadata.c.entity_id == bindparam("b_from"),
-    ),
 )
 
 
@@ -95,19 +40,17 @@ class CacheQueries(SqlQueries):
             step.id, Direction.OUTPUT, outputs.items()
         )
 
-        def work(conn: Connection) -> None:
-            _INSERT_STEP.execute(conn, [values])
-            _INSERT_IO.execute(conn, edges)
-            conn.execute(_COPY_METADATA, {"b_new": step.id, "b_from": cached_from_id})
+        def work(session: Session) -> None:
+            sql.INSERT_STEP.execute(session, [values])
+            sql.INSERT_IO.execute(session, edges)
+            sql.COPY_STEP_METADATA.execute(session, [{"b_new": step.id, "b_from": cached_from_id}])
 
         try:
-            self.db.run_transaction(work)
-        except MetadataStoreError as exc:
+            self.db.run_session(work)
+        except MissingReferenceError as exc:
             # A foreign key refused the rows: nothing was recorded. Say which reference is missing
             # (the cache entry may have been deleted by another process since the look-up).
-            if isinstance(exc.__cause__, sa_exc.IntegrityError):
-                raise self._cached_step_refused(step, cached_from_id, outputs) from exc
-            raise
+            raise self._cached_step_refused(step, cached_from_id, outputs) from exc
         return records.step_run_from_values(values)
 
     def _cached_step_refused(
@@ -124,8 +67,7 @@ class CacheQueries(SqlQueries):
             what = f"original step run {cached_from_id!r}" if source is None else f"output {', '.join(missing)}"
             return CacheEntryGoneError(f"cannot record cached step {step.name!r}: its {what} no longer exists")
         return NotFoundError(
-            f"cannot record cached step {step.name!r}: its run {step.run_id!r} or an input artifact does not "
-            "exist, or the step was already recorded"
+            f"cannot record cached step {step.name!r}: its run {step.run_id!r} or an input artifact does not exist"
         )
 
     def invalidate_cache(self, *, at: datetime, pipeline: str | None = None, step: str | None = None) -> int:
@@ -173,29 +115,17 @@ class CacheQueries(SqlQueries):
             query = query.where(column.is_not(None) if invalidated else column.is_(None))
         with self.db.read() as conn:
             rows = conn.execute(query).all()
-        return [
-            CacheEntry(
-                step_run_id=row.id,
-                step_name=row.name,
-                pipeline_name=row.pipeline_name,
-                run_name=row.run_name,
-                cache_key=row.cache_key,
-                created=row.end_time,
-                invalidated_at=row.cache_invalidated_at,
-            )
-            for row in rows
-        ]
+        return [records.cache_entry(row) for row in rows]
 
     def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
-        with self.db.driver_read() as reader:
+        with self.db.session() as reader:
             if not_before is None:
-                rows = _FIND_CACHED.all(reader, {"b_key": cache_key})
+                rows = sql.FIND_CACHED.all(reader, {"b_key": cache_key})
             else:
-                rows = _FIND_CACHED_SINCE.all(reader, {"b_key": cache_key, "b_since": not_before})
+                rows = sql.FIND_CACHED_SINCE.all(reader, {"b_key": cache_key, "b_since": not_before})
         if not rows:
             return None
-        outputs = {row["io_name"]: records.artifact(row, prefix="a_") for row in rows if row["io_name"] is not None}
-        return CacheHit(records.step_run(rows[0]), outputs, rows[0]["r_name"])
+        return records.cache_hit(rows)
 
     def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
         query = (

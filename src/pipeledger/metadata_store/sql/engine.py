@@ -1,44 +1,59 @@
 """Connections and transactions: the one place that talks to the database driver.
 
-:class:`Database` wraps a SQLAlchemy engine. Every write goes through
-:meth:`Database.transaction`, which begins the transaction the way the dialect
-needs (``BEGIN IMMEDIATE`` on SQLite, so concurrent writers queue on the busy
-timeout instead of deadlocking), commits or rolls back, retries transient
-failures (busy database, deadlock, serialization failure) with jittered backoff,
-and translates driver errors into pipeledger's errors with ``raise ... from``.
-:meth:`Database.driver_transaction` and :meth:`Database.driver_read` do the same on
-the pooled DBAPI connection, for work made only of the statements of
-:mod:`~pipeledger.metadata_store.sql.fastpath` (the per-step writes and hot reads).
+:class:`Database` wraps a SQLAlchemy engine. Every transaction, read or write, Core or
+prebuilt statements, goes through one implementation (:meth:`Database._begin`) over one of
+two adapters: a SQLAlchemy ``Connection`` (:class:`_CoreAdapter`) or the pooled DBAPI
+connection (:class:`_DriverAdapter`, the fast path of :mod:`.fastpath`). It begins the
+transaction the way the dialect needs (``BEGIN IMMEDIATE`` on SQLite, so concurrent writers
+queue on the busy timeout instead of deadlocking), commits or rolls back, and translates
+driver errors into pipeledger's errors by the driver's error code (:mod:`.driver_errors`)
+with ``raise ... from``. :meth:`Database.run_transaction` and :meth:`Database.run_session`
+retry :class:`~pipeledger.exceptions.TransientStoreError` (busy database, deadlock,
+serialization failure) with jittered backoff.
+
+Which adapter prebuilt statements run on is decided here, not by the store: the driver
+one when the fast path is on (``Database(fast_path=...)``, else the ``PIPELEDGER_FAST_PATH``
+environment variable; on by default) and nobody observes the engine's SQL.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, RootTransaction, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import PoolProxiedConnection
 
-from pipeledger.exceptions import MetadataStoreError, StoreUnavailableError
-from pipeledger.metadata_store.sql.fastpath import AnyConnection, DriverConnection, observed
+from pipeledger.exceptions import MetadataStoreError, StoreUnavailableError, TransientStoreError
+from pipeledger.metadata_store.sql.driver_errors import ErrorKind, kind
+from pipeledger.metadata_store.sql.fastpath import CoreSession, DriverSession, DuplicateError, Session, observed
 
 T = TypeVar("T")
 
-_TRANSIENT_MARKERS = (
-    "database is locked",  # SQLite busy
-    "database table is locked",
-    "deadlock",  # MySQL 1213, PostgreSQL 40P01
-    "lock wait timeout",  # MySQL 1205
-    "could not serialize access",  # PostgreSQL 40001
-    "serialization failure",
-)
+FAST_PATH_ENV = "PIPELEDGER_FAST_PATH"
+"""Environment variable read when ``Database(fast_path=None)``: ``0``, ``off`` or ``false``
+turns the driver-cursor path off (every statement then runs through SQLAlchemy Core)."""
+
+
+def fast_path_from_environment() -> bool:
+    """Whether ``PIPELEDGER_FAST_PATH`` leaves the fast path on (unset: on)."""
+    return os.environ.get(FAST_PATH_ENV, "").strip().lower() not in ("0", "off", "false", "no")
+
+
+class DuplicateRowError(MetadataStoreError):
+    """A unique or primary key refused a row (a statement without its own ``on_duplicate``)."""
+
+
+class MissingReferenceError(MetadataStoreError):
+    """A foreign key refused a row: something it refers to does not exist (or is still referred to)."""
 
 
 def json_dumps(value: Any) -> str:
@@ -56,6 +71,8 @@ class Database:
         connect_args: passed to the DBAPI ``connect()``.
         max_retries: how many times a transient failure is retried.
         engine_options: passed to ``create_engine`` (may replace the ``json_serializer``).
+        fast_path: run prebuilt statements on the driver's cursor (see :mod:`.fastpath`); None
+            reads ``PIPELEDGER_FAST_PATH`` (``0``/``off``/``false`` turn it off; on by default).
     """
 
     def __init__(
@@ -66,8 +83,10 @@ class Database:
         connect_args: dict[str, Any] | None = None,
         max_retries: int = 8,
         engine_options: dict[str, Any] | None = None,
+        fast_path: bool | None = None,
     ) -> None:
         self.display_name = display_name
+        self.fast_path = fast_path_from_environment() if fast_path is None else fast_path
         self.max_retries = max_retries
         connect_args = dict(connect_args or {})
         if make_url(url).get_backend_name() == "sqlite":
@@ -83,122 +102,31 @@ class Database:
 
     # ------------------------------------------------------------------ public
 
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A write transaction: committed on success, rolled back on any error.
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A write transaction on a SQLAlchemy ``Connection``, for Core statements: committed on
+        success, rolled back on any error, driver errors translated (see :meth:`translate`).
+        Use :meth:`run_transaction` to get automatic retries of transient failures."""
+        return self._begin(_CoreAdapter(self, write=True, yields_session=False))
 
-        Driver errors are translated (see :meth:`translate`). Use
-        :meth:`run_transaction` to get automatic retries of transient failures.
+    def read(self) -> AbstractContextManager[Connection]:
+        """A read-only ``Connection`` for Core statements (a deferred transaction, rolled back at the end)."""
+        return self._begin(_CoreAdapter(self, write=False, yields_session=False))
+
+    def session(self, *, write: bool = False) -> AbstractContextManager[Session]:
+        """A read (or with ``write``, a write transaction) for prebuilt statements
+        (:class:`~.fastpath.FastRead`, :class:`~.fastpath.FastWrite`).
+
+        The session runs them on the pooled DBAPI connection itself when the fast path is on and
+        nobody observes the engine's SQL (cursor-execute listeners, ``echo``), else through
+        SQLAlchemy Core; either way as :meth:`transaction` and :meth:`read` do (``BEGIN
+        IMMEDIATE`` on SQLite for writes, commit or rollback, errors translated).
         """
-        try:
-            with self.engine.connect() as conn:
-                conn.execution_options(pipeledger_begin="IMMEDIATE")
-                with conn.begin():
-                    yield conn
-        except (sa_exc.SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
-            raise self.translate(exc) from exc
-
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
-        """A read-only connection (a deferred transaction, rolled back at the end)."""
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except (sa_exc.SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
-            raise self.translate(exc) from exc
-
-    @contextmanager
-    def driver_read(self) -> Iterator[AnyConnection]:
-        """A connection for reads made only of :class:`~.fastpath.FastRead` statements.
-
-        It is the pooled DBAPI connection itself (no SQLAlchemy ``Connection``: that costs
-        as much as a small query), or a :meth:`read` connection when someone observes the
-        engine's SQL (cursor-execute listeners, ``echo``), so they still see every statement.
-        Errors are translated as in :meth:`read`; a connection the driver reports as
-        disconnected is dropped from the pool.
-        """
-        if observed(self.engine):
-            with self.read() as conn:
-                yield conn
-            return
-        pooled = self._checkout()
-        try:
-            yield DriverConnection(self.engine.dialect, pooled.dbapi_connection)
-        except sa_exc.DBAPIError as exc:
-            self._drop_if_disconnected(pooled, exc.orig)
-            raise self.translate(exc) from exc
-        finally:
-            self._checkin(pooled)
-
-    @contextmanager
-    def driver_transaction(self) -> Iterator[AnyConnection]:
-        """A write transaction for work made only of :mod:`~.fastpath` statements.
-
-        Like :meth:`transaction` (``BEGIN IMMEDIATE`` on SQLite, commit on success,
-        rollback on any error, driver errors translated), on the pooled DBAPI connection
-        itself: SQLAlchemy's ``Connection`` and transaction objects cost ~90 µs per
-        transaction, as much as SQLite's commit. When someone observes the engine's SQL
-        (cursor-execute listeners, ``echo``), it is :meth:`transaction` itself.
-        """
-        if observed(self.engine):
-            with self.transaction() as conn:
-                yield conn
-            return
-        dialect = self.engine.dialect
-        pooled = self._checkout()
-        dbapi_connection = pooled.dbapi_connection
-        try:
-            try:
-                if self.dialect == "sqlite":  # the other drivers begin implicitly
-                    dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
-                yield DriverConnection(dialect, dbapi_connection)
-                dbapi_connection.commit()  # type: ignore[union-attr]
-            except BaseException:
-                try:
-                    dbapi_connection.rollback()  # type: ignore[union-attr]
-                except Exception:
-                    pooled.invalidate()
-                raise
-        except dialect.loaded_dbapi.Error as exc:  # BEGIN or COMMIT: wrapped as SQLAlchemy wraps driver errors
-            wrapped = sa_exc.DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
-            assert isinstance(wrapped, sa_exc.DBAPIError)  # orig is a driver error
-            self._drop_if_disconnected(pooled, exc)
-            raise self.translate(wrapped) from wrapped
-        except sa_exc.DBAPIError as exc:
-            self._drop_if_disconnected(pooled, exc.orig)
-            raise self.translate(exc) from exc
-        finally:
-            self._checkin(pooled)
-
-    def _checkout(self) -> PoolProxiedConnection:
-        """A pooled DBAPI connection; errors translated.
-
-        ``Engine.raw_connection`` raises the driver's own exceptions (a server that is down,
-        frozen or refusing connections), unlike ``Engine.connect``.
-        """
-        dialect = self.engine.dialect
-        try:
-            return self.engine.raw_connection()
-        except dialect.loaded_dbapi.Error as exc:  # connecting failed: the server is unreachable
-            wrapped = sa_exc.DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
-            assert isinstance(wrapped, sa_exc.DBAPIError)
-            raise StoreUnavailableError(
-                f"cannot connect to metadata store {self.display_name}: {driver_message(wrapped)}"
-            ) from exc
-        except sa_exc.SQLAlchemyError as exc:  # e.g. the pool's TimeoutError: no free connection
-            raise self.translate(exc) from exc
-
-    @staticmethod
-    def _checkin(pooled: PoolProxiedConnection) -> None:
-        """Return ``pooled`` to the pool. The pool resets it (rollback) and discards it if that
-        fails; a driver error it still raises is not worth more than a dropped connection."""
-        try:
-            pooled.close()
-        except Exception:
-            pooled.invalidate()
+        if self.fast_path and not observed(self.engine):
+            return self._begin(_DriverAdapter(self, write=write))
+        return self._begin(_CoreAdapter(self, write=write, yields_session=True))
 
     def run_transaction(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work(conn)`` in a write transaction, retrying transient failures.
+        """Run ``work(conn)`` in a :meth:`transaction`, retrying transient failures.
 
         ``work`` must be safe to run again from the start (it is only retried
         after a rollback). Retries back off exponentially with full jitter,
@@ -206,30 +134,54 @@ class Database:
         """
         return self._retrying(self.transaction, work)
 
-    def run_driver_transaction(self, work: Callable[[AnyConnection], T]) -> T:
-        """:meth:`run_transaction` for work made only of :mod:`~.fastpath` statements,
-        in a :meth:`driver_transaction` (the same retries)."""
-        return self._retrying(self.driver_transaction, work)
+    def run_session(self, work: Callable[[Session], T]) -> T:
+        """Run ``work(session)`` in a write :meth:`session`, retrying transient failures as
+        :meth:`run_transaction` does."""
+        return self._retrying(lambda: self.session(write=True), work)
 
     def _retrying(self, begin: Callable[[], AbstractContextManager[Any]], work: Callable[[Any], T]) -> T:
         attempt = 0
         while True:
             try:
-                with begin() as conn:
-                    return work(conn)
-            except MetadataStoreError as exc:
-                cause = exc.__cause__
-                if attempt >= self.max_retries or not is_transient(cause):
+                with begin() as begun:
+                    return work(begun)
+            except TransientStoreError:
+                if attempt >= self.max_retries:
                     raise
                 attempt += 1
                 time.sleep(random.uniform(0, 0.01 * 2**attempt))
 
-    def _drop_if_disconnected(self, pooled: Any, error: BaseException | None) -> None:
-        """After a disconnect, drop ``pooled`` and every connection pooled before it (the server
-        dropped them all, most likely), as SQLAlchemy does for its own connections."""
-        dialect = self.engine.dialect
-        if isinstance(error, Exception) and dialect.is_disconnect(error, pooled.dbapi_connection, None):  # type: ignore[arg-type]
-            self.engine.pool._invalidate(pooled, error)
+    @contextmanager
+    def _begin(self, adapter: _CoreAdapter | _DriverAdapter) -> Iterator[Any]:
+        """THE transaction implementation: open, begin, yield the adapter's connection or session,
+        commit (a write) or roll back, close; errors translated. An error already translated (at a
+        statement) passes as it is."""
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            adapter.open()
+            try:
+                adapter.begin()
+                yield adapter.yielded
+                adapter.commit()
+            except BaseException:
+                adapter.rollback()
+                raise
+            finally:
+                adapter.close()
+        except MetadataStoreError:
+            raise
+        except (sa_exc.SQLAlchemyError, dbapi_error) as exc:
+            adapter.drop_if_disconnected(exc)
+            raise self.translate(exc) from exc
+
+    def translate_statement_error(
+        self, exc: sa_exc.DBAPIError, on_duplicate: DuplicateError | None, row: Mapping[str, Any]
+    ) -> MetadataStoreError:
+        """The error a prebuilt statement's driver error means: the statement's own for a
+        duplicate row (``on_duplicate``), else as :meth:`translate` says."""
+        if on_duplicate is not None and kind(exc.orig) is ErrorKind.DUPLICATE:
+            return on_duplicate(row)
+        return self.translate(exc)
 
     def check_connection(self) -> None:
         """Open one connection and run ``SELECT 1``.
@@ -262,6 +214,13 @@ class Database:
                 return StoreUnavailableError(f"metadata store {self.display_name} is unavailable: {_first_line(exc)}")
             return MetadataStoreError(f"metadata store {self.display_name}: {_first_line(exc)}")
         message = driver_message(exc)
+        found = kind(exc.orig)
+        if found is ErrorKind.TRANSIENT:
+            return TransientStoreError(f"metadata store {self.display_name} is busy: {message}")
+        if found is ErrorKind.DUPLICATE:
+            return DuplicateRowError(f"{self.display_name}: integrity error: {message}")
+        if found is ErrorKind.MISSING_REFERENCE:
+            return MissingReferenceError(f"{self.display_name}: integrity error: {message}")
         if isinstance(exc, sa_exc.IntegrityError):
             return MetadataStoreError(f"{self.display_name}: integrity error: {message}")
         if _is_unavailable(exc):
@@ -271,14 +230,6 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
-
-
-def is_transient(exc: BaseException | None) -> bool:
-    """True for failures that succeed when retried: busy, deadlock, serialization."""
-    if not isinstance(exc, sa_exc.DBAPIError):
-        return False
-    text = str(exc.orig).lower()
-    return any(marker in text for marker in _TRANSIENT_MARKERS)
 
 
 def _is_unavailable(exc: sa_exc.DBAPIError) -> bool:
@@ -332,6 +283,112 @@ def _first_line_of(text: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _CoreAdapter:
+    """A transaction on a SQLAlchemy ``Connection`` (SQLAlchemy handles disconnects itself)."""
+
+    __slots__ = ("_transaction", "connection", "db", "write", "yielded", "yields_session")
+
+    def __init__(self, db: Database, *, write: bool, yields_session: bool) -> None:
+        self.db = db
+        self.write = write
+        self.yields_session = yields_session
+        self._transaction: RootTransaction | None = None
+
+    def open(self) -> None:
+        self.connection = self.db.engine.connect()
+        self.yielded: Connection | CoreSession = (
+            CoreSession(self.connection, self.db.translate_statement_error) if self.yields_session else self.connection
+        )
+
+    def begin(self) -> None:
+        if self.write:  # a read begins (deferred) at its first statement and is rolled back on close
+            self.connection.execution_options(pipeledger_begin="IMMEDIATE")
+            self._transaction = self.connection.begin()
+
+    def commit(self) -> None:
+        if self._transaction is not None:
+            self._transaction.commit()
+
+    def rollback(self) -> None:
+        if self._transaction is not None and self._transaction.is_active:
+            try:
+                self._transaction.rollback()
+            except Exception:  # the error that matters is being raised already
+                self.connection.invalidate()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def drop_if_disconnected(self, error: BaseException) -> None:
+        """Nothing to do: a ``Connection`` invalidates itself and the pool after a disconnect."""
+
+
+class _DriverAdapter:
+    """A transaction on the pooled DBAPI connection itself: SQLAlchemy's ``Connection`` and
+    transaction objects cost ~90 µs per transaction, as much as SQLite's commit."""
+
+    __slots__ = ("db", "dbapi_connection", "pooled", "write", "yielded")
+
+    def __init__(self, db: Database, *, write: bool) -> None:
+        self.db = db
+        self.write = write
+
+    def open(self) -> None:
+        """Check out a pooled DBAPI connection; errors translated.
+
+        ``Engine.raw_connection`` raises the driver's own exceptions (a server that is down,
+        frozen or refusing connections), unlike ``Engine.connect``.
+        """
+        dialect = self.db.engine.dialect
+        try:
+            self.pooled: PoolProxiedConnection = self.db.engine.raw_connection()
+        except dialect.loaded_dbapi.Error as exc:  # connecting failed: the server is unreachable
+            wrapped = sa_exc.DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
+            assert isinstance(wrapped, sa_exc.DBAPIError)
+            raise StoreUnavailableError(
+                f"cannot connect to metadata store {self.db.display_name}: {driver_message(wrapped)}"
+            ) from exc
+        except sa_exc.SQLAlchemyError as exc:  # e.g. the pool's TimeoutError: no free connection
+            raise self.db.translate(exc) from exc
+        self.dbapi_connection: Any = self.pooled.dbapi_connection
+        self.yielded = DriverSession(dialect, self.dbapi_connection, self._statement_error)
+
+    def _statement_error(
+        self, exc: sa_exc.DBAPIError, on_duplicate: DuplicateError | None, row: Mapping[str, Any]
+    ) -> MetadataStoreError:
+        self.drop_if_disconnected(exc)
+        return self.db.translate_statement_error(exc, on_duplicate, row)
+
+    def begin(self) -> None:
+        if self.write and self.db.dialect == "sqlite":  # the other drivers begin implicitly
+            self.dbapi_connection.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        if self.write:  # a read is rolled back by the pool when the connection is returned
+            self.dbapi_connection.commit()
+
+    def rollback(self) -> None:
+        try:
+            self.dbapi_connection.rollback()
+        except Exception:  # the error that matters is being raised already
+            self.pooled.invalidate()
+
+    def close(self) -> None:
+        """Return the connection to the pool. The pool resets it (rollback) and discards it if that
+        fails; a driver error it still raises is not worth more than a dropped connection."""
+        try:
+            self.pooled.close()
+        except Exception:
+            self.pooled.invalidate()
+
+    def drop_if_disconnected(self, error: BaseException) -> None:
+        """After a disconnect, drop this connection and every connection pooled before it (the
+        server dropped them all, most likely), as SQLAlchemy does for its own connections."""
+        orig = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+        if isinstance(orig, Exception) and self.db.engine.dialect.is_disconnect(orig, self.dbapi_connection, None):  # type: ignore[arg-type]
+            self.db.engine.pool._invalidate(self.pooled, orig)
 
 
 WAL_AUTOCHECKPOINT_PAGES = 4000

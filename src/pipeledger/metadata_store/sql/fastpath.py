@@ -1,4 +1,4 @@
-"""The per-step writes and the hot reads, run on the driver's cursor.
+"""Prebuilt statements and the two ways to run them: the seam of the fast SQL path.
 
 Recording a step runs a handful of small statements (insert the step run and its
 input edges; update it and insert its artifacts and output edges). SQLAlchemy
@@ -7,19 +7,29 @@ set-up, events) costs more than the statements themselves on SQLite, and about a
 third of the record path in total (see ``benchmarks/RESULTS.md``).
 
 The statements are still written once, in SQLAlchemy Core, for every database
-(:mod:`pipeledger.metadata_store.sql.store`). :class:`FastWrite` compiles one of
-them per dialect, once per set of columns, into the driver's SQL and its
-parameter order, with the column types' own bind processors (so values are
-converted exactly as Core converts them: UTC datetimes, JSON text, JSONB), and
-executes it on the DBAPI cursor of the transaction's connection. Driver errors
-are wrapped as SQLAlchemy wraps them, so :class:`~pipeledger.metadata_store.sql.engine.Database`
-translates and retries them as usual. :class:`FastRead` does the same for the
-SELECTs of the cache look-up, the run view and lineage, with the columns' result processors.
+(:mod:`pipeledger.metadata_store.sql.statements`). A :class:`FastWrite` or
+:class:`FastRead` holds one; a :class:`Session` runs it. There are two sessions,
+and :class:`~pipeledger.metadata_store.sql.engine.Database` chooses which one a
+transaction gets (the store's methods never do)::
 
-When anyone observes the connection's SQL (``before/after_cursor_execute``
-listeners such as tracing instrumentation, or ``echo``), the same SQL and
-parameters go through ``Connection.exec_driver_sql`` instead, so every statement
-is still seen.
+    store method ──► Database.run_session(work) / session()     one transaction implementation
+                        │ fast path on, SQL not observed        │ fast path off, or observed
+                        ▼                                       ▼
+                   DriverSession                           CoreSession
+                   the pooled DBAPI connection;            a SQLAlchemy Connection;
+                   each statement compiled once per        each statement executed by Core
+                   dialect and set of columns, run on      (events, echo, tracing see it)
+                   the driver's cursor with the column
+                   types' own bind/result processors
+
+Either way a driver error is translated at the statement, by the driver's error code
+(:mod:`.driver_errors`): a statement says what a duplicate row means
+(``on_duplicate``, e.g. :class:`~pipeledger.exceptions.StepRunExistsError`), the
+database says the rest (:meth:`~pipeledger.metadata_store.sql.engine.Database.translate`).
+
+The private SQLAlchemy pieces the driver session relies on (``SQLCompiler.positiontup``,
+``binds``, ``BindParameter.effective_value``, ``TypeEngine.dialect_impl``,
+``DBAPIError.instance``, ``Engine.raw_connection``) are checked by ``tests/test_fastpath.py``.
 """
 
 from __future__ import annotations
@@ -27,13 +37,18 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Insert, Select, Update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 
+from pipeledger.exceptions import MetadataStoreError
+
 _Processor = Callable[[Any], Any] | None
+Writable = Insert | Update
+DuplicateError = Callable[[Mapping[str, Any]], MetadataStoreError]
+"""Builds the error a duplicate row means for a statement, from the (first) row given."""
 
 
 class _Compiled:
@@ -61,24 +76,105 @@ class _Compiled:
         return {name: value for (name, _key, _processor, _default), value in zip(self.params, values)}
 
 
-class DriverConnection:
-    """A pooled DBAPI connection used without a SQLAlchemy ``Connection`` around it.
+class Translator(Protocol):
+    """What a session calls with a driver error (wrapped as SQLAlchemy wraps them)."""
 
-    Made by :meth:`~pipeledger.metadata_store.sql.engine.Database.driver_read` and
-    :meth:`~pipeledger.metadata_store.sql.engine.Database.driver_transaction` for work made
-    only of :class:`FastRead`/:class:`FastWrite` statements, and only when nobody observes
-    the engine's SQL (creating a ``Connection`` costs about as much as a small query on SQLite).
-    """
+    def __call__(
+        self, exc: sa_exc.DBAPIError, on_duplicate: DuplicateError | None, row: Mapping[str, Any]
+    ) -> MetadataStoreError: ...
 
-    __slots__ = ("dbapi_connection", "dialect")
 
-    def __init__(self, dialect: Dialect, dbapi_connection: Any) -> None:
+class Session:
+    """What prebuilt statements run on: one connection in one transaction (or one read)."""
+
+    dialect: Dialect
+
+    def write(self, statement: FastWrite, rows: Sequence[Mapping[str, Any]]) -> int:  # pragma: no cover - abstract
+        """Execute ``statement`` once per row; returns the rows affected."""
+        raise NotImplementedError
+
+    def read(self, statement: FastRead, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:  # pragma: no cover
+        """Every row of ``statement`` as a dict by column key."""
+        raise NotImplementedError
+
+
+class DriverSession(Session):
+    """Prebuilt statements on a pooled DBAPI connection, without a SQLAlchemy ``Connection``
+    around it (creating one costs about as much as a small query on SQLite)."""
+
+    __slots__ = ("_translate", "dbapi_connection", "dialect")
+
+    def __init__(self, dialect: Dialect, dbapi_connection: Any, translate: Translator) -> None:
         self.dialect = dialect
         self.dbapi_connection = dbapi_connection
+        self._translate = translate
+
+    def _run(
+        self, compiled: _Compiled, parameters: list[Any], on_duplicate: DuplicateError | None, first: Mapping[str, Any]
+    ) -> tuple[int, list[Any]]:
+        dialect = self.dialect
+        cursor = None
+        try:
+            cursor = self.dbapi_connection.cursor()  # raises too when the connection is gone
+            if len(parameters) == 1:
+                cursor.execute(compiled.sql, parameters[0])
+            else:
+                cursor.executemany(compiled.sql, parameters)
+            return int(cursor.rowcount), (list(cursor.fetchall()) if cursor.description is not None else [])
+        except dialect.loaded_dbapi.Error as exc:
+            error_class = dialect.loaded_dbapi.Error
+            wrapped = sa_exc.DBAPIError.instance(compiled.sql, parameters, exc, error_class, dialect=dialect)
+            assert isinstance(wrapped, sa_exc.DBAPIError)
+            raise self._translate(wrapped, on_duplicate, first) from wrapped
+        finally:
+            if cursor is not None:
+                with contextlib.suppress(dialect.loaded_dbapi.Error):  # the error that matters is raised already
+                    cursor.close()
+
+    def write(self, statement: FastWrite, rows: Sequence[Mapping[str, Any]]) -> int:
+        if not rows:
+            return 0
+        compiled = statement.compiled(self.dialect, rows[0])
+        count, _rows = self._run(compiled, [compiled.parameters(row) for row in rows], statement.on_duplicate, rows[0])
+        return count
+
+    def read(self, statement: FastRead, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
+        compiled, columns = statement.compiled(self.dialect)
+        _count, rows = self._run(compiled, [compiled.parameters(parameters)], None, parameters)
+        return [
+            {key: value if proc is None else proc(value) for (key, proc), value in zip(columns, row)} for row in rows
+        ]
 
 
-AnyConnection = Connection | DriverConnection
-"""What :class:`FastWrite` and :class:`FastRead` run on."""
+class CoreSession(Session):
+    """Prebuilt statements executed by SQLAlchemy Core on a ``Connection``: what a transaction gets
+    when the fast path is off, or when someone observes the engine's SQL (cursor-execute
+    listeners, ``echo``), so they see every statement."""
+
+    __slots__ = ("_translate", "connection", "dialect")
+
+    def __init__(self, connection: Connection, translate: Translator) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect
+        self._translate = translate
+
+    def write(self, statement: FastWrite, rows: Sequence[Mapping[str, Any]]) -> int:
+        if not rows:
+            return 0
+        try:
+            result = self.connection.execute(
+                statement.statement_for(self.dialect), rows[0] if len(rows) == 1 else list(rows)
+            )
+        except sa_exc.DBAPIError as exc:
+            raise self._translate(exc, statement.on_duplicate, rows[0]) from exc
+        return int(result.rowcount)
+
+    def read(self, statement: FastRead, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
+        try:
+            result = self.connection.execute(statement.statement, dict(parameters))
+        except sa_exc.DBAPIError as exc:
+            raise self._translate(exc, None, parameters) from exc
+        return [dict(row) for row in result.mappings()]
 
 
 def observed(target: Connection | Engine) -> bool:
@@ -88,73 +184,58 @@ def observed(target: Connection | Engine) -> bool:
     return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute or echo)
 
 
-def _run(conn: AnyConnection, compiled: _Compiled, parameters: list[Any], *, fetch: bool) -> tuple[int, list[Any]]:
-    """Execute on the driver's cursor, or through ``exec_driver_sql`` when the SQL is observed (so
-    logging, tracing and event listeners still see every statement). Returns (rowcount, rows)."""
-    if isinstance(conn, DriverConnection):
-        dbapi_connection = conn.dbapi_connection
-    elif observed(conn):
-        as_sets = [tuple(p) if isinstance(p, list) else p for p in parameters]
-        result = conn.exec_driver_sql(compiled.sql, as_sets[0] if len(as_sets) == 1 else as_sets)
-        return (0, list(result.fetchall())) if fetch else (int(result.rowcount), [])
-    else:
-        dbapi_connection = conn.connection.dbapi_connection
-    dialect = conn.dialect
-    assert dbapi_connection is not None
-    cursor = None
-    try:
-        cursor = dbapi_connection.cursor()  # raises too when the connection is gone
-        if len(parameters) == 1:
-            cursor.execute(compiled.sql, parameters[0])
-        else:
-            cursor.executemany(compiled.sql, parameters)
-        return int(cursor.rowcount), (list(cursor.fetchall()) if fetch else [])
-    except dialect.loaded_dbapi.Error as exc:
-        error_class = dialect.loaded_dbapi.Error
-        raise sa_exc.DBAPIError.instance(compiled.sql, parameters, exc, error_class, dialect=dialect) from exc
-    finally:
-        if cursor is not None:
-            with contextlib.suppress(dialect.loaded_dbapi.Error):  # the error that matters is raised already
-                cursor.close()
-
-
 class FastWrite:
-    """An INSERT or UPDATE executed on the DBAPI cursor; see the module docstring.
+    """A prebuilt INSERT or UPDATE; see the module docstring.
 
     Args:
-        statement: ``insert(table)`` (columns are taken from the rows) or an UPDATE
-            whose values and conditions are all ``bindparam`` (rows give their values).
+        statement: ``insert(table)`` (columns are taken from the rows), an UPDATE whose values
+            and conditions are all ``bindparam`` (rows give their values), or a function of the
+            dialect's name that builds one (a dialect's own upsert).
+        on_duplicate: the error a unique or primary key refusing a row means for this statement.
     """
 
-    def __init__(self, statement: Insert | Update) -> None:
-        self.statement = statement
+    def __init__(
+        self, statement: Writable | Callable[[str], Writable], *, on_duplicate: DuplicateError | None = None
+    ) -> None:
+        self._build = statement if callable(statement) and not isinstance(statement, (Insert, Update)) else None
+        self.statement: Writable | None = None if self._build is not None else statement  # type: ignore[assignment]
+        self.on_duplicate = on_duplicate
+        self._by_dialect: dict[str, Writable] = {}
         # Per dialect instance (it carries the engine's JSON serializer), then per set of columns.
         self._compiled: weakref.WeakKeyDictionary[Dialect, dict[tuple[str, ...] | None, _Compiled]] = (
             weakref.WeakKeyDictionary()
         )
 
-    def _compile(self, dialect: Dialect, row: Mapping[str, Any]) -> _Compiled:
-        keys = tuple(row) if isinstance(self.statement, Insert) else None
+    def statement_for(self, dialect: Dialect) -> Writable:
+        """The statement as written for ``dialect``."""
+        if self.statement is not None:
+            return self.statement
+        found = self._by_dialect.get(dialect.name)
+        if found is None:
+            assert self._build is not None
+            found = self._by_dialect[dialect.name] = self._build(dialect.name)
+        return found
+
+    def compiled(self, dialect: Dialect, row: Mapping[str, Any]) -> _Compiled:
+        """The statement compiled for ``dialect`` and the columns of ``row`` (an INSERT's)."""
+        statement = self.statement_for(dialect)
+        keys = tuple(row) if isinstance(statement, Insert) and statement.select is None else None
         by_keys = self._compiled.setdefault(dialect, {})
         compiled = by_keys.get(keys)
         if compiled is None:
-            compiled = by_keys[keys] = _Compiled(self.statement, dialect, keys)
+            compiled = by_keys[keys] = _Compiled(statement, dialect, keys)
         return compiled
 
-    def execute(self, conn: AnyConnection, rows: Sequence[Mapping[str, Any]]) -> int:
+    def execute(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
         """Execute once per row (all rows must have the same keys); returns the rows affected."""
-        if not rows:
-            return 0
-        compiled = self._compile(conn.dialect, rows[0])
-        rowcount, _rows = _run(conn, compiled, [compiled.parameters(row) for row in rows], fetch=False)
-        return rowcount
+        return session.write(self, rows)
 
 
 class FastRead:
-    """A SELECT executed on the DBAPI cursor, its rows returned as dicts keyed by column label.
+    """A prebuilt SELECT; its rows come back as dicts keyed by column label.
 
-    Each selected column's value goes through its type's own result processor (UTC
-    datetimes, JSON), as Core would. Only plain bind parameters (no expanding ``IN``).
+    On the driver session each selected column's value goes through its type's own result
+    processor (UTC datetimes, JSON), as Core would. Only plain bind parameters (no expanding ``IN``).
     """
 
     def __init__(self, statement: Select[Any]) -> None:
@@ -163,7 +244,8 @@ class FastRead:
             weakref.WeakKeyDictionary()
         )
 
-    def _compile(self, dialect: Dialect) -> tuple[_Compiled, list[tuple[str, _Processor]]]:
+    def compiled(self, dialect: Dialect) -> tuple[_Compiled, list[tuple[str, _Processor]]]:
+        """The statement compiled for ``dialect``, with each column's key and result processor."""
         found = self._compiled.get(dialect)
         if found is None:
             columns: list[tuple[str, _Processor]] = [
@@ -174,10 +256,6 @@ class FastRead:
             self._compiled[dialect] = found
         return found
 
-    def all(self, conn: AnyConnection, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def all(self, session: Session, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Every row of the statement with ``parameters``."""
-        compiled, columns = self._compile(conn.dialect)
-        _count, rows = _run(conn, compiled, [compiled.parameters(parameters)], fetch=True)
-        return [
-            {key: value if proc is None else proc(value) for (key, proc), value in zip(columns, row)} for row in rows
-        ]
+        return session.read(self, parameters)

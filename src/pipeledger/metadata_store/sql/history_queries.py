@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 from sqlalchemy import and_, select
 
-from pipeledger.metadata_store.base import check_lineage_arguments
 from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql.common import RUNS_FROM, SqlQueries
 from pipeledger.metadata_store.sql.fastpath import FastRead
@@ -34,18 +33,12 @@ def _lineage_read(start: LineageStart, direction: LineageDirection, bounded: boo
 class HistoryQueries(SqlQueries):
     """Lineage graphs and metric histories."""
 
-    def lineage(
-        self,
-        *,
-        artifact_id: str | None = None,
-        step_run_id: str | None = None,
-        direction: str = "upstream",
-        depth: int | None = None,
+    def _lineage(
+        self, *, artifact_id: str | None, step_run_id: str | None, direction: str, depth: int | None
     ) -> LineageRecord:
-        check_lineage_arguments(artifact_id, step_run_id, direction, depth)
         start: LineageStart = "artifact" if artifact_id is not None else "step_run"
         statement = _lineage_read(start, direction, depth is not None)
-        with self.db.driver_read() as reader:
+        with self.db.session() as reader:
             rows = statement.all(reader, {"b_start": artifact_id or step_run_id, "b_depth": depth})
         return records.lineage(rows)
 
@@ -84,4 +77,4 @@ class HistoryQueries(SqlQueries):
             )
             query = query.where(pipeline_runs.c.id.in_(select(latest.c.id)))
         with self.db.read() as conn:
-            return [MetricPoint(*row) for row in conn.execute(query)]
+            return [records.metric_point(row) for row in conn.execute(query)]

@@ -10,11 +10,14 @@ from sqlalchemy import Row
 
 from pipeledger.models import (
     ArtifactRecord,
+    CacheEntry,
+    CacheHit,
     Direction,
     EntityKind,
     LineageEdge,
     LineageRecord,
     LineageStep,
+    MetricPoint,
     PipelineRecord,
     RunRecord,
     Status,
@@ -110,6 +113,31 @@ def step_io(row: Row | Mapping[str, Any]) -> StepIO:
         direction=Direction(m["direction"]),
         artifact=artifact(row),
     )
+
+
+def cache_hit(rows: Sequence[Mapping[str, Any]]) -> CacheHit:
+    """The cache hit from the rows of the cache look-up (one per output; the step run and its run's
+    name on each)."""
+    outputs = {row["io_name"]: artifact(row, prefix="a_") for row in rows if row["io_name"] is not None}
+    return CacheHit(step_run(rows[0]), outputs, rows[0]["r_name"])
+
+
+def cache_entry(row: Row) -> CacheEntry:
+    m = row._mapping
+    return CacheEntry(
+        step_run_id=m["id"],
+        step_name=m["name"],
+        pipeline_name=m["pipeline_name"],
+        run_name=m["run_name"],
+        cache_key=m["cache_key"],
+        created=m["end_time"],
+        invalidated_at=m["cache_invalidated_at"],
+    )
+
+
+def metric_point(row: Row) -> MetricPoint:
+    """A point of a metric history from ``(run id, run name, run start, step name, key, value)``."""
+    return MetricPoint(*row)
 
 
 def lineage(rows: Sequence[Row | Mapping[str, Any]]) -> LineageRecord:

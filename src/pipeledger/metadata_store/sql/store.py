@@ -10,25 +10,24 @@ metrics), :mod:`.maintenance_queries` (deletion, crash detection, integrity).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy import exc as sa_exc
+from sqlalchemy import func, select
 
 from pipeledger.exceptions import (
     MetadataStoreError,
     NotFoundError,
     RunExistsError,
 )
-from pipeledger.metadata_store.base import MetadataStore, not_found_message
+from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.sql import records
+from pipeledger.metadata_store.sql import statements as sql
 from pipeledger.metadata_store.sql.cache_queries import CacheQueries
-from pipeledger.metadata_store.sql.common import IN_CHUNK, RUN_COLUMNS, RUNS_FROM, chunks
-from pipeledger.metadata_store.sql.engine import Database
-from pipeledger.metadata_store.sql.fastpath import AnyConnection, FastRead, FastWrite
+from pipeledger.metadata_store.sql.common import RUN_COLUMNS, RUNS_FROM, chunks
+from pipeledger.metadata_store.sql.engine import Database, DuplicateRowError, MissingReferenceError
+from pipeledger.metadata_store.sql.fastpath import Session
 from pipeledger.metadata_store.sql.history_queries import HistoryQueries
 from pipeledger.metadata_store.sql.maintenance_queries import MaintenanceQueries
 from pipeledger.metadata_store.sql.migrate import ensure_schema
@@ -38,7 +37,6 @@ from pipeledger.metadata_store.sql.schema import (
     entity_metadata,
     pipeline_runs,
     pipelines,
-    step_io,
     step_runs,
 )
 from pipeledger.models import (
@@ -57,67 +55,6 @@ from pipeledger.models import (
     new_id,
     utcnow,
 )
-
-# Statements of the per-step record path, built once: constructing and hashing a statement
-# costs more than executing it on SQLite.
-# The per-step ones run on the driver's cursor (see fastpath.py).
-_INSERT_STEP = FastWrite(insert(step_runs))
-_INSERT_IO = FastWrite(insert(step_io))
-_INSERT_ARTIFACTS = FastWrite(insert(artifacts))
-_INSERT_METADATA = FastWrite(insert(entity_metadata))
-_FINISH_STEP = FastWrite(
-    update(step_runs)
-    .where(step_runs.c.id == bindparam("b_id"))
-    .values(
-        status=bindparam("b_status"),
-        end_time=bindparam("b_end", type_=step_runs.c.end_time.type),
-        error=bindparam("b_error", type_=step_runs.c.error.type),
-        logs_uri=bindparam("b_logs", type_=step_runs.c.logs_uri.type),
-    )
-)
-_FINISH_RUN = FastWrite(
-    update(pipeline_runs)
-    .where(pipeline_runs.c.id == bindparam("b_id"))
-    .values(
-        status=bindparam("b_status"),
-        end_time=bindparam("b_end", type_=pipeline_runs.c.end_time.type),
-        error=bindparam("b_error", type_=pipeline_runs.c.error.type),
-    )
-)
-_INSERT_RUN = FastWrite(insert(pipeline_runs))
-_INSERT_PIPELINE = FastWrite(insert(pipelines))
-_PIPELINE_ID = FastRead(select(pipelines.c.id).where(pipelines.c.name == bindparam("b_name")))
-_RUN_ID_BY_NAME = FastRead(select(pipeline_runs.c.id).where(pipeline_runs.c.name == bindparam("b_name")))
-_NEXT_RUN_NUMBER = FastRead(
-    select((func.coalesce(func.max(pipeline_runs.c.number), 0) + 1).label("number")).where(
-        pipeline_runs.c.pipeline_id == bindparam("b_pipeline", type_=pipeline_runs.c.pipeline_id.type)
-    )
-)
-_HEARTBEAT = FastWrite(
-    update(pipeline_runs)
-    .where(pipeline_runs.c.id == bindparam("b_id"))
-    .values(heartbeat_at=bindparam("b_at", type_=pipeline_runs.c.heartbeat_at.type))
-)
-
-
-# Reads of the run view, built once.
-_RUN_BY_NAME = FastRead(select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.name == bindparam("b_name")))
-_RUN_BY_ID = FastRead(select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.id == bindparam("b_id")))
-_STEPS_OF_RUN = FastRead(
-    select(step_runs).where(step_runs.c.run_id == bindparam("b_run")).order_by(step_runs.c.start_time, step_runs.c.id)
-)
-
-
-@functools.lru_cache(maxsize=64)
-def _edges_of_steps(count: int) -> FastRead:
-    """The edges (with artifacts) of ``count`` step runs, ids bound as ``b_0``... (one statement per
-    list length, compiled once: the driver-cursor path takes no expanding ``IN``)."""
-    ids = [bindparam(f"b_{i}", type_=step_io.c.step_run_id.type) for i in range(count)]
-    return FastRead(
-        select(step_io.c.step_run_id, step_io.c.direction, step_io.c.name.label("io_name"), *artifacts.c)
-        .select_from(step_io.join(artifacts, step_io.c.artifact_id == artifacts.c.id))
-        .where(step_io.c.step_run_id.in_(ids))
-    )
 
 
 class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, OwnershipQueries, MetadataStore):
@@ -160,11 +97,10 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Ownersh
         templated = "{n}" in run.name
         for _attempt in range(50):
             try:
-                return self.db.run_driver_transaction(lambda conn: self._insert_run(conn, run))
-            except MetadataStoreError as exc:
-                if not isinstance(exc.__cause__, sa_exc.IntegrityError):
-                    raise
-                # Either the name or (pipeline, number) was taken by a concurrent writer.
+                return self.db.run_session(lambda conn: self._insert_run(conn, run))
+            except (RunExistsError, DuplicateRowError):
+                # The run's name or (pipeline, number), or the new pipeline's name, was taken by a
+                # concurrent writer.
                 taken = self._run_name_taken(run)
                 if taken is not None and not templated:
                     raise RunExistsError(f"a run named {taken!r} already exists; choose another run_name") from None
@@ -177,13 +113,13 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Ownersh
             found = conn.execute(select(pipeline_runs.c.name).where(pipeline_runs.c.name == run.name)).first()
         return run.name if found else None
 
-    def _insert_run(self, conn: AnyConnection, run: RunCreate) -> RunRecord:
+    def _insert_run(self, conn: Session, run: RunCreate) -> RunRecord:
         pipeline_id = self._pipeline_id(conn, run.pipeline_name, run.pipeline_docstring)
-        number = int(_NEXT_RUN_NUMBER.all(conn, {"b_pipeline": pipeline_id})[0]["number"])
+        number = int(sql.NEXT_RUN_NUMBER.all(conn, {"b_pipeline": pipeline_id})[0]["number"])
         name = run.name.replace("{n}", str(number))
         if "{n}" in run.name:
             # A deleted run or a user-chosen name may hold this one: take the next free number.
-            while _RUN_ID_BY_NAME.all(conn, {"b_name": name}):
+            while sql.RUN_ID_BY_NAME.all(conn, {"b_name": name}):
                 number += 1
                 name = run.name.replace("{n}", str(number))
         values = {
@@ -203,32 +139,15 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Ownersh
             "code_hash": run.code_hash,
             "tags": run.tags,
         }
-        _INSERT_RUN.execute(conn, [values])
-        return RunRecord(
-            id=run.id,
-            pipeline_id=pipeline_id,
-            pipeline_name=run.pipeline_name,
-            name=name,
-            number=number,
-            status=Status.RUNNING,
-            start_time=run.start_time,
-            heartbeat_at=run.start_time,
-            parameters=run.parameters,
-            config=run.config,
-            environment=run.environment,
-            stack=run.stack,
-            git_sha=run.git_sha,
-            git_dirty=run.git_dirty,
-            code_hash=run.code_hash,
-            tags=run.tags,
-        )
+        sql.INSERT_RUN.execute(conn, [values])
+        return records.run({**values, "pipeline_name": run.pipeline_name})
 
-    def _pipeline_id(self, conn: AnyConnection, name: str, docstring: str | None) -> str:
-        found = _PIPELINE_ID.all(conn, {"b_name": name})
+    def _pipeline_id(self, conn: Session, name: str, docstring: str | None) -> str:
+        found = sql.PIPELINE_ID.all(conn, {"b_name": name})
         if found:
             return str(found[0]["id"])
         pipeline_id = new_id()
-        _INSERT_PIPELINE.execute(
+        sql.INSERT_PIPELINE.execute(
             conn, [{"id": pipeline_id, "name": name, "docstring": docstring, "created_at": utcnow()}]
         )
         return pipeline_id
@@ -236,47 +155,33 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Ownersh
     def finish_run(self, run_id: str, status: Status, *, end_time: datetime, error: str | None = None) -> None:
         row = {"b_id": run_id, "b_status": Status(status).value, "b_end": end_time, "b_error": error}
 
-        def work(conn: AnyConnection) -> None:
-            if _FINISH_RUN.execute(conn, [row]) == 0:
+        def work(conn: Session) -> None:
+            if sql.FINISH_RUN.execute(conn, [row]) == 0:
                 raise NotFoundError(f"no run with id {run_id!r}")
 
-        self.db.run_driver_transaction(work)
+        self.db.run_session(work)
 
     def heartbeat(self, run_id: str, at: datetime) -> None:
-        self.db.run_driver_transaction(lambda conn: _HEARTBEAT.execute(conn, [{"b_id": run_id, "b_at": at}]))
+        self.db.run_session(lambda conn: sql.HEARTBEAT.execute(conn, [{"b_id": run_id, "b_at": at}]))
 
     def start_step(self, step: StepRunCreate) -> StepRunRecord:
-        def work(conn: AnyConnection) -> None:
-            _INSERT_STEP.execute(conn, [records.step_run_values(step, Status.RUNNING)])
+        values = records.step_run_values(step, Status.RUNNING)
+
+        def work(session: Session) -> None:
+            sql.INSERT_STEP.execute(session, [values])
             if step.inputs:
-                _INSERT_IO.execute(conn, records.edge_values(step.id, Direction.INPUT, step.inputs.items()))
+                sql.INSERT_IO.execute(session, records.edge_values(step.id, Direction.INPUT, step.inputs.items()))
 
         try:
-            self.db.run_driver_transaction(work)
-        except MetadataStoreError as exc:
-            if isinstance(exc.__cause__, sa_exc.IntegrityError):
-                missing = self._missing_step_refs(step)
-                if missing is not None:
-                    raise NotFoundError(f"cannot record step {step.name!r} of run {step.run_id!r}: {missing}") from exc
-                raise MetadataStoreError(
-                    f"cannot record step {step.name!r} of run {step.run_id!r}: the run does not "
-                    "exist, an input artifact does not exist, or the step was already recorded"
-                ) from exc
-            raise
-        return StepRunRecord(
-            id=step.id,
-            run_id=step.run_id,
-            name=step.name,
-            status=Status.RUNNING,
-            start_time=step.start_time,
-            entrypoint=step.entrypoint,
-            docstring=step.docstring,
-            parameters=step.parameters,
-            config=step.config,
-            source_hash=step.source_hash,
-            cache_key=step.cache_key,
-            cache_components=step.cache_components,
-        )
+            self.db.run_session(work)
+        except MissingReferenceError as exc:
+            missing = self._missing_step_refs(step)
+            if missing is not None:
+                raise NotFoundError(f"cannot record step {step.name!r} of run {step.run_id!r}: {missing}") from exc
+            raise MetadataStoreError(
+                f"cannot record step {step.name!r} of run {step.run_id!r}: its run or an input artifact does not exist"
+            ) from exc
+        return records.step_run_from_values(values)
 
     def _missing_step_refs(self, step: StepRunCreate) -> str | None:
         """Why ``step`` cannot be recorded if its run or an input artifact is missing."""
@@ -306,8 +211,8 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Ownersh
             row for a in outputs for row in records.metadata_values(EntityKind.ARTIFACT, a.id, a.metadata)
         ]
 
-        def work(conn: AnyConnection) -> None:
-            finished = _FINISH_STEP.execute(
+        def work(conn: Session) -> None:
+            finished = sql.FINISH_STEP.execute(
                 conn,
                 [
                     {
@@ -322,62 +227,53 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Ownersh
             if finished == 0:
                 raise NotFoundError(f"no step run with id {step_run_id!r}")
             if created:
-                _INSERT_ARTIFACTS.execute(conn, [records.artifact_values(a) for a in created])
-                _INSERT_IO.execute(
+                sql.INSERT_ARTIFACTS.execute(conn, [records.artifact_values(a) for a in created])
+                sql.INSERT_IO.execute(
                     conn, records.edge_values(step_run_id, Direction.OUTPUT, [(a.name, a.id) for a in outputs])
                 )
             if meta_rows:  # the step may have put metadata while it ran: replace those keys
-                assert isinstance(conn, Connection)
-                _replace_metadata(conn, meta_rows)
+                sql.UPSERT_METADATA.execute(conn, meta_rows)
             if artifact_meta_rows:  # new artifacts: nothing to replace
-                _INSERT_METADATA.execute(conn, artifact_meta_rows)
+                sql.INSERT_METADATA.execute(conn, artifact_meta_rows)
 
-        # Replacing the step's own keys is a Core DELETE, in a SQLAlchemy transaction.
-        (self.db.run_transaction if meta_rows else self.db.run_driver_transaction)(work)
+        self.db.run_session(work)
         return created
 
     def register_artifact(self, artifact: ArtifactCreate, *, at: datetime) -> ArtifactRecord:
         record = artifact.to_record(None, at)
         meta = records.metadata_values(EntityKind.ARTIFACT, artifact.id, artifact.metadata)
 
-        def work(conn: Connection) -> None:
-            _INSERT_ARTIFACTS.execute(conn, [records.artifact_values(record)])
+        def work(session: Session) -> None:
+            sql.INSERT_ARTIFACTS.execute(session, [records.artifact_values(record)])
             if meta:
-                _replace_metadata(conn, meta)
+                sql.UPSERT_METADATA.execute(session, meta)
 
-        self.db.run_transaction(work)
+        self.db.run_session(work)
         return record
 
     def put_metadata(self, kind: EntityKind, entity_id: str, values: Mapping[str, JSON]) -> None:
         rows = records.metadata_values(EntityKind(kind), entity_id, values)
         if rows:
-            self.db.run_transaction(lambda conn: _replace_metadata(conn, rows))
+            self.db.run_session(lambda session: sql.UPSERT_METADATA.execute(session, rows))
 
     # ------------------------------------------------------------------- reads
 
-    def get_pipeline(self, name: str) -> PipelineRecord:
+    def _find_pipeline(self, name: str) -> PipelineRecord | None:
         with self.db.read() as conn:
             row = conn.execute(select(pipelines).where(pipelines.c.name == name)).first()
-            if row is None:
-                known = conn.execute(select(pipelines.c.name).order_by(pipelines.c.name).limit(10)).scalars()
-                raise NotFoundError(not_found_message("pipeline", name, list(known)))
-        return records.pipeline(row)
+        return None if row is None else records.pipeline(row)
 
     def list_pipelines(self, *, limit: int | None = None, offset: int = 0) -> list[PipelineRecord]:
         query = select(pipelines).order_by(pipelines.c.name).limit(limit).offset(offset)
         with self.db.read() as conn:
             return [records.pipeline(r) for r in conn.execute(query)]
 
-    def get_run(self, name_or_id: str) -> RunRecord:
-        with self.db.driver_read() as reader:
-            found = _RUN_BY_NAME.all(reader, {"b_name": name_or_id}) or _RUN_BY_ID.all(reader, {"b_id": name_or_id})
-        if not found:
-            with self.db.read() as conn:
-                latest = conn.execute(
-                    select(pipeline_runs.c.name).order_by(pipeline_runs.c.start_time.desc()).limit(5)
-                ).scalars()
-                raise NotFoundError(not_found_message("run", name_or_id, list(latest), "latest runs"))
-        return records.run(found[0])
+    def _find_run(self, name_or_id: str) -> RunRecord | None:
+        with self.db.session() as reader:
+            found = sql.RUN_BY_NAME.all(reader, {"b_name": name_or_id}) or sql.RUN_BY_ID.all(
+                reader, {"b_id": name_or_id}
+            )
+        return records.run(found[0]) if found else None
 
     def list_runs(
         self,
@@ -418,8 +314,8 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Ownersh
             return int(conn.execute(query).scalar_one())
 
     def list_step_runs(self, run_id: str) -> list[StepRunRecord]:
-        with self.db.driver_read() as reader:
-            rows = _STEPS_OF_RUN.all(reader, {"b_run": run_id})
+        with self.db.session() as reader:
+            rows = sql.STEPS_OF_RUN.all(reader, {"b_run": run_id})
         return [records.step_run(r) for r in rows]
 
     def get_step_run(self, step_run_id: str) -> StepRunRecord:
@@ -431,18 +327,16 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Ownersh
 
     def list_step_io(self, step_run_ids: Sequence[str]) -> list[StepIO]:
         result: list[StepIO] = []
-        with self.db.driver_read() as reader:
+        with self.db.session() as reader:
             for chunk in chunks(step_run_ids):
-                rows = _edges_of_steps(len(chunk)).all(reader, {f"b_{i}": id_ for i, id_ in enumerate(chunk)})
+                rows = sql.edges_of_steps(len(chunk)).all(reader, {f"b_{i}": id_ for i, id_ in enumerate(chunk)})
                 result.extend(records.step_io(r) for r in rows)
         return result
 
-    def get_artifact(self, artifact_id: str) -> ArtifactRecord:
+    def _find_artifact(self, artifact_id: str) -> ArtifactRecord | None:
         with self.db.read() as conn:
             row = conn.execute(select(artifacts).where(artifacts.c.id == artifact_id)).first()
-        if row is None:
-            raise NotFoundError(f"no artifact with id {artifact_id!r}")
-        return records.artifact(row)
+        return None if row is None else records.artifact(row)
 
     def get_metadata(self, kind: EntityKind, entity_ids: Sequence[str]) -> dict[str, dict[str, JSON]]:
         out: dict[str, dict[str, JSON]] = {}
@@ -457,19 +351,6 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Ownersh
                 for entity_id, key, value in rows:
                     out.setdefault(entity_id, {})[key] = value
         return out
-
-
-def _replace_metadata(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert key/value rows, replacing existing keys (a portable upsert)."""
-    m = entity_metadata.c
-    # Chunked: SQLite refuses an expression tree deeper than 1000 (one OR per row).
-    for start in range(0, len(rows), IN_CHUNK):
-        keys = [
-            and_(m.entity_kind == r["entity_kind"], m.entity_id == r["entity_id"], m.key == r["key"])
-            for r in rows[start : start + IN_CHUNK]
-        ]
-        conn.execute(delete(entity_metadata).where(or_(*keys)))
-    conn.execute(insert(entity_metadata), rows)
 
 
 def _run_filters(pipeline: str | None, status: Status | str | None, since: datetime | None) -> list[Any]:

@@ -1,0 +1,167 @@
+"""Every prebuilt statement of the SQL store, defined once (see :mod:`.fastpath`).
+
+Built at import: on SQLite, building and hashing a statement costs more than running it.
+These are the statements of the per-step record path, the run view, the cache look-up and
+the metadata upsert; the rest of the store's queries are built per call in SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Insert, Select, String, and_, bindparam, func, insert, select, update
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from pipeledger.exceptions import RunExistsError, StepRunExistsError
+from pipeledger.metadata_store.sql.common import RUN_COLUMNS, RUNS_FROM
+from pipeledger.metadata_store.sql.fastpath import FastRead, FastWrite
+from pipeledger.metadata_store.sql.schema import (
+    artifacts,
+    entity_metadata,
+    pipeline_runs,
+    pipelines,
+    step_io,
+    step_runs,
+)
+from pipeledger.models import Direction, EntityKind, Status
+
+
+def _step_exists(row: Mapping[str, Any]) -> StepRunExistsError:
+    return StepRunExistsError(
+        f"step {row['name']!r} of run {row['run_id']!r} is already recorded (step run id {row['id']!r})"
+    )
+
+
+def _run_exists(row: Mapping[str, Any]) -> RunExistsError:
+    return RunExistsError(f"a run named {row['name']!r} or numbered {row['number']} already exists")
+
+
+def _upsert_metadata(dialect: str) -> Insert:
+    """INSERT of metadata rows that replaces the value of a key the entity already has."""
+    if dialect == "mysql":
+        upsert = mysql.insert(entity_metadata)
+        return upsert.on_duplicate_key_update(value=upsert.inserted.value)
+    if dialect in ("sqlite", "postgresql"):
+        conflicting = sqlite.insert(entity_metadata) if dialect == "sqlite" else postgresql.insert(entity_metadata)
+        return conflicting.on_conflict_do_update(
+            index_elements=[entity_metadata.c.entity_kind, entity_metadata.c.entity_id, entity_metadata.c.key],
+            set_={"value": conflicting.excluded.value},
+        )
+    raise NotImplementedError(f"no metadata upsert for the {dialect} dialect")
+
+
+# ------------------------------------------------------------------- writes
+
+INSERT_PIPELINE = FastWrite(insert(pipelines))
+INSERT_RUN = FastWrite(insert(pipeline_runs), on_duplicate=_run_exists)
+INSERT_STEP = FastWrite(insert(step_runs), on_duplicate=_step_exists)
+INSERT_IO = FastWrite(insert(step_io))
+INSERT_ARTIFACTS = FastWrite(insert(artifacts))
+INSERT_METADATA = FastWrite(insert(entity_metadata))
+UPSERT_METADATA = FastWrite(_upsert_metadata)
+FINISH_STEP = FastWrite(
+    update(step_runs)
+    .where(step_runs.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        end_time=bindparam("b_end", type_=step_runs.c.end_time.type),
+        error=bindparam("b_error", type_=step_runs.c.error.type),
+        logs_uri=bindparam("b_logs", type_=step_runs.c.logs_uri.type),
+    )
+)
+FINISH_RUN = FastWrite(
+    update(pipeline_runs)
+    .where(pipeline_runs.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        end_time=bindparam("b_end", type_=pipeline_runs.c.end_time.type),
+        error=bindparam("b_error", type_=pipeline_runs.c.error.type),
+    )
+)
+HEARTBEAT = FastWrite(
+    update(pipeline_runs)
+    .where(pipeline_runs.c.id == bindparam("b_id"))
+    .values(heartbeat_at=bindparam("b_at", type_=pipeline_runs.c.heartbeat_at.type))
+)
+COPY_STEP_METADATA = FastWrite(
+    insert(entity_metadata).from_select(
+        ["entity_kind", "entity_id", "key", "value"],
+        select(
+            entity_metadata.c.entity_kind,
+            bindparam("b_new", type_=String(32)),
+            entity_metadata.c.key,
+            entity_metadata.c.value,
+        ).where(
+            entity_metadata.c.entity_kind == EntityKind.STEP_RUN.value,
+            entity_metadata.c.entity_id == bindparam("b_from"),
+        ),
+    )
+)
+"""Copies a step run's metadata (``b_from``) to a new step run (``b_new``): a cache hit."""
+
+# -------------------------------------------------------------------- reads
+
+PIPELINE_ID = FastRead(select(pipelines.c.id).where(pipelines.c.name == bindparam("b_name")))
+RUN_ID_BY_NAME = FastRead(select(pipeline_runs.c.id).where(pipeline_runs.c.name == bindparam("b_name")))
+NEXT_RUN_NUMBER = FastRead(
+    select((func.coalesce(func.max(pipeline_runs.c.number), 0) + 1).label("number")).where(
+        pipeline_runs.c.pipeline_id == bindparam("b_pipeline", type_=pipeline_runs.c.pipeline_id.type)
+    )
+)
+RUN_BY_NAME = FastRead(select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.name == bindparam("b_name")))
+RUN_BY_ID = FastRead(select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.id == bindparam("b_id")))
+STEPS_OF_RUN = FastRead(
+    select(step_runs).where(step_runs.c.run_id == bindparam("b_run")).order_by(step_runs.c.start_time, step_runs.c.id)
+)
+
+
+@functools.lru_cache(maxsize=64)
+def edges_of_steps(count: int) -> FastRead:
+    """The edges (with artifacts) of ``count`` step runs, ids bound as ``b_0``... (one statement per
+    list length, compiled once: the driver-cursor path takes no expanding ``IN``)."""
+    ids = [bindparam(f"b_{i}", type_=step_io.c.step_run_id.type) for i in range(count)]
+    return FastRead(
+        select(step_io.c.step_run_id, step_io.c.direction, step_io.c.name.label("io_name"), *artifacts.c)
+        .select_from(step_io.join(artifacts, step_io.c.artifact_id == artifacts.c.id))
+        .where(step_io.c.step_run_id.in_(ids))
+    )
+
+
+def _find_cached(since: bool) -> Select[Any]:
+    """The cache look-up: the latest usable entry with the key (by index ``(cache_key, status,
+    end_time)``), joined with its output artifacts and its run's name: one statement."""
+    latest = (
+        select(step_runs.c.id)
+        .where(
+            step_runs.c.cache_key == bindparam("b_key"),
+            step_runs.c.status == Status.COMPLETED.value,
+            step_runs.c.cache_invalidated_at.is_(None),
+        )
+        .order_by(step_runs.c.end_time.desc())
+        .limit(1)
+    )
+    if since:
+        latest = latest.where(step_runs.c.end_time >= bindparam("b_since", type_=step_runs.c.end_time.type))
+    return (
+        select(
+            *step_runs.c,
+            pipeline_runs.c.name.label("r_name"),
+            step_io.c.name.label("io_name"),
+            *(c.label(f"a_{c.name}") for c in artifacts.c),
+        )
+        .select_from(
+            step_runs.join(pipeline_runs, pipeline_runs.c.id == step_runs.c.run_id)
+            .outerjoin(
+                step_io,
+                and_(step_io.c.step_run_id == step_runs.c.id, step_io.c.direction == Direction.OUTPUT.value),
+            )
+            .outerjoin(artifacts, artifacts.c.id == step_io.c.artifact_id)
+        )
+        .where(step_runs.c.id == latest.scalar_subquery())
+    )
+
+
+FIND_CACHED = FastRead(_find_cached(since=False))
+FIND_CACHED_SINCE = FastRead(_find_cached(since=True))
