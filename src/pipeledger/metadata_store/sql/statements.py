@@ -35,7 +35,10 @@ def _step_exists(row: Mapping[str, Any]) -> StepRunExistsError:
 
 
 def _run_exists(row: Mapping[str, Any]) -> RunExistsError:
-    return RunExistsError(f"a run named {row['name']!r} or numbered {row['number']} already exists")
+    return RunExistsError(
+        f"a run named {row['name']!r} already exists (or run number {row['number']} of its pipeline is taken); "
+        "choose another run_name"
+    )
 
 
 def _upsert_metadata(dialect: str) -> Insert:
