@@ -36,7 +36,7 @@ def _step_exists(row: Mapping[str, Any]) -> StepRunExistsError:
 
 def _run_exists(row: Mapping[str, Any]) -> RunExistsError:
     return RunExistsError(
-        f"a run named {row['name']!r} already exists (or run number {row['number']} of its pipeline is taken); "
+        f"a run named {row['name']!r} already exists (or its pipeline's run number, {row['number']}, is taken); "
         "choose another run_name"
     )
 
