@@ -12,7 +12,7 @@ from ml_metadata.proto import metadata_store_service_pb2 as service
 from pipeledger.exceptions import UnsupportedOperationError
 from pipeledger.metadata_store.mlmd import records
 from pipeledger.metadata_store.mlmd.core import MlmdCore
-from pipeledger.metadata_store.mlmd.types import ARTIFACT_TYPE
+from pipeledger.metadata_store.mlmd.types import ARTIFACT_TYPE, STATES
 from pipeledger.metadata_store.mlmd.values import micros, quote, string, time_value
 from pipeledger.models import ArtifactRecord, RunDeletion, Status
 
@@ -36,7 +36,7 @@ class MlmdMaintenance(MlmdCore):
         if steps:
             updates = []
             for ex in steps:
-                update = mlmd.Execution(id=ex.id, type_id=ex.type_id, last_known_state=mlmd.Execution.CANCELED)
+                update = mlmd.Execution(id=ex.id, type_id=ex.type_id, last_known_state=STATES[Status.CRASHED])
                 update.properties["status"].CopyFrom(string(Status.CRASHED.value))
                 update.properties["end_time"].CopyFrom(time_value(at))
                 update.properties["error"].CopyFrom(string("the run crashed while this step ran"))

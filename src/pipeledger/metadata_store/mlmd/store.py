@@ -31,7 +31,13 @@ from pipeledger.metadata_store.mlmd.connection import AlreadyExistsError, MlmdCo
 from pipeledger.metadata_store.mlmd.history import MlmdHistory
 from pipeledger.metadata_store.mlmd.maintenance import MlmdMaintenance
 from pipeledger.metadata_store.mlmd.reads import MlmdReads
-from pipeledger.metadata_store.mlmd.types import RUN_TYPE, register_types, step_key
+from pipeledger.metadata_store.mlmd.types import (
+    KFP_PIPELINE_TYPE,
+    KFP_RUN_TYPE,
+    RUN_TYPE,
+    register_types,
+    step_key,
+)
 from pipeledger.metadata_store.mlmd.values import quote, string, time_value
 from pipeledger.models import (
     JSON,
@@ -97,32 +103,42 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
                 return record
             raise MetadataStoreError(f"cannot create run {run.name!r}: its id {run.id!r} is taken")
         templated = "{n}" in run.name
-        if not templated and self._run_named(run.name) is not None:
-            raise RunExistsError(f"a run named {run.name!r} already exists; choose another run_name")
+        if not templated:
+            self._refuse_taken_name(run.name)
         pipeline = self._pipeline_context(run.pipeline_name, run.pipeline_docstring)
+        kfp_pipeline = self._kfp_pipeline_context(run.pipeline_name)
         number = self._next_number(pipeline.external_id)
         for _attempt in range(50):
             name = run.name.replace("{n}", str(number))
             ctx = records.run_context(self.types, run, name=name, number=number, pipeline_id=pipeline.external_id)
             claim = mlmd.Context(type_id=self.types.run_number, name=f"{pipeline.external_id}/{number}")
-            try:  # one call, one transaction: the run and its number, or neither
-                ids = self.conn.call("PutContexts", service.PutContextsRequest(contexts=[claim, ctx])).context_ids
+            kfp_run = records.kfp_run_context(self.types, run.id, name)
+            request = service.PutContextsRequest(contexts=[claim, ctx, kfp_run])
+            try:  # one call, one transaction: the run, its number and its KFP view, or none
+                ids = self.conn.call("PutContexts", request).context_ids
             except AlreadyExistsError:
-                if not templated and self._run_named(name) is not None:
-                    raise RunExistsError(f"a run named {name!r} already exists; choose another run_name") from None
+                if not templated:
+                    self._refuse_taken_name(name)
                 number += 1  # the number (or the templated name) is taken: take the next number
                 continue
-            link = mlmd.ParentContext(child_id=ids[1], parent_id=pipeline.id)
-            self.conn.call("PutParentContexts", service.PutParentContextsRequest(parent_contexts=[link]))
+            links = [
+                mlmd.ParentContext(child_id=ids[1], parent_id=pipeline.id),
+                mlmd.ParentContext(child_id=ids[2], parent_id=kfp_pipeline.id),
+            ]
+            self.conn.call("PutParentContexts", service.PutParentContextsRequest(parent_contexts=links))
             ctx.id = ids[1]
-            self._run_links[run.id] = [ctx.id, pipeline.id]
+            self._run_links[run.id] = [ctx.id, pipeline.id, ids[2], kfp_pipeline.id]
             return records.run_record(ctx)
         raise MetadataStoreError(f"could not allocate a unique name for run {run.name!r}")
 
-    def _run_named(self, name: str) -> Any | None:
-        request = service.GetContextByTypeAndNameRequest(type_name=RUN_TYPE, context_name=name)
-        response = self.conn.call("GetContextByTypeAndName", request)
-        return response.context if response.HasField("context") else None
+    def _refuse_taken_name(self, name: str) -> None:
+        """Raise :class:`RunExistsError` if a run (pipeledger's, or a KFP run context) is named ``name``."""
+        if self.context_named(RUN_TYPE, name) is not None:
+            raise RunExistsError(f"a run named {name!r} already exists; choose another run_name")
+        if self.context_named(KFP_RUN_TYPE, name) is not None:
+            raise RunExistsError(
+                f"ML Metadata already holds a Kubeflow run context named {name!r}; choose another run_name"
+            )
 
     def _pipeline_context(self, name: str, docstring: str | None) -> Any:
         for _attempt in range(3):
@@ -136,6 +152,20 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
                 continue  # created concurrently: read it
             return ctx
         raise MetadataStoreError(f"could not create pipeline {name!r}")
+
+    def _kfp_pipeline_context(self, name: str) -> Any:
+        """The ``system.Pipeline`` context called ``name`` (KFP's, if it has one), created if missing."""
+        for _attempt in range(3):
+            found = self.context_named(KFP_PIPELINE_TYPE, name)
+            if found is not None:
+                return found
+            ctx = mlmd.Context(type_id=self.types.kfp_pipeline, name=name)
+            try:
+                ctx.id = self.conn.call("PutContexts", service.PutContextsRequest(contexts=[ctx])).context_ids[0]
+            except AlreadyExistsError:
+                continue  # created concurrently: read it
+            return ctx
+        raise MetadataStoreError(f"could not create the Kubeflow pipeline context {name!r}")
 
     def _next_number(self, pipeline_id: str) -> int:
         """1 + the highest number among the pipeline's latest runs."""
@@ -169,13 +199,19 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
     # ------------------------------------------------------------------ steps
 
     def _contexts_of_run(self, run_id: str) -> list[Any]:
-        """The run's and its pipeline's contexts, by MLMD id only (reused as they are)."""
+        """The run's and its pipeline's contexts (the run's first), and their ``system.*`` views
+        if the run has them (runs recorded before the KFP view have none), by MLMD id only."""
         ids = self._run_links.get(run_id)
         if ids is None:  # MLMD never deletes: once found, the link holds for the store's life
             ctx = self.run_context(run_id)
             pipeline_id = ctx.properties["pipeline_id"].string_value
             pipeline = self.contexts_by_external_id([pipeline_id]).get(pipeline_id)
             ids = [ctx.id] if pipeline is None else [ctx.id, pipeline.id]
+            kfp_run = self.context_named(KFP_RUN_TYPE, ctx.name)
+            if kfp_run is not None and records.kfp_run_link(kfp_run) == run_id:
+                request = service.GetParentContextsByContextRequest(context_id=kfp_run.id)
+                parents = self.conn.call("GetParentContextsByContext", request).contexts
+                ids += [kfp_run.id, *(p.id for p in parents if p.type_id == self.types.kfp_pipeline)]
             self._run_links[run_id] = ids
         return [mlmd.Context(id=i) for i in ids]
 
