@@ -269,3 +269,32 @@ def _old_run(store: Any, native: Any) -> dict[str, Any]:
     event.execution_id = execution_id
     native.put_events([event])
     return {"run": store.get_run(create.id), "step": step.id, "artifact": artifact.id}
+
+
+def test_kubeflow_and_tfx_runs_beside_ours_are_imported_by_their_conventions(mlmd: MlmdTestService, store: Any) -> None:
+    """An MLMD database holding pipeledger's runs and TFX's: ours come back as they were, TFX's
+    through the convention mapping, and a pipeline filter finds either."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    from tests.test_import_mlmd import write_tfx_history
+
+    run = store.create_run(RunCreate(pipeline_name="ours", name="ours-{n}", parameters={"k": "v"}))
+    store.finish_run(run.id, Status.COMPLETED, end_time=utcnow())
+    write_tfx_history(pb.MetadataStoreClientConfig(host="127.0.0.1", port=mlmd.port))
+
+    runner = CliRunner()
+    only_ours = runner.invoke(cli, ["import", "mlmd", "--sqlite", str(mlmd.path), "--pipeline", "ours"])
+    assert only_ours.exit_code == 0, only_ours.output
+    target = get_stack("default").metadata_store
+    assert [r.name for r in target.list_runs()] == ["ours-1"]
+    unknown = runner.invoke(cli, ["import", "mlmd", "--sqlite", str(mlmd.path), "--pipeline", "nope"])
+    assert unknown.exit_code != 0 and "no pipeline 'nope'" in unknown.output
+
+    result = runner.invoke(cli, ["import", "mlmd", "--sqlite", str(mlmd.path)])
+    assert result.exit_code == 0, result.output
+    assert "'pipeledger." not in result.output and "'system." not in result.output  # none of ours "not mapped"
+    assert "context type 'experiment' has no pipeledger equivalent" in result.output  # TFX's history's own
+    runs = {r.name: r for r in target.list_runs()}
+    assert set(runs) == {"ours-1", "taxi-2022-06-01", "taxi-2022-06-02"}
+    assert "imported-from-mlmd" in runs["taxi-2022-06-01"].tags
+    _assert_same_runs(store, target, [run.id])
