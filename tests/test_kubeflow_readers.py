@@ -191,10 +191,13 @@ def test_import_gives_back_the_same_runs(mlmd: MlmdTestService, store: Any, nati
 
     runner = CliRunner()
     assert runner.invoke(cli, ["stack", "set", "default"]).exit_code == 0
+    target = get_stack("default").metadata_store
+    dry = runner.invoke(cli, ["import", "mlmd", "--sqlite", str(mlmd.path), "--dry-run"])
+    assert dry.exit_code == 0 and "runs      │ 4" in dry.output, dry.output
+    assert target.list_runs() == []
     result = runner.invoke(cli, ["import", "mlmd", "--sqlite", str(mlmd.path)])
     assert result.exit_code == 0, result.output
     assert "no pipeledger equivalent" not in result.output
-    target = get_stack("default").metadata_store
     source_runs = store.list_runs()
     assert len(source_runs) == 4 and old["run"].id in {r.id for r in source_runs}
     _assert_same_runs(store, target, [r.id for r in source_runs])
@@ -297,4 +300,33 @@ def test_kubeflow_and_tfx_runs_beside_ours_are_imported_by_their_conventions(mlm
     runs = {r.name: r for r in target.list_runs()}
     assert set(runs) == {"ours-1", "taxi-2022-06-01", "taxi-2022-06-02"}
     assert "imported-from-mlmd" in runs["taxi-2022-06-01"].tags
+    _assert_same_runs(store, target, [run.id])
+
+
+def test_an_interrupted_import_of_our_runs_resumes(
+    mlmd: MlmdTestService, store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeledger.importers import SqliteSource, import_mlmd
+
+    kubeflow_stack(mlmd.port)
+    run = load_example("quickstart").cancer_classifier()
+    target = get_stack("default").metadata_store
+    finish_step = target.finish_step
+    calls = []
+
+    def fails_on_the_third(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 3:
+            raise RuntimeError("the connection dropped")
+        return finish_step(*args, **kwargs)
+
+    monkeypatch.setattr(target, "finish_step", fails_on_the_third)
+    with pytest.raises(RuntimeError):
+        import_mlmd(SqliteSource(mlmd.path), target)
+    assert target.get_run(run.id).status is Status.RUNNING
+    monkeypatch.setattr(target, "finish_step", finish_step)
+
+    summary = import_mlmd(SqliteSource(mlmd.path), target)
+    assert f"run {run.name} was left running by an earlier import: resumed" in summary.notes
+    assert (summary.imported["step runs"], summary.present["step runs"]) == (1, 3)
     _assert_same_runs(store, target, [run.id])

@@ -243,9 +243,10 @@ class _OwnWriter:
         except NotFoundError:
             existing = None
         if existing is not None and existing.id == run.id:
-            if existing.status is Status.RUNNING and run.status is not Status.RUNNING:
+            if existing.status is Status.RUNNING:  # an import stopped half-way, or the run was running then
                 self.open_runs.add(run.id)
-                self.summary.notes.append(f"run {run.name} was left running by an earlier import: resumed")
+                if run.status is not Status.RUNNING:
+                    self.summary.notes.append(f"run {run.name} was left running by an earlier import: resumed")
             self.summary.present["runs"] += 1
             return
         name = run.name
