@@ -91,7 +91,13 @@ def test_kfp_client_finds_the_run_its_steps_states_and_artifact_names(mlmd: Mlmd
         "system.Pipeline",
         "cancer_classifier",
     )
-    executions = native.get_executions_by_context(run_ctx.id)
+    in_run = native.get_executions_by_context(run_ctx.id)
+    (dag,) = [e for e in in_run if e.type == "system.DAGExecution"]  # the root DAG holds the run's state
+    assert (dag.name, dag.last_known_state) == (f"run/{run.name}", pb.Execution.COMPLETE)
+    assert dag.custom_properties["display_name"].string_value == run.name
+    assert dict(dag.custom_properties["inputs"].struct_value) == {"n_estimators": 20.0, "max_depth": 2.0}
+    executions = [e for e in in_run if e.type == "pipeledger.Step"]
+    assert len(in_run) == 5
     assert sorted(e.properties["step"].string_value for e in executions) == [
         "evaluate",
         "load_data",
@@ -121,7 +127,7 @@ def test_one_artifact_under_two_names_is_one_event_of_key_index_pairs(store: Any
     run = store.create_run(RunCreate(pipeline_name="p", name="p-{n}"))
     data = store.register_artifact(_artifact("data"), at=utcnow())
     step = store.start_step(StepRunCreate(run_id=run.id, name="s", inputs={"left": data.id, "right": data.id}))
-    (execution,) = native.get_executions_by_context(_kfp_run(native, run.name).id)
+    (execution,) = [e for e in native.get_executions_by_context(_kfp_run(native, run.name).id) if e.external_id]
     (event,) = native.get_events_by_execution_ids([execution.id])
     path = [(s.WhichOneof("value"), getattr(s, s.WhichOneof("value"))) for s in event.path.steps]
     assert path == [("key", "left"), ("index", 0), ("key", "right"), ("index", 0)]  # TFX's multi-key form
@@ -141,6 +147,8 @@ def test_a_crashed_step_is_failed_to_kfp_and_crashed_to_pipeledger(store: Any, n
         e.properties["step"].string_value: e.last_known_state for e in native.get_executions_by_type("pipeledger.Step")
     }
     assert states == {"marked": pb.Execution.FAILED, "finished": pb.Execution.FAILED}
+    (dag,) = native.get_executions_by_type("system.DAGExecution")
+    assert dag.last_known_state == pb.Execution.FAILED  # the crashed run, as KFP keeps a run's state
     assert store.get_step_run(marked.id).status is Status.CRASHED
     assert store.get_step_run(finished.id).status is Status.CRASHED
 

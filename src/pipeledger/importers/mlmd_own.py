@@ -41,6 +41,7 @@ from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.mlmd import records
 from pipeledger.metadata_store.mlmd.types import (
     ARTIFACT_TYPE,
+    KFP_DAG_TYPE,
     KFP_RUN_LINK,
     KFP_RUN_TYPE,
     PIPELINE_TYPE,
@@ -74,17 +75,18 @@ def holds_own_records(snapshot: MlmdSnapshot) -> bool:
 
 
 def without_own_records(snapshot: MlmdSnapshot) -> MlmdSnapshot:
-    """``snapshot`` without pipeledger's own nodes and their KFP view, for the convention mapping
-    of what other systems wrote (``system.Pipeline`` contexts, which Kubeflow's runs may
-    share, stay)."""
+    """``snapshot`` without pipeledger's own nodes and their KFP view (run contexts and root DAG
+    executions), for the convention mapping of what other systems wrote (``system.Pipeline``
+    contexts, which Kubeflow's runs may share, stay)."""
     contexts = {
         i: c
         for i, c in snapshot.contexts.items()
         if c.type not in OWN_CONTEXT_TYPES and not (c.type == KFP_RUN_TYPE and KFP_RUN_LINK in c.properties)
     }
-    executions = {i: e for i, e in snapshot.executions.items() if e.type != STEP_TYPE}
     executions = {
-        i: replace(e, context_ids=tuple(c for c in e.context_ids if c in contexts)) for i, e in executions.items()
+        i: replace(e, context_ids=tuple(c for c in e.context_ids if c in contexts))
+        for i, e in snapshot.executions.items()
+        if e.type != STEP_TYPE and not (e.type == KFP_DAG_TYPE and KFP_RUN_LINK in e.custom_properties)
     }
     artifacts = {i: a for i, a in snapshot.artifacts.items() if a.type != ARTIFACT_TYPE}
     events = [e for e in snapshot.events if e.execution_id in executions]

@@ -31,13 +31,7 @@ from pipeledger.metadata_store.mlmd.connection import AlreadyExistsError, MlmdCo
 from pipeledger.metadata_store.mlmd.history import MlmdHistory
 from pipeledger.metadata_store.mlmd.maintenance import MlmdMaintenance
 from pipeledger.metadata_store.mlmd.reads import MlmdReads
-from pipeledger.metadata_store.mlmd.types import (
-    KFP_PIPELINE_TYPE,
-    KFP_RUN_TYPE,
-    RUN_TYPE,
-    register_types,
-    step_key,
-)
+from pipeledger.metadata_store.mlmd.types import KFP_RUN_TYPE, RUN_TYPE, register_types, step_key
 from pipeledger.metadata_store.mlmd.values import quote, string, time_value
 from pipeledger.models import (
     JSON,
@@ -82,6 +76,7 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         self._describe = dict(describe or {})
         self.types = register_types(connection.call)
         self._run_links: dict[str, list[int]] = {}  # run id -> MLMD ids of its run and pipeline contexts
+        self._run_dags: dict[str, int | None] = {}  # run id -> MLMD id of its root DAG (see kfp_view)
         self._step_writes = threading.Lock()
 
     def close(self) -> None:
@@ -128,6 +123,7 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
             self.conn.call("PutParentContexts", service.PutParentContextsRequest(parent_contexts=links))
             ctx.id = ids[1]
             self._run_links[run.id] = [ctx.id, pipeline.id, ids[2], kfp_pipeline.id]
+            self._put_root_dag(run.id, name, run.parameters, [ids[2], kfp_pipeline.id])
             return records.run_record(ctx)
         raise MetadataStoreError(f"could not allocate a unique name for run {run.name!r}")
 
@@ -153,20 +149,6 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
             return ctx
         raise MetadataStoreError(f"could not create pipeline {name!r}")
 
-    def _kfp_pipeline_context(self, name: str) -> Any:
-        """The ``system.Pipeline`` context called ``name`` (KFP's, if it has one), created if missing."""
-        for _attempt in range(3):
-            found = self.context_named(KFP_PIPELINE_TYPE, name)
-            if found is not None:
-                return found
-            ctx = mlmd.Context(type_id=self.types.kfp_pipeline, name=name)
-            try:
-                ctx.id = self.conn.call("PutContexts", service.PutContextsRequest(contexts=[ctx])).context_ids[0]
-            except AlreadyExistsError:
-                continue  # created concurrently: read it
-            return ctx
-        raise MetadataStoreError(f"could not create the Kubeflow pipeline context {name!r}")
-
     def _next_number(self, pipeline_id: str) -> int:
         """1 + the highest number among the pipeline's latest runs."""
         request = service.GetContextsByTypeRequest(type_name=RUN_TYPE)
@@ -178,13 +160,15 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         return 1 + max((c.properties["number"].int_value for c in latest), default=0)
 
     def finish_run(self, run_id: str, status: Status, *, end_time: datetime, error: str | None = None) -> None:
-        update = mlmd.Context(id=self._contexts_of_run(run_id)[0].id, type_id=self.types.run)
+        ctx = self.run_context(run_id)
+        update = mlmd.Context(id=ctx.id, type_id=self.types.run)
         update.properties["status"].CopyFrom(string(Status(status).value))
         update.properties["end_time"].CopyFrom(time_value(end_time))
         if error is not None:
             update.properties["error"].CopyFrom(string(error))
         paths = ["properties.status", "properties.end_time", "properties.error"]
         self.conn.call("PutContexts", service.PutContextsRequest(contexts=[update], update_mask={"paths": paths}))
+        self._set_dag_states({run_id: (ctx.name, Status(status))})
 
     def heartbeat(self, run_id: str, at: datetime) -> None:
         try:
@@ -207,12 +191,7 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
             pipeline_id = ctx.properties["pipeline_id"].string_value
             pipeline = self.contexts_by_external_id([pipeline_id]).get(pipeline_id)
             ids = [ctx.id] if pipeline is None else [ctx.id, pipeline.id]
-            kfp_run = self.context_named(KFP_RUN_TYPE, ctx.name)
-            if kfp_run is not None and records.kfp_run_link(kfp_run) == run_id:
-                request = service.GetParentContextsByContextRequest(context_id=kfp_run.id)
-                parents = self.conn.call("GetParentContextsByContext", request).contexts
-                ids += [kfp_run.id, *(p.id for p in parents if p.type_id == self.types.kfp_pipeline)]
-            self._run_links[run_id] = ids
+            self._run_links[run_id] = ids + self._kfp_contexts(run_id, ctx.name)
         return [mlmd.Context(id=i) for i in ids]
 
     def _input_events(self, step: StepRunCreate) -> list[Any]:

@@ -66,6 +66,8 @@ RUN_NUMBER_TYPE = "pipeledger.RunNumber"
 #: Kubeflow Pipelines v2's context types (``backend/src/v2/metadata/client.go``), schemaless.
 KFP_PIPELINE_TYPE = "system.Pipeline"
 KFP_RUN_TYPE = "system.PipelineRun"
+#: KFP v2's execution type of a run's root DAG, which holds the run's state.
+KFP_DAG_TYPE = "system.DAGExecution"
 #: The custom property of a ``system.PipelineRun`` context naming the pipeledger run it mirrors.
 KFP_RUN_LINK = "pipeledger_run_id"
 
@@ -152,6 +154,7 @@ class TypeIds:
     run_number: int
     kfp_pipeline: int
     kfp_run: int
+    kfp_dag: int
 
 
 def register_types(call: Any) -> TypeIds:
@@ -167,6 +170,8 @@ def register_types(call: Any) -> TypeIds:
         request = service.PutContextTypeRequest(context_type=mlmd.ContextType(name=name), can_omit_fields=True)
         return int(call("PutContextType", request).type_id)
 
+    dag = service.PutExecutionTypeRequest(execution_type=mlmd.ExecutionType(name=KFP_DAG_TYPE), can_omit_fields=True)
+
     step = service.PutExecutionTypeRequest(
         execution_type=mlmd.ExecutionType(name=STEP_TYPE, properties=STEP_PROPERTIES), can_add_fields=True
     )
@@ -181,6 +186,7 @@ def register_types(call: Any) -> TypeIds:
         run_number=context_type(RUN_NUMBER_TYPE),
         kfp_pipeline=schemaless(KFP_PIPELINE_TYPE),
         kfp_run=schemaless(KFP_RUN_TYPE),
+        kfp_dag=int(call("PutExecutionType", dag).type_id),
     )
 
 
