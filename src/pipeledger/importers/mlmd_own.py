@@ -33,7 +33,7 @@ import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeledger.exceptions import NotFoundError
 from pipeledger.importers.mlmd_source import MlmdSnapshot, Source, open_source
@@ -64,6 +64,9 @@ from pipeledger.models import (
     utcnow,
 )
 from pipeledger.text import plural
+
+if TYPE_CHECKING:
+    from pipeledger.importers.mlmd import ImportSummary
 
 #: Context types only pipeledger writes.
 OWN_CONTEXT_TYPES = frozenset({PIPELINE_TYPE, RUN_TYPE, RUN_NUMBER_TYPE})
@@ -150,11 +153,15 @@ def read_own(source: Source) -> OwnHistory:
 
 
 def import_own(
-    source: Source, store: MetadataStore, summary: Any, *, pipeline: str | None = None, dry_run: bool = False
+    source: Source,
+    store: MetadataStore,
+    summary: ImportSummary,
+    *,
+    pipeline: str | None = None,
+    dry_run: bool = False,
 ) -> None:
-    """Import the flavor's records at ``source`` into ``store``, counting into ``summary`` (an
-    :class:`~pipeledger.importers.mlmd.ImportSummary`). ``pipeline`` limits the import to its
-    runs and the runs that produced what they used."""
+    """Import the flavor's records at ``source`` into ``store``, counting into ``summary``.
+    ``pipeline`` limits the import to its runs and the runs that produced what they used."""
     history = read_own(source)
     selected = _selected_runs(history, pipeline)
     _OwnWriter(history, selected, store, summary, dry_run=dry_run).write()
@@ -199,7 +206,13 @@ class _OwnWriter:
     """Writes the selected runs through the store contract, skipping what the store holds."""
 
     def __init__(
-        self, history: OwnHistory, selected: set[str], store: MetadataStore, summary: Any, *, dry_run: bool
+        self,
+        history: OwnHistory,
+        selected: set[str],
+        store: MetadataStore,
+        summary: ImportSummary,
+        *,
+        dry_run: bool,
     ) -> None:
         self.history = history
         self.selected = selected
