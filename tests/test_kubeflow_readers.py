@@ -134,6 +134,23 @@ def test_one_artifact_under_two_names_is_one_event_of_key_index_pairs(store: Any
     assert sorted(e.name for e in store.list_step_io([step.id])) == ["left", "right"]
 
 
+def test_another_process_records_steps_into_the_kfp_view(mlmd: MlmdTestService, store: Any, native: Any) -> None:
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    run = store.create_run(RunCreate(pipeline_name="p", name="p-{n}"))
+    config = KubeflowMetadataStoreConfig(host="127.0.0.1", port=mlmd.port)
+    other = KubeflowMetadataStoreFlavor().create("kf", config, Path("."))  # knows nothing of the run yet
+    step = other.start_step(StepRunCreate(run_id=run.id, name="s"))
+    other.finish_step(step.id, Status.COMPLETED, end_time=utcnow())
+    other.finish_run(run.id, Status.COMPLETED, end_time=utcnow())
+    other.close()
+    in_run = native.get_executions_by_context(_kfp_run(native, run.name).id)
+    assert sorted((e.type, e.last_known_state) for e in in_run) == [
+        ("pipeledger.Step", pb.Execution.COMPLETE),
+        ("system.DAGExecution", pb.Execution.COMPLETE),
+    ]
+
+
 def test_a_crashed_step_is_failed_to_kfp_and_crashed_to_pipeledger(store: Any, native: Any) -> None:
     from ml_metadata.proto import metadata_store_pb2 as pb
 

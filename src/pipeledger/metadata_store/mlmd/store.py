@@ -191,7 +191,8 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
             pipeline_id = ctx.properties["pipeline_id"].string_value
             pipeline = self.contexts_by_external_id([pipeline_id]).get(pipeline_id)
             ids = [ctx.id] if pipeline is None else [ctx.id, pipeline.id]
-            self._run_links[run_id] = ids + self._kfp_contexts(run_id, ctx.name)
+            ids += self._kfp_contexts(run_id, ctx.name)
+            self._run_links[run_id] = ids
         return [mlmd.Context(id=i) for i in ids]
 
     def _input_events(self, step: StepRunCreate) -> list[Any]:
