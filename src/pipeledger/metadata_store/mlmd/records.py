@@ -8,7 +8,7 @@ from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
-from pipeledger.metadata_store.mlmd.types import STATES, TypeIds, step_key
+from pipeledger.metadata_store.mlmd.types import KFP_RUN_LINK, STATES, TypeIds, step_key
 from pipeledger.metadata_store.mlmd.values import (
     Props,
     boolean,
@@ -77,6 +77,20 @@ def run_context(types: TypeIds, run: RunCreate, *, name: str, number: int, pipel
     if run.code_hash is not None:
         _set(props, "code_hash", string(run.code_hash))
     return ctx
+
+
+def kfp_run_context(types: TypeIds, run_id: str, name: str) -> Any:
+    """The ``system.PipelineRun`` context that shows run ``run_id`` (named ``name``) to KFP readers."""
+    ctx = mlmd.Context(type_id=types.kfp_run, name=name)
+    _set(ctx.custom_properties, KFP_RUN_LINK, string(run_id))
+    return ctx
+
+
+def kfp_run_link(ctx: Any) -> str | None:
+    """The id of the pipeledger run a ``system.PipelineRun`` context shows (None if not one of ours)."""
+    if KFP_RUN_LINK not in ctx.custom_properties:
+        return None
+    return str(ctx.custom_properties[KFP_RUN_LINK].string_value)
 
 
 def run_record(ctx: Any) -> RunRecord:
@@ -226,12 +240,15 @@ def metadata_of(node: Any) -> dict[str, JSON]:
 def event(artifact_id: int | None, direction: Direction, *names: str) -> Any:
     """An event linking an artifact to an execution under the edge name(s) ``names``.
 
-    MLMD keeps one event per (artifact, execution, type); a step that consumes the
-    same artifact under two names gets one event whose path holds both keys.
+    The path is TFX's ``[key, index]`` pair per name (the index is 0: an edge name holds
+    one artifact), which KFP also reads (its first step's key). MLMD keeps one event per
+    (artifact, execution, type); a step that consumes the same artifact under two names
+    gets one event whose path holds both pairs, ``[a, 0, b, 0]``.
     """
     ev = mlmd.Event(artifact_id=artifact_id, type=_EVENT_TYPES[direction])
     for name in names:
         ev.path.steps.add().key = name
+        ev.path.steps.add().index = 0
     return ev
 
 
@@ -258,7 +275,8 @@ def event_direction(ev: Any) -> Direction | None:
 
 
 def event_names(ev: Any) -> list[str]:
-    """The edge names an event's path holds (``[""]`` if it has none)."""
+    """The edge names an event's path holds: its keys, whether written ``[name, 0]`` or (by
+    older pipeledger) ``[name]`` (``[""]`` if it has none)."""
     return [str(step.key) for step in ev.path.steps if step.WhichOneof("value") == "key"] or [""]
 
 
