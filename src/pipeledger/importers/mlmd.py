@@ -25,6 +25,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from pipeledger.exceptions import NotFoundError
+from pipeledger.importers import mlmd_names
 from pipeledger.importers.mlmd_conventions import IMPORT_TAG, ZENML_DATATYPE, ZENML_MATERIALIZER
 from pipeledger.importers.mlmd_plan import (
     ImportPlan,
@@ -32,6 +33,7 @@ from pipeledger.importers.mlmd_plan import (
     PlannedStep,
     plan_import,
     to_time,
+    valid_keys,
 )
 from pipeledger.importers.mlmd_source import Source, read_snapshot
 from pipeledger.metadata_store.base import MetadataStore
@@ -171,6 +173,7 @@ class _Writer:
         create = RunCreate(
             pipeline_name=run.pipeline,
             name=name,
+            parameters=run.parameters,
             config=run.config,
             tags=[IMPORT_TAG],
             id=run.id,
@@ -274,17 +277,23 @@ class _Writer:
         properties: dict[str, JSON] = {**artifact.custom_properties, **artifact.properties}
         data_type = properties.pop(ZENML_DATATYPE, None)
         materializer = properties.pop(ZENML_MATERIALIZER, None)
-        marker = f"mlmd:{artifact.type}"
+        type_name = mlmd_names.normalise(artifact.type)
+        marker = f"mlmd:{type_name}"
+        valid, renamed = valid_keys(properties)
         metadata: dict[str, JSON] = {
-            **properties,
+            **valid,
             "mlmd_id": artifact.id,
             "mlmd_state": artifact.state,
             "mlmd_name": artifact.name,
         }
+        if type_name != artifact.type:
+            metadata["mlmd_type"] = artifact.type
+        if renamed:
+            metadata["mlmd_original_keys"] = renamed
         create = ArtifactCreate(
             name=edge_name,
             uri=artifact.uri,
-            type=artifact.type,
+            type=type_name,
             data_type=data_type if isinstance(data_type, str) and data_type else marker,
             materializer=materializer if isinstance(materializer, str) and materializer else marker,
             materializer_version="",

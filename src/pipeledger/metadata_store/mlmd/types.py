@@ -106,6 +106,7 @@ STATES = {
     Status.FAILED: mlmd.Execution.FAILED,
     Status.CACHED: mlmd.Execution.CACHED,
     Status.CRASHED: mlmd.Execution.CANCELED,
+    Status.SKIPPED: mlmd.Execution.CANCELED,  # Kubeflow Pipelines' "not triggered"
 }
 
 
