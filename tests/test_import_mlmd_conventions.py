@@ -16,7 +16,9 @@ from urllib.parse import unquote
 
 import pytest
 
+from pipeledger.client import Client
 from pipeledger.importers import SqliteSource, import_mlmd
+from pipeledger.lineage.openlineage import run_events
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import EntityKind, Status
 from tests.servers import contract_backends, open_empty_store, skip_without_mlmd_wheel
@@ -218,3 +220,156 @@ def test_the_summary_says_what_was_not_mapped(tmp_path: Path) -> None:
     assert "a second artifact under the same key and index of an event path" in result.output
     assert "event of an execution that was not imported" in result.output
     assert "\x07" not in result.output and "\t" not in result.output
+
+
+# --- Kubeflow Pipelines v2: bookkeeping, DAGs, not-triggered branches ----------------------------
+
+
+def write_kfp_v2_run(store: Any, types: dict[str, int], run_id: str, lr: float, cached_from: dict[str, Any]) -> None:
+    """One run of pipeline ``churn`` as KFP v2's driver and launcher record it: a root DAG
+    ``run/<id>`` with the pipeline's parameters as ``inputs``; ``preprocess`` (a cache hit of the
+    first run's when ``cached_from`` holds it); sub-DAG ``condition-1`` whose ``train`` reads the
+    dataset under two input names (one event each); sub-DAG ``condition-2`` whose ``deploy`` was
+    not triggered (``CANCELED``, no events). Every execution carries pod, image and cache
+    bookkeeping that differs from run to run."""
+    pipeline = pb.Context(type_id=types["system.Pipeline"], name="churn")
+    [pipeline_id] = store.put_contexts([pipeline]) if not cached_from else [cached_from["pipeline"]]
+    run = pb.Context(type_id=types["system.PipelineRun"], name=run_id)
+    run.custom_properties["namespace"].string_value = "kubeflow"
+    run.custom_properties["pipeline_root"].string_value = f"minio://mlpipeline/v2/artifacts/churn/{run_id}"
+    [context_id] = store.put_contexts([run])
+    store.put_parent_contexts([pb.ParentContext(child_id=context_id, parent_id=pipeline_id)])
+    contexts = store.get_contexts_by_id([pipeline_id, context_id])
+    cached_from["pipeline"] = pipeline_id
+
+    def execution(kind: str, task: str, state: int, parent: int | None, inputs: dict[str, Any], **props: Any) -> Any:
+        made = pb.Execution(type_id=types[kind], last_known_state=state)
+        made.custom_properties["display_name"].string_value = task
+        made.custom_properties["task_name"].string_value = task
+        if parent is not None:
+            made.custom_properties["parent_dag_id"].int_value = parent
+        if kind == "system.ContainerExecution":
+            made.custom_properties["pod_name"].string_value = f"churn-{run_id[:5]}-{task}-{len(task)}"
+            made.custom_properties["pod_uid"].string_value = f"{run_id}-{task}"
+            made.custom_properties["namespace"].string_value = "kubeflow"
+            made.custom_properties["image"].string_value = "python:3.9"
+            made.custom_properties["cache_fingerprint"].string_value = hashlib.sha256(run_id.encode()).hexdigest()
+        for key, value in props.items():
+            made.custom_properties[key].string_value = value
+        if inputs:  # (MLMD aborts on a property without a value, e.g. an empty struct)
+            made.custom_properties["inputs"].struct_value.update(inputs)
+        return made
+
+    def put(made: Any, pairs: list[tuple[Any, Any]] | None = None) -> tuple[int, list[int]]:
+        execution_id, artifact_ids, _ = store.put_execution(made, pairs or [], contexts)
+        return execution_id, list(artifact_ids)
+
+    root = execution("system.DAGExecution", "", pb.Execution.COMPLETE, None, {"lr": lr, "epochs": 3})
+    root.name = f"run/{run_id}"
+    root_id, _ = put(root)
+    if "dataset" in cached_from:  # a cache hit: the output event points to the first run's artifact
+        hit = execution(
+            "system.ContainerExecution",
+            "preprocess",
+            pb.Execution.CACHED,
+            root_id,
+            {"n_rows": 100},
+            cached_execution_id=str(cached_from["preprocess"]),
+        )
+        [dataset] = store.get_artifacts_by_id([cached_from["dataset"]])
+        put(hit, [(dataset, event(pb.Event.OUTPUT, "dataset"))])
+    else:
+        produced = pb.Artifact(
+            type_id=types["system.Dataset"], uri=f"minio://churn/{run_id}/dataset", state=pb.Artifact.LIVE
+        )
+        produced.custom_properties["display_name"].string_value = "dataset"
+        made = execution("system.ContainerExecution", "preprocess", pb.Execution.COMPLETE, root_id, {"n_rows": 100})
+        cached_from["preprocess"], [cached_from["dataset"]] = put(made, [(produced, event(pb.Event.OUTPUT, "dataset"))])
+    [dataset] = store.get_artifacts_by_id([cached_from["dataset"]])
+    condition_1, _ = put(execution("system.DAGExecution", "condition-1", pb.Execution.COMPLETE, root_id, {"lr": lr}))
+    model = pb.Artifact(type_id=types["system.Model"], uri=f"minio://churn/{run_id}/model", state=pb.Artifact.LIVE)
+    put(
+        execution("system.ContainerExecution", "train", pb.Execution.COMPLETE, condition_1, {"lr": lr}),
+        [
+            (dataset, event(pb.Event.INPUT, "train_data")),
+            (model, event(pb.Event.OUTPUT, "model")),
+        ],
+    )
+    condition_2, _ = put(execution("system.DAGExecution", "condition-2", pb.Execution.COMPLETE, root_id, {}))
+    put(execution("system.ContainerExecution", "deploy", pb.Execution.CANCELED, condition_2, {"target": "prod"}))
+
+
+def write_kfp_v2_history(path: Path) -> tuple[str, str]:
+    store = metadata_store.MetadataStore(sqlite_config(path))
+    types = {n: store.put_context_type(pb.ContextType(name=n)) for n in ("system.Pipeline", "system.PipelineRun")}
+    for name in ("system.DAGExecution", "system.ContainerExecution"):
+        types[name] = store.put_execution_type(pb.ExecutionType(name=name))
+    for name in ("system.Dataset", "system.Model"):
+        types[name] = store.put_artifact_type(pb.ArtifactType(name=name))
+    first, second = "3f1c2b7e-0d6a-4d3e-9a51-6b1f0e2d4c11", "8a2e6c90-5b1d-4f7a-8e23-0c9d7b6a5e42"
+    shared: dict[str, Any] = {}
+    write_kfp_v2_run(store, types, first, 0.1, shared)
+    write_kfp_v2_run(store, types, second, 0.2, shared)
+    return first, second
+
+
+def test_kfp_v2_history_edge_by_edge(store: MetadataStore, tmp_path: Path) -> None:
+    path = tmp_path / "kfp.sqlite"
+    first, second = write_kfp_v2_history(path)
+    summary = import_mlmd(SqliteSource(path), store)
+
+    dataset, model_1, model_2 = (
+        f"minio://churn/{first}/dataset",
+        f"minio://churn/{first}/model",
+        f"minio://churn/{second}/model",
+    )
+    assert edges_of(store) == {
+        (first, "preprocess", "output", "dataset", dataset),
+        (first, "condition-1/train", "input", "train_data", dataset),
+        (first, "condition-1/train", "output", "model", model_1),
+        (second, "preprocess", "output", "dataset", dataset),  # the cache hit's reused output
+        (second, "condition-1/train", "input", "train_data", dataset),
+        (second, "condition-1/train", "output", "model", model_2),
+    }
+    client = Client(store=store)
+    a, b = client.get_run(first), client.get_run(second)
+    assert a.pipeline_name == b.pipeline_name == "churn"
+    for run in (a, b):
+        assert list(run.steps) == ["preprocess", "condition-1/train", "condition-2/deploy"]  # no DAG is a step
+        assert run.status is Status.COMPLETED  # a branch not taken is done, as KFP counts it
+        deploy = run.steps["condition-2/deploy"]
+        assert deploy.status is Status.SKIPPED and deploy.error is None
+        assert deploy.parameters == {"target": "prod"} and deploy.inputs == {} and deploy.outputs == {}
+        preprocess = run.steps["preprocess"]
+        assert preprocess.parameters == {"n_rows": 100}
+        bookkeeping = preprocess.config["mlmd"]["properties"]
+        assert {"task_name", "display_name", "pod_name", "pod_uid", "namespace", "image", "cache_fingerprint"} <= set(
+            bookkeeping
+        )
+        assert "parent_dag_id" in bookkeeping and "inputs" not in bookkeeping
+        dags = run.config["imported_from"]["dags"]
+        assert [(d["path"], d["state"]) for d in dags] == [
+            ("", "COMPLETE"),
+            ("condition-1", "COMPLETE"),
+            ("condition-2", "COMPLETE"),
+        ]
+    assert a.parameters == {"lr": 0.1, "epochs": 3} and b.parameters == {"lr": 0.2, "epochs": 3}
+    assert a.steps["condition-1/train"].parameters == {"lr": 0.1}
+    hit = b.steps["preprocess"]
+    assert (
+        hit.status is Status.CACHED and hit.cached_from is not None and hit.cached_from.id == a.steps["preprocess"].id
+    )
+    assert "cached_execution_id" in hit.config["mlmd"]["properties"]
+
+    # Only real differences: the pipeline's parameter and the step parameter that follows it.
+    assert {(d.section, d.item, d.a, d.b) for d in a.diff(b)} == {
+        ("parameters", "pipeline lr", 0.1, 0.2),
+        ("parameters", "condition-1/train lr", 0.1, 0.2),
+    }
+    # Stable OpenLineage job names; the skipped step has no events.
+    jobs = [{e["job"]["name"] for e in run_events(run)} for run in (a, b)]
+    assert jobs[0] == jobs[1] == {"churn.preprocess", "churn.condition-1/train"}
+
+    assert dict(summary.not_mapped["step runs"]) == {"KFP DAG execution: the run's structure, kept in its config": 6}
+    assert "edges" not in summary.not_mapped
+    assert summary.imported["step runs"] == 6 and summary.imported["edges"] == 6
