@@ -59,6 +59,48 @@ def event(kind: int, *path: str | int) -> Any:
     return made
 
 
+# --- the name rules on import ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("original", "expected"),
+    [
+        ("taxi-2022-06-01", "taxi-2022-06-01"),  # a valid name is kept exactly, % included
+        ("100%", "100%"),
+        ("a\tb", "a%09b"),
+        ("line\r\nbreak", "line%0D%0Abreak"),
+        ("bell\x07", "bell%07"),
+        ("del\x7f", "del%7F"),
+        ("  padded ", "%20%20padded%20"),
+        ("tab\t50%", "tab%0950%25"),  # once encoding, % is encoded too: unquote stays exact
+        ("{n}-nightly", "%7Bn}-nightly"),  # the run-number placeholder, in a run name
+        ("", "(empty)"),
+    ],
+)
+def test_imported_names_are_normalised_reversibly(original: str, expected: str) -> None:
+    from pipeledger.importers.mlmd_names import run_name
+    from pipeledger.limits import check_name
+
+    name = run_name(original)
+    assert name == expected
+    check_name("imported name", name)  # obeys the SDK's rules
+    if original:
+        assert unquote(name) == original
+
+
+def test_over_long_imported_names_end_with_a_hash_of_the_original() -> None:
+    from pipeledger.importers.mlmd_names import normalise, pipeline_name
+    from pipeledger.limits import check_name
+
+    for original, limit in [("s" * 300, 255), ("\t" * 200, 255), ("p" * 250, 244)]:
+        name = pipeline_name(original) if limit == 244 else normalise(original)
+        check_name("imported name", name)
+        assert len(name) <= limit and name.endswith("~" + hashlib.sha256(original.encode()).hexdigest()[:8])
+        head = name.rsplit("~", 1)[0]
+        assert "%" not in head[-2:] and unquote(head) == original[: len(unquote(head))]  # no half escape
+    assert normalise("s" * 300) != normalise("s" * 299 + "t")  # distinct names stay distinct
+
+
 # --- TFX: multi-key events, failure messages, CANCELED, hostile names -------------------------
 
 PIPELINE = "taxi\x07"  # BEL
@@ -230,8 +272,8 @@ def write_kfp_v2_run(store: Any, types: dict[str, int], run_id: str, lr: float, 
     ``run/<id>`` with the pipeline's parameters as ``inputs``; ``preprocess`` (a cache hit of the
     first run's when ``cached_from`` holds it); sub-DAG ``condition-1`` whose ``train`` reads the
     dataset under two input names (one event each); sub-DAG ``condition-2`` whose ``deploy`` was
-    not triggered (``CANCELED``, no events). Every execution carries pod, image and cache
-    bookkeeping that differs from run to run."""
+    not triggered (``CANCELED``, no events); loop ``for-loop-2`` runs ``score`` in two iteration
+    DAGs. Every execution carries pod, image and cache bookkeeping that differs from run to run."""
     pipeline = pb.Context(type_id=types["system.Pipeline"], name="churn")
     [pipeline_id] = store.put_contexts([pipeline]) if not cached_from else [cached_from["pipeline"]]
     run = pb.Context(type_id=types["system.PipelineRun"], name=run_id)
@@ -297,6 +339,14 @@ def write_kfp_v2_run(store: Any, types: dict[str, int], run_id: str, lr: float, 
     )
     condition_2, _ = put(execution("system.DAGExecution", "condition-2", pb.Execution.COMPLETE, root_id, {}))
     put(execution("system.ContainerExecution", "deploy", pb.Execution.CANCELED, condition_2, {"target": "prod"}))
+    loop = execution("system.DAGExecution", "for-loop-2", pb.Execution.COMPLETE, root_id, {})
+    loop.custom_properties["iteration_count"].int_value = 2
+    loop_id, _ = put(loop)
+    for index in range(2):  # an iteration DAG: the loop's task name, an index, the loop as parent
+        iteration = execution("system.DAGExecution", "for-loop-2", pb.Execution.COMPLETE, loop_id, {"shard": index})
+        iteration.custom_properties["iteration_index"].int_value = index
+        iteration_id, _ = put(iteration)
+        put(execution("system.ContainerExecution", "score", pb.Execution.COMPLETE, iteration_id, {"shard": index}))
 
 
 def write_kfp_v2_history(path: Path) -> tuple[str, str]:
@@ -335,7 +385,14 @@ def test_kfp_v2_history_edge_by_edge(store: MetadataStore, tmp_path: Path) -> No
     a, b = client.get_run(first), client.get_run(second)
     assert a.pipeline_name == b.pipeline_name == "churn"
     for run in (a, b):
-        assert list(run.steps) == ["preprocess", "condition-1/train", "condition-2/deploy"]  # no DAG is a step
+        assert list(run.steps) == [  # no DAG is a step
+            "preprocess",
+            "condition-1/train",
+            "condition-2/deploy",
+            "for-loop-2[0]/score",
+            "for-loop-2[1]/score",
+        ]
+        assert run.steps["for-loop-2[1]/score"].parameters == {"shard": 1}
         assert run.status is Status.COMPLETED  # a branch not taken is done, as KFP counts it
         deploy = run.steps["condition-2/deploy"]
         assert deploy.status is Status.SKIPPED and deploy.error is None
@@ -348,17 +405,13 @@ def test_kfp_v2_history_edge_by_edge(store: MetadataStore, tmp_path: Path) -> No
         )
         assert "parent_dag_id" in bookkeeping and "inputs" not in bookkeeping
         dags = run.config["imported_from"]["dags"]
-        assert [(d["path"], d["state"]) for d in dags] == [
-            ("", "COMPLETE"),
-            ("condition-1", "COMPLETE"),
-            ("condition-2", "COMPLETE"),
-        ]
+        paths = ("", "condition-1", "condition-2", "for-loop-2", "for-loop-2[0]", "for-loop-2[1]")
+        assert [(d["path"], d["state"]) for d in dags] == [(p, "COMPLETE") for p in paths]
     assert a.parameters == {"lr": 0.1, "epochs": 3} and b.parameters == {"lr": 0.2, "epochs": 3}
     assert a.steps["condition-1/train"].parameters == {"lr": 0.1}
     hit = b.steps["preprocess"]
-    assert (
-        hit.status is Status.CACHED and hit.cached_from is not None and hit.cached_from.id == a.steps["preprocess"].id
-    )
+    assert hit.status is Status.CACHED and hit.cached_from is not None
+    assert hit.cached_from.id == a.steps["preprocess"].id
     assert "cached_execution_id" in hit.config["mlmd"]["properties"]
 
     # Only real differences: the pipeline's parameter and the step parameter that follows it.
@@ -368,8 +421,9 @@ def test_kfp_v2_history_edge_by_edge(store: MetadataStore, tmp_path: Path) -> No
     }
     # Stable OpenLineage job names; the skipped step has no events.
     jobs = [{e["job"]["name"] for e in run_events(run)} for run in (a, b)]
-    assert jobs[0] == jobs[1] == {"churn.preprocess", "churn.condition-1/train"}
+    expected = {"churn.preprocess", "churn.condition-1/train", "churn.for-loop-2[0]/score", "churn.for-loop-2[1]/score"}
+    assert jobs[0] == jobs[1] == expected
 
-    assert dict(summary.not_mapped["step runs"]) == {"KFP DAG execution: the run's structure, kept in its config": 6}
+    assert dict(summary.not_mapped["step runs"]) == {"KFP DAG execution: the run's structure, kept in its config": 12}
     assert "edges" not in summary.not_mapped
-    assert summary.imported["step runs"] == 6 and summary.imported["edges"] == 6
+    assert summary.imported["step runs"] == 10 and summary.imported["edges"] == 6
