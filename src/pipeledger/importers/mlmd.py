@@ -164,7 +164,7 @@ class _Writer:
         name = run.name
         taken = self._find_run_by_name(name)
         if taken is not None:
-            name = f"{run.name}-mlmd-{run.context_id}"
+            name = mlmd_names.run_name(f"{run.name}-mlmd-{run.context_id}")
             self.summary.notes.append(f"a run named {run.name} exists already: imported as {name}")
         self.summary.imported["runs"] += 1
         self.summary.run_names.append(name)

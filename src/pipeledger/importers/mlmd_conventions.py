@@ -32,6 +32,9 @@ The rules (docs/importing.md tells users the same):
   path is an edge (TFX writes one event, path ``['model', 0, 'baseline_model', 0]``, for an
   artifact used under two keys): named by the key, ``key[index]`` when the key holds
   several artifacts.
+* **Names** that break pipeledger's rules (control characters, surrounding whitespace,
+  too long) are normalised reversibly, the original kept in the record:
+  :mod:`~pipeledger.importers.mlmd_names`.
 """
 
 from __future__ import annotations
