@@ -1021,6 +1021,10 @@ def test_cli_run_show_graph_marks_steps_that_did_not_run(tmp_path: Path) -> None
         n["name"]: n["attributes"]["status"] for n in json.loads(target.read_text())["nodes"] if n["kind"] == "step"
     }
     assert nodes == {"load": "completed", "explode": "failed", "after_failure": "skipped", "independent": "completed"}
+    graph = json.loads(target.read_text())
+    names = {n["id"]: n["name"] for n in graph["nodes"]}
+    waits = {(names[e["source"]], names[e["target"]]) for e in graph["edges"] if e["name"] == "not run"}
+    assert waits == {("explode", "after_failure")}  # the skipped step, joined to the step it waited for
     html_file = tmp_path / "failed.html"
     assert invoke("run", "show", "failing-1", "--graph", str(html_file)).exit_code == 0
     assert "after_failure" in html_file.read_text()
