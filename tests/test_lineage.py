@@ -715,7 +715,8 @@ def test_openlineage_fail_event_has_the_error(backend: str) -> None:
     by_job = {e["job"]["name"]: [] for e in events}
     for e in events:
         by_job[e["job"]["name"]].append(e)
-    assert set(by_job) == {"failing.load", "failing.explode", "failing.independent"}  # after_failure never ran
+    # after_failure never ran (it is recorded skipped): no events
+    assert set(by_job) == {"failing.load", "failing.explode", "failing.independent"}
     assert [e["eventType"] for e in by_job["failing.explode"]] == ["START", "FAIL"]
     assert [e["eventType"] for e in by_job["failing.load"]] == ["START", "COMPLETE"]
     error = by_job["failing.explode"][1]["run"]["facets"]["errorMessage"]
@@ -1019,7 +1020,11 @@ def test_cli_run_show_graph_marks_steps_that_did_not_run(tmp_path: Path) -> None
     nodes = {
         n["name"]: n["attributes"]["status"] for n in json.loads(target.read_text())["nodes"] if n["kind"] == "step"
     }
-    assert nodes == {"load": "completed", "explode": "failed", "after_failure": "not run", "independent": "completed"}
+    assert nodes == {"load": "completed", "explode": "failed", "after_failure": "skipped", "independent": "completed"}
+    graph = json.loads(target.read_text())
+    names = {n["id"]: n["name"] for n in graph["nodes"]}
+    waits = {(names[e["source"]], names[e["target"]]) for e in graph["edges"] if e["name"] == "not run"}
+    assert waits == {("explode", "after_failure")}  # the skipped step, joined to the step it waited for
     html_file = tmp_path / "failed.html"
     assert invoke("run", "show", "failing-1", "--graph", str(html_file)).exit_code == 0
     assert "after_failure" in html_file.read_text()

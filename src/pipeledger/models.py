@@ -19,13 +19,20 @@ JSON = Any
 
 
 class Status(str, enum.Enum):
-    """The status of a pipeline run or a step run."""
+    """The status of a pipeline run or a step run.
+
+    ``skipped`` is a step that was deliberately not run: an upstream step failed (the
+    local orchestrator), or its condition was false (Kubeflow Pipelines' "not triggered",
+    imported from ML Metadata). It is finished, has no outputs, never serves as a cache
+    entry, and does not make its run fail.
+    """
 
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
     CACHED = "cached"
     CRASHED = "crashed"
+    SKIPPED = "skipped"
 
     def __str__(self) -> str:
         return self.value

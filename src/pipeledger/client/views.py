@@ -477,7 +477,10 @@ class StepView(View[StepRunRecord, "ArtifactView"]):
     @property
     def cache_explanation(self) -> str:
         """Why the step hit or missed the cache, e.g. ``"cache miss: parameter `lr` 0.1 → 0.2"``
-        or ``"cache hit: reused the outputs of step `train` of run `training-3`"``."""
+        or ``"cache hit: reused the outputs of step `train` of run `training-3`"``; for a
+        skipped step, why it did not run."""
+        if self._record.status is Status.SKIPPED and self.config.get("skipped"):
+            return f"not run: {self.config['skipped']}"
         info = self.config.get("cache") or {}
         return str(info.get("explanation") or "no cache information recorded")
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from pipeledger.exceptions import NotFoundError
+from pipeledger.importers import mlmd_names
 from pipeledger.importers.mlmd_conventions import IMPORT_TAG, ZENML_DATATYPE, ZENML_MATERIALIZER
 from pipeledger.importers.mlmd_plan import (
     ImportPlan,
@@ -38,6 +39,7 @@ from pipeledger.importers.mlmd_plan import (
     PlannedStep,
     plan_import,
     to_time,
+    valid_keys,
 )
 from pipeledger.importers.mlmd_source import MlmdImportError, MlmdSnapshot, Source, read_snapshot
 from pipeledger.metadata_store.base import MetadataStore
@@ -196,7 +198,7 @@ class _Writer:
         name = run.name
         taken = self._find_run_by_name(name)
         if taken is not None:
-            name = f"{run.name}-mlmd-{run.context_id}"
+            name = mlmd_names.run_name(f"{run.name}-mlmd-{run.context_id}")
             self.summary.notes.append(f"a run named {run.name} exists already: imported as {name}")
         self.summary.imported["runs"] += 1
         self.summary.run_names.append(name)
@@ -205,6 +207,7 @@ class _Writer:
         create = RunCreate(
             pipeline_name=run.pipeline,
             name=name,
+            parameters=run.parameters,
             config=run.config,
             tags=[IMPORT_TAG],
             id=run.id,
@@ -308,17 +311,23 @@ class _Writer:
         properties: dict[str, JSON] = {**artifact.custom_properties, **artifact.properties}
         data_type = properties.pop(ZENML_DATATYPE, None)
         materializer = properties.pop(ZENML_MATERIALIZER, None)
-        marker = f"mlmd:{artifact.type}"
+        type_name = mlmd_names.normalise(artifact.type)
+        marker = f"mlmd:{type_name}"
+        valid, renamed = valid_keys(properties)
         metadata: dict[str, JSON] = {
-            **properties,
+            **valid,
             "mlmd_id": artifact.id,
             "mlmd_state": artifact.state,
             "mlmd_name": artifact.name,
         }
+        if type_name != artifact.type:
+            metadata["mlmd_type"] = artifact.type
+        if renamed:
+            metadata["mlmd_original_keys"] = renamed
         create = ArtifactCreate(
             name=edge_name,
             uri=artifact.uri,
-            type=artifact.type,
+            type=type_name,
             data_type=data_type if isinstance(data_type, str) and data_type else marker,
             materializer=materializer if isinstance(materializer, str) and materializer else marker,
             materializer_version="",

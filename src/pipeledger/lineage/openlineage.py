@@ -184,8 +184,9 @@ def run_events(run: RecordedRun, namespace: str = "pipeledger") -> list[dict[str
 
 def _events_of(store: MetadataStore, run: RunRecord, step_ids: set[str] | None, namespace: str) -> list[dict[str, Any]]:
     """Events of the step runs of ``run`` (those in ``step_ids``, or all), in time order; the
-    step runs' edges are read in one call. Steps are keyed by name, as a run's steps are."""
-    steps = list({s.name: s for s in store.list_step_runs(run.id)}.values())
+    step runs' edges are read in one call. Steps are keyed by name, as a run's steps are. A
+    ``skipped`` step never ran: it has no events."""
+    steps = [s for s in {s.name: s for s in store.list_step_runs(run.id)}.values() if s.status is not Status.SKIPPED]
     if step_ids is not None:
         steps = [s for s in steps if s.id in step_ids]
     grouped: dict[str, list[StepIO]] = {}

@@ -265,7 +265,8 @@ class MetadataStore(abc.ABC):
 
     @abc.abstractmethod
     def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
-        """The latest run of step ``step`` in pipeline ``pipeline`` that started before ``before``."""
+        """The latest run of step ``step`` in pipeline ``pipeline`` that started before ``before``
+        (a ``skipped`` step run did not run: it is passed over)."""
 
     def lineage(
         self,

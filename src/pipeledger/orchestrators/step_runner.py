@@ -121,6 +121,38 @@ class StepRunner:
         create = _with_cache_info(create, enabled, reasons)
         return self._execute(invocation, create, input_records)
 
+    def record_skipped(self, invocation: StepInvocation, reason: str) -> StepOutcome:
+        """Record ``invocation`` as ``skipped`` (not run, e.g. because an upstream step failed).
+
+        The step run keeps its parameters and the wiring of its inputs in its configuration
+        (``config["skipped"]`` holds ``reason``) but no input or output edge: it consumed and
+        produced nothing. It has no cache key, so it is never a cache entry, and
+        :meth:`MetadataStore.latest_step_run` passes over it when a later run explains a cache
+        miss. Recorded as one ``start_step`` and one ``finish_step`` at the same instant.
+        """
+        step = invocation.step
+        now = utcnow()
+        create = StepRunCreate(
+            run_id=self.run.id,
+            name=invocation.name,
+            entrypoint=step.entrypoint,
+            docstring=step.docstring,
+            parameters=invocation.parameters,
+            config={
+                "inputs": {k: f"{v.step}.{v.output}" for k, v in invocation.inputs.items()},
+                "outputs": list(step.signature.output_names),
+                **step.options(),
+                "skipped": reason,
+            },
+            source_hash=step.source_hash,
+            start_time=now,
+        )
+        record = self.metadata_store.start_step(create)
+        self.unfinished.add(record.id)
+        self.metadata_store.finish_step(record.id, Status.SKIPPED, end_time=now)
+        self.unfinished.discard(record.id)
+        return StepOutcome(Status.SKIPPED, record.id, 0.0)
+
     def _look_up(
         self, invocation: StepInvocation, create: StepRunCreate, key: str
     ) -> tuple[tuple[str, dict[str, ArtifactRecord]] | None, list[str]]:

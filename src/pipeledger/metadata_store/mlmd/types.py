@@ -136,11 +136,9 @@ STATES = {
     Status.FAILED: mlmd.Execution.FAILED,
     Status.CACHED: mlmd.Execution.CACHED,
     Status.CRASHED: mlmd.Execution.FAILED,
+    # A step not run (a branch not taken, or after a failure) is KFP's "not triggered".
+    Status.SKIPPED: mlmd.Execution.CANCELED,
 }
-# A step not run (a branch not taken, or after a failure) is KFP's "not triggered".
-_SKIPPED = getattr(Status, "SKIPPED", None)
-if _SKIPPED is not None:
-    STATES[_SKIPPED] = mlmd.Execution.CANCELED
 
 
 @dataclass(frozen=True)
