@@ -616,6 +616,7 @@ def official(event: dict[str, Any]) -> ol.RunEvent:
         job_facets["sourceCodeLocation"] = source_code_location_job.SourceCodeLocationJobFacet(
             type=location["type"],
             url=location["url"],
+            repoUrl=location.get("repoUrl"),
             path=location.get("path"),
             version=location.get("version"),
             producer=location["_producer"],
@@ -680,8 +681,11 @@ def test_openlineage_events_of_a_completed_run(backend: str) -> None:
         mine = [e for e in events if e["run"]["runId"] == uuid_of(step_view.id)]
         for e in mine:
             assert (e["job"]["namespace"], e["job"]["name"]) == ("pipeledger", f"training.{step_view.name}")
-            assert e["job"]["facets"]["sourceCodeLocation"]["url"]
-            assert e["job"]["facets"]["sourceCodeLocation"]["path"] == step_view.entrypoint
+            location = e["job"]["facets"]["sourceCodeLocation"]
+            assert location["path"] == "tests/pipelines.py"  # the step's file, in the repository
+            if "repoUrl" not in location:  # no remote: the file on this machine
+                assert location["url"] == (Path(run.environment["git"]["root"]) / location["path"]).as_uri()
+            assert location["version"] == run.git_sha
             parent = e["run"]["facets"]["parent"]
             assert parent["run"] == {"runId": uuid_of(run.id)}
             assert parent["job"] == {"namespace": "pipeledger", "name": "training"}
@@ -719,7 +723,7 @@ def test_openlineage_fail_event_has_the_error(backend: str) -> None:
     assert [e["eventType"] for e in by_job["failing.explode"]] == ["START", "FAIL"]
     assert [e["eventType"] for e in by_job["failing.load"]] == ["START", "COMPLETE"]
     error = by_job["failing.explode"][1]["run"]["facets"]["errorMessage"]
-    assert error["message"] == "ValueError: boom"
+    assert error["message"] == "boom"  # the exception's message; its type and traceback are in stackTrace
     assert error["programmingLanguage"] == "python"
     assert "Traceback" in error["stackTrace"] and "ValueError: boom" in error["stackTrace"]
     assert error["_schemaURL"] == error_message_run.ErrorMessageRunFacet._get_schema()

@@ -8,6 +8,7 @@ import inspect
 import textwrap
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, overload
 
 from pipeledger.exceptions import DefinitionError
@@ -49,6 +50,17 @@ class Step:
         from pipeledger.caching.sources import module_name
 
         return f"{module_name(self.func.__module__)}.{self.func.__qualname__}"
+
+    @functools.cached_property
+    def source_file(self) -> str | None:
+        """The absolute path of the file defining the function (symbolic links resolved), or None
+        when it is not a file (a REPL, ``exec``). OpenLineage's ``sourceCodeLocation`` names it,
+        relative to the repository's root."""
+        try:
+            found = inspect.getsourcefile(inspect.unwrap(self.func))
+        except (OSError, TypeError):
+            return None
+        return str(Path(found).resolve()) if found else None
 
     @property
     def docstring(self) -> str | None:
