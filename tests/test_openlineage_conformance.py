@@ -29,6 +29,7 @@ from pipeledger import Client, DefinitionError, RunFailedError, RunView, Status,
 from pipeledger.cli.main import cli
 from pipeledger.lineage.openlineage import run_events as events_of
 from pipeledger.lineage.openlineage import step_events
+from pipeledger.lineage.source_location import file_page_url, file_uri, remote_repository
 from pipeledger.models import RunRecord, StepRunRecord
 from pipeledger.steps.signature import MAX_PIPELINE_NAME_LENGTH, check_name
 from pipeledger.testing.helpers import finish, make_run, make_step
@@ -398,6 +399,38 @@ def test_source_code_location_outside_a_repository(spec: OpenLineageSpec, flow_f
         "type": "file",
         "url": flow_file.resolve().as_uri(),
     }
+
+
+@pytest.mark.parametrize(
+    ("remote", "expected"),
+    [
+        ("git@github.com:acme/repo.git", ("github.com", "acme/repo")),
+        ("github.com:acme/repo", ("github.com", "acme/repo")),
+        ("ssh://git@GitHub.com:22/acme/repo.git/", ("github.com", "acme/repo")),
+        ("https://user:pw@gitlab.com/a/b/c.git", ("gitlab.com", "a/b/c")),
+        ("git://bitbucket.org/acme/repo", ("bitbucket.org", "acme/repo")),
+        ("/srv/git/repo.git", None),
+        ("../repo", None),
+        ("file:///srv/git/repo.git", None),
+        ("C:\\git\\repo", None),
+        ("C:/git/repo", None),
+        ("https://github.com/", None),
+        ("https://[::1", None),
+    ],
+)
+def test_the_repository_of_a_remote(remote: str, expected: tuple[str, str] | None) -> None:
+    assert remote_repository(remote) == expected
+
+
+def test_locations_are_uris_whatever_the_path() -> None:
+    assert file_uri("/a b/ü#?%.py") == "file:///a%20b/%C3%BC%23%3F%25.py"
+    assert file_uri("C:\\a b\\x.py") == "file:///C:/a%20b/x.py"
+    assert file_uri("relative/x.py") is None
+    assert file_uri("/bad\udcff.py") == "file:///bad%FF.py"  # an undecodable byte, as it is on disk
+    assert file_page_url("git@github.com:a/b.git", "c" * 40, "d e/f#.py") == (
+        "https://github.com/a/b/blob/" + "c" * 40 + "/d%20e/f%23.py"
+    )
+    assert file_page_url("git@example.com:a/b.git", "c" * 40, "x.py") is None
 
 
 # --- records made before the step's file and message were kept, and imports ------------------

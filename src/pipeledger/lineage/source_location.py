@@ -60,17 +60,24 @@ def file_page_url(remote: str, commit: str, path: str) -> str | None:
     if found is None or found[0] not in FORGE_FILE_PAGES:
         return None
     host, repository = found
-    segments = "/".join([quote(repository, safe="/"), FORGE_FILE_PAGES[host], quote(commit, safe=""), quote(path)])
-    return f"https://{host}/{segments}"
+    try:
+        parts = [quote(repository, safe="/"), FORGE_FILE_PAGES[host], quote(commit, safe=""), quote(path)]
+    except UnicodeEncodeError:  # a name that is not text (undecodable bytes kept as surrogates)
+        return None
+    return f"https://{host}/{'/'.join(parts)}"
 
 
 def file_uri(path: str) -> str | None:
     """``path`` (absolute, as recorded on the machine that ran) as a percent-encoded ``file://``
-    URI; None for a relative path."""
+    URI (undecodable bytes of a file name kept as surrogates become their ``%XX``); None for a
+    relative path or one that cannot be written as a URI."""
     for flavor in (PurePosixPath, PureWindowsPath):
         pure = flavor(path)
         if pure.is_absolute():
-            return pure.as_uri()
+            try:
+                return pure.as_uri()
+            except (UnicodeEncodeError, ValueError):
+                return None
     return None
 
 

@@ -60,7 +60,10 @@ class Step:
             found = inspect.getsourcefile(inspect.unwrap(self.func))
         except (OSError, TypeError):
             return None
-        return str(Path(found).resolve()) if found else None
+        if not found:
+            return None
+        resolved = str(Path(found).resolve())
+        return resolved if resolved.isascii() or _is_text(resolved) else None
 
     @property
     def docstring(self) -> str | None:
@@ -146,3 +149,13 @@ def step(
         )
 
     return wrap(func) if func is not None else wrap
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` is valid Unicode text (a file name with undecodable bytes is not: it holds
+    surrogates, which no store keeps)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
