@@ -40,6 +40,7 @@ from pipeledger.lineage.openlineage import run_events
 from pipeledger.metadata_store.sql.schema import metadata
 from pipeledger.testing.helpers import artifact, finish, make_run, make_step
 from tests import pipelines as P
+from tests.openlineage_spec import SPEC_DIR, OpenLineageSpec, missing_reason
 from tests.servers import enabled_backends, open_server_store, server_config
 
 # --- pipelines ---------------------------------------------------------------------------------
@@ -632,9 +633,17 @@ def official(event: dict[str, Any]) -> ol.RunEvent:
     )
 
 
+#: OpenLineage's published JSON schemas, where they are (tests/test_openlineage_conformance.py
+#: says so when they are not).
+SPEC = OpenLineageSpec(SPEC_DIR) if missing_reason() is None else None
+
+
 def check_event(event: dict[str, Any]) -> None:
-    """The event is valid OpenLineage: the official classes accept it and serialize to it."""
+    """The event is valid OpenLineage: the official classes accept it and serialize to it, and it
+    passes the official JSON schemas (when they are here)."""
     assert json.loads(json.dumps(event)) == event
+    if SPEC is not None:
+        SPEC.check(event)
     expected = copy.deepcopy(event)
     custom = expected["run"]["facets"].pop("pipeledger")
     assert custom["_producer"] and custom["_schemaURL"]  # every facet says who made it and its schema
