@@ -235,6 +235,7 @@ def test_tfx_history_edge_by_edge(store: MetadataStore, tmp_path: Path) -> None:
     assert statuses["ExampleGen"] == (Status.COMPLETED, None)
     assert statuses[trainer] == (Status.COMPLETED, None)
     assert statuses[evaluator] == (Status.FAILED, RESULT_MESSAGE)  # TFX's message, not "ended FAILED"
+    assert steps[evaluator].error_message == RESULT_MESSAGE  # what OpenLineage's errorMessage shows
     assert statuses["Pusher"] == (Status.FAILED, "push failed")
     transform_status, transform_error = statuses["Transform"]
     assert transform_status is Status.FAILED  # TFX's CANCELED: stopped before it finished

@@ -1,4 +1,4 @@
--- schema revision 0004
+-- schema revision 0005
 
 CREATE TABLE metadata (
 	entity_kind VARCHAR(16) NOT NULL, 
@@ -72,6 +72,7 @@ CREATE TABLE step_runs (
 	end_time DATETIME(6), 
 	error MEDIUMTEXT, 
 	logs_uri MEDIUMTEXT, 
+	error_message MEDIUMTEXT, 
 	CONSTRAINT pk_step_runs PRIMARY KEY (id), 
 	CONSTRAINT uq_step_runs_run_id_name UNIQUE (run_id, name), 
 	CONSTRAINT fk_step_runs_run_id_pipeline_runs FOREIGN KEY(run_id) REFERENCES pipeline_runs (id), 

@@ -457,6 +457,13 @@ class StepView(View[StepRunRecord, "ArtifactView"]):
         return self._record.error
 
     @property
+    def error_message(self) -> str | None:
+        """The message of the exception it failed with (every line of it), if it failed; for step
+        runs recorded before pipeledger kept it, the last line of :attr:`error` (see
+        :attr:`pipeledger.models.StepRunRecord.failure_message`)."""
+        return self._record.failure_message
+
+    @property
     def entrypoint_name(self) -> str | None:
         """The step function's name."""
         return self.entrypoint.rpartition(".")[2] if self.entrypoint else None

@@ -303,7 +303,9 @@ class _Writer:
         self.summary.imported["artifacts"] += len(outputs)
         self.summary.imported["edges"] += len(outputs)
         if not self.dry_run:
-            self.store.finish_step(step.id, step.status, end_time=step.end, outputs=outputs, error=step.error)
+            self.store.finish_step(
+                step.id, step.status, end_time=step.end, outputs=outputs, error=step.error, error_message=step.error
+            )
 
     def _artifact(self, artifact_id: int, edge_name: str) -> ArtifactCreate:
         """The pipeledger artifact for MLMD artifact ``artifact_id``, output under ``edge_name``."""

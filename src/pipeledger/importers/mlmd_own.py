@@ -391,6 +391,7 @@ class _OwnWriter:
                 outputs=outputs,
                 metadata=step.metadata,
                 error=record.error,
+                error_message=record.error_message,
                 logs_uri=record.logs_uri,
             )
         elif step.metadata:

@@ -105,13 +105,16 @@ class MetadataStore(abc.ABC):
         metadata: Mapping[str, JSON] | None = None,
         error: str | None = None,
         logs_uri: str | None = None,
+        error_message: str | None = None,
     ) -> list[ArtifactRecord]:
         """Finish a step run in one transaction.
 
         Inserts the output artifacts (produced by this step run) and their output
         edges, the step's key/value ``metadata`` (plus each artifact's own
-        ``metadata``), and sets ``status``, ``end_time``, ``error`` and
-        ``logs_uri``. Returns the inserted artifacts in the order given.
+        ``metadata``), and sets ``status``, ``end_time``, ``error`` (a failed step's
+        traceback), ``error_message`` (its exception's own message, kept exactly: every
+        line, see :class:`~pipeledger.models.StepRunRecord`) and ``logs_uri``. Returns
+        the inserted artifacts in the order given.
 
         Raises:
             NotFoundError: no step run has this id.

@@ -139,7 +139,7 @@ def _record_interrupted(store: MetadataStore, run: RunRecord, runner: StepRunner
     text = storable_text(error)
     try:
         for step_run_id in sorted(runner.unfinished):
-            store.finish_step(step_run_id, Status.FAILED, end_time=utcnow(), error=text)
+            store.finish_step(step_run_id, Status.FAILED, end_time=utcnow(), error=text, error_message=text)
             runner.unfinished.discard(step_run_id)
         store.finish_run(run.id, Status.FAILED, end_time=utcnow(), error=text)
     except Exception as exc:

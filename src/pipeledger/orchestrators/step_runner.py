@@ -102,6 +102,7 @@ class StepRunner:
             config={
                 "inputs": {k: f"{v.step}.{v.output}" for k, v in invocation.inputs.items()},
                 "outputs": list(step.signature.output_names),
+                "source_file": step.source_file,
                 **step.options(),
             },
             source_hash=step.source_hash,
@@ -308,15 +309,22 @@ class StepRunner:
                 outputs=outputs,
                 metadata=metadata,
                 error=storable_text(_format_error(error)) if error else None,
+                error_message=storable_text(error_message(error)) if error else None,
                 logs_uri=logs_uri,
             )
         except Exception as exc:
-            text = f"could not record the results of step {step_name!r}: {type(exc).__name__}: {exc}"
+            recording = f"could not record the results of step {step_name!r}: {type(exc).__name__}: {exc}"
+            text = recording
             if error is not None:
                 text += "\n\nThe step itself failed first:\n" + _format_error(error)
             log.warning("%s", text.splitlines()[0])
             self.metadata_store.finish_step(
-                step_run_id, Status.FAILED, end_time=ended, error=storable_text(text), logs_uri=logs_uri
+                step_run_id,
+                Status.FAILED,
+                end_time=ended,
+                error=storable_text(text),
+                error_message=storable_text(error_message(error) if error is not None else recording),
+                logs_uri=logs_uri,
             )  # raises if even this fails: see the docstring
             self.unfinished.discard(step_run_id)
             return Status.FAILED, [], error if error is not None else exc  # the step's own error first
@@ -410,5 +418,16 @@ def _warnings_about(invocation: StepInvocation, output: str) -> Iterator[None]:
 
 
 def _format_error(error: BaseException) -> str:
-    """The exception's traceback text, as recorded for a failed step."""
+    """The exception's traceback text, as recorded for a failed step (``error``)."""
     return "".join(traceback.format_exception(type(error), error, error.__traceback__)).rstrip()
+
+
+def error_message(error: BaseException) -> str:
+    """The exception's own message, as recorded for a failed step (``error_message``): ``str(error)``
+    whole (every line; without the notes or the traceback), or the exception's type name when
+    that is empty (``raise ValueError()``) or cannot be made (its ``__str__`` raised)."""
+    try:
+        text = str(error)
+    except Exception:
+        text = ""
+    return text or type(error).__name__

@@ -149,12 +149,24 @@ def step_execution(
     return ex
 
 
-def set_status(ex: Any, status: Status, *, end_time: datetime | None, error: str | None = None) -> None:
-    """Set a step execution's status, state, end time and error (and its cache entry's state)."""
+def set_status(
+    ex: Any,
+    status: Status,
+    *,
+    end_time: datetime | None,
+    error: str | None = None,
+    error_message: str | None = None,
+) -> None:
+    """Set a step execution's status, state, end time, error and error message (and its cache
+    entry's state)."""
     props = ex.properties
     _set(props, "status", string(Status(status).value))
     ex.last_known_state = STATES[Status(status)]
-    for key, value in (("end_time", end_time and time_value(end_time)), ("error", error and string(error))):
+    for key, value in (
+        ("end_time", end_time and time_value(end_time)),
+        ("error", error and string(error)),
+        ("error_message", error_message and string(error_message)),
+    ):
         if value is None:
             if key in props:
                 del props[key]
@@ -187,6 +199,7 @@ def step_record(ex: Any) -> StepRunRecord:
         logs_uri=p.text("logs_uri"),
         cache_components=p.document("cache_components"),
         cache_invalidated_at=p.time("cache_invalidated_at"),
+        error_message=p.text("error_message"),
     )
 
 

@@ -233,13 +233,14 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         metadata: Mapping[str, JSON] | None = None,
         error: str | None = None,
         logs_uri: str | None = None,
+        error_message: str | None = None,
     ) -> list[ArtifactRecord]:
         names = [a.name for a in outputs]
         if len(set(names)) != len(names):
             twice = sorted({n for n in names if names.count(n) > 1})
             raise MetadataStoreError(f"cannot finish step run {step_run_id!r}: output names given twice: {twice}")
         with self._step_writes:  # read-modify-write of the execution: see the class docstring
-            return self._finish_step(step_run_id, status, end_time, outputs, metadata, error, logs_uri)
+            return self._finish_step(step_run_id, status, end_time, outputs, metadata, error, logs_uri, error_message)
 
     def _finish_step(
         self,
@@ -250,9 +251,10 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         metadata: Mapping[str, JSON] | None,
         error: str | None,
         logs_uri: str | None,
+        error_message: str | None = None,
     ) -> list[ArtifactRecord]:
         execution = self.step_execution(step_run_id)
-        records.set_status(execution, Status(status), end_time=end_time, error=error)
+        records.set_status(execution, Status(status), end_time=end_time, error=error, error_message=error_message)
         if logs_uri is not None:
             execution.properties["logs_uri"].CopyFrom(string(logs_uri))
         elif "logs_uri" in execution.properties:

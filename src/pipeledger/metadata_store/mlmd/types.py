@@ -115,6 +115,7 @@ STEP_PROPERTIES = {
     "cached_from_id": S,
     "error": S,
     "logs_uri": S,
+    "error_message": S,
 }
 ARTIFACT_PROPERTIES = {
     "type": S,

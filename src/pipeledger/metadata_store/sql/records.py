@@ -85,6 +85,7 @@ def step_run_from_values(m: Mapping[Any, Any]) -> StepRunRecord:
         logs_uri=m.get("logs_uri"),
         cache_components=m.get("cache_components"),
         cache_invalidated_at=m.get("cache_invalidated_at"),
+        error_message=m.get("error_message"),
     )
 
 

@@ -39,7 +39,7 @@ from sqlalchemy.types import TypeDecorator
 
 from pipeledger.metadata_store.sql.engine import json_dumps
 
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -181,6 +181,7 @@ step_runs = Table(
     Column("end_time", UTCDateTime),
     Column("error", LongText),
     Column("logs_uri", LongText),
+    Column("error_message", LongText),
     UniqueConstraint("run_id", "name"),
     Index(None, "cache_key", "status", "end_time"),
     Index(None, "name", "start_time"),

@@ -72,6 +72,7 @@ FINISH_STEP = FastWrite(
         end_time=bindparam("b_end", type_=step_runs.c.end_time.type),
         error=bindparam("b_error", type_=step_runs.c.error.type),
         logs_uri=bindparam("b_logs", type_=step_runs.c.logs_uri.type),
+        error_message=bindparam("b_message", type_=step_runs.c.error_message.type),
     )
 )
 FINISH_RUN = FastWrite(

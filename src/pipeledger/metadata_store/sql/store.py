@@ -204,6 +204,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Ownersh
         metadata: Mapping[str, JSON] | None = None,
         error: str | None = None,
         logs_uri: str | None = None,
+        error_message: str | None = None,
     ) -> list[ArtifactRecord]:
         created = [a.to_record(step_run_id, end_time) for a in outputs]
         meta_rows = records.metadata_values(EntityKind.STEP_RUN, step_run_id, metadata or {})
@@ -221,6 +222,7 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Ownersh
                         "b_end": end_time,
                         "b_error": error,
                         "b_logs": logs_uri,
+                        "b_message": error_message,
                     }
                 ],
             )
