@@ -29,7 +29,14 @@ from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 
 SPEC_VARIABLE = "PIPELEDGER_OPENLINEAGE_SPEC"
-SPEC_DIR = Path(os.environ.get(SPEC_VARIABLE) or Path(__file__).resolve().parents[2] / "shared" / "openlineage-spec")
+#: Where the schemas are looked for, in order: the variable, ``../shared/openlineage-spec``
+#: next to the repository, and the workplace's shared folder (for clones made elsewhere).
+_CANDIDATES = [
+    *([Path(os.environ[SPEC_VARIABLE])] if os.environ.get(SPEC_VARIABLE) else []),
+    Path(__file__).resolve().parents[2] / "shared" / "openlineage-spec",
+    Path("/work/shared/openlineage-spec"),
+]
+SPEC_DIR = next((p for p in _CANDIDATES if (p / "OpenLineage.json").is_file()), _CANDIDATES[0])
 CORE_ID = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
 
 #: Where in an event a facet sits, by the suffix of its schema's definition name.
@@ -50,7 +57,7 @@ def missing_reason() -> str | None:
     if (SPEC_DIR / "OpenLineage.json").is_file() and (SPEC_DIR / "facets").is_dir():
         return None
     return (
-        f"OpenLineage's JSON schemas are not at {SPEC_DIR} (OpenLineage.json and facets/); "
+        f"OpenLineage's JSON schemas are not in {', '.join(map(str, _CANDIDATES))} (OpenLineage.json and facets/); "
         f"put them there or set {SPEC_VARIABLE}"
     )
 
