@@ -1,4 +1,4 @@
--- schema revision 0004
+-- schema revision 0005
 
 CREATE TABLE metadata (
 	entity_kind VARCHAR(16) NOT NULL, 
@@ -24,6 +24,15 @@ CREATE TABLE store_identity (
 	CONSTRAINT pk_store_identity PRIMARY KEY (id)
 );
 
+CREATE TABLE tags (
+	entity_kind VARCHAR(16) NOT NULL, 
+	entity_id VARCHAR(32) NOT NULL, 
+	tag VARCHAR(255) NOT NULL, 
+	CONSTRAINT pk_tags PRIMARY KEY (entity_kind, entity_id, tag)
+);
+
+CREATE INDEX ix_tags_entity_kind_tag_entity_id ON tags (entity_kind, tag, entity_id);
+
 CREATE TABLE pipeline_runs (
 	id VARCHAR(32) NOT NULL, 
 	pipeline_id VARCHAR(32) NOT NULL, 
@@ -41,7 +50,6 @@ CREATE TABLE pipeline_runs (
 	git_dirty BOOLEAN, 
 	code_hash VARCHAR(64), 
 	error TEXT, 
-	tags JSONB, 
 	CONSTRAINT pk_pipeline_runs PRIMARY KEY (id), 
 	CONSTRAINT uq_pipeline_runs_name UNIQUE (name), 
 	CONSTRAINT uq_pipeline_runs_pipeline_id_number UNIQUE (pipeline_id, number), 

@@ -23,7 +23,7 @@ from pipeledger.cli.output import (
 from pipeledger.client import Client, RunView
 from pipeledger.exceptions import NotFoundError, PipeledgerError
 from pipeledger.maintenance import mark_crashed_runs
-from pipeledger.models import Status
+from pipeledger.models import EntityKind, Status
 
 STATUSES = [s.value for s in Status]
 
@@ -80,6 +80,49 @@ def list_runs(pipeline: str | None, status: str | None, limit: int, as_json: boo
             duration(run.duration),
         )
     console().print(table)
+
+
+@run_group.command("tag", context_settings={"ignore_unknown_options": True})
+@click.argument("run")
+@click.argument("changes", nargs=-1, required=True)
+@json_option()
+def tag_run(run: str, changes: tuple[str, ...], as_json: bool) -> None:
+    """Add (+TAG) and remove (-TAG) tags of a run, in one atomic change.
+
+    RUN is a run name or id. A tag starting with "h" is removed after ``--``
+    (``-- -hold``), since ``-h`` asks for help.
+
+    \b
+    Example:
+      pipeledger run tag training-3 +prod -candidate
+    """
+    add, remove = parse_tag_changes(changes)
+    client = Client()
+    view = client.get_run(run)
+    client.store.change_tags(EntityKind.RUN, view.id, add=add, remove=remove)
+    tags = client.store.get_tags(EntityKind.RUN, [view.id]).get(view.id, [])
+    if as_json:
+        json_output.print_json({"run": view.name, "tags": tags})
+        return
+    console().print(f"{esc(view.name)}: {esc(', '.join(tags)) if tags else 'no tags'}")
+
+
+def parse_tag_changes(changes: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """``("+prod", "-candidate")`` as the tags to add and to remove.
+
+    Raises:
+        click.UsageError: a change that starts with neither + nor -.
+    """
+    add: list[str] = []
+    remove: list[str] = []
+    for change in changes:
+        if change[:1] == "+" and len(change) > 1:
+            add.append(change[1:])
+        elif change[:1] == "-" and len(change) > 1:
+            remove.append(change[1:])
+        else:
+            raise click.UsageError(f"{change!r}: write +TAG to add a tag or -TAG to remove one")
+    return add, remove
 
 
 @run_group.command("show")

@@ -167,6 +167,67 @@ class MetadataStore(abc.ABC):
     def put_metadata(self, kind: EntityKind, entity_id: str, values: Mapping[str, JSON]) -> None:
         """Insert or replace key/value metadata of a run, step run or artifact. Atomic."""
 
+    # -------------------------------------------------------------------- tags
+
+    def add_tags(self, kind: EntityKind, entity_id: str, tags: Sequence[str]) -> None:
+        """Give a run, step run or artifact these tags (those it has already stay once). Atomic.
+
+        Tags follow :func:`pipeledger.limits.check_tag`.
+
+        Raises:
+            DefinitionError: a tag breaks the name rules (nothing is changed).
+            NotFoundError: no such entity.
+        """
+        self.change_tags(kind, entity_id, add=tags)
+
+    def remove_tags(self, kind: EntityKind, entity_id: str, tags: Sequence[str]) -> None:
+        """Take these tags off a run, step run or artifact (tags it lacks are ignored). Atomic.
+
+        Raises:
+            NotFoundError: no such entity.
+        """
+        self.change_tags(kind, entity_id, remove=tags)
+
+    def change_tags(
+        self, kind: EntityKind, entity_id: str, *, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> None:
+        """Add ``add`` and remove ``remove`` in one atomic write (a tag in both ends up removed).
+
+        Raises:
+            DefinitionError: a tag of ``add`` breaks the name rules (nothing is changed).
+            NotFoundError: no such entity.
+        """
+        from pipeledger.limits import check_tag
+
+        if isinstance(add, str) or isinstance(remove, str):
+            raise TypeError("tags must be a list of strings, not one string")
+        for tag in add:
+            check_tag(tag)
+        removed = [t for t in remove if isinstance(t, str)]
+        self._change_tags(EntityKind(kind), entity_id, [t for t in add if t not in removed], removed)
+
+    def _change_tags(self, kind: EntityKind, entity_id: str, add: Sequence[str], remove: Sequence[str]) -> None:
+        """:meth:`change_tags` with checked tags. The default refuses (a store without editable tags)."""
+        raise UnsupportedOperationError(f"the {self.flavor} metadata store cannot change tags")
+
+    def get_tags(self, kind: EntityKind, entity_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The tags of these entities, sorted: ``{entity_id: [tag, ...]}``; untagged ones are absent."""
+        return self._get_tags(EntityKind(kind), list(entity_ids))
+
+    def _get_tags(self, kind: EntityKind, entity_ids: Sequence[str]) -> dict[str, list[str]]:
+        """:meth:`get_tags`. The default knows only runs' tags (from their records)."""
+        if kind is not EntityKind.RUN:
+            return {}
+        found: dict[str, list[str]] = {}
+        for run_id in entity_ids:
+            try:
+                tags = self.get_run(run_id).tags
+            except NotFoundError:
+                continue
+            if tags:
+                found[run_id] = sorted(tags)
+        return found
+
     # ------------------------------------------------------------------- reads
 
     def get_pipeline(self, name: str) -> PipelineRecord:

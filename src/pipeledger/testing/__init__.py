@@ -37,6 +37,7 @@ from pipeledger.testing.names import NamesContract
 from pipeledger.testing.register_artifact import RegisterArtifactContract
 from pipeledger.testing.runs import RunsContract
 from pipeledger.testing.step_runs import StepRunsContract
+from pipeledger.testing.tags import TagsContract
 
 __all__ = [
     "ArtifactsContract",
@@ -48,6 +49,7 @@ __all__ = [
     "RegisterArtifactContract",
     "RunsContract",
     "StepRunsContract",
+    "TagsContract",
 ]
 
 
@@ -60,6 +62,7 @@ class MetadataStoreContract(
     LineageContract,
     RegisterArtifactContract,
     NamesContract,
+    TagsContract,
 ):
     """Every contract test. Subclass it as ``Test<YourStore>`` and define a ``store`` fixture
     yielding an open, empty store (closed after the test)."""

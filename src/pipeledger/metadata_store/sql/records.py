@@ -37,7 +37,8 @@ def pipeline(row: Row) -> PipelineRecord:
     return PipelineRecord(id=m["id"], name=m["name"], created_at=m["created_at"], docstring=m["docstring"])
 
 
-def run(row: Row | Mapping[str, Any]) -> RunRecord:
+def run(row: Row | Mapping[str, Any], tags: Sequence[str] = ()) -> RunRecord:
+    """A run record from its row (with ``pipeline_name``) and its tags (from the ``tags`` table)."""
     m = _values(row)
     return RunRecord(
         id=m["id"],
@@ -57,7 +58,7 @@ def run(row: Row | Mapping[str, Any]) -> RunRecord:
         git_dirty=m["git_dirty"],
         code_hash=m["code_hash"],
         error=m.get("error"),
-        tags=m["tags"] or [],
+        tags=sorted(tags),
     )
 
 

@@ -39,7 +39,7 @@ from sqlalchemy.types import TypeDecorator
 
 from pipeledger.metadata_store.sql.engine import json_dumps
 
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -152,7 +152,6 @@ pipeline_runs = Table(
     Column("git_dirty", Boolean),
     Column("code_hash", String(64)),
     Column("error", LongText),
-    Column("tags", JSONColumn),
     UniqueConstraint("name"),
     UniqueConstraint("pipeline_id", "number"),
     Index(None, "pipeline_id", "start_time"),
@@ -229,6 +228,20 @@ entity_metadata = Table(
     PrimaryKeyConstraint("entity_kind", "entity_id", "key"),
     **MYSQL_TABLE_OPTIONS,
 )
+
+entity_tags = Table(
+    "tags",
+    metadata,
+    Column("entity_kind", String(16), nullable=False),
+    _id("entity_id", nullable=False),
+    Column("tag", String(NAME_LENGTH), nullable=False),
+    PrimaryKeyConstraint("entity_kind", "entity_id", "tag"),
+    Index(None, "entity_kind", "tag", "entity_id"),
+    **MYSQL_TABLE_OPTIONS,
+)
+"""Tags of runs, step runs and artifacts (revision 0005 moved ``pipeline_runs.tags`` here): one row
+per (entity, tag). The primary key lists an entity's tags; the second index finds the entities
+carrying a tag (``tag = 'prod'``, ``tag like 'exp:%'``)."""
 
 store_identity = Table(
     "store_identity",

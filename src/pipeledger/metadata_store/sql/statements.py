@@ -20,6 +20,7 @@ from pipeledger.metadata_store.sql.fastpath import FastRead, FastWrite
 from pipeledger.metadata_store.sql.schema import (
     artifacts,
     entity_metadata,
+    entity_tags,
     pipeline_runs,
     pipelines,
     step_io,
@@ -63,6 +64,7 @@ INSERT_STEP = FastWrite(insert(step_runs), on_duplicate=_step_exists)
 INSERT_IO = FastWrite(insert(step_io))
 INSERT_ARTIFACTS = FastWrite(insert(artifacts))
 INSERT_METADATA = FastWrite(insert(entity_metadata))
+INSERT_TAGS = FastWrite(insert(entity_tags))
 UPSERT_METADATA = FastWrite(_upsert_metadata)
 FINISH_STEP = FastWrite(
     update(step_runs)
@@ -115,6 +117,11 @@ NEXT_RUN_NUMBER = FastRead(
 )
 RUN_BY_NAME = FastRead(select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.name == bindparam("b_name")))
 RUN_BY_ID = FastRead(select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.id == bindparam("b_id")))
+TAGS_OF = FastRead(
+    select(entity_tags.c.tag)
+    .where(entity_tags.c.entity_kind == bindparam("b_kind"), entity_tags.c.entity_id == bindparam("b_id"))
+    .order_by(entity_tags.c.tag)
+)
 STEPS_OF_RUN = FastRead(
     select(step_runs).where(step_runs.c.run_id == bindparam("b_run")).order_by(step_runs.c.start_time, step_runs.c.id)
 )
