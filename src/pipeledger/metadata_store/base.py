@@ -28,7 +28,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeledger.exceptions import NotFoundError, UnsupportedOperationError
 from pipeledger.models import (
@@ -44,12 +44,16 @@ from pipeledger.models import (
     RunCreate,
     RunDeletion,
     RunRecord,
+    SearchPage,
     Status,
     StepIO,
     StepRunCreate,
     StepRunRecord,
     StoreIdentity,
 )
+
+if TYPE_CHECKING:
+    from pipeledger.search import SearchQuery
 
 LINEAGE_DIRECTIONS = ("upstream", "downstream", "both")
 
@@ -227,6 +231,43 @@ class MetadataStore(abc.ABC):
             if tags:
                 found[run_id] = sorted(tags)
         return found
+
+    # ------------------------------------------------------------------ search
+
+    def search(
+        self,
+        entity: str,
+        filter: str | None = None,
+        *,
+        order_by: Sequence[str] | str | None = None,
+        limit: int | None = None,
+        page_token: str | None = None,
+    ) -> SearchPage:
+        """One page of runs (``entity="run"``), step runs (``"step"``) or artifacts
+        (``"artifact"``) matching ``filter`` (the language of ``docs/searching.md``), ordered by
+        ``order_by`` (default: newest first), at most ``limit`` (default 50).
+
+        Pages are cursor-based: pass the page's ``next_page_token`` (with the same filter and
+        order) for the next one; rows added meanwhile never shift a page.
+
+        Raises:
+            QueryError: a malformed or ill-typed filter or order, a bad limit or page token.
+            UnsupportedOperationError: the store cannot run this search.
+        """
+        from pipeledger.search import build_query
+
+        return self._search(build_query(entity, filter, order_by, limit, page_token))
+
+    def _search(self, query: SearchQuery) -> SearchPage:
+        """:meth:`search` with a checked query.
+
+        The default serves what :meth:`list_runs` can: runs filtered by ``pipeline = '...'``,
+        ``status = '...'`` and ``started >= '...'`` joined with ``and``, ordered by ``started``;
+        anything else raises :class:`UnsupportedOperationError` naming the part it cannot run.
+        """
+        from pipeledger.search.listing import search_by_listing
+
+        return search_by_listing(self, query)
 
     # ------------------------------------------------------------------- reads
 

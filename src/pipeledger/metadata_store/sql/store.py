@@ -39,6 +39,7 @@ from pipeledger.metadata_store.sql.schema import (
     pipelines,
     step_runs,
 )
+from pipeledger.metadata_store.sql.search_queries import SearchQueries
 from pipeledger.metadata_store.sql.tag_queries import TagQueries, tag_values, tags_of
 from pipeledger.models import (
     JSON,
@@ -58,7 +59,9 @@ from pipeledger.models import (
 )
 
 
-class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, OwnershipQueries, TagQueries, MetadataStore):
+class SqlMetadataStore(
+    CacheQueries, HistoryQueries, MaintenanceQueries, OwnershipQueries, SearchQueries, TagQueries, MetadataStore
+):
     """A :class:`MetadataStore` on any SQLAlchemy database.
 
     Args:
