@@ -20,7 +20,9 @@ from pipeledger.cli.output import (
     status_text,
     when,
 )
+from pipeledger.cli.search import csv_option, filter_options, print_csv, print_next_page
 from pipeledger.client import Client, RunView
+from pipeledger.client.client import list_filter
 from pipeledger.exceptions import NotFoundError, PipeledgerError
 from pipeledger.maintenance import mark_crashed_runs
 from pipeledger.models import EntityKind, Status
@@ -50,27 +52,49 @@ def _resolve(client: Client, run: str | None) -> RunView:
 @run_group.command("list")
 @pipeline_option()
 @click.option("--status", "-s", type=click.Choice(STATUSES), help="Only runs with this status.")
+@filter_options("runs", "metrics.accuracy desc")
 @limit_option(20, "runs")
 @json_option()
-def list_runs(pipeline: str | None, status: str | None, limit: int, as_json: bool) -> None:
-    """List runs, newest first.
+@csv_option()
+def list_runs(
+    pipeline: str | None,
+    status: str | None,
+    filter_text: str | None,
+    order_by: tuple[str, ...],
+    page_token: str | None,
+    limit: int,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """List runs, newest first, or those a filter finds (docs/searching.md).
 
     \b
     Example:
       pipeledger run list --pipeline training --status failed --limit 5
+      pipeledger run list --filter "params.lr >= 0.01 and tag = 'prod'" --order-by "metrics.accuracy desc"
     """
     client = Client()
     if pipeline is not None:
         client.get_pipeline(pipeline)  # a clear error for an unknown pipeline
     mark_crashed_runs(client.store)
-    runs = client.list_runs(pipeline=pipeline, status=status, limit=limit)
+    conditions = [c for c in (list_filter(pipeline, status, None), filter_text) if c]
+    combined = " and ".join(f"({c})" for c in conditions) or None
+    if filter_text is None and not order_by and page_token is None:
+        runs = client.list_runs(pipeline=pipeline, status=status, limit=limit)
+        token = None
+    else:
+        page = client.search_runs(combined, order_by=list(order_by) or None, limit=limit, page_token=page_token)
+        runs, token = page.items, page.next_page_token
     if as_json:
         json_output.print_json([json_output.run_summary(run) for run in runs])
+        return
+    if as_csv:
+        print_csv([{**json_output.run_summary(run), "tags": run.tags} for run in runs])
         return
     if not runs:
         console().print("No run matches.")
         return
-    table = Table("run", "pipeline", "status", "started (UTC)", "duration")
+    table = Table("run", "pipeline", "status", "started (UTC)", "duration", "tags")
     for run in runs:
         table.add_row(
             esc(run.name),
@@ -78,8 +102,10 @@ def list_runs(pipeline: str | None, status: str | None, limit: int, as_json: boo
             status_text(run.status.value),
             when(run.start_time),
             duration(run.duration),
+            esc(", ".join(run.tags)),
         )
     console().print(table)
+    print_next_page(token)
 
 
 @run_group.command("tag", context_settings={"ignore_unknown_options": True})
