@@ -158,6 +158,7 @@ class SearchCompiler:
             if value is None:  # only NULLs follow a NULL; they are all equal
                 equal.append(expression.is_(None))
                 continue
+            value = bindparam(None, value, type_=expression.type)
             later = sortable < value if key.descending else sortable > value
             if key.field.nullable:
                 later = or_(later, expression.is_(None))
@@ -306,9 +307,9 @@ class SearchCompiler:
                 if op == "=" and self.dialect == "mysql":  # the column first, for its index
                     result = and_(expression == bound, target == bound)
                 else:
-                    result = target.op(op)(bound)
+                    result = target.op(op, is_comparison=True)(bound)
             else:
-                result = expression.op(op)(bound) if op != "!=" else expression != bound
+                result = expression.op(op, is_comparison=True)(bound) if op != "!=" else expression != bound
         return and_(expression.is_not(None), result) if nullable else result
 
     def bind(self, value: Literal) -> Any:
@@ -328,7 +329,7 @@ class SearchCompiler:
                 return expression.ilike(bindparam(None, pattern, type_=String), escape="\\")
             return func.lower(expression).like(func.lower(bindparam(None, pattern, type_=String)), escape="\\")
         if self.dialect == "sqlite":
-            return expression.op("GLOB")(bindparam(None, like_to_glob(pattern), type_=String))
+            return expression.op("GLOB", is_comparison=True)(bindparam(None, like_to_glob(pattern), type_=String))
         return expression.like(bindparam(None, pattern, type_=String), escape="\\")
 
     def json_compare(self, doc: ColumnElement[Any], keys: Sequence[str], node: Compare) -> ColumnElement[bool]:
@@ -344,7 +345,7 @@ class SearchCompiler:
         if kind is ValueType.BOOLEAN:
             assert isinstance(node.value, Literal)
             wanted = bool(node.value.value) if node.op == "=" else not node.value.value
-            return self.json.boolean_is(doc, keys, wanted)
+            return and_(self.json.present(doc, keys), self.json.boolean_is(doc, keys, wanted))
         if kind is ValueType.TEXT:
             expression = self.json.text(doc, keys)
             return self.compare(expression, ValueType.TEXT, node.op, node.value, True)
