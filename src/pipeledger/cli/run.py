@@ -26,6 +26,7 @@ from pipeledger.client.client import list_filter
 from pipeledger.exceptions import NotFoundError, PipeledgerError
 from pipeledger.maintenance import mark_crashed_runs
 from pipeledger.models import EntityKind, Status
+from pipeledger.search import parse_filter
 
 STATUSES = [s.value for s in Status]
 
@@ -78,7 +79,9 @@ def list_runs(
         client.get_pipeline(pipeline)  # a clear error for an unknown pipeline
     mark_crashed_runs(client.store)
     conditions = [c for c in (list_filter(pipeline, status, None), filter_text) if c]
-    combined = " and ".join(f"({c})" for c in conditions) or None
+    if filter_text is not None and len(conditions) > 1:
+        parse_filter(filter_text, "run")  # errors point into the filter as the user wrote it
+    combined = conditions[0] if len(conditions) == 1 else " and ".join(f"({c})" for c in conditions) or None
     if filter_text is None and not order_by and page_token is None:
         runs = client.list_runs(pipeline=pipeline, status=status, limit=limit)
         token = None
