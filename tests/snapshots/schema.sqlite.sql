@@ -1,12 +1,17 @@
--- schema revision 0005
+-- schema revision 0006
 
 CREATE TABLE metadata (
 	entity_kind VARCHAR(16) NOT NULL, 
 	entity_id VARCHAR(32) NOT NULL, 
 	"key" VARCHAR(255) NOT NULL, 
 	value TEXT, 
+	number DOUBLE, 
 	CONSTRAINT pk_metadata PRIMARY KEY (entity_kind, entity_id, "key")
 );
+
+CREATE INDEX ix_metadata_entity_kind_key_entity_id ON metadata (entity_kind, "key", entity_id);
+
+CREATE INDEX ix_metadata_entity_kind_key_number ON metadata (entity_kind, "key", number);
 
 CREATE TABLE pipelines (
 	id VARCHAR(32) NOT NULL, 
@@ -90,6 +95,8 @@ CREATE INDEX ix_step_runs_cache_key_status_end_time ON step_runs (cache_key, sta
 
 CREATE INDEX ix_step_runs_name_start_time ON step_runs (name, start_time);
 
+CREATE INDEX ix_step_runs_start_time ON step_runs (start_time);
+
 CREATE TABLE artifacts (
 	id VARCHAR(32) NOT NULL, 
 	uri VARCHAR(2048) NOT NULL, 
@@ -107,6 +114,8 @@ CREATE TABLE artifacts (
 );
 
 CREATE INDEX ix_artifacts_content_hash ON artifacts (content_hash);
+
+CREATE INDEX ix_artifacts_created_at ON artifacts (created_at);
 
 CREATE INDEX ix_artifacts_producer_step_run_id ON artifacts (producer_step_run_id);
 

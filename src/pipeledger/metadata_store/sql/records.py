@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from sqlalchemy import Row
 
+from pipeledger.metadata_store.sql.schema import metadata_number
 from pipeledger.models import (
     ArtifactRecord,
     CacheEntry,
@@ -213,4 +214,7 @@ def edge_values(step_run_id: str, direction: Direction, edges: Iterable[tuple[st
 
 def metadata_values(kind: EntityKind, entity_id: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Rows of ``metadata`` for one entity's key/value pairs."""
-    return [{"entity_kind": kind.value, "entity_id": entity_id, "key": k, "value": v} for k, v in values.items()]
+    return [
+        {"entity_kind": kind.value, "entity_id": entity_id, "key": k, "value": v, "number": metadata_number(v)}
+        for k, v in values.items()
+    ]

@@ -36,9 +36,8 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.sql.expression import ColumnElement, Select
+from sqlalchemy.sql.expression import ColumnElement, FromClause, Select
 
-from pipeledger.metadata_store.sql.common import RUN_COLUMNS
 from pipeledger.metadata_store.sql.schema import (
     artifacts,
     entity_metadata,
@@ -56,6 +55,7 @@ from pipeledger.search.ast import And, Compare, Entity, Field, FieldKind, Lineag
 _KIND = {Entity.RUN: EntityKind.RUN, Entity.STEP: EntityKind.STEP_RUN, Entity.ARTIFACT: EntityKind.ARTIFACT}
 _MAX_WALK = 1000  # lineage steps walked when no depth is given (lineage is a DAG: a safety net)
 
+_RUN_PIPELINE = select(pipelines.c.name).where(pipelines.c.id == pipeline_runs.c.pipeline_id).scalar_subquery()
 _PRODUCER = step_runs.alias("producer")
 _PRODUCER_RUN = pipeline_runs.alias("producer_run")
 _PRODUCER_PIPELINE = pipelines.alias("producer_pipeline")
@@ -86,9 +86,11 @@ class SearchCompiler:
         self.entity = query.entity
         self._names = itertools.count(1)
         if self.entity is Entity.RUN:
+            # One table in FROM, the pipeline's name by primary key: the planner then walks an index
+            # of pipeline_runs in the page's order (with a join, SQLite sorted every match).
             self.id = pipeline_runs.c.id
-            self.from_ = pipeline_runs.join(pipelines, pipeline_runs.c.pipeline_id == pipelines.c.id)
-            self.columns: list[Any] = list(RUN_COLUMNS)
+            self.from_: FromClause = pipeline_runs
+            self.columns: list[Any] = [*pipeline_runs.c, _RUN_PIPELINE.label("pipeline_name")]
         elif self.entity is Entity.STEP:
             self.id = step_runs.c.id
             self.from_ = step_runs.join(pipeline_runs, step_runs.c.run_id == pipeline_runs.c.id).join(
@@ -177,7 +179,7 @@ class SearchCompiler:
             columns: dict[str, Any] = {
                 "id": r.id,
                 "name": r.name,
-                "pipeline": pipelines.c.name,
+                "pipeline": _RUN_PIPELINE,
                 "status": r.status,
                 "started": r.start_time,
                 "ended": r.end_time,
@@ -229,7 +231,7 @@ class SearchCompiler:
         m = entity_metadata.c
         if self.entity is Entity.RUN:
             subquery = (
-                select(func.max(self.json.number(m.value, ())))
+                select(func.max(m.number))
                 .select_from(entity_metadata.join(step_runs, m.entity_id == step_runs.c.id))
                 .where(
                     m.entity_kind == EntityKind.STEP_RUN.value,
@@ -239,7 +241,7 @@ class SearchCompiler:
                 )
             )
         else:
-            subquery = select(func.max(self.json.number(m.value, ()))).where(
+            subquery = select(func.max(m.number)).where(
                 m.entity_kind == _KIND[self.entity].value, m.entity_id == self.id, m.key == field.path[0]
             )
         return subquery.scalar_subquery()
@@ -268,6 +270,9 @@ class SearchCompiler:
             return self.json_compare(self._params_column(), field.path, node)
         if field.name == "cached":
             return self.cached(node)
+        if field.name == "pipeline" and self.entity is Entity.RUN:  # pipeline_runs (pipeline_id, start_time)
+            named = self.compare(pipelines.c.name, ValueType.TEXT, node.op, node.value, False)
+            return pipeline_runs.c.pipeline_id.in_(select(pipelines.c.id).where(named))
         return self.compare(self.attribute(field.name), field.type, node.op, node.value, field.nullable)
 
     def cached(self, node: Compare) -> ColumnElement[bool]:
@@ -372,7 +377,12 @@ class SearchCompiler:
         field = node.field
         assert isinstance(field, Field)
         probe = Compare(field, "is not null" if node.op == "is null" else node.op, node.value, node.pos)
-        matches = self.json_compare(m.value, (), probe)
+        first = node.value[0] if isinstance(node.value, tuple) else node.value
+        numeric = first is not None and first.kind in (ValueType.NUMBER, ValueType.DURATION)
+        if numeric and not node.op.endswith("like"):  # metadata.number: an index range scan
+            matches = self.compare(m.number, ValueType.NUMBER, node.op, node.value, True)
+        else:
+            matches = self.json_compare(m.value, (), probe)
         if self.entity is Entity.RUN:
             found = (
                 select(step_runs.c.run_id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Float, String, Text, bindparam, case, cast, func, literal
+from sqlalchemy import Float, String, Text, bindparam, case, cast, func, literal, type_coerce
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
@@ -103,6 +103,9 @@ class JsonReader:
         return case((kind.in_(NUMBER_TYPES[self.dialect]), as_double(raw)), else_=None)
 
     def _text(self, doc: ColumnElement[Any], keys: Sequence[str]) -> ColumnElement[Any]:
+        return type_coerce(self._raw_text(doc, keys), Text)
+
+    def _raw_text(self, doc: ColumnElement[Any], keys: Sequence[str]) -> ColumnElement[Any]:
         if self.dialect == "postgresql":
             if not keys:
                 return doc.op("#>>")(cast(literal("{}"), postgresql.ARRAY(Text)))

@@ -46,12 +46,12 @@ def _upsert_metadata(dialect: str) -> Insert:
     """INSERT of metadata rows that replaces the value of a key the entity already has."""
     if dialect == "mysql":
         upsert = mysql.insert(entity_metadata)
-        return upsert.on_duplicate_key_update(value=upsert.inserted.value)
+        return upsert.on_duplicate_key_update(value=upsert.inserted.value, number=upsert.inserted.number)
     if dialect in ("sqlite", "postgresql"):
         conflicting = sqlite.insert(entity_metadata) if dialect == "sqlite" else postgresql.insert(entity_metadata)
         return conflicting.on_conflict_do_update(
             index_elements=[entity_metadata.c.entity_kind, entity_metadata.c.entity_id, entity_metadata.c.key],
-            set_={"value": conflicting.excluded.value},
+            set_={"value": conflicting.excluded.value, "number": conflicting.excluded.number},
         )
     raise NotImplementedError(f"no metadata upsert for the {dialect} dialect")
 
@@ -92,12 +92,13 @@ HEARTBEAT = FastWrite(
 )
 COPY_STEP_METADATA = FastWrite(
     insert(entity_metadata).from_select(
-        ["entity_kind", "entity_id", "key", "value"],
+        ["entity_kind", "entity_id", "key", "value", "number"],
         select(
             entity_metadata.c.entity_kind,
             bindparam("b_new", type_=String(32)),
             entity_metadata.c.key,
             entity_metadata.c.value,
+            entity_metadata.c.number,
         ).where(
             entity_metadata.c.entity_kind == EntityKind.STEP_RUN.value,
             entity_metadata.c.entity_id == bindparam("b_from"),
