@@ -119,11 +119,14 @@ class SearchCompiler:
             conditions.append(self.after(keys, *self.query.after))
         order: list[Any] = []
         for key, expression in zip(self.query.order, keys):
-            if key.field.nullable:
-                order.append(case((expression.is_(None), 1), else_=0))
-            order.append(
-                self.sortable(expression, key.field).desc() if key.descending else self.sortable(expression, key.field)
-            )
+            sortable = self.sortable(expression, key.field)
+            ordered = sortable.desc() if key.descending else sortable.asc()
+            if not key.field.nullable:
+                order.append(ordered)
+            elif self.dialect == "mysql":  # no NULLS LAST: sort by "is null" first
+                order.extend([case((expression.is_(None), 1), else_=0), ordered])
+            else:  # one evaluation of the key per row (a metric is a subquery)
+                order.append(ordered.nulls_last())
         last_descending = self.query.order[-1].descending if self.query.order else False
         order.append(self.id.desc() if last_descending else self.id)
         labelled = [e.label(f"k{i}") for i, e in enumerate(keys)]
