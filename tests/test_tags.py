@@ -120,3 +120,37 @@ def test_cli_run_tag_adds_and_removes() -> None:
     result = runner.invoke(cli, ["run", "tag", "training-1", "+bad\x01"])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "control characters" in result.stderr
+
+
+@pytest.mark.parametrize("backend", enabled_backends())
+def test_downgrade_to_0004_keeps_run_tags_and_upgrading_again_restores_search(backend: str, tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from pipeledger.metadata_store.sql.migrate import _alembic_config
+    from pipeledger.models import EntityKind, Status
+    from pipeledger.testing.helpers import at, make_run, make_step
+
+    context = nullcontext(f"sqlite:///{tmp_path / 'new.db'}") if backend == "sqlite" else scratch_database(backend)
+    with context as url:
+        db = Database(url, display_name=f"{backend} downgrade test")
+        store = SqlMetadataStore(db, flavor=backend, auto_upgrade=True)
+        run = make_run(store, tags=["prod", "exp:1"])
+        step = make_step(store, run, "train")
+        store.finish_step(step.id, Status.COMPLETED, end_time=at(1), metadata={"accuracy": 0.75, "note": "x"})
+        store.add_tags(EntityKind.STEP_RUN, step.id, ["gpu"])
+        store.close()
+
+        with db.transaction() as conn:
+            config = _alembic_config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0004")
+        with db.read() as conn:
+            (stored,) = conn.execute(text("SELECT tags FROM pipeline_runs")).scalars()
+        assert (json.loads(stored) if isinstance(stored, str) else stored) == ["exp:1", "prod"]
+
+        upgrade(db)
+        again = SqlMetadataStore(db, flavor=backend)
+        assert again.get_run(run.id).tags == ["exp:1", "prod"]
+        assert [r.id for r in again.search("run", "metrics.accuracy > 0.5 and tag = 'prod'").items] == [run.id]
+        again.close()
