@@ -304,8 +304,9 @@ class SearchCompiler:
             result = not_(matched) if op.startswith("not") else matched
         elif op in ("in", "not in"):
             assert isinstance(value, tuple)
-            target = self.text_order(expression) if textual and self.dialect == "mysql" else expression
-            matched = target.in_([self.bind(v) for v in value])
+            matched = expression.in_([self.bind(v) for v in value])
+            if textual and self.dialect == "mysql":  # the column first (its index), then byte by byte
+                matched = and_(matched, self.text_order(expression).in_([self.bind(v) for v in value]))
             result = not_(matched) if op == "not in" else matched
         else:
             assert isinstance(value, Literal)
