@@ -19,6 +19,7 @@ from pipeledger.cli.metadata_store import metadata_store_group
 from pipeledger.cli.orchestrator import orchestrator_group
 from pipeledger.cli.pipeline import pipeline_group
 from pipeledger.cli.run import run_group
+from pipeledger.cli.search import artifact_group, step_group
 from pipeledger.cli.stack import stack_group
 
 
@@ -41,6 +42,8 @@ for group in (
     orchestrator_group,
     pipeline_group,
     run_group,
+    step_group,
+    artifact_group,
     cache_group,
     lineage_command,
     gc,
