@@ -87,7 +87,7 @@ def test_cli_prints_a_bad_filter_with_a_caret_and_no_traceback(three_runs: Clien
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert result.stderr.splitlines() == [
-        "Error: status is one of running, completed, failed, cached, crashed",
+        "Error: status is one of running, completed, failed, cached, crashed, skipped",
         "  status = 'done'",
         "           ^",
     ]
