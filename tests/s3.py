@@ -90,6 +90,7 @@ class FaultyHttpProxy:
         self.fail_first = fail_first
         self.requests = 0
         self.failed = 0
+        self.bytes_sent = 0  # bodies relayed to the client
         self._lock = threading.Lock()
         self._connections: list[socket.socket] = []
         proxy = self
@@ -142,8 +143,10 @@ class FaultyHttpProxy:
                 if not head:
                     self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                if self.command != "HEAD":
+                if not head:
                     self.wfile.write(data)
+                    with proxy._lock:
+                        proxy.bytes_sent += len(data)
                 upstream.close()
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay

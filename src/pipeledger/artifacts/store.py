@@ -409,6 +409,43 @@ class ArtifactStore:
                     f"{artifact.materializer}: {type(exc).__name__}: {exc}"
                 ) from exc
 
+    def preview(self, artifact: ArtifactRecord, registry: MaterializerRegistry) -> dict[str, JSON]:
+        """A bounded summary of ``artifact`` without loading it: its files and sizes, and under
+        ``preview`` what its materializer shows (:meth:`Materializer.preview`: the first KiB of
+        text, an array's shape, dtype and statistics of its first MiB, a table's columns and
+        first rows), read with ranged requests where the format allows. Pickles and skops
+        models are never loaded for a preview (``{"kind": "none"}``).
+
+        Raises:
+            ArtifactNotFoundError: no complete artifact at its URI.
+            ArtifactStoreUnavailableError: the store cannot be used.
+        """
+        path = self.path_of(artifact.uri)
+        with self.failures(f"previewing artifact {artifact.id}"):
+            if not self.exists(artifact.uri):
+                raise _missing(artifact)
+            manifest = self.manifest(artifact.uri)
+            if manifest is not None:
+                files = dict(manifest.files)
+            else:
+                files = {f[len(path) :].lstrip("/"): int(self.fs.size(f)) for f in artifact_files(self.fs, path)}
+            shown: dict[str, JSON] | None = None
+            try:
+                shown = registry.by_path(artifact.materializer).preview(self.fs, path)
+            except Exception as exc:
+                if self.unavailable(exc):
+                    raise
+                shown = {"kind": "error", "error": f"{type(exc).__name__}: {exc}"}
+        return {
+            "id": artifact.id,
+            "uri": artifact.uri,
+            "data_type": artifact.data_type,
+            "materializer": artifact.materializer,
+            "size": artifact.size,
+            "files": dict(files),
+            "preview": shown or {"kind": "none"},
+        }
+
     def exists(self, uri: str) -> bool:
         """Whether a complete artifact is at ``uri``: on object storage, whether its manifest is
         (one request, nothing downloaded); elsewhere, whether its directory is."""
@@ -616,6 +653,11 @@ def _read_verified(artifact: ArtifactRecord, materializer: Materializer, fs: Any
                 f"cannot read artifact {artifact.id} at {artifact.uri} with "
                 f"{artifact.materializer}: {type(exc).__name__}: {exc}"
             ) from exc
+
+
+def preview_artifact(artifact: ArtifactRecord, registry: MaterializerRegistry) -> dict[str, JSON]:
+    """A bounded summary of ``artifact`` through the store holding it (:meth:`ArtifactStore.preview`)."""
+    return store_for(artifact.uri).preview(artifact, registry)
 
 
 def verify_artifact(artifact: ArtifactRecord) -> str | None:

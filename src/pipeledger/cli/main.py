@@ -9,6 +9,7 @@ import click
 
 from pipeledger import __version__
 from pipeledger.cli import run_compare, run_lineage  # noqa: F401  (more `run` commands)
+from pipeledger.cli.artifact import artifact_group
 from pipeledger.cli.artifact_store import artifact_store_group
 from pipeledger.cli.cache import cache_group
 from pipeledger.cli.errors import DEBUG_VARIABLE, PipeledgerGroup
@@ -41,6 +42,7 @@ for group in (
     orchestrator_group,
     pipeline_group,
     run_group,
+    artifact_group,
     cache_group,
     lineage_command,
     gc,
