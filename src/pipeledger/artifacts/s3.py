@@ -44,6 +44,8 @@ class S3ArtifactStoreConfig(FlavorConfig):
     secret: SecretStr | None = Field(None, description="Secret access key, as a secret reference.")
     token: SecretStr | None = Field(None, description="Session token of temporary credentials, as a secret reference.")
     retries: int = Field(5, ge=1, le=20, description="Attempts per request on throttling, 5xx and dropped connections.")
+    part_size: int = Field(8, ge=5, le=512, description="MiB per part of multipart uploads, and per block of reads.")
+    parallel_parts: int = Field(4, ge=1, le=32, description="Parts uploaded at once (memory: parts x part size).")
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a connection to the endpoint.")
     read_timeout: float = Field(60.0, gt=0, description="Seconds to wait for data from the endpoint.")
 
@@ -136,6 +138,7 @@ class S3ArtifactStoreFlavor(ArtifactStoreFlavor):
                 "read_timeout": config.read_timeout,
             },
             "skip_instance_cache": True,
+            "default_block_size": config.part_size * 2**20,  # reads: one block in memory at a time
         }
         if config.endpoint_url:
             options["endpoint_url"] = config.endpoint_url
@@ -153,4 +156,6 @@ class S3ArtifactStoreFlavor(ArtifactStoreFlavor):
             fs=fs,
             manifests=True,
             explain_failure=explain_s3_failure(config.bucket, config.endpoint_url),
+            # Files above two parts go up in parts, at most parallel_parts of them in memory.
+            upload_options={"chunksize": config.part_size * 2**20, "max_concurrency": config.parallel_parts},
         )

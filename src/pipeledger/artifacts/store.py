@@ -100,7 +100,8 @@ FailureExplainer = Callable[[BaseException], "str | None"]
 
 # Artifact stores built in this process, by the URI of their root: reads of a recorded URI go
 # through the store holding it (its filesystem carries the endpoint and credentials).
-_STORES: weakref.WeakValueDictionary[str, ArtifactStore] = weakref.WeakValueDictionary()
+# Several stores may share a root (the same component built twice); the latest one alive is used.
+_STORES: dict[str, list[weakref.ref[ArtifactStore]]] = {}
 
 
 class ArtifactStore:
@@ -126,6 +127,8 @@ class ArtifactStore:
             is moved into place (atomic on a local filesystem).
         explain_failure: tells the store's unavailability (see :data:`FailureExplainer`) from
             other errors of ``fs``.
+        upload_options: keyword arguments of ``fs.put_file`` for each uploaded file (with
+            s3fs: ``chunksize`` and ``max_concurrency``, which bound the memory an upload takes).
         register: reads of URIs under ``root`` in this process use this store (its filesystem).
     """
 
@@ -138,6 +141,7 @@ class ArtifactStore:
         fs: Any = None,
         manifests: bool | None = None,
         explain_failure: FailureExplainer | None = None,
+        upload_options: Mapping[str, Any] | None = None,
         register: bool = True,
     ) -> None:
         self.name = name
@@ -152,10 +156,12 @@ class ArtifactStore:
         self._local = isinstance(self.fs, LocalFileSystem)
         self.manifests = (not self._local) if manifests is None else manifests
         self._explain = explain_failure
+        self._upload_options = dict(upload_options or {})
         self._root_ready = False
         self._claimed: set[str] = set()
         if register:
-            _STORES[self.uri_of(self.root)] = self
+            refs = _STORES.setdefault(self.uri_of(self.root), [])
+            refs[:] = [r for r in refs if r() is not None] + [weakref.ref(self)]
 
     def __repr__(self) -> str:
         return f"<ArtifactStore {self.name} {self.uri_of(self.root)}>"
@@ -373,7 +379,7 @@ class ArtifactStore:
             )
             try:
                 for rel in sizes:  # streamed from disk: s3fs uploads large files in parts
-                    self.fs.put_file(os.path.join(tmp, *rel.split("/")), f"{target}/{rel}")
+                    self.fs.put_file(os.path.join(tmp, *rel.split("/")), f"{target}/{rel}", **self._upload_options)
                 self.fs.pipe_file(f"{target}/{MANIFEST}", manifest.to_json().encode())  # last: now it exists
             except BaseException:
                 with suppress(Exception):  # the store may be gone: without a manifest the files are invisible
@@ -596,9 +602,12 @@ def store_for(uri: str) -> ArtifactStore:
     it (the longest such root), else a store over the filesystem the URI names (local files,
     or object storage through its default credentials), without manifests."""
     best: ArtifactStore | None = None
-    for key, store in list(_STORES.items()):
-        if (uri == key or uri.startswith(key + "/")) and (best is None or len(key) > len(best.uri_of(best.root))):
-            best = store
+    for key, refs in list(_STORES.items()):
+        if not (uri == key or uri.startswith(key + "/")):
+            continue
+        alive = [store for store in (r() for r in refs) if store is not None]
+        if alive and (best is None or len(key) > len(best.uri_of(best.root))):
+            best = alive[-1]
     if best is not None:
         return best
     parent = uri.rstrip("/").rsplit("/", 1)[0] or "/"
