@@ -14,6 +14,7 @@ from pipeledger.stack.registry import close_stacks
 from tests.servers import cannot_run, check_backends_variable, enabled_backends, mlmd_enabled, scratch_database
 
 if TYPE_CHECKING:
+    from tests.gcs import GcsEmulator
     from tests.mlmd_service import MlmdTestService
     from tests.s3 import MotoS3
 
@@ -80,3 +81,13 @@ def s3_server() -> Iterator[MotoS3]:
 def s3_bucket(s3_server: MotoS3) -> str:
     """A new, empty bucket on the session's S3 server."""
     return s3_server.new_bucket()
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[GcsEmulator]:
+    """gcp-storage-emulator on a loopback port for the whole session (see tests/gcs.py)."""
+    from tests.gcs import GcsEmulator
+
+    server = GcsEmulator()
+    yield server
+    server.stop()
