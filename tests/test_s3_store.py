@@ -71,14 +71,12 @@ def test_a_run_on_s3_is_recorded_with_s3_uris_and_read_back_by_a_fresh_process(s
 
 
 def test_the_second_run_hits_the_cache_and_checks_the_manifest_without_downloading(
-    s3_server: MotoS3, s3_root: str
+    s3_server: MotoS3, s3_root: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = P.training()
     proxy = FaultyHttpProxy(s3_server.port)  # counts the requests of the second run
     try:
-        register_s3_stack(  # the same bucket and prefix, through the proxy
-            pytest.MonkeyPatch(), proxy.endpoint, s3_root.split("/")[2], name="viaproxy"
-        )
+        register_s3_stack(monkeypatch, proxy.endpoint, s3_root.split("/")[2], name="viaproxy")  # same bucket
         close_stacks()
         second = P.training()
     finally:
@@ -87,13 +85,14 @@ def test_the_second_run_hits_the_cache_and_checks_the_manifest_without_downloadi
     for name, step in second.steps.items():
         assert step.cached_from.run.name == first.name, name
         assert {n: a.uri for n, a in step.outputs.items()} == {n: a.uri for n, a in first.steps[name].outputs.items()}
-    # No data object was read: the cache hit looked at manifests (HEAD), nothing else.
-    assert 0 < proxy.requests <= 12
+    # No data object was read: the cache hits looked at manifests (HEAD requests, no body); the
+    # only body is the artifact store's small .owner.json, read once per process.
+    assert 0 < proxy.requests <= 12 and proxy.bytes_sent < 1024, (proxy.requests, proxy.bytes_sent)
 
     # An artifact whose manifest is gone no longer counts: its step recomputes.
     s3_server.filesystem().rm_file(f"{first.steps['load'].output.uri.removeprefix('s3://')}/{MANIFEST}")
     close_stacks()
-    register_s3_stack(pytest.MonkeyPatch(), s3_server.endpoint, s3_root.split("/")[2], name="direct")
+    register_s3_stack(monkeypatch, s3_server.endpoint, s3_root.split("/")[2], name="direct")
     third = P.training()
     assert third.steps["load"].status.value == "completed"
 
@@ -112,13 +111,17 @@ def test_run_delete_and_gc_remove_the_objects_and_check_deep_finds_what_changed(
     fs.pipe_file(f"{model.removeprefix('s3://')}/data.json", b'{"w": 0.99, "n": 4}')
     code, out, err = invoke("metadata-store", "check", "--deep")
     assert code == 1 and f"artifacts whose content changed: {model}" in err and "Traceback" not in out + err
-    fs.rm(model.removeprefix("s3://"), recursive=True)
-    code, out, err = invoke("metadata-store", "check")
+    accuracy = second.steps["train"].outputs["accuracy"].uri  # its data object deleted, its manifest kept
+    fs.rm_file(f"{accuracy.removeprefix('s3://')}/data.json")
+    code, out, err = invoke("metadata-store", "check", "--deep")
+    assert code == 1 and "2 artifacts whose content changed: " in err and model in err and accuracy in err
+    fs.rm(model.removeprefix("s3://"), recursive=True)  # the whole artifact deleted
+    code, out, err = invoke("metadata-store", "check", "--deep")
     assert code == 1 and f"artifacts whose files are missing: {model}" in err
 
     # run delete removes the run's objects (those of artifacts no other run uses).
     doomed = [a.uri for s in first.steps.values() for a in s.outputs.values()]
-    kept = [a.uri for s in second.steps.values() for a in s.outputs.values() if a.uri != model]
+    kept = [a.uri for s in second.steps.values() for a in s.outputs.values() if a.uri not in (model, accuracy)]
     code, out, err = invoke("run", "delete", first.name, "--yes")
     assert (code, err) == (0, ""), out + err
     stored = objects(s3_server, s3_root)
