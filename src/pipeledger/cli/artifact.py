@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from pipeledger.cli import json_output
+from pipeledger.cli.options import json_option
 from pipeledger.cli.output import console, esc
 from pipeledger.client import Client
 from pipeledger.text import plural
@@ -24,7 +26,8 @@ def artifact_group() -> None:
 
 @artifact_group.command("show")
 @click.argument("reference")
-def show(reference: str) -> None:
+@json_option()
+def show(reference: str, as_json: bool) -> None:
     """Show an artifact's record and a bounded preview of its value, without loading it: the
     first KiB of text or JSON, an array's shape, dtype and statistics, a table's columns and
     first rows. REFERENCE is an artifact id or RUN/STEP/OUTPUT.
@@ -35,6 +38,9 @@ def show(reference: str) -> None:
     """
     view = Client().get_artifact(reference)
     summary = view.preview()
+    if as_json:
+        json_output.print_json(json_output.artifact_detail(view, summary))
+        return
     out = console()
     out.print(f"[bold]artifact[/bold] {view.id}", highlight=False)
     producer = view.producer
