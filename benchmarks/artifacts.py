@@ -31,7 +31,13 @@ LARGE_MB = 1000
 
 
 def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """This process's peak resident memory (``VmHWM``: unlike ``ru_maxrss``, which a child starts
+    with its parent's peak, it counts only this program's memory)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: KiB on Linux
 
 
 def _store(kind: str, location: str) -> Any:
@@ -55,7 +61,8 @@ def worker(args: argparse.Namespace) -> None:
     from pipeledger.testing.artifact_store import new_id, record_of, step_dir
 
     store = _store(args.kind, args.location)
-    registry = default_registry()
+    registry = default_registry()  # imports pandas and pyarrow: before measuring
+    store.exists(store.artifact_uri(step_dir(store), "warm-up", new_id()))  # the S3 client is made now
     if args.phase == "write":
         value = np.ones(args.mb * MiB // 8, dtype=np.float64)
         before = _peak_mib()
