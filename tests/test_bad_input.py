@@ -776,7 +776,11 @@ def test_a_full_disk_fails_the_step_and_leaves_nothing_behind(home: Path) -> Non
     (run,) = client.list_runs(pipeline="disk full")
     assert run.status is Status.FAILED and run.end_time is not None
     assert "make_huge" in (run.error or "") and "No space left on device" in (run.error or "")
-    assert {n: s.status for n, s in run.steps.items()} == {"load": Status.COMPLETED, "make_huge": Status.FAILED}
+    assert {n: s.status for n, s in run.steps.items()} == {
+        "load": Status.COMPLETED,
+        "make_huge": Status.FAILED,
+        "use_huge": Status.SKIPPED,  # never ran: its input was not written
+    }
     failed = run.steps["make_huge"]
     assert failed.end_time is not None and "No space left on device" in (failed.error or "")
     assert dict(failed.outputs) == {}

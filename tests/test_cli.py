@@ -71,7 +71,7 @@ def test_run_list_show_and_logs() -> None:
         assert expected in out, expected
 
     code, out, _ = invoke("run", "show", "failing-1")
-    assert "not run" in out and "after_failure" in out and "boom" in out
+    assert "skipped" in out and "after_failure" in out and "boom" in out
 
     code, out, _ = invoke("run", "show")  # the latest run
     assert code == 0 and "failing-1" in out

@@ -12,6 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from pipeledger import RunFailedError
 from pipeledger.cli.main import cli
 from tests import pipelines as P
 
@@ -187,3 +188,19 @@ def test_component_and_flavor_shapes(recorded: None) -> None:
     assert fields["password"]["secret"] is True and fields["host"]["secret"] is False
     assert fields["database"]["required"] is True and fields["database"]["default"] is None
     assert fields["port"] == {**fields["port"], "default": 3306, "required": False, "type": "int"}
+
+
+def test_a_step_not_run_after_a_failure_is_listed_skipped() -> None:
+    with pytest.raises(RunFailedError):
+        P.failing()
+    run = invoke_json("run", "show", "failing-1")
+    statuses = {s["name"]: s["status"] for s in run["steps"]}
+    assert statuses == {
+        "load": "completed",
+        "explode": "failed",
+        "after_failure": "skipped",
+        "independent": "completed",
+    }
+    assert run["not_run"] == []
+    skipped = next(s for s in run["steps"] if s["name"] == "after_failure")
+    assert skipped["cache_explanation"] == "not run: upstream step explode failed" and skipped["outputs"] == {}

@@ -244,11 +244,15 @@ def test_a_step_whose_results_the_database_refuses_is_recorded_failed(backend: s
         recording_fails()
     assert isinstance(caught.value.__cause__, MetadataStoreError)
     assert "refused by the database" in str(caught.value)
-    assert step_states() == [("measures", Status.FAILED, Status.FAILED)]  # `after` never ran
+    assert sorted(step_states()) == [  # `after` never ran
+        ("after", Status.SKIPPED, Status.FAILED),
+        ("measures", Status.FAILED, Status.FAILED),
+    ]
     (run,) = Client().list_runs()
     error = run.steps["measures"].error or ""
     assert error.startswith("could not record the results of step 'measures': MetadataStoreError: ")
     assert "refused by the database" in error
+    assert run.steps["measures"].error_message == error  # no exception of its own: the recording error
     assert dict(run.steps["measures"].outputs) == {}
     check_is_clean()
 
@@ -274,6 +278,7 @@ def test_a_failed_step_whose_record_is_refused_keeps_both_errors(backend: str) -
     error = run.steps["measures_then_fails"].error or ""
     assert error.startswith("could not record the results of step 'measures_then_fails': MetadataStoreError")
     assert "The step itself failed first:" in error and "ValueError: the step's own error" in error
+    assert run.steps["measures_then_fails"].error_message == "the step's own error"
     assert step_states() == [("measures_then_fails", Status.FAILED, Status.FAILED)]
     check_is_clean()
 

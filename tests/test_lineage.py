@@ -40,6 +40,7 @@ from pipeledger.lineage.openlineage import run_events
 from pipeledger.metadata_store.sql.schema import metadata
 from pipeledger.testing.helpers import artifact, finish, make_run, make_step
 from tests import pipelines as P
+from tests.openlineage_spec import SPEC_DIR, OpenLineageSpec, missing_reason
 from tests.servers import enabled_backends, open_server_store, server_config
 
 # --- pipelines ---------------------------------------------------------------------------------
@@ -616,6 +617,7 @@ def official(event: dict[str, Any]) -> ol.RunEvent:
         job_facets["sourceCodeLocation"] = source_code_location_job.SourceCodeLocationJobFacet(
             type=location["type"],
             url=location["url"],
+            repoUrl=location.get("repoUrl"),
             path=location.get("path"),
             version=location.get("version"),
             producer=location["_producer"],
@@ -631,9 +633,17 @@ def official(event: dict[str, Any]) -> ol.RunEvent:
     )
 
 
+#: OpenLineage's published JSON schemas, where they are (tests/test_openlineage_conformance.py
+#: says so when they are not).
+SPEC = OpenLineageSpec(SPEC_DIR) if missing_reason() is None else None
+
+
 def check_event(event: dict[str, Any]) -> None:
-    """The event is valid OpenLineage: the official classes accept it and serialize to it."""
+    """The event is valid OpenLineage: the official classes accept it and serialize to it, and it
+    passes the official JSON schemas (when they are here)."""
     assert json.loads(json.dumps(event)) == event
+    if SPEC is not None:
+        SPEC.check(event)
     expected = copy.deepcopy(event)
     custom = expected["run"]["facets"].pop("pipeledger")
     assert custom["_producer"] and custom["_schemaURL"]  # every facet says who made it and its schema
@@ -680,8 +690,11 @@ def test_openlineage_events_of_a_completed_run(backend: str) -> None:
         mine = [e for e in events if e["run"]["runId"] == uuid_of(step_view.id)]
         for e in mine:
             assert (e["job"]["namespace"], e["job"]["name"]) == ("pipeledger", f"training.{step_view.name}")
-            assert e["job"]["facets"]["sourceCodeLocation"]["url"]
-            assert e["job"]["facets"]["sourceCodeLocation"]["path"] == step_view.entrypoint
+            location = e["job"]["facets"]["sourceCodeLocation"]
+            assert location["path"] == "tests/pipelines.py"  # the step's file, in the repository
+            if "repoUrl" not in location:  # no remote: the file on this machine
+                assert location["url"] == (Path(run.environment["git"]["root"]) / location["path"]).as_uri()
+            assert location["version"] == run.git_sha
             parent = e["run"]["facets"]["parent"]
             assert parent["run"] == {"runId": uuid_of(run.id)}
             assert parent["job"] == {"namespace": "pipeledger", "name": "training"}
@@ -715,11 +728,12 @@ def test_openlineage_fail_event_has_the_error(backend: str) -> None:
     by_job = {e["job"]["name"]: [] for e in events}
     for e in events:
         by_job[e["job"]["name"]].append(e)
-    assert set(by_job) == {"failing.load", "failing.explode", "failing.independent"}  # after_failure never ran
+    # after_failure never ran (it is recorded skipped): no events
+    assert set(by_job) == {"failing.load", "failing.explode", "failing.independent"}
     assert [e["eventType"] for e in by_job["failing.explode"]] == ["START", "FAIL"]
     assert [e["eventType"] for e in by_job["failing.load"]] == ["START", "COMPLETE"]
     error = by_job["failing.explode"][1]["run"]["facets"]["errorMessage"]
-    assert error["message"] == "ValueError: boom"
+    assert error["message"] == "boom"  # the exception's message; its type and traceback are in stackTrace
     assert error["programmingLanguage"] == "python"
     assert "Traceback" in error["stackTrace"] and "ValueError: boom" in error["stackTrace"]
     assert error["_schemaURL"] == error_message_run.ErrorMessageRunFacet._get_schema()
@@ -1019,7 +1033,11 @@ def test_cli_run_show_graph_marks_steps_that_did_not_run(tmp_path: Path) -> None
     nodes = {
         n["name"]: n["attributes"]["status"] for n in json.loads(target.read_text())["nodes"] if n["kind"] == "step"
     }
-    assert nodes == {"load": "completed", "explode": "failed", "after_failure": "not run", "independent": "completed"}
+    assert nodes == {"load": "completed", "explode": "failed", "after_failure": "skipped", "independent": "completed"}
+    graph = json.loads(target.read_text())
+    names = {n["id"]: n["name"] for n in graph["nodes"]}
+    waits = {(names[e["source"]], names[e["target"]]) for e in graph["edges"] if e["name"] == "not run"}
+    assert waits == {("explode", "after_failure")}  # the skipped step, joined to the step it waited for
     html_file = tmp_path / "failed.html"
     assert invoke("run", "show", "failing-1", "--graph", str(html_file)).exit_code == 0
     assert "after_failure" in html_file.read_text()

@@ -85,13 +85,52 @@ def test_failing_step_fails_the_run_and_skips_dependents() -> None:
     run = Client().get_run("failing-1")
     assert run.status is Status.FAILED
     assert "explode" in (run.error or "")
-    assert set(run.steps) == {"load", "explode", "independent"}  # after_failure never ran
+    assert set(run.steps) == {"load", "explode", "independent", "after_failure"}
+    skipped = run.steps["after_failure"]  # never ran: recorded skipped, with no edges and no cache key
+    assert skipped.status is Status.SKIPPED
+    assert skipped.config["skipped"] == "upstream step explode failed"
+    assert skipped.inputs == {} and skipped.outputs == {} and skipped.cache_key is None
     failed = run.steps["explode"]
     assert failed.status is Status.FAILED
     assert "ValueError: boom" in (failed.error or "") and "Traceback" in (failed.error or "")
     assert "about to fail" in failed.logs and "ValueError: boom" in failed.logs
     assert failed.outputs == {}
     assert run.steps["independent"].output.read() == "still ran"
+
+
+@step
+def may_fail(value: int = 1, fail: bool = False) -> int:
+    if fail:
+        raise ValueError("asked to fail")
+    return value
+
+
+@step
+def after_may_fail(value: int) -> int:
+    return value + 1
+
+
+@pipeline(enable_cache=True)
+def sometimes_failing(fail: bool = False):
+    after_may_fail(may_fail(fail=fail))
+
+
+def test_a_skipped_step_is_never_a_cache_entry() -> None:
+    """Run 1 records ``after_may_fail`` completed, run 2 (its upstream fails) skipped; run 3 reuses
+    run 1's result, and a cache miss is explained against run 1, never against the skipped step."""
+    sometimes_failing()
+    with pytest.raises(RunFailedError):
+        sometimes_failing(fail=True)
+    client = Client()
+    first, second = client.get_run("sometimes_failing-1"), client.get_run("sometimes_failing-2")
+    skipped = second.steps["after_may_fail"]
+    assert second.status is Status.FAILED and skipped.status is Status.SKIPPED
+    assert skipped.cache_explanation == "not run: upstream step may_fail failed"
+    latest = client.store.latest_step_run("sometimes_failing", "after_may_fail", before=skipped.end_time)
+    assert latest is not None and latest.id == first.steps["after_may_fail"].id  # the skipped one is passed over
+    third = sometimes_failing()
+    reused = third.steps["after_may_fail"]
+    assert reused.status is Status.CACHED and reused.cached_from.id == first.steps["after_may_fail"].id
 
 
 def test_wrong_number_of_outputs_fails_the_step() -> None:
@@ -195,7 +234,8 @@ def test_the_progress_display_shows_the_recorded_durations(monkeypatch: pytest.M
         P.failing()
     for shown, name in zip(displays, ["training-1", "training-2", "failing-1"]):
         run = Client().get_run(name)
-        durations = {run.name: run.duration, **{s.name: s.duration for s in run.steps.values()}}
+        ran = [s for s in run.steps.values() if s.status is not Status.SKIPPED]  # shown without a duration
+        durations = {run.name: run.duration, **{s.name: s.duration for s in ran}}
         assert set(shown.seconds) == set(durations)
         for what, duration in durations.items():
             assert duration is not None

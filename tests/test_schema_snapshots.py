@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -155,3 +155,87 @@ def test_upgrade_from_first_revision_keeps_every_row(backend: str, tmp_path: Pat
         reopened = SqlMetadataStore(db, flavor=backend)
         assert reopened.store_id() == store_id  # kept in the database: stable
         reopened.close()
+
+
+@pytest.mark.parametrize("backend", enabled_backends())
+def test_upgrade_from_0004_keeps_step_errors_and_reads_their_message_from_the_traceback(
+    backend: str, tmp_path: Path
+) -> None:
+    """Revision 0005 adds ``step_runs.error_message``: failed steps recorded before it keep their
+    traceback, read an ``error_message`` of None and a message taken from the traceback's last line
+    (in OpenLineage too); steps finished after the upgrade record their message."""
+    from contextlib import nullcontext
+
+    from pipeledger.client import RunView
+    from pipeledger.lineage.openlineage import run_events
+    from pipeledger.models import StepRunCreate
+
+    context = nullcontext(f"sqlite:///{tmp_path / 'old.db'}") if backend == "sqlite" else scratch_database(backend)
+    with context as url:
+        db = Database(url, display_name=f"{backend} migration test")
+        upgrade(db, "0004")
+        # pipeline_runs as revision 0004 has it (its JSON ``tags`` moved to a table in 0006)
+        runs_0004 = Table(
+            "pipeline_runs",
+            MetaData(),
+            *(Column(c, String(32)) for c in ("id", "pipeline_id")),
+            Column("name", String(255)),
+            Column("number", Integer),
+            Column("status", String(16)),
+            *(Column(c, schema.UTCDateTime) for c in ("start_time", "end_time")),
+            *(Column(c, schema.JSONColumn) for c in ("parameters", "config", "environment", "stack", "tags")),
+            Column("error", Text),
+        )
+        now = utcnow()
+        traceback = 'Traceback (most recent call last):\n  File "t.py", line 3, in fit\nValueError: bad rows'
+        with db.transaction() as conn:
+            conn.execute(insert(schema.pipelines).values(id="1" * 32, name="legacy", created_at=now))
+            conn.execute(
+                insert(runs_0004).values(
+                    id="2" * 32,
+                    pipeline_id="1" * 32,
+                    name="legacy-1",
+                    number=1,
+                    status="failed",
+                    start_time=now,
+                    end_time=now,
+                    parameters={},
+                    config={},
+                    environment={},
+                    stack={},
+                    error="step 'fit' failed",
+                    tags=[],
+                )
+            )
+            steps = [("3" * 32, "fit", "failed", traceback), ("4" * 32, "load", "completed", None)]
+            for step_id, name, status, error in steps:
+                conn.execute(
+                    insert(schema.step_runs).values(
+                        id=step_id,
+                        run_id="2" * 32,
+                        name=name,
+                        status=status,
+                        parameters={},
+                        config={},
+                        start_time=now,
+                        end_time=now,
+                        error=error,
+                    )
+                )
+        upgrade(db)
+        store = SqlMetadataStore(db, flavor=backend)
+        assert current_revision(db) == schema.SCHEMA_REVISION
+
+        old = store.get_step_run("3" * 32)
+        assert (old.status, old.error, old.error_message) == (Status.FAILED, traceback, None)
+        assert old.failure_message == "ValueError: bad rows"
+        assert store.get_step_run("4" * 32).failure_message is None
+        run = store.get_run("legacy-1")
+        fail = [e for e in run_events(RunView(run, store)) if e["eventType"] == "FAIL"]
+        (error,) = [e["run"]["facets"]["errorMessage"] for e in fail]
+        assert (error["message"], error["stackTrace"]) == ("ValueError: bad rows", traceback)
+
+        new = store.start_step(StepRunCreate(run_id=run.id, name="refit"))
+        store.finish_step(new.id, Status.FAILED, end_time=utcnow(), error=traceback, error_message="bad\nrows")
+        assert store.get_step_run(new.id).error_message == "bad\nrows"
+        store.close()

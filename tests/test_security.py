@@ -82,8 +82,9 @@ def test_git_remote_credentials_are_neither_recorded_nor_exported(repo_with_toke
     assert run.environment["git"]["remote"] == "https://git.example.com/org/repo.git"
     assert TOKEN not in json.dumps(run.environment) + json.dumps(run.stack)
     events = run_events(run)
-    locations = {e["job"]["facets"]["sourceCodeLocation"]["url"] for e in events}
+    locations = {e["job"]["facets"]["sourceCodeLocation"]["repoUrl"] for e in events}
     assert locations == {"https://git.example.com/org/repo.git"}
+    assert TOKEN not in json.dumps(events)
     exported = invoke("run", "export-openlineage", run.name)
     assert exported.exit_code == 0, exported.output
     assert TOKEN not in exported.stdout and "git.example.com/org/repo.git" in exported.stdout

@@ -19,13 +19,20 @@ JSON = Any
 
 
 class Status(str, enum.Enum):
-    """The status of a pipeline run or a step run."""
+    """The status of a pipeline run or a step run.
+
+    ``skipped`` is a step that was deliberately not run: an upstream step failed (the
+    local orchestrator), or its condition was false (Kubeflow Pipelines' "not triggered",
+    imported from ML Metadata). It is finished, has no outputs, never serves as a cache
+    entry, and does not make its run fail.
+    """
 
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
     CACHED = "cached"
     CRASHED = "crashed"
+    SKIPPED = "skipped"
 
     def __str__(self) -> str:
         return self.value
@@ -147,7 +154,14 @@ class RunCreate:
 
 @dataclass(frozen=True)
 class StepRunRecord:
-    """One execution (or cache hit) of a step within a run."""
+    """One execution (or cache hit) of a step within a run.
+
+    A failed step run has its ``error`` (the traceback, or a sentence saying what ended it) and
+    its ``error_message``: the exception's own message (``str(exc)``, every line of it; the
+    exception's type name when that is empty). Step runs recorded before ``error_message``
+    existed (schema revision 0004 and older) have None there: :attr:`failure_message` then
+    falls back on the last line of ``error``.
+    """
 
     id: str
     run_id: str
@@ -166,6 +180,18 @@ class StepRunRecord:
     logs_uri: str | None = None
     cache_components: dict[str, JSON] | None = None
     cache_invalidated_at: datetime | None = None
+    error_message: str | None = None
+
+    @property
+    def failure_message(self) -> str | None:
+        """What went wrong, in a line or a few: ``error_message`` when recorded, else (records
+        older than it, imported records) the last non-empty line of ``error``; None without an
+        error."""
+        if self.error_message:
+            return self.error_message
+        if not self.error or not self.error.strip():
+            return None
+        return self.error.strip().splitlines()[-1].strip()
 
 
 @dataclass(frozen=True)
@@ -367,3 +393,12 @@ class EntityKind(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of a search: the records (runs, step runs or artifacts) in order, and the token
+    of the next page (None on the last one)."""
+
+    items: list[Any]
+    next_page_token: str | None

@@ -1,4 +1,5 @@
-"""``pipeledger artifact ...``: look at one recorded artifact."""
+"""``pipeledger artifact show``: look at one recorded artifact (the ``artifact`` group and its
+``list`` are in :mod:`pipeledger.cli.search`)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,9 @@ import click
 from pipeledger.cli import json_output
 from pipeledger.cli.options import json_option
 from pipeledger.cli.output import console, esc
+from pipeledger.cli.search import artifact_group
 from pipeledger.client import Client
 from pipeledger.text import plural
-
-
-@click.group("artifact")
-def artifact_group() -> None:
-    """Inspect recorded artifacts.
-
-    \b
-    Example:
-      pipeledger artifact show training-3/train/model
-    """
 
 
 @artifact_group.command("show")

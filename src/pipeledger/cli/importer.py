@@ -52,7 +52,7 @@ def import_mlmd_command(
     dry_run: bool,
 ) -> None:
     """Import pipelines, runs, steps, artifacts and lineage from an ML Metadata database
-    written by TFX, Kubeflow Pipelines or ZenML <= 0.13.
+    written by TFX, Kubeflow Pipelines, ZenML <= 0.13 or pipeledger's kubeflow flavor.
 
     Importing again adds nothing (records already imported are skipped). Needs
     pip install 'pipeledger[kubeflow]'.

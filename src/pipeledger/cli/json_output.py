@@ -101,6 +101,7 @@ def step_detail(step: StepView) -> dict[str, JSONValue]:
         "cache_explanation": step.cache_explanation,
         "cached_from": None if origin is None else {"id": origin.id, "step": origin.name, "run": origin.run.name},
         "error": step.error,
+        "error_message": step.error_message,
     }
 
 

@@ -18,6 +18,7 @@ STATUS_STYLES = {
     "cached": "cyan",
     "failed": "bold red",
     "crashed": "bold magenta",
+    "skipped": "dim",
 }
 
 

@@ -1,8 +1,8 @@
 """Importing run history recorded by other systems into a pipeledger metadata store.
 
-* :func:`import_mlmd`: an ML Metadata database written by TFX, Kubeflow Pipelines or
-  ZenML <= 0.13 (``pipeledger import mlmd`` on the command line; needs
-  ``pip install 'pipeledger[kubeflow]'``).
+* :func:`import_mlmd`: an ML Metadata database written by TFX, Kubeflow Pipelines,
+  ZenML <= 0.13 or pipeledger's own ``kubeflow`` flavor (``pipeledger import mlmd`` on
+  the command line; needs ``pip install 'pipeledger[kubeflow]'``).
 """
 
 from __future__ import annotations

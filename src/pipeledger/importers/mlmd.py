@@ -16,6 +16,11 @@ is finished. Imported runs carry the tag ``imported-from-mlmd`` and their MLMD o
 
 Artifacts keep their URI and MLMD type; their content hash is empty and size 0 (MLMD
 records neither) unless ``hash_files`` hashes the files that are reachable.
+
+A database pipeledger's own ``kubeflow`` flavor wrote is recognised by its
+``pipeledger.PipelineRun`` contexts: those records are imported as they were recorded, with
+their ids, by :mod:`~pipeledger.importers.mlmd_own` (a round trip gives back the same
+runs), and only what other systems wrote beside them goes through the mapping above.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from types import ModuleType
 
 from pipeledger.exceptions import NotFoundError
+from pipeledger.importers import mlmd_names
 from pipeledger.importers.mlmd_conventions import IMPORT_TAG, ZENML_DATATYPE, ZENML_MATERIALIZER
 from pipeledger.importers.mlmd_plan import (
     ImportPlan,
@@ -32,8 +39,9 @@ from pipeledger.importers.mlmd_plan import (
     PlannedStep,
     plan_import,
     to_time,
+    valid_keys,
 )
-from pipeledger.importers.mlmd_source import Source, read_snapshot
+from pipeledger.importers.mlmd_source import MlmdImportError, MlmdSnapshot, Source, read_snapshot
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import JSON, ArtifactCreate, RunCreate, RunRecord, Status, StepRunCreate, utcnow
 from pipeledger.text import plural
@@ -80,12 +88,40 @@ def import_mlmd(
     Raises:
         MlmdImportError: the source cannot be read, or ``ml_metadata`` is not installed.
     """
-    plan = plan_import(read_snapshot(source), pipeline=pipeline)
+    snapshot = read_snapshot(source)
+    own = _own_records(snapshot)
+    if own is None:
+        plan = plan_import(snapshot, pipeline=pipeline)
+    else:  # pipeledger's kubeflow flavor wrote (some of) it: its records are imported as they are
+        snapshot = own.without_own_records(snapshot)
+        plan = _plan_beside_own(own, source, snapshot, pipeline)
     summary = ImportSummary(source=plan.snapshot.description, dry_run=dry_run, notes=list(plan.notes))
     for kind, reasons in plan.not_mapped.items():
         summary.not_mapped[kind].update(reasons)
+    if own is not None:
+        own.import_own(source, store, summary, pipeline=pipeline, dry_run=dry_run)
     _Writer(plan, store, summary, dry_run=dry_run, hash_files=hash_files).write()
     return summary
+
+
+def _own_records(snapshot: MlmdSnapshot) -> ModuleType | None:
+    """:mod:`~pipeledger.importers.mlmd_own` if ``snapshot`` holds runs pipeledger's ``kubeflow``
+    flavor recorded, else None."""
+    from pipeledger.importers import mlmd_own
+
+    return mlmd_own if mlmd_own.holds_own_records(snapshot) else None
+
+
+def _plan_beside_own(own: ModuleType, source: Source, snapshot: MlmdSnapshot, pipeline: str | None) -> ImportPlan:
+    """The plan for what other systems wrote beside pipeledger's own records (empty if the
+    ``pipeline`` asked for is only among pipeledger's own runs)."""
+    try:
+        return plan_import(snapshot, pipeline=pipeline)
+    except MlmdImportError:
+        if pipeline is None or pipeline not in own.own_pipelines(source):
+            raise
+    empty = dataclasses.replace(snapshot, contexts={}, executions={}, artifacts={}, events=[], parents={})
+    return plan_import(empty)
 
 
 class _Writer:
@@ -162,7 +198,7 @@ class _Writer:
         name = run.name
         taken = self._find_run_by_name(name)
         if taken is not None:
-            name = f"{run.name}-mlmd-{run.context_id}"
+            name = mlmd_names.run_name(f"{run.name}-mlmd-{run.context_id}")
             self.summary.notes.append(f"a run named {run.name} exists already: imported as {name}")
         self.summary.imported["runs"] += 1
         self.summary.run_names.append(name)
@@ -171,6 +207,7 @@ class _Writer:
         create = RunCreate(
             pipeline_name=run.pipeline,
             name=name,
+            parameters=run.parameters,
             config=run.config,
             tags=[IMPORT_TAG],
             id=run.id,
@@ -266,7 +303,9 @@ class _Writer:
         self.summary.imported["artifacts"] += len(outputs)
         self.summary.imported["edges"] += len(outputs)
         if not self.dry_run:
-            self.store.finish_step(step.id, step.status, end_time=step.end, outputs=outputs, error=step.error)
+            self.store.finish_step(
+                step.id, step.status, end_time=step.end, outputs=outputs, error=step.error, error_message=step.error
+            )
 
     def _artifact(self, artifact_id: int, edge_name: str) -> ArtifactCreate:
         """The pipeledger artifact for MLMD artifact ``artifact_id``, output under ``edge_name``."""
@@ -274,17 +313,23 @@ class _Writer:
         properties: dict[str, JSON] = {**artifact.custom_properties, **artifact.properties}
         data_type = properties.pop(ZENML_DATATYPE, None)
         materializer = properties.pop(ZENML_MATERIALIZER, None)
-        marker = f"mlmd:{artifact.type}"
+        type_name = mlmd_names.normalise(artifact.type)
+        marker = f"mlmd:{type_name}"
+        valid, renamed = valid_keys(properties)
         metadata: dict[str, JSON] = {
-            **properties,
+            **valid,
             "mlmd_id": artifact.id,
             "mlmd_state": artifact.state,
             "mlmd_name": artifact.name,
         }
+        if type_name != artifact.type:
+            metadata["mlmd_type"] = artifact.type
+        if renamed:
+            metadata["mlmd_original_keys"] = renamed
         create = ArtifactCreate(
             name=edge_name,
             uri=artifact.uri,
-            type=artifact.type,
+            type=type_name,
             data_type=data_type if isinstance(data_type, str) and data_type else marker,
             materializer=materializer if isinstance(materializer, str) and materializer else marker,
             materializer_version="",

@@ -22,19 +22,25 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from pipeledger.importers import mlmd_names
 from pipeledger.importers.mlmd_conventions import (
     INPUT_EVENTS,
+    KFP_V2_INPUTS,
     NODE_CONTEXT_TYPES,
     OUTPUT_EVENTS,
     PIPELINE_CONTEXT_TYPES,
     RUN_CONTEXT_TYPES,
-    edge_names,
+    PathKey,
+    dag_paths,
+    is_dag,
+    path_keys,
     pipeline_name,
     split_properties,
     step_name,
     step_status,
 )
 from pipeledger.importers.mlmd_source import MlmdArtifact, MlmdContext, MlmdExecution, MlmdImportError, MlmdSnapshot
+from pipeledger.limits import storable_text
 from pipeledger.models import JSON, Status, utcnow
 from pipeledger.text import agree, plural
 
@@ -77,6 +83,7 @@ class PlannedRun:
     error: str | None
     config: dict[str, JSON]
     steps: list[PlannedStep] = field(default_factory=list)
+    parameters: dict[str, JSON] = field(default_factory=dict)
 
 
 @dataclass
@@ -127,8 +134,14 @@ def plan_import(snapshot: MlmdSnapshot, *, pipeline: str | None = None) -> Impor
             not_mapped["contexts"][f"context type {context.type!r} has no pipeledger equivalent"] += 1
 
     run_of: dict[int, int] = {}
+    dags: dict[int, list[MlmdExecution]] = defaultdict(list)
     for execution in sorted(snapshot.executions.values(), key=_time_key):
         in_runs = [c for c in execution.context_ids if contexts[c].type in RUN_CONTEXT_TYPES]
+        if is_dag(execution):
+            not_mapped["step runs"]["KFP DAG execution: the run's structure, kept in its config"] += 1
+            if in_runs:
+                dags[in_runs[0]].append(execution)
+            continue
         if not in_runs:
             not_mapped["step runs"]["execution belongs to no run context"] += 1
             continue
@@ -145,8 +158,9 @@ def plan_import(snapshot: MlmdSnapshot, *, pipeline: str | None = None) -> Impor
 
     inputs, outputs = _edges(snapshot, run_of, not_mapped)
     producers = _producers(snapshot, outputs)
-    pipelines = {c: pipeline_name(snapshot, contexts[c], execs) for c, execs in members.items()}
-    selected = set(members) if pipeline is None else {c for c, name in pipelines.items() if name == pipeline}
+    originals = {c: pipeline_name(snapshot, contexts[c], execs) for c, execs in members.items()}
+    pipelines = {c: mlmd_names.pipeline_name(name) for c, name in originals.items()}
+    selected = {c for c in pipelines if pipeline is None or pipeline in (pipelines[c], originals[c])}
     if pipeline is not None and not selected:
         known = ", ".join(sorted(set(pipelines.values()))[:10]) or "none"
         raise MlmdImportError(f"no pipeline {pipeline!r} in {snapshot.description}; its pipelines: {known}")
@@ -158,14 +172,19 @@ def plan_import(snapshot: MlmdSnapshot, *, pipeline: str | None = None) -> Impor
     for context_id in sorted(selected, key=lambda c: (min(e.create_ms for e in members[c]), c)):
         context = contexts[context_id]
         taken: set[str] = set()
+        paths = dag_paths(dags[context_id])
         for execution in sorted(members[context_id], key=_time_key):
-            step = _step(snapshot, execution, context_id, pipelines[context_id], taken, execution.id in outputs)
-            step.inputs = dict(inputs.get(execution.id, {}))
-            for name, artifact_id in outputs.get(execution.id, {}).items():
+            step = _step(snapshot, execution, context_id, originals[context_id], taken, paths, execution.id in outputs)
+            step.inputs = _named_edges(step, "inputs", inputs.get(execution.id, {}))
+            for name, artifact_id in _named_edges(step, "outputs", outputs.get(execution.id, {})).items():
                 target = step.outputs if producers.get(artifact_id) == execution.id else step.reused
                 target[name] = artifact_id
             steps[execution.id] = step
-        runs[context_id] = _run(snapshot, context, pipelines[context_id], [steps[e.id] for e in members[context_id]])
+        planned = [steps[e.id] for e in members[context_id]]
+        run = _run(snapshot, context, pipelines[context_id], planned, dags[context_id], paths)
+        if pipelines[context_id] != originals[context_id]:
+            _original_names(run.config)["pipeline"] = originals[context_id]
+        runs[context_id] = run
     for step in steps.values():
         if step.reused and not step.outputs and step.status is Status.CACHED:
             step.cached_from = producers[step.reused[min(step.reused)]]
@@ -193,28 +212,90 @@ def _edges(
 ) -> tuple[dict[int, dict[str, int]], dict[int, dict[str, int]]]:
     """Input and output edges of the mapped executions: ``{execution: {edge name: artifact}}``.
 
-    Events of one execution, direction and artifact count once (TFX recorded a
-    ``DECLARED_OUTPUT`` and later an ``OUTPUT`` for the same artifact).
+    Every (key, index) pair of an event's path is an edge (see :func:`path_keys`); an event
+    whose path has no key is named ``input``/``output``. Events of one execution, direction,
+    artifact and pair count once (TFX recorded a ``DECLARED_OUTPUT`` and later an ``OUTPUT``
+    for the same artifact). What cannot be mapped is counted in ``not_mapped["edges"]``: events
+    of executions that are not imported, of other types, to missing artifacts, and a second
+    artifact under a (key, index) pair that already has one.
     """
-    grouped: dict[tuple[int, bool], dict[int, tuple[str | int, ...]]] = defaultdict(dict)
+    grouped: dict[tuple[int, bool], list[tuple[str, int | None, int]]] = defaultdict(list)
     for event in snapshot.events:
+        pairs = path_keys(event.path)
+        count = max(1, len(pairs))
         if event.execution_id not in run_of:
+            execution = snapshot.executions.get(event.execution_id)
+            if execution is not None and is_dag(execution):
+                not_mapped["edges"]["event of a KFP DAG execution (not a step)"] += count
+            else:
+                not_mapped["edges"]["event of an execution that was not imported"] += count
             continue
         if event.artifact_id not in snapshot.artifacts:
-            not_mapped["edges"]["event points to a missing artifact"] += 1
+            not_mapped["edges"]["event points to a missing artifact"] += count
             continue
         if event.type not in INPUT_EVENTS | OUTPUT_EVENTS:
-            not_mapped["edges"][f"event type {event.type} (not an input or output)"] += 1
+            not_mapped["edges"][f"event type {event.type} (not an input or output)"] += count
             continue
-        edges = grouped[(event.execution_id, event.type in INPUT_EVENTS)]
-        if event.artifact_id not in edges or not event.type.startswith("DECLARED"):
-            edges[event.artifact_id] = event.path
+        is_input = event.type in INPUT_EVENTS
+        edges = grouped[(event.execution_id, is_input)]
+        for pair in pairs or [PathKey("input" if is_input else "output", None)]:
+            key, index = pair.key, pair.index
+            if (key, index, event.artifact_id) in edges:
+                continue  # the same edge again (DECLARED_OUTPUT, then OUTPUT)
+            if index is not None and any(k == key and i == index for k, i, _ in edges):
+                not_mapped["edges"]["a second artifact under the same key and index of an event path"] += 1
+                continue
+            edges.append((key, index, event.artifact_id))
     inputs: dict[int, dict[str, int]] = {}
     outputs: dict[int, dict[str, int]] = {}
     for (execution_id, is_input), edges in grouped.items():
-        named = edge_names(edges, "input" if is_input else "output")
-        (inputs if is_input else outputs)[execution_id] = named
+        (inputs if is_input else outputs)[execution_id] = _edge_names(edges)
     return inputs, outputs
+
+
+def _edge_names(edges: list[tuple[str, int | None, int]]) -> dict[str, int]:
+    """Edge names for (key, index, artifact) triples: the key when it holds one artifact, else
+    ``key[index]`` (an event path without an index: the artifact's position under the key)."""
+    per_key = Counter(key for key, _, _ in edges)
+    positions: Counter[str] = Counter()
+    named: dict[str, int] = {}
+    ordered = sorted(edges, key=lambda e: (e[0], e[1] is None, e[1] if e[1] is not None else 0, e[2]))
+    for key, index, artifact_id in ordered:
+        if per_key[key] == 1:
+            name = key
+        else:
+            name = f"{key}[{index if index is not None else positions[key]}]"
+            positions[key] += 1
+        while name in named:
+            name += "'"
+        named[name] = artifact_id
+    return named
+
+
+def _named_edges(step: PlannedStep, direction: str, edges: dict[str, int]) -> dict[str, int]:
+    """``edges`` with names made valid (:mod:`~pipeledger.importers.mlmd_names`); a changed name
+    is kept in ``config["mlmd"]["original_edge_names"][direction]``."""
+    named: dict[str, int] = {}
+    for name, artifact_id in edges.items():
+        valid = mlmd_names.normalise(name)
+        while valid in named:
+            valid = mlmd_names.normalise(valid + "'")
+        if valid != name:
+            mlmd = step.config["mlmd"]
+            assert isinstance(mlmd, dict)
+            originals = mlmd.setdefault("original_edge_names", {})
+            assert isinstance(originals, dict)
+            originals.setdefault(direction, {})[valid] = name
+        named[valid] = artifact_id
+    return named
+
+
+def _original_names(config: dict[str, JSON]) -> dict[str, JSON]:
+    imported = config["imported_from"]
+    assert isinstance(imported, dict)
+    found = imported.setdefault("original_names", {})
+    assert isinstance(found, dict)
+    return found
 
 
 def _producers(snapshot: MlmdSnapshot, outputs: dict[int, dict[str, int]]) -> dict[int, int]:
@@ -258,26 +339,31 @@ def _step(
     run_context_id: int,
     pipeline: str,
     taken: set[str],
+    paths: dict[int, str],
     has_outputs: bool,
 ) -> PlannedStep:
-    base = step_name(snapshot, execution, pipeline)
+    original = step_name(snapshot, execution, pipeline, paths)
+    base = mlmd_names.normalise(original)
     name, number = base, 1
     while name in taken:
         number += 1
-        name = f"{base}-{number}"
+        name = mlmd_names.normalise(f"{base}-{number}")
     taken.add(name)
-    parameters, bookkeeping = split_properties(execution)
+    raw_parameters, bookkeeping = split_properties(execution)
+    parameters, renamed = valid_keys(raw_parameters)
     status, error = step_status(execution, has_outputs)
-    config: dict[str, JSON] = {
-        "mlmd": {
-            "execution_id": execution.id,
-            "execution_type": execution.type,
-            "execution_name": execution.name,
-            "state": execution.state,
-            "contexts": [f"{snapshot.contexts[c].type}:{snapshot.contexts[c].name}" for c in execution.context_ids],
-            "properties": bookkeeping,
-        }
+    mlmd: dict[str, JSON] = {
+        "execution_id": execution.id,
+        "execution_type": execution.type,
+        "execution_name": execution.name,
+        "state": execution.state,
+        "contexts": [f"{snapshot.contexts[c].type}:{snapshot.contexts[c].name}" for c in execution.context_ids],
+        "properties": bookkeeping,
     }
+    if name != original:
+        mlmd["original_name"] = original
+    if renamed:
+        mlmd["original_parameter_names"] = renamed
     start = to_time(execution.create_ms)
     return PlannedStep(
         execution_id=execution.id,
@@ -288,12 +374,36 @@ def _step(
         start=start,
         end=max(start, to_time(execution.update_ms)),
         parameters=parameters,
-        config=config,
-        error=error,
+        config={"mlmd": mlmd},
+        error=storable_text(error) if error is not None else None,
     )
 
 
-def _run(snapshot: MlmdSnapshot, context: MlmdContext, pipeline: str, steps: list[PlannedStep]) -> PlannedRun:
+def valid_keys(values: dict[str, JSON]) -> tuple[dict[str, JSON], dict[str, JSON]]:
+    """``values`` with keys made valid names, and ``{new key: original key}`` for those changed."""
+    valid: dict[str, JSON] = {}
+    renamed: dict[str, JSON] = {}
+    for key, value in values.items():
+        name = mlmd_names.normalise(key)
+        while name in valid:
+            name = mlmd_names.normalise(name + "'")
+        if name != key:
+            renamed[name] = key
+        valid[name] = value
+    return valid, renamed
+
+
+def _run(
+    snapshot: MlmdSnapshot,
+    context: MlmdContext,
+    pipeline: str,
+    steps: list[PlannedStep],
+    dags: list[MlmdExecution],
+    paths: dict[int, str],
+) -> PlannedRun:
+    """The run of ``context``: its status from its steps' (failed if one failed, crashed if one
+    never finished, else completed: skipped steps count as done, as KFP counts them), its
+    parameters from its KFP v2 root DAG's ``inputs``, its DAGs in its config."""
     statuses = {s.status for s in steps}
     failed = [s.name for s in steps if s.status is Status.FAILED]
     if failed:
@@ -316,16 +426,42 @@ def _run(snapshot: MlmdSnapshot, context: MlmdContext, pipeline: str, steps: lis
             "properties": context.properties,
         }
     }
+    parameters: dict[str, JSON] = {}
+    if dags:
+        structure: list[JSON] = []
+        for dag in dags:
+            inputs, bookkeeping = split_properties(dag)
+            root = paths.get(dag.id) == ""
+            if root and not parameters:
+                parameters, renamed = valid_keys(inputs)
+                if renamed:
+                    _original_names(config)["parameters"] = renamed
+            structure.append(
+                {
+                    "execution_id": dag.id,
+                    "path": paths.get(dag.id, ""),
+                    "state": dag.state,
+                    KFP_V2_INPUTS: inputs,
+                    "properties": bookkeeping,
+                }
+            )
+        imported = config["imported_from"]
+        assert isinstance(imported, dict)
+        imported["dags"] = structure
+    name = mlmd_names.run_name(context.name) if context.name else f"mlmd-run-{context.id}"
+    if context.name and name != context.name:
+        _original_names(config)["run"] = context.name
     return PlannedRun(
         context_id=context.id,
         id=derived_id(snapshot.source_id, "run", context.id, context.create_ms or int(start.timestamp() * 1000)),
-        name=context.name.replace("{n}", "{N}") or f"mlmd-run-{context.id}",
+        name=name,
         pipeline=pipeline,
         start=start,
         end=max(s.end for s in steps),
         status=status,
         error=error,
         config=config,
+        parameters=parameters,
     )
 
 

@@ -274,7 +274,8 @@ def run_graph(
 ) -> LineageGraph:
     """A run's DAG: its step runs with the artifacts they consumed and produced (``io``: their
     edges), plus a ``not run`` node for each step of its recorded step graph that has no step
-    run, joined to its upstream steps."""
+    run; those and the ``skipped`` step runs (which have no edges) are joined to their upstream
+    steps."""
     steps: dict[str, LineageStep] = {}
     arts: dict[str, ArtifactRecord] = {}
     edges: list[LineageEdgeRecord] = []
@@ -297,7 +298,10 @@ def run_graph(
     by_name = {n.name: n.id for n in graph.steps}
     by_name.update({n.name: n.id for n in missing})
     extra_edges = []
-    for name in (n.name for n in missing):
+    skipped = [s.name for s in steps.values() if s.status is Status.SKIPPED]
+    for name in [*(n.name for n in missing), *skipped]:
+        if name not in configured:
+            continue
         for upstream in configured[name].get("upstream", []):
             if upstream in by_name:
                 extra_edges.append(LineageEdge(by_name[upstream], by_name[name], "consumed", "not run"))

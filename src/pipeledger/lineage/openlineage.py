@@ -1,9 +1,12 @@
 """OpenLineage export: each step run becomes a START and a COMPLETE/FAIL ``RunEvent``.
 
 * job: ``namespace`` (default ``pipeledger``) and name ``<pipeline>.<step>``, with a
-  ``sourceCodeLocation`` facet (git remote or file URL, path, commit);
+  ``sourceCodeLocation`` facet (see :mod:`pipeledger.lineage.source_location`: the file's URL,
+  the repository, the file's path in it, the commit);
 * run: the step run's id as a UUID, with a ``parent`` facet naming the pipeline run,
-  an ``errorMessage`` facet for failed steps and a ``pipeledger`` facet (status, cache origin);
+  an ``errorMessage`` facet for failed steps (``message``: the exception's own message,
+  :attr:`~pipeledger.models.StepRunRecord.failure_message`; ``stackTrace``: the recorded
+  traceback) and a ``pipeledger`` facet (status, cache origin);
 * inputs/outputs: the artifacts, as datasets named by URI (``file`` namespace and the
   absolute path for local files, ``scheme://authority`` and the path otherwise).
 
@@ -12,8 +15,9 @@ No event carries a credential: every URL in an event (the git remote of
 :func:`pipeledger.redact.redact_json` (userinfo and token query parameters removed),
 also for runs recorded before pipeledger redacted what it records.
 
-Events follow OpenLineage spec 2-0-2 (the tests check them against the classes that
-``openlineage-python`` generates from the official JSON schemas).
+Events follow OpenLineage spec 2-0-2: the tests validate every event, and each standard facet
+against its own schema, with OpenLineage's published JSON schemas (formats checked: URIs,
+UUIDs, times), and build them with the classes ``openlineage-python`` generates from them.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from urllib.parse import urlsplit
 from pipeledger import __version__
 from pipeledger.exceptions import PipeledgerError
 from pipeledger.lineage.graph import step_artifacts
+from pipeledger.lineage.source_location import source_code_location
 from pipeledger.models import (
     ArtifactRecord,
     Direction,
@@ -87,24 +92,10 @@ def dataset(artifact: ArtifactRecord) -> dict[str, Any]:
 
 
 def _source_location(run: RunRecord, step: StepRunRecord) -> dict[str, Any] | None:
-    git = run.environment.get("git") or {}
-    source_file = (run.config.get("pipeline") or {}).get("source_file")
-    url = git.get("remote") or (f"file://{git['root']}" if git.get("root") else None)
-    if url is None and source_file:
-        url = f"file://{source_file}"
-    if url is None:
+    location = source_code_location(run, step)
+    if location is None:
         return None
-    facet: dict[str, Any] = {
-        "_producer": PRODUCER,
-        "_schemaURL": SOURCE_SCHEMA,
-        "type": "git" if git else "file",
-        "url": url,
-    }
-    if step.entrypoint:
-        facet["path"] = step.entrypoint
-    if run.git_sha:
-        facet["version"] = run.git_sha
-    return facet
+    return {"_producer": PRODUCER, "_schemaURL": SOURCE_SCHEMA, **location}
 
 
 def step_events(
@@ -154,15 +145,16 @@ def step_events(
         return list(redact_json(events))
     final_facets = dict(run_facets)
     event_type = {Status.FAILED: "FAIL", Status.CRASHED: "ABORT"}.get(status, "COMPLETE")
-    if status is Status.FAILED and step.error:
-        last_line = step.error.strip().splitlines()[-1]
+    message = step.failure_message
+    if status is Status.FAILED and message is not None:
         final_facets["errorMessage"] = {
             "_producer": PRODUCER,
             "_schemaURL": ERROR_SCHEMA,
-            "message": last_line,
+            "message": message,
             "programmingLanguage": "python",
-            "stackTrace": step.error,
         }
+        if step.error:
+            final_facets["errorMessage"]["stackTrace"] = step.error
     events.append(
         {
             **base,
@@ -184,8 +176,9 @@ def run_events(run: RecordedRun, namespace: str = "pipeledger") -> list[dict[str
 
 def _events_of(store: MetadataStore, run: RunRecord, step_ids: set[str] | None, namespace: str) -> list[dict[str, Any]]:
     """Events of the step runs of ``run`` (those in ``step_ids``, or all), in time order; the
-    step runs' edges are read in one call. Steps are keyed by name, as a run's steps are."""
-    steps = list({s.name: s for s in store.list_step_runs(run.id)}.values())
+    step runs' edges are read in one call. Steps are keyed by name, as a run's steps are. A
+    ``skipped`` step never ran: it has no events."""
+    steps = [s for s in {s.name: s for s in store.list_step_runs(run.id)}.values() if s.status is not Status.SKIPPED]
     if step_ids is not None:
         steps = [s for s in steps if s.id in step_ids]
     grouped: dict[str, list[StepIO]] = {}

@@ -25,6 +25,7 @@ STATUS_COLORS = {
     "failed": "#c62828",
     "running": "#f9a825",
     "crashed": "#6a1b9a",
+    "skipped": "#9e9e9e",
     "not run": "#9e9e9e",
 }
 GRAPHVIZ_MISSING = (

@@ -65,10 +65,10 @@ class Orchestrator(abc.ABC):
         """Record a new run, execute its steps, and record its end.
 
         The run is ``completed`` when every step completed (or was cached), else
-        ``failed``; the result carries a :class:`RunFailedError` for the first
-        failing step (not raised here). A run record larger than
-        :data:`~pipeledger.limits.MAX_RECORD_BYTES` is refused (``DefinitionError``) before
-        anything is recorded. When executing raises (an interrupt, the metadata
+        ``failed`` (steps not run after a failure are recorded ``skipped``); the result
+        carries a :class:`RunFailedError` for the first failing step (not raised here). A run
+        record larger than :data:`~pipeledger.limits.MAX_RECORD_BYTES` is refused
+        (``DefinitionError``) before anything is recorded. When executing raises (an interrupt, the metadata
         store failing), the steps left ``running`` and then the run are recorded ``failed``
         and the exception is re-raised; if the store cannot record that either, run and steps
         are left to crash detection, which marks them ``crashed`` once the heartbeat is stale.
@@ -120,9 +120,10 @@ class Orchestrator(abc.ABC):
 
     @abc.abstractmethod
     def execute(self, plan: RunPlan, runner: StepRunner) -> dict[str, StepOutcome]:
-        """Execute the plan's steps with ``runner``; return each executed step's outcome.
+        """Execute the plan's steps with ``runner``; return each step's outcome.
 
-        Steps downstream of a failed step must not run.
+        Steps downstream of a failed step must not run; record them with
+        :meth:`StepRunner.record_skipped` (their outcome is ``skipped``).
         """
 
     def describe(self) -> dict[str, Any]:
@@ -138,7 +139,7 @@ def _record_interrupted(store: MetadataStore, run: RunRecord, runner: StepRunner
     text = storable_text(error)
     try:
         for step_run_id in sorted(runner.unfinished):
-            store.finish_step(step_run_id, Status.FAILED, end_time=utcnow(), error=text)
+            store.finish_step(step_run_id, Status.FAILED, end_time=utcnow(), error=text, error_message=text)
             runner.unfinished.discard(step_run_id)
         store.finish_run(run.id, Status.FAILED, end_time=utcnow(), error=text)
     except Exception as exc:

@@ -14,8 +14,9 @@ from pipeledger.stack.flavor import FlavorConfig, OrchestratorFlavor
 class LocalOrchestrator(Orchestrator):
     """Runs steps in topological order, in process.
 
-    After a failure, steps that depend on the failed step (directly or not) are
-    skipped; independent steps still run.
+    After a failure, steps that depend on the failed step (directly or not) are not
+    run: they are recorded ``skipped`` (see :meth:`StepRunner.record_skipped`);
+    independent steps still run.
     """
 
     flavor = "local"
@@ -23,12 +24,14 @@ class LocalOrchestrator(Orchestrator):
     def execute(self, plan: RunPlan, runner: StepRunner) -> dict[str, StepOutcome]:
         outcomes: dict[str, StepOutcome] = {}
         produced: dict[str, dict[str, ArtifactRecord]] = {}
-        blocked: set[str] = set()
+        blocked: dict[str, str] = {}  # step not to run -> the failed step it (indirectly) waits for
         for invocation in plan.invocations:
-            broken = [u for u in invocation.upstream if u in blocked]
+            broken = [blocked[u] for u in invocation.upstream if u in blocked]
             if broken:
-                blocked.add(invocation.name)
-                plan.reporter.step_skipped(invocation.name, f"upstream step {broken[0]} failed")
+                blocked[invocation.name] = broken[0]
+                reason = f"upstream step {broken[0]} failed"
+                outcomes[invocation.name] = runner.record_skipped(invocation, reason)
+                plan.reporter.step_skipped(invocation.name, reason)
                 continue
             plan.reporter.step_started(invocation.name)
             outcome = runner.run_step(invocation, produced)
@@ -36,7 +39,7 @@ class LocalOrchestrator(Orchestrator):
             error = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error else None
             plan.reporter.step_finished(invocation.name, outcome.status.value, outcome.seconds, error)
             if outcome.status is Status.FAILED:
-                blocked.add(invocation.name)
+                blocked[invocation.name] = invocation.name
             else:
                 produced[invocation.name] = outcome.outputs
         return outcomes

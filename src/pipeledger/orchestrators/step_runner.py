@@ -108,6 +108,7 @@ class StepRunner:
             config={
                 "inputs": {k: f"{v.step}.{v.output}" for k, v in invocation.inputs.items()},
                 "outputs": list(step.signature.output_names),
+                "source_file": step.source_file,
                 **step.options(),
             },
             source_hash=step.source_hash,
@@ -126,6 +127,38 @@ class StepRunner:
                 return StepOutcome(Status.CACHED, hit[0], 0.0, hit[1])  # recorded with end_time = start_time
         create = _with_cache_info(create, enabled, reasons)
         return self._execute(invocation, create, input_records)
+
+    def record_skipped(self, invocation: StepInvocation, reason: str) -> StepOutcome:
+        """Record ``invocation`` as ``skipped`` (not run, e.g. because an upstream step failed).
+
+        The step run keeps its parameters and the wiring of its inputs in its configuration
+        (``config["skipped"]`` holds ``reason``) but no input or output edge: it consumed and
+        produced nothing. It has no cache key, so it is never a cache entry, and
+        :meth:`MetadataStore.latest_step_run` passes over it when a later run explains a cache
+        miss. Recorded as one ``start_step`` and one ``finish_step`` at the same instant.
+        """
+        step = invocation.step
+        now = utcnow()
+        create = StepRunCreate(
+            run_id=self.run.id,
+            name=invocation.name,
+            entrypoint=step.entrypoint,
+            docstring=step.docstring,
+            parameters=invocation.parameters,
+            config={
+                "inputs": {k: f"{v.step}.{v.output}" for k, v in invocation.inputs.items()},
+                "outputs": list(step.signature.output_names),
+                **step.options(),
+                "skipped": reason,
+            },
+            source_hash=step.source_hash,
+            start_time=now,
+        )
+        record = self.metadata_store.start_step(create)
+        self.unfinished.add(record.id)
+        self.metadata_store.finish_step(record.id, Status.SKIPPED, end_time=now)
+        self.unfinished.discard(record.id)
+        return StepOutcome(Status.SKIPPED, record.id, 0.0)
 
     def _look_up(
         self, invocation: StepInvocation, create: StepRunCreate, key: str
@@ -283,15 +316,22 @@ class StepRunner:
                 outputs=outputs,
                 metadata=metadata,
                 error=storable_text(_format_error(error)) if error else None,
+                error_message=storable_text(error_message(error)) if error else None,
                 logs_uri=logs_uri,
             )
         except Exception as exc:
-            text = f"could not record the results of step {step_name!r}: {type(exc).__name__}: {exc}"
+            recording = f"could not record the results of step {step_name!r}: {type(exc).__name__}: {exc}"
+            text = recording
             if error is not None:
                 text += "\n\nThe step itself failed first:\n" + _format_error(error)
             log.warning("%s", text.splitlines()[0])
             self.metadata_store.finish_step(
-                step_run_id, Status.FAILED, end_time=ended, error=storable_text(text), logs_uri=logs_uri
+                step_run_id,
+                Status.FAILED,
+                end_time=ended,
+                error=storable_text(text),
+                error_message=storable_text(error_message(error) if error is not None else recording),
+                logs_uri=logs_uri,
             )  # raises if even this fails: see the docstring
             self.unfinished.discard(step_run_id)
             return Status.FAILED, [], error if error is not None else exc  # the step's own error first
@@ -385,5 +425,16 @@ def _warnings_about(invocation: StepInvocation, output: str) -> Iterator[None]:
 
 
 def _format_error(error: BaseException) -> str:
-    """The exception's traceback text, as recorded for a failed step."""
+    """The exception's traceback text, as recorded for a failed step (``error``)."""
     return "".join(traceback.format_exception(type(error), error, error.__traceback__)).rstrip()
+
+
+def error_message(error: BaseException) -> str:
+    """The exception's own message, as recorded for a failed step (``error_message``): ``str(error)``
+    whole (every line; without the notes or the traceback), or the exception's type name when
+    that is empty (``raise ValueError()``) or cannot be made (its ``__str__`` raised)."""
+    try:
+        text = str(error)
+    except Exception:
+        text = ""
+    return text or type(error).__name__

@@ -8,6 +8,7 @@ import inspect
 import textwrap
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, overload
 
 from pipeledger.exceptions import DefinitionError
@@ -49,6 +50,20 @@ class Step:
         from pipeledger.caching.sources import module_name
 
         return f"{module_name(self.func.__module__)}.{self.func.__qualname__}"
+
+    @functools.cached_property
+    def source_file(self) -> str | None:
+        """The absolute path of the file defining the function (symbolic links resolved), or None
+        when it is not a file (a REPL, ``exec``). OpenLineage's ``sourceCodeLocation`` names it,
+        relative to the repository's root."""
+        try:
+            found = inspect.getsourcefile(inspect.unwrap(self.func))
+        except (OSError, TypeError):
+            return None
+        if not found:
+            return None
+        resolved = str(Path(found).resolve())
+        return resolved if resolved.isascii() or _is_text(resolved) else None
 
     @property
     def docstring(self) -> str | None:
@@ -134,3 +149,13 @@ def step(
         )
 
     return wrap(func) if func is not None else wrap
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` is valid Unicode text (a file name with undecodable bytes is not: it holds
+    surrogates, which no store keeps)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -41,7 +41,9 @@ from pipeledger.testing.metadata import MetadataContract
 from pipeledger.testing.names import NamesContract
 from pipeledger.testing.register_artifact import RegisterArtifactContract
 from pipeledger.testing.runs import RunsContract
+from pipeledger.testing.search import SearchContract
 from pipeledger.testing.step_runs import StepRunsContract
+from pipeledger.testing.tags import TagsContract
 
 __all__ = [
     "ArtifactStoreContract",
@@ -53,7 +55,9 @@ __all__ = [
     "NamesContract",
     "RegisterArtifactContract",
     "RunsContract",
+    "SearchContract",
     "StepRunsContract",
+    "TagsContract",
 ]
 
 
@@ -66,6 +70,8 @@ class MetadataStoreContract(
     LineageContract,
     RegisterArtifactContract,
     NamesContract,
+    TagsContract,
+    SearchContract,
 ):
     """Every contract test. Subclass it as ``Test<YourStore>`` and define a ``store`` fixture
     yielding an open, empty store (closed after the test)."""

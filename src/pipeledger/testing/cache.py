@@ -178,3 +178,12 @@ class CacheContract:
         assert store.latest_step_run("alpha", "train", before=at(19)).id == older.id  # type: ignore[union-attr]
         assert store.latest_step_run("alpha", "train", before=at(5)) is None
         assert store.latest_step_run("alpha", "evaluate", before=at(100)) is None
+
+    def test_latest_step_run_passes_over_skipped_steps(self, store: MetadataStore) -> None:
+        ran, skipped = make_run(store, "alpha"), make_run(store, "alpha")
+        older, _ = computed(store, ran, end=10)
+        not_run = make_step(store, skipped, "train", start_time=at(20))
+        finish(store, not_run, status=Status.SKIPPED, end_time=at(20))
+        assert store.get_step_run(not_run.id).status is Status.SKIPPED
+        assert store.latest_step_run("alpha", "train", before=at(100)).id == older.id  # type: ignore[union-attr]
+        assert store.find_cached_step(KEY).step_run.id == older.id  # type: ignore[union-attr]

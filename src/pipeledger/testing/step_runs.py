@@ -158,6 +158,34 @@ class StepRunsContract:
         assert fetched.start_time == at(0)
         assert fetched.name == "train"
 
+    def test_a_failed_steps_error_message_is_read_back_exactly(self, store: MetadataStore) -> None:
+        run = make_run(store)
+        step = make_step(store, run, "train")
+        message = "column 'x' is missing ✓\n  expected: ['x', \"y\"]\n\tgot: []\n"  # every line, as raised
+        traceback = f'Traceback (most recent call last):\n  File "t.py", line 1\nKeyError: {message}\nnote: a note'
+
+        finish(store, step, status=Status.FAILED, error=traceback, error_message=message)
+
+        fetched = store.get_step_run(step.id)
+        assert (fetched.error_message, fetched.error) == (message, traceback)
+        assert fetched.failure_message == message  # not the traceback's last line (the note)
+        (listed,) = store.list_step_runs(run.id)
+        assert listed.error_message == message
+
+    def test_a_step_recorded_without_error_message_shows_the_tracebacks_last_line(self, store: MetadataStore) -> None:
+        run = make_run(store)
+        failed = make_step(store, run, "train")
+        done = make_step(store, run, "load")
+
+        finish(store, failed, status=Status.FAILED, error="Traceback...\nValueError: bad\n")
+        finish(store, done)
+
+        fetched = store.get_step_run(failed.id)
+        assert fetched.error_message is None
+        assert fetched.failure_message == "ValueError: bad"
+        completed = store.get_step_run(done.id)
+        assert (completed.error, completed.error_message, completed.failure_message) == (None, None, None)
+
     def test_finish_step_only_touches_its_step(self, store: MetadataStore) -> None:
         run = make_run(store)
         step = make_step(store, run, "load")

@@ -1,8 +1,9 @@
 """The ``kubeflow`` flavor: metadata in the ML Metadata (MLMD) gRPC service Kubeflow runs.
 
 Runs recorded here appear beside Kubeflow Pipelines' own in the same MLMD
-database (as contexts, executions and artifacts of pipeledger's types; see
-:mod:`pipeledger.metadata_store.mlmd.types`). Any orchestrator can record here:
+database (as contexts, executions and artifacts of pipeledger's types, and in
+``system.Pipeline`` / ``system.PipelineRun`` contexts where Kubeflow's and TFX's
+readers look for runs; see :mod:`pipeledger.metadata_store.mlmd.types`). Any orchestrator can record here:
 unlike the original system, this flavor is not tied to the Kubeflow
 orchestrator, only to a reachable MLMD service.
 

@@ -58,11 +58,15 @@ class MlmdCore:
         """Artifacts by pipeledger id; missing ids are absent."""
         return self._by_external_id("artifacts", ids, self.types.artifact)
 
-    def pipeline_named(self, name: str) -> Any | None:
-        """The context of the pipeline called ``name``, or None."""
-        request = service.GetContextByTypeAndNameRequest(type_name=PIPELINE_TYPE, context_name=name)
+    def context_named(self, type_name: str, name: str) -> Any | None:
+        """The context of type ``type_name`` called ``name``, or None."""
+        request = service.GetContextByTypeAndNameRequest(type_name=type_name, context_name=name)
         response = self.conn.call("GetContextByTypeAndName", request)
         return response.context if response.HasField("context") else None
+
+    def pipeline_named(self, name: str) -> Any | None:
+        """The context of the pipeline called ``name``, or None."""
+        return self.context_named(PIPELINE_TYPE, name)
 
     def run_context(self, run_id: str) -> Any:
         """The context of run ``run_id``.

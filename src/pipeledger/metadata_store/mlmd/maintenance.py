@@ -11,13 +11,13 @@ from ml_metadata.proto import metadata_store_service_pb2 as service
 
 from pipeledger.exceptions import UnsupportedOperationError
 from pipeledger.metadata_store.mlmd import records
-from pipeledger.metadata_store.mlmd.core import MlmdCore
-from pipeledger.metadata_store.mlmd.types import ARTIFACT_TYPE
+from pipeledger.metadata_store.mlmd.kfp_view import MlmdKfpView
+from pipeledger.metadata_store.mlmd.types import ARTIFACT_TYPE, STATES
 from pipeledger.metadata_store.mlmd.values import micros, quote, string, time_value
 from pipeledger.models import ArtifactRecord, RunDeletion, Status
 
 
-class MlmdMaintenance(MlmdCore):
+class MlmdMaintenance(MlmdKfpView):
     """Crash detection, integrity checks and scans; deletion is refused."""
 
     def mark_crashed(self, *, heartbeat_before: datetime, at: datetime) -> list[str]:
@@ -36,7 +36,7 @@ class MlmdMaintenance(MlmdCore):
         if steps:
             updates = []
             for ex in steps:
-                update = mlmd.Execution(id=ex.id, type_id=ex.type_id, last_known_state=mlmd.Execution.CANCELED)
+                update = mlmd.Execution(id=ex.id, type_id=ex.type_id, last_known_state=STATES[Status.CRASHED])
                 update.properties["status"].CopyFrom(string(Status.CRASHED.value))
                 update.properties["end_time"].CopyFrom(time_value(at))
                 update.properties["error"].CopyFrom(string("the run crashed while this step ran"))
@@ -54,6 +54,7 @@ class MlmdMaintenance(MlmdCore):
             runs.append(update)
         paths = ["properties.status", "properties.end_time", "properties.error"]
         self.conn.call("PutContexts", service.PutContextsRequest(contexts=runs, update_mask={"paths": paths}))
+        self._set_dag_states({ctx.external_id: (ctx.name, Status.CRASHED) for ctx in stale})
         return run_ids
 
     def delete_run(self, run_id: str) -> RunDeletion:

@@ -187,6 +187,7 @@ class MlmdReads(MlmdCore):
         request.options.filter_query = (
             f"properties.step_key.string_value = '{step_key(step)}' AND contexts_a.id = {found.id}"
             f" AND properties.start_time.int_value < {micros(before)}"
+            f" AND properties.status.string_value != '{Status.SKIPPED.value}'"
         )
         # The newest page by creation (a step's runs are created in the order they start) is enough.
         request.options.order_by_field.field = mlmd.ListOperationOptions.OrderByField.ID

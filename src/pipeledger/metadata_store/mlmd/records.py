@@ -8,7 +8,7 @@ from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
-from pipeledger.metadata_store.mlmd.types import STATES, TypeIds, step_key
+from pipeledger.metadata_store.mlmd.types import KFP_RUN_LINK, STATES, TypeIds, step_key
 from pipeledger.metadata_store.mlmd.values import (
     Props,
     boolean,
@@ -79,6 +79,20 @@ def run_context(types: TypeIds, run: RunCreate, *, name: str, number: int, pipel
     return ctx
 
 
+def kfp_run_context(types: TypeIds, run_id: str, name: str) -> Any:
+    """The ``system.PipelineRun`` context that shows run ``run_id`` (named ``name``) to KFP readers."""
+    ctx = mlmd.Context(type_id=types.kfp_run, name=name)
+    _set(ctx.custom_properties, KFP_RUN_LINK, string(run_id))
+    return ctx
+
+
+def kfp_run_link(ctx: Any) -> str | None:
+    """The id of the pipeledger run a ``system.PipelineRun`` context shows (None if not one of ours)."""
+    if KFP_RUN_LINK not in ctx.custom_properties:
+        return None
+    return str(ctx.custom_properties[KFP_RUN_LINK].string_value)
+
+
 def run_record(ctx: Any) -> RunRecord:
     """The run a run context holds."""
     p = Props(ctx)
@@ -102,7 +116,7 @@ def run_record(ctx: Any) -> RunRecord:
         git_dirty=p.flag("git_dirty"),
         code_hash=p.text("code_hash"),
         error=p.text("error"),
-        tags=p.document("tags", []),
+        tags=sorted(set(p.document("tags", []))),
     )
 
 
@@ -135,12 +149,24 @@ def step_execution(
     return ex
 
 
-def set_status(ex: Any, status: Status, *, end_time: datetime | None, error: str | None = None) -> None:
-    """Set a step execution's status, state, end time and error (and its cache entry's state)."""
+def set_status(
+    ex: Any,
+    status: Status,
+    *,
+    end_time: datetime | None,
+    error: str | None = None,
+    error_message: str | None = None,
+) -> None:
+    """Set a step execution's status, state, end time, error and error message (and its cache
+    entry's state)."""
     props = ex.properties
     _set(props, "status", string(Status(status).value))
     ex.last_known_state = STATES[Status(status)]
-    for key, value in (("end_time", end_time and time_value(end_time)), ("error", error and string(error))):
+    for key, value in (
+        ("end_time", end_time and time_value(end_time)),
+        ("error", error and string(error)),
+        ("error_message", error_message and string(error_message)),
+    ):
         if value is None:
             if key in props:
                 del props[key]
@@ -173,6 +199,7 @@ def step_record(ex: Any) -> StepRunRecord:
         logs_uri=p.text("logs_uri"),
         cache_components=p.document("cache_components"),
         cache_invalidated_at=p.time("cache_invalidated_at"),
+        error_message=p.text("error_message"),
     )
 
 
@@ -226,12 +253,15 @@ def metadata_of(node: Any) -> dict[str, JSON]:
 def event(artifact_id: int | None, direction: Direction, *names: str) -> Any:
     """An event linking an artifact to an execution under the edge name(s) ``names``.
 
-    MLMD keeps one event per (artifact, execution, type); a step that consumes the
-    same artifact under two names gets one event whose path holds both keys.
+    The path is TFX's ``[key, index]`` pair per name (the index is 0: an edge name holds
+    one artifact), which KFP also reads (its first step's key). MLMD keeps one event per
+    (artifact, execution, type); a step that consumes the same artifact under two names
+    gets one event whose path holds both pairs, ``[a, 0, b, 0]``.
     """
     ev = mlmd.Event(artifact_id=artifact_id, type=_EVENT_TYPES[direction])
     for name in names:
         ev.path.steps.add().key = name
+        ev.path.steps.add().index = 0
     return ev
 
 
@@ -258,7 +288,8 @@ def event_direction(ev: Any) -> Direction | None:
 
 
 def event_names(ev: Any) -> list[str]:
-    """The edge names an event's path holds (``[""]`` if it has none)."""
+    """The edge names an event's path holds: its keys, whether written ``[name, 0]`` or (by
+    older pipeledger) ``[name]`` (``[""]`` if it has none)."""
     return [str(step.key) for step in ev.path.steps if step.WhichOneof("value") == "key"] or [""]
 
 

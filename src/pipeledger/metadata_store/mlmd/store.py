@@ -24,6 +24,7 @@ from pipeledger.exceptions import (
     NotFoundError,
     RunExistsError,
     StepRunExistsError,
+    UnsupportedOperationError,
 )
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.mlmd import records
@@ -31,8 +32,8 @@ from pipeledger.metadata_store.mlmd.connection import AlreadyExistsError, MlmdCo
 from pipeledger.metadata_store.mlmd.history import MlmdHistory
 from pipeledger.metadata_store.mlmd.maintenance import MlmdMaintenance
 from pipeledger.metadata_store.mlmd.reads import MlmdReads
-from pipeledger.metadata_store.mlmd.types import RUN_TYPE, register_types, step_key
-from pipeledger.metadata_store.mlmd.values import quote, string, time_value
+from pipeledger.metadata_store.mlmd.types import KFP_RUN_TYPE, RUN_TYPE, register_types, step_key
+from pipeledger.metadata_store.mlmd.values import json_value, quote, string, time_value
 from pipeledger.models import (
     JSON,
     ArtifactCreate,
@@ -76,6 +77,7 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         self._describe = dict(describe or {})
         self.types = register_types(connection.call)
         self._run_links: dict[str, list[int]] = {}  # run id -> MLMD ids of its run and pipeline contexts
+        self._run_dags: dict[str, int | None] = {}  # run id -> MLMD id of its root DAG (see kfp_view)
         self._step_writes = threading.Lock()
 
     def close(self) -> None:
@@ -97,32 +99,43 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
                 return record
             raise MetadataStoreError(f"cannot create run {run.name!r}: its id {run.id!r} is taken")
         templated = "{n}" in run.name
-        if not templated and self._run_named(run.name) is not None:
-            raise RunExistsError(f"a run named {run.name!r} already exists; choose another run_name")
+        if not templated:
+            self._refuse_taken_name(run.name)
         pipeline = self._pipeline_context(run.pipeline_name, run.pipeline_docstring)
+        kfp_pipeline = self._kfp_pipeline_context(run.pipeline_name)
         number = self._next_number(pipeline.external_id)
         for _attempt in range(50):
             name = run.name.replace("{n}", str(number))
             ctx = records.run_context(self.types, run, name=name, number=number, pipeline_id=pipeline.external_id)
             claim = mlmd.Context(type_id=self.types.run_number, name=f"{pipeline.external_id}/{number}")
-            try:  # one call, one transaction: the run and its number, or neither
-                ids = self.conn.call("PutContexts", service.PutContextsRequest(contexts=[claim, ctx])).context_ids
+            kfp_run = records.kfp_run_context(self.types, run.id, name)
+            request = service.PutContextsRequest(contexts=[claim, ctx, kfp_run])
+            try:  # one call, one transaction: the run, its number and its KFP view, or none
+                ids = self.conn.call("PutContexts", request).context_ids
             except AlreadyExistsError:
-                if not templated and self._run_named(name) is not None:
-                    raise RunExistsError(f"a run named {name!r} already exists; choose another run_name") from None
+                if not templated:
+                    self._refuse_taken_name(name)
                 number += 1  # the number (or the templated name) is taken: take the next number
                 continue
-            link = mlmd.ParentContext(child_id=ids[1], parent_id=pipeline.id)
-            self.conn.call("PutParentContexts", service.PutParentContextsRequest(parent_contexts=[link]))
+            links = [
+                mlmd.ParentContext(child_id=ids[1], parent_id=pipeline.id),
+                mlmd.ParentContext(child_id=ids[2], parent_id=kfp_pipeline.id),
+            ]
+            self.conn.call("PutParentContexts", service.PutParentContextsRequest(parent_contexts=links))
             ctx.id = ids[1]
-            self._run_links[run.id] = [ctx.id, pipeline.id]
+            self._run_links[run.id] = [ctx.id, pipeline.id, ids[2], kfp_pipeline.id]
+            self._put_root_dag(run.id, name, run.parameters, [ids[2], kfp_pipeline.id])
             return records.run_record(ctx)
         raise MetadataStoreError(f"could not allocate a unique name for run {run.name!r}")
 
-    def _run_named(self, name: str) -> Any | None:
-        request = service.GetContextByTypeAndNameRequest(type_name=RUN_TYPE, context_name=name)
-        response = self.conn.call("GetContextByTypeAndName", request)
-        return response.context if response.HasField("context") else None
+    def _refuse_taken_name(self, name: str) -> None:
+        """Raise :class:`RunExistsError` if a run (pipeledger's, or a KFP run context) is named ``name``."""
+        if self.context_named(RUN_TYPE, name) is not None:
+            raise RunExistsError(f"a run named {name!r} already exists; choose another run_name")
+        if self.context_named(KFP_RUN_TYPE, name) is not None:
+            raise RunExistsError(
+                f"ML Metadata already holds a Kubeflow run context named {name!r}; choose another run_name"
+            )
 
     def _pipeline_context(self, name: str, docstring: str | None) -> Any:
         for _attempt in range(3):
@@ -148,13 +161,15 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         return 1 + max((c.properties["number"].int_value for c in latest), default=0)
 
     def finish_run(self, run_id: str, status: Status, *, end_time: datetime, error: str | None = None) -> None:
-        update = mlmd.Context(id=self._contexts_of_run(run_id)[0].id, type_id=self.types.run)
+        ctx = self.run_context(run_id)
+        update = mlmd.Context(id=ctx.id, type_id=self.types.run)
         update.properties["status"].CopyFrom(string(Status(status).value))
         update.properties["end_time"].CopyFrom(time_value(end_time))
         if error is not None:
             update.properties["error"].CopyFrom(string(error))
         paths = ["properties.status", "properties.end_time", "properties.error"]
         self.conn.call("PutContexts", service.PutContextsRequest(contexts=[update], update_mask={"paths": paths}))
+        self._set_dag_states({run_id: (ctx.name, Status(status))})
 
     def heartbeat(self, run_id: str, at: datetime) -> None:
         try:
@@ -169,13 +184,15 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
     # ------------------------------------------------------------------ steps
 
     def _contexts_of_run(self, run_id: str) -> list[Any]:
-        """The run's and its pipeline's contexts, by MLMD id only (reused as they are)."""
+        """The run's and its pipeline's contexts (the run's first), and their ``system.*`` views
+        if the run has them (runs recorded before the KFP view have none), by MLMD id only."""
         ids = self._run_links.get(run_id)
         if ids is None:  # MLMD never deletes: once found, the link holds for the store's life
             ctx = self.run_context(run_id)
             pipeline_id = ctx.properties["pipeline_id"].string_value
             pipeline = self.contexts_by_external_id([pipeline_id]).get(pipeline_id)
             ids = [ctx.id] if pipeline is None else [ctx.id, pipeline.id]
+            ids += self._kfp_contexts(run_id, ctx.name)
             self._run_links[run_id] = ids
         return [mlmd.Context(id=i) for i in ids]
 
@@ -217,13 +234,14 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         metadata: Mapping[str, JSON] | None = None,
         error: str | None = None,
         logs_uri: str | None = None,
+        error_message: str | None = None,
     ) -> list[ArtifactRecord]:
         names = [a.name for a in outputs]
         if len(set(names)) != len(names):
             twice = sorted({n for n in names if names.count(n) > 1})
             raise MetadataStoreError(f"cannot finish step run {step_run_id!r}: output names given twice: {twice}")
         with self._step_writes:  # read-modify-write of the execution: see the class docstring
-            return self._finish_step(step_run_id, status, end_time, outputs, metadata, error, logs_uri)
+            return self._finish_step(step_run_id, status, end_time, outputs, metadata, error, logs_uri, error_message)
 
     def _finish_step(
         self,
@@ -234,9 +252,10 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         metadata: Mapping[str, JSON] | None,
         error: str | None,
         logs_uri: str | None,
+        error_message: str | None = None,
     ) -> list[ArtifactRecord]:
         execution = self.step_execution(step_run_id)
-        records.set_status(execution, Status(status), end_time=end_time, error=error)
+        records.set_status(execution, Status(status), end_time=end_time, error=error, error_message=error_message)
         if logs_uri is not None:
             execution.properties["logs_uri"].CopyFrom(string(logs_uri))
         elif "logs_uri" in execution.properties:
@@ -317,6 +336,21 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         except AlreadyExistsError:
             raise MetadataStoreError(f"an artifact with id {artifact.id!r} is already recorded") from None
         return record
+
+    def _change_tags(self, kind: EntityKind, entity_id: str, add: Sequence[str], remove: Sequence[str]) -> None:
+        """Runs only: their ``tags`` property, read and written back (the last of two concurrent
+        changes wins). Step runs and artifacts have no tags on ML Metadata."""
+        if kind is not EntityKind.RUN:
+            raise UnsupportedOperationError(
+                f"the {self.flavor} metadata store keeps tags of runs only, not of {kind.value}s"
+            )
+        ctx = self.run_context(entity_id)
+        current = records.run_record(ctx).tags
+        tags = sorted({*current, *add} - set(remove))
+        update = mlmd.Context(id=ctx.id, type_id=ctx.type_id)
+        update.properties["tags"].CopyFrom(json_value(tags))
+        mask = {"paths": ["properties.tags"]}
+        self.conn.call("PutContexts", service.PutContextsRequest(contexts=[update], update_mask=mask))
 
     def put_metadata(self, kind: EntityKind, entity_id: str, values: Mapping[str, JSON]) -> None:
         if not values:

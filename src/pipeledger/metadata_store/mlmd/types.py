@@ -10,13 +10,34 @@ step run                   execution of type ``pipeledger.Step`` named ``<run id
                            (so a run cannot record a step twice), attributed to its run's
                            and pipeline's contexts; ``last_known_state`` follows the status
 artifact                   artifact of type ``pipeledger.Artifact`` with its URI
-input / output edge        ``INPUT`` / ``OUTPUT`` event whose path is the edge's name
+input / output edge        ``INPUT`` / ``OUTPUT`` event whose path is ``[name, 0]`` (TFX's
+                           ``[key, index]`` form; a step consuming one artifact under two
+                           names gets one event ``[a, 0, b, 0]``); older databases hold
+                           ``[name]`` paths, read the same
 key/value metadata         ``custom_properties`` of the context, execution or artifact
 ids                        ``external_id`` (pipeledger's 32-hex ids); MLMD's integer ids
                            stay internal
 run number                 context of type ``pipeledger.RunNumber`` named
                            ``<pipeline id>/<n>``, created with the run's context
 =========================  ==============================================================
+
+**What Kubeflow Pipelines and TFX readers find** ("the KFP view"): each
+pipeline also has a context of KFP v2's type ``system.Pipeline`` (named as the
+pipeline, shared with Kubeflow's own runs of a pipeline of that name), and each run a
+context of type ``system.PipelineRun`` named as the run, child of it, created in the
+same call as the run's own context. Step executions are attributed to both, so
+``GetContextByTypeAndName("system.PipelineRun", run)`` then
+``GetExecutionsByContext`` finds a run's steps as KFP's client finds its own. Their
+``last_known_state`` is the one KFP and TFX read: ``COMPLETE``, ``CACHED``, ``RUNNING``,
+``FAILED`` for failed *and* crashed steps (``CANCELED`` means "not triggered" to KFP,
+a success), ``CANCELED`` for skipped steps; the ``status`` property keeps pipeledger's
+own status (``crashed``). The ``system.*`` types are registered schemaless, as KFP
+registers them (KFP re-registers them without ``can_omit_fields``: a declared property
+would make its own calls fail), so the KFP view carries only a ``pipeledger_run_id``
+custom property linking back; pipeledger's fields stay on the ``pipeledger.*`` nodes,
+whose declared properties MLMD filter queries need. Runs recorded before the KFP view
+existed have no ``system.*`` contexts and are read exactly as before: pipeledger reads
+only its ``pipeledger.*`` types.
 
 pipeledger's own fields are declared ``properties`` of these types, so
 Kubeflow's UI and MLMD filter queries see them. Types are registered with
@@ -42,6 +63,13 @@ ARTIFACT_TYPE = "pipeledger.Artifact"
 #: One context per (pipeline, run number), created in the same call as the run's context: MLMD's
 #: unique (type, name) makes run numbers unique per pipeline, as a unique index does in SQL.
 RUN_NUMBER_TYPE = "pipeledger.RunNumber"
+#: Kubeflow Pipelines v2's context types (``backend/src/v2/metadata/client.go``), schemaless.
+KFP_PIPELINE_TYPE = "system.Pipeline"
+KFP_RUN_TYPE = "system.PipelineRun"
+#: KFP v2's execution type of a run's root DAG, which holds the run's state.
+KFP_DAG_TYPE = "system.DAGExecution"
+#: The custom property of a ``system.PipelineRun`` context naming the pipeledger run it mirrors.
+KFP_RUN_LINK = "pipeledger_run_id"
 
 S, INT, B = mlmd.STRING, mlmd.INT, mlmd.BOOLEAN
 
@@ -87,6 +115,7 @@ STEP_PROPERTIES = {
     "cached_from_id": S,
     "error": S,
     "logs_uri": S,
+    "error_message": S,
 }
 ARTIFACT_PROPERTIES = {
     "type": S,
@@ -100,24 +129,31 @@ ARTIFACT_PROPERTIES = {
     "artifact_store": S,
 }
 
+#: ``last_known_state`` per status, as KFP and TFX read it: a crashed step is a failure to
+#: them (``CANCELED`` is KFP's "not triggered", which it counts as done).
 STATES = {
     Status.RUNNING: mlmd.Execution.RUNNING,
     Status.COMPLETED: mlmd.Execution.COMPLETE,
     Status.FAILED: mlmd.Execution.FAILED,
     Status.CACHED: mlmd.Execution.CACHED,
-    Status.CRASHED: mlmd.Execution.CANCELED,
+    Status.CRASHED: mlmd.Execution.FAILED,
+    # A step not run (a branch not taken, or after a failure) is KFP's "not triggered".
+    Status.SKIPPED: mlmd.Execution.CANCELED,
 }
 
 
 @dataclass(frozen=True)
 class TypeIds:
-    """MLMD's ids of pipeledger's four types on one server."""
+    """MLMD's ids of pipeledger's types, and of KFP's context types, on one server."""
 
     pipeline: int
     run: int
     step: int
     artifact: int
     run_number: int
+    kfp_pipeline: int
+    kfp_run: int
+    kfp_dag: int
 
 
 def register_types(call: Any) -> TypeIds:
@@ -128,6 +164,12 @@ def register_types(call: Any) -> TypeIds:
             context_type=mlmd.ContextType(name=name, properties=properties or {}), can_add_fields=True
         )
         return int(call("PutContextType", request).type_id)
+
+    def schemaless(name: str) -> int:  # KFP's types: whatever KFP (or anyone) declared stays as it is
+        request = service.PutContextTypeRequest(context_type=mlmd.ContextType(name=name), can_omit_fields=True)
+        return int(call("PutContextType", request).type_id)
+
+    dag = service.PutExecutionTypeRequest(execution_type=mlmd.ExecutionType(name=KFP_DAG_TYPE), can_omit_fields=True)
 
     step = service.PutExecutionTypeRequest(
         execution_type=mlmd.ExecutionType(name=STEP_TYPE, properties=STEP_PROPERTIES), can_add_fields=True
@@ -141,6 +183,9 @@ def register_types(call: Any) -> TypeIds:
         step=int(call("PutExecutionType", step).type_id),
         artifact=int(call("PutArtifactType", artifact).type_id),
         run_number=context_type(RUN_NUMBER_TYPE),
+        kfp_pipeline=schemaless(KFP_PIPELINE_TYPE),
+        kfp_run=schemaless(KFP_RUN_TYPE),
+        kfp_dag=int(call("PutExecutionType", dag).type_id),
     )
 
 

@@ -131,7 +131,12 @@ class CacheQueries(SqlQueries):
         query = (
             select(step_runs)
             .select_from(step_runs.join(RUNS_FROM, step_runs.c.run_id == pipeline_runs.c.id))
-            .where(step_runs.c.name == step, pipelines.c.name == pipeline, step_runs.c.start_time < before)
+            .where(
+                step_runs.c.name == step,
+                pipelines.c.name == pipeline,
+                step_runs.c.start_time < before,
+                step_runs.c.status != Status.SKIPPED.value,
+            )
             .order_by(step_runs.c.start_time.desc())
             .limit(1)
         )
