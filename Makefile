@@ -58,12 +58,13 @@ BENCH_ARGS ?=
 $(BENCH_VENV)/.installed: pyproject.toml
 	$(BENCH_PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[mysql,postgresql]" "ml-metadata==1.17.1"
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[mysql,postgresql,s3]" "ml-metadata==1.17.1" "moto[server]>=5.0" "numpy>=1.24"
 	@touch $@
 
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m benchmarks.run $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.e2e
+	$(BENCH_VENV)/bin/python -m benchmarks.artifacts
 
 bench-server: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m benchmarks.run --server $(BENCH_ARGS)

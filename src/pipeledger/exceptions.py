@@ -9,6 +9,7 @@
      │    ├── ArtifactNotFoundError an artifact's record exists but its files are gone
      │    └── CacheEntryGoneError   a cache hit's original step run was deleted before it was reused
      ├── ArtifactStoreOwnerError    a directory of the artifact store is another metadata store's
+     ├── ArtifactStoreUnavailableError  the artifact store cannot be reached, has no bucket, refuses the credentials
      ├── MaterializerError          no materializer can save or load a value
      │    └── ArtifactIntegrityError an artifact's files differ from their recorded content hash
      ├── QueryError (ValueError)    a search filter or order is malformed; the message shows a caret under it
@@ -99,6 +100,12 @@ class ArtifactNotFoundError(NotFoundError):
 
 class ArtifactStoreOwnerError(PipeledgerError):
     """A directory of the artifact store belongs to another metadata store."""
+
+
+class ArtifactStoreUnavailableError(PipeledgerError):
+    """The artifact store cannot be used: its endpoint is unreachable, its bucket does not exist, its
+    credentials are refused, or transient errors persisted after the retries. The message names
+    the store, its location and the cause (never a credential)."""
 
 
 class CacheEntryGoneError(NotFoundError):

@@ -128,11 +128,12 @@ def list_steps(
 
 @click.group("artifact")
 def artifact_group() -> None:
-    """Find artifacts across runs.
+    """Find artifacts across runs, and show one with a preview of its value.
 
     \b
     Example:
       pipeledger artifact list --filter "type = 'Model' and size > 1000000"
+      pipeledger artifact show training-3/train/model
     """
 
 

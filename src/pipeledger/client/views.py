@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, overload
 
 from pipeledger.artifacts.materializers import default_registry
-from pipeledger.artifacts.store import read_artifact, read_text
+from pipeledger.artifacts.store import preview_artifact, read_artifact, read_text
 from pipeledger.client.base import NamedMapping, View
 from pipeledger.client.html_repr import run_html, step_html
 from pipeledger.client.tags import Taggable
@@ -706,6 +706,18 @@ class ArtifactView(Taggable, View[ArtifactRecord, Any]):
             MaterializerError: it cannot be loaded.
         """
         return read_artifact(self._record, default_registry())
+
+    def preview(self) -> dict[str, JSON]:
+        """A bounded summary of the value without loading it (for listings, notebooks and UIs):
+        ``files`` (name → bytes) and ``preview``, by kind: ``json`` (the first KiB of text),
+        ``bytes``, ``array`` (shape, dtype, statistics of the first MiB), ``table`` (columns,
+        rows, the first rows), or ``none`` (pickles and models are never loaded to preview
+        them). Reads a bounded amount, with ranged reads on object storage.
+
+        Raises:
+            ArtifactNotFoundError: its files are gone.
+        """
+        return preview_artifact(self._record, default_registry())
 
     @property
     def parent(self) -> StepView | None:
