@@ -342,7 +342,9 @@ def test_check_reports_missing_and_changed_files() -> None:
     assert (code, err) == (0, ""), out + err  # the files exist; only --deep re-hashes them
     code, out, err = invoke("metadata-store", "check", "--deep")
     assert code == 1
-    assert f"problem: 1 artifacts whose content changed: {model}" in err
+    assert (
+        f"problem: 1 artifact whose content does not match the recorded hash (files changed or removed): {model}" in err
+    )
     assert "Traceback" not in out + err
 
     for file in data.iterdir():
@@ -350,7 +352,7 @@ def test_check_reports_missing_and_changed_files() -> None:
     data.rmdir()
     code, out, err = invoke("metadata-store", "check")
     assert code == 1
-    assert err.strip() == f"problem: 1 artifacts whose files are missing: {data}"
+    assert err.strip() == f"problem: 1 artifact whose files are missing: {data}"
     code, out, err = invoke("metadata-store", "check", "--deep")
     assert code == 1 and len(err.strip().splitlines()) == 2
 

@@ -110,14 +110,23 @@ def test_run_delete_and_gc_remove_the_objects_and_check_deep_finds_what_changed(
     model = second.steps["train"].outputs["model"].uri
     fs.pipe_file(f"{model.removeprefix('s3://')}/data.json", b'{"w": 0.99, "n": 4}')
     code, out, err = invoke("metadata-store", "check", "--deep")
-    assert code == 1 and f"artifacts whose content changed: {model}" in err and "Traceback" not in out + err
+    assert (
+        code == 1
+        and f"artifact whose content does not match the recorded hash (files changed or removed): {model}" in err
+        and "Traceback" not in out + err
+    )
     accuracy = second.steps["train"].outputs["accuracy"].uri  # its data object deleted, its manifest kept
     fs.rm_file(f"{accuracy.removeprefix('s3://')}/data.json")
     code, out, err = invoke("metadata-store", "check", "--deep")
-    assert code == 1 and "2 artifacts whose content changed: " in err and model in err and accuracy in err
+    assert (
+        code == 1
+        and "2 artifacts whose content does not match the recorded hash (files changed or removed): " in err
+        and model in err
+        and accuracy in err
+    )
     fs.rm(model.removeprefix("s3://"), recursive=True)  # the whole artifact deleted
     code, out, err = invoke("metadata-store", "check", "--deep")
-    assert code == 1 and f"artifacts whose files are missing: {model}" in err
+    assert code == 1 and f"1 artifact whose files are missing: {model}" in err
 
     # run delete removes the run's objects (those of artifacts no other run uses).
     doomed = [a.uri for s in first.steps.values() for a in s.outputs.values()]

@@ -20,6 +20,7 @@ from pipeledger.exceptions import ArtifactStoreUnavailableError, NotFoundError
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import RunDeletion, RunRecord, Status, utcnow
 from pipeledger.settings import heartbeat_timeout
+from pipeledger.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -328,10 +329,10 @@ def check_store(store: MetadataStore, *, deep: bool = False, limit: int = 20) ->
             elif deep and hash_artifact(artifact.uri)[0] != artifact.content_hash:
                 mismatched.append(artifact.uri)
     for label, uris in (
-        ("artifacts whose files are missing", missing),
-        ("artifacts whose content changed", mismatched),
+        ("whose files are missing", missing),
+        ("whose content does not match the recorded hash (files changed or removed)", mismatched),
     ):
         if uris:
             shown = ", ".join(uris[:limit]) + (" ..." if len(uris) > limit else "")
-            report.problems.append(f"{len(uris)} {label}: {shown}")
+            report.problems.append(f"{plural(len(uris), 'artifact')} {label}: {shown}")
     return report
