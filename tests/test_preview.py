@@ -4,6 +4,7 @@ bytes that cross the wire are counted (through :class:`tests.s3.FaultyHttpProxy`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -102,9 +103,27 @@ def test_artifact_show_prints_the_record_and_the_preview(proxy: FaultyHttpProxy 
     assert "first 131072 elements: min 0.0, max 131071.0, mean 65535.5; [0.0, 1.0, 2.0," in result.output
     assert "size  32000128 B in 1 file" in result.output and f"produced by  {run.name}/make" in result.output
     result = CliRunner().invoke(cli, ["artifact", "show", f"{run.name}/make/table"])
-    assert result.exit_code == 0 and "1000 rows; columns: x int64, name " in result.output
-    assert '{"x": 0, "name": "n0"}' in result.output
+    assert result.exit_code == 0 and "1000 rows x 2 columns; first 5 rows:" in result.output
+    header, types, _, first, *_ = [line.split() for line in result.output.split("first 5 rows:\n")[1].splitlines()]
+    assert (header, first) == (["x", "name"], ["0", "n0"]) and types[0] == "int64"
     result = CliRunner().invoke(cli, ["artifact", "show", "nope"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     result = CliRunner().invoke(cli, ["artifact", "show", f"{run.name}/make/opaque"])
     assert result.exit_code == 0 and "no preview for this materializer" in result.output
+
+
+def test_a_wide_table_preview_shows_the_columns_that_fit_and_counts_the_others() -> None:
+    from rich.console import Console
+
+    from pipeledger.cli.artifact import _print_table
+
+    columns = {f"feature number {i}": "double" for i in range(30)}
+    head = [{name: i * 0.5 for name in columns} for i in range(3)]
+    out = Console(width=80, record=True, color_system=None)
+    _print_table(out, {"kind": "table", "rows": 569, "columns": columns, "head": head})
+    lines = out.export_text().splitlines()
+    assert lines[0] == "  569 rows x 30 columns; first 3 rows:"
+    assert all(len(line) <= 80 for line in lines)
+    shown = re.findall(r"feature number \d+", lines[1])
+    assert lines[-1] == f"  ... and {30 - len(shown)} more columns (--json shows them all)"
+    assert 1 <= len(shown) < 30 and shown == [f"feature number {i}" for i in range(len(shown))]

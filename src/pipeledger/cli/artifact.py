@@ -7,6 +7,10 @@ import json
 from typing import Any
 
 import click
+from rich import box
+from rich.console import Console
+from rich.padding import Padding
+from rich.table import Table
 
 from pipeledger.cli import json_output
 from pipeledger.cli.options import json_option
@@ -47,8 +51,44 @@ def show(reference: str, as_json: bool) -> None:
     for label, value in facts:
         out.print(f"  [bold]{label}[/bold]  {esc(value)}", highlight=False, soft_wrap=True)
     out.print("[bold]preview[/bold]", highlight=False)
-    for line in preview_lines(summary["preview"]):
+    preview = summary["preview"]
+    if preview.get("kind") == "table" and preview["head"]:
+        _print_table(out, preview)
+        return
+    for line in preview_lines(preview):
         out.print(f"  {esc(line)}", highlight=False, soft_wrap=True)
+
+
+def _print_table(out: Console, preview: dict[str, Any]) -> None:
+    """A table preview as a terminal table: its size, then the first rows of the columns that fit
+    the terminal's width (a note names how many more there are; ``--json`` has them all)."""
+    columns = list(preview["columns"])
+    size = f"{plural(preview['rows'], 'row')} x {plural(len(columns), 'column')}"
+    out.print(f"  {size}; first {plural(len(preview['head']), 'row')}:", highlight=False)
+    cells = [[_cell(row.get(name)) for name in columns] for row in preview["head"]]
+    room, shown = out.width - 2, 0
+    for index, name in enumerate(columns):
+        width = min(_CELL, max(len(name), *(len(row[index]) for row in cells))) + 3
+        if room - width < 0 and shown:
+            break
+        room -= width
+        shown += 1
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for name in columns[:shown]:
+        table.add_column(f"{name}\n{preview['columns'][name]}", overflow="ellipsis", no_wrap=True, max_width=_CELL)
+    for row in cells:
+        table.add_row(*(esc(value) for value in row[:shown]))
+    out.print(Padding(table, (0, 0, 0, 2)))
+    if shown < len(columns):
+        out.print(f"  ... and {plural(len(columns) - shown, 'more column')} (--json shows them all)", highlight=False)
+
+
+_CELL = 24
+"""The widest a preview table's column is drawn (longer values end with an ellipsis)."""
+
+
+def _cell(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
 def preview_lines(preview: dict[str, Any]) -> list[str]:
