@@ -19,6 +19,7 @@ from pipeledger.cli.metadata_store import metadata_store_group
 from pipeledger.cli.orchestrator import orchestrator_group
 from pipeledger.cli.pipeline import pipeline_group
 from pipeledger.cli.run import run_group
+from pipeledger.cli.server import server_group
 from pipeledger.cli.stack import stack_group
 
 
@@ -45,6 +46,7 @@ for group in (
     lineage_command,
     gc,
     import_group,
+    server_group,
 ):
     cli.add_command(group)
 
