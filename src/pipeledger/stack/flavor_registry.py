@@ -33,6 +33,7 @@ BUILTIN_FLAVORS: dict[ComponentType, dict[str, str]] = {
         "postgresql": "pipeledger.metadata_store.flavors.postgresql:PostgreSQLMetadataStoreFlavor",
         "kubeflow": "pipeledger.metadata_store.flavors.kubeflow:KubeflowMetadataStoreFlavor",
         "kubernetes": "pipeledger.metadata_store.flavors.kubernetes:KubernetesMetadataStoreFlavor",
+        "rest": "pipeledger.metadata_store.flavors.rest:RestMetadataStoreFlavor",
     },
 }
 
