@@ -53,8 +53,12 @@ class ServerProcess:
     """A ``pipeledger server start`` process serving the store of ``backend`` (``sqlite``, or
     ``postgresql``/``mysql`` at ``url``) from its own home under ``directory``."""
 
-    def __init__(self, backend: str, directory: Path, url: URL | None = None) -> None:
+    def __init__(
+        self, backend: str, directory: Path, url: URL | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.backend = backend
+        self.env = env or {}
+        self.artifacts = directory / "server-artifacts"
         self.home = directory / "server-home"
         self.log = directory / "server.log"
         self.port = free_port()
@@ -70,7 +74,7 @@ class ServerProcess:
             args = [f"--{k}={v}" for k, v in values.items() if k != "password"]
         for command in (
             ["metadata-store", "register", "served", f"--flavor={backend}", *args],
-            ["artifact-store", "register", "served", "--flavor=local", f"--path={directory / 'server-artifacts'}"],
+            ["artifact-store", "register", "served", "--flavor=local", f"--path={self.artifacts}"],
             ["stack", "register", "served", "-m", "served", "-a", "served"],
         ):
             result = pipeledger(self.home, *command)
@@ -81,7 +85,7 @@ class ServerProcess:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", CLI, "server", "start", "--stack", "served", "--port", str(self.port)],
-                env={**os.environ, "PIPELEDGER_HOME": str(self.home)},
+                env={**os.environ, "PIPELEDGER_HOME": str(self.home), **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -74,7 +74,7 @@ def client_home(tmp_path: Path, server: ServerProcess, retry_window: float) -> P
             "--flavor=rest",
             f"--url={server.url}",
             f"--retry-window={retry_window}",
-        ],  # noqa: E501
+        ],
         ["stack", "register", "team", "-m", "team"],
         ["stack", "set", "team"],
     ):

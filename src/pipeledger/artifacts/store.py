@@ -91,19 +91,30 @@ class ArtifactStore:
             (``0600``/``0700``) or ``group`` (``0660``/``2770``).
     """
 
-    def __init__(self, root: str, *, name: str = "default", permissions: Permissions = PRIVATE) -> None:
+    def __init__(
+        self, root: str, *, name: str = "default", permissions: Permissions = PRIVATE, filesystem: Any = None
+    ) -> None:
         self.name = name
         self.permissions = permissions
-        self.fs, self.root = fsspec.core.url_to_fs(str(root))
+        if filesystem is None:
+            self.fs, self.root = fsspec.core.url_to_fs(str(root))
+        else:  # another machine's files, served (the rest flavor): URIs are its paths
+            self.fs, self.root = filesystem, str(root)
+            serve_paths(self.root, filesystem)
         self.root = self.root.rstrip("/")
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
-        self._prefix = "" if protocol in ("file", "local") else f"{protocol}://"
+        self._prefix = "" if protocol in ("file", "local") or filesystem is not None else f"{protocol}://"
         self._local = isinstance(self.fs, LocalFileSystem)
         self._root_ready = False
         self._claimed: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<ArtifactStore {self.name} {self.root}>"
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the files are on this machine's filesystem."""
+        return self._local
 
     def claim(self, identity: StoreIdentity, description: Mapping[str, Any]) -> None:
         """Make ``stores/<id>/`` the metadata store ``identity``'s: write its ``.owner.json`` (the
@@ -242,6 +253,30 @@ class ArtifactStore:
         make_dirs(path, self.permissions)
 
 
+#: Roots whose files another machine serves (root -> filesystem), see :func:`serve_paths`.
+_SERVED: dict[str, Any] = {}
+
+
+def serve_paths(root: str, filesystem: Any) -> None:
+    """Read every URI under ``root`` through ``filesystem`` from now on (in this process).
+
+    A ``rest`` artifact store records the server's own paths as URIs (so the server's ``gc`` and
+    ``check`` find its files); on a client those paths are the server's, so reads of them
+    (:func:`read_artifact`, :func:`read_text`, :func:`uri_exists`, :func:`hash_artifact`) go
+    through the server."""
+    _SERVED[root.rstrip("/")] = filesystem
+
+
+def filesystem_of(uri: str) -> tuple[Any, str]:
+    """The filesystem holding ``uri`` and the path on it: a served root's (see
+    :func:`serve_paths`), else fsspec's for the URI."""
+    if _SERVED and uri.startswith("/"):
+        for root, filesystem in _SERVED.items():
+            if uri == root or uri.startswith(root + "/"):
+                return filesystem, uri
+    return fsspec.core.url_to_fs(uri)
+
+
 def _protocols(fs: Any) -> tuple[str, ...]:
     return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
 
@@ -261,7 +296,7 @@ def read_artifact(artifact: ArtifactRecord, registry: MaterializerRegistry) -> A
         ArtifactIntegrityError: its files differ from the recorded content hash (nothing loaded).
         MaterializerError: its materializer cannot be loaded or fails.
     """
-    fs, path = fsspec.core.url_to_fs(artifact.uri)
+    fs, path = filesystem_of(artifact.uri)
     materializer = registry.by_path(artifact.materializer)
     if materializer.verify_before_load:
         return _read_verified(artifact, materializer, fs, path)
@@ -318,7 +353,7 @@ def read_text(uri: str) -> str:
     Raises:
         ArtifactNotFoundError: the file does not exist.
     """
-    fs, path = fsspec.core.url_to_fs(uri)
+    fs, path = filesystem_of(uri)
     try:
         with fs.open(path, "rb") as f:
             return bytes(f.read()).decode("utf-8", errors="replace")
@@ -328,15 +363,15 @@ def read_text(uri: str) -> str:
 
 def hash_artifact(uri: str) -> tuple[str, int]:
     """The content hash and size of the artifact files at ``uri`` (as recorded when written)."""
-    fs, path = fsspec.core.url_to_fs(uri)
+    fs, path = filesystem_of(uri)
     return _hash_tree(fs, path)
 
 
 def uri_exists(uri: str) -> bool:
     """Whether anything exists at ``uri``."""
-    if uri.startswith("/"):  # a local path: skip fsspec's resolution
+    if uri.startswith("/") and not _SERVED:  # a local path: skip fsspec's resolution
         return os.path.exists(uri)
-    fs, path = fsspec.core.url_to_fs(uri)
+    fs, path = filesystem_of(uri)
     return bool(fs.exists(path))
 
 
@@ -362,6 +397,10 @@ def _hash_tree(fs: Any, path: str, copy_to: str | None = None) -> tuple[str, int
     With ``copy_to`` (a local directory), the files are also copied there as they are
     read: the copy is exactly what was hashed.
     """
+    served_hash = getattr(fs, "content_hash", None)
+    if served_hash is not None and copy_to is None:  # hashed where the files are
+        found: tuple[str, int] = served_hash(path)
+        return found
     digest = hashlib.sha256()
     size = 0
     for file in sorted(fs.find(path)):

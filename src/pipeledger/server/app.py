@@ -16,31 +16,38 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from pipeledger import __version__
+from pipeledger.artifacts.store import ArtifactStore
 from pipeledger.exceptions import ConfigError, PipeledgerError
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.rest.protocol import API_PREFIX, API_VERSION
+from pipeledger.server.artifact_routes import artifact_router
 from pipeledger.server.auth import authorize
 from pipeledger.server.errors import error_response, install_handlers
 from pipeledger.server.store_routes import add_schemas, store_of, store_router
+
+if TYPE_CHECKING:
+    from pipeledger.stack.stack import Stack
 
 #: The environment variable naming the stack a server process serves (set by ``server start``,
 #: read by each uvicorn worker in :func:`app_from_environment`).
 STACK_VARIABLE = "PIPELEDGER_SERVER_STACK"
 
 
-def create_app(open_store: Callable[[], MetadataStore]) -> FastAPI:
+def create_app(open_store: Callable[[], MetadataStore], artifact_store: ArtifactStore | None = None) -> FastAPI:
     """The application serving the store ``open_store()`` opens when the application starts
-    (and closes when it stops)."""
+    (and closes when it stops), and the files of ``artifact_store`` when it is local
+    (:mod:`.artifact_routes`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.artifact_store = artifact_store
         app.state.store = await run_in_threadpool(open_store)
         try:
             yield
@@ -60,6 +67,7 @@ def create_app(open_store: Callable[[], MetadataStore]) -> FastAPI:
     schemas: dict[str, Any] = {}
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authorize)])
     api.include_router(store_router(schemas))
+    api.include_router(artifact_router())
     api.add_api_route("/info", info, methods=["GET"], summary="Versions, and where the store keeps its data.")
     app.include_router(api)
     app.add_api_route("/health", health, methods=["GET"], summary="The server process answers.")
@@ -92,8 +100,8 @@ async def info(request: Request) -> dict[str, Any]:
     return {**versions(), "metadata_store": store_of(request).describe()}
 
 
-def open_stack_store(stack: str | None) -> MetadataStore:
-    """The metadata store of the registered stack ``stack`` (default: the active one).
+def open_stack(stack: str | None) -> Stack:
+    """The registered stack ``stack`` (default: the active one), its metadata store not opened.
 
     Raises:
         ConfigError: the stack's metadata store is itself a ``rest`` store (a server must front a
@@ -108,11 +116,11 @@ def open_stack_store(stack: str | None) -> MetadataStore:
             f"stack {built.name!r} keeps its metadata in a rest store (another server); start the server "
             "on a stack whose metadata store is a database (sqlite, mysql, postgresql...)"
         )
-    return built.metadata_store
+    return built
 
 
 def app_from_environment() -> FastAPI:
-    """The application of a ``pipeledger server start`` process (uvicorn's factory): the store
+    """The application of a ``pipeledger server start`` process (uvicorn's factory): the stores
     of the stack named by ``$PIPELEDGER_SERVER_STACK`` (the active stack if unset)."""
-    stack = os.environ.get(STACK_VARIABLE) or None
-    return create_app(lambda: open_stack_store(stack))
+    built = open_stack(os.environ.get(STACK_VARIABLE) or None)
+    return create_app(lambda: built.metadata_store, built.artifact_store)

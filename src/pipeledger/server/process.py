@@ -99,10 +99,11 @@ def serve(options: ServerOptions) -> None:
     metadata store is opened first, so a store that cannot be opened is one error line."""
     import uvicorn
 
-    from pipeledger.server.app import STACK_VARIABLE, open_stack_store
+    from pipeledger.server.app import STACK_VARIABLE, open_stack
 
     check_options(options)
-    open_stack_store(options.stack).close()
+    checked = open_stack(options.stack)
+    checked.metadata_store.close()
     if options.stack:
         os.environ[STACK_VARIABLE] = options.stack
     else:

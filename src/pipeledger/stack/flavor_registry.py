@@ -26,6 +26,7 @@ BUILTIN_FLAVORS: dict[ComponentType, dict[str, str]] = {
     },
     ComponentType.ARTIFACT_STORE: {
         "local": "pipeledger.artifacts.flavors:LocalArtifactStoreFlavor",
+        "rest": "pipeledger.artifacts.flavors:RestArtifactStoreFlavor",
     },
     ComponentType.METADATA_STORE: {
         "sqlite": "pipeledger.metadata_store.flavors.sqlite:SqliteMetadataStoreFlavor",
