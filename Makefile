@@ -10,7 +10,7 @@ help:
 	@echo "make test   - install dev extras, run ruff, mypy and the test suite"
 	@echo "make stress - the concurrency tests at full size (8 processes x 25 runs x 5 steps per database)"
 	@echo "make bench  - ledger-bench: pipeledger vs a raw SQLite floor vs ML Metadata (BENCH_ARGS=--quick)"
-	@echo "make bench-server - ledger-bench for pipeledger on MariaDB and PostgreSQL"
+	@echo "make bench-server - ledger-bench for pipeledger on MariaDB and PostgreSQL, then through pipeledger server"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "pipeledger needs Python >= 3.10; set PYTHON=python3.x")'
@@ -57,7 +57,7 @@ BENCH_ARGS ?=
 $(BENCH_VENV)/.installed: pyproject.toml
 	$(BENCH_PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[mysql,postgresql]" "ml-metadata==1.17.1"
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[mysql,postgresql,server]" "ml-metadata==1.17.1"
 	@touch $@
 
 bench: $(BENCH_VENV)/.installed
@@ -66,6 +66,7 @@ bench: $(BENCH_VENV)/.installed
 
 bench-server: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m benchmarks.run --server $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python -m benchmarks.server
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

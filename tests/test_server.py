@@ -124,7 +124,7 @@ def test_every_api_route_goes_through_the_caller_check(tmp_path: object) -> None
 
     app = create_app(lambda: open_sqlite_store(SqliteMetadataStoreConfig(path=str(Path(str(tmp_path)) / "s.db"))))
 
-    def refuse() -> None:
+    async def refuse() -> None:
         raise ApiError(401, "NotAuthenticated", "who are you?")
 
     app.dependency_overrides[authorize] = refuse

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -59,12 +60,17 @@ class Transport:
         headers = {VERSION_HEADER: API_VERSION, "User-Agent": f"pipeledger/{__version__}"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        # TCP_NODELAY: a request's headers and body are two writes; with Nagle's algorithm the
+        # body waits for the server's delayed ACK of the headers (40 ms on Linux) on every call.
         self.http = httpx.Client(
             base_url=self.url + API_PREFIX,
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            verify=verify,
-            limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=25.0),
+            transport=httpx.HTTPTransport(
+                verify=verify,
+                limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=25.0),
+                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            ),
         )
 
     def close(self) -> None:
