@@ -54,15 +54,23 @@ class ServerProcess:
     ``postgresql``/``mysql`` at ``url``) from its own home under ``directory``."""
 
     def __init__(
-        self, backend: str, directory: Path, url: URL | None = None, env: dict[str, str] | None = None
+        self,
+        backend: str,
+        directory: Path,
+        url: URL | None = None,
+        env: dict[str, str] | None = None,
+        tls: tuple[Path, Path] | None = None,
+        workers: int = 1,
     ) -> None:
+        self.workers = workers
         self.backend = backend
         self.env = env or {}
+        self.tls = tls
         self.artifacts = directory / "server-artifacts"
         self.home = directory / "server-home"
         self.log = directory / "server.log"
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.database_url = url
         self.process: subprocess.Popen[bytes] | None = None
         if backend == "sqlite":
@@ -83,8 +91,22 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         """Start the server and wait until ``/ready`` answers."""
         with open(self.log, "ab") as log:
+            tls = ["--ssl-certfile", str(self.tls[0]), "--ssl-keyfile", str(self.tls[1])] if self.tls else []
             self.process = subprocess.Popen(
-                [sys.executable, "-c", CLI, "server", "start", "--stack", "served", "--port", str(self.port)],
+                [
+                    sys.executable,
+                    "-c",
+                    CLI,
+                    "server",
+                    "start",
+                    "--stack",
+                    "served",
+                    "--port",
+                    str(self.port),
+                    *tls,
+                    "--workers",
+                    str(self.workers),
+                ],
                 env={**os.environ, "PIPELEDGER_HOME": str(self.home), **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -100,8 +122,11 @@ class ServerProcess:
 
     def ready(self) -> bool:
         """Whether ``/ready`` answers 200."""
+        import ssl
+
+        context = ssl.create_default_context(cafile=str(self.tls[0])) if self.tls else None
         try:
-            with urllib.request.urlopen(self.url + "/ready", timeout=1) as answer:
+            with urllib.request.urlopen(self.url + "/ready", timeout=1, context=context) as answer:
                 return bool(answer.status == 200)
         except OSError:
             return False

@@ -6,6 +6,8 @@ end, which use FastAPI's in-process client to swap the caller check.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from click.testing import CliRunner
@@ -137,3 +139,53 @@ def test_every_api_route_goes_through_the_caller_check(tmp_path: object) -> None
             assert answer.status_code == 401, path
             assert answer.json()["error"]["type"] == "NotAuthenticated"
         assert client.get("/health").status_code == 200  # outside the API: probes need no caller
+
+
+def test_tls_with_a_private_ca(tmp_path: Path) -> None:
+    """``--ssl-certfile/--ssl-keyfile``: the rest flavor talks HTTPS, checking the certificate
+    against ``ca_cert``; without it, the unknown certificate is refused in one line."""
+    import subprocess
+
+    from pipeledger.exceptions import StoreUnavailableError
+    from pipeledger.metadata_store.rest import RestMetadataStore
+    from pipeledger.metadata_store.rest.transport import Transport
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (tmp_path / "server").mkdir()
+    server = ServerProcess("sqlite", tmp_path / "server", tls=(cert, key)).start()
+    try:
+        assert server.url.startswith("https://")
+        store = RestMetadataStore(Transport(server.url, verify=str(cert)))
+        assert store.list_runs() == [] and store.server["api_version"] == API_VERSION
+        store.close()
+        with pytest.raises(StoreUnavailableError, match=f"cannot reach the pipeledger server at {server.url}"):
+            RestMetadataStore(Transport(server.url))
+    finally:
+        server.stop()
+
+
+def test_several_workers_answer_without_nagle_delays(tmp_path: Path) -> None:
+    """With ``--workers 2`` uvicorn binds the socket itself and asyncio left Nagle's algorithm on:
+    every response waited for the client's delayed ACK (>= 40 ms on Linux). No more."""
+    import socket
+    import statistics
+    import time
+
+    (tmp_path / "server").mkdir()
+    server = ServerProcess("sqlite", tmp_path / "server", workers=2).start()
+    try:
+        transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        with httpx.Client(transport=transport) as client:
+            times = []
+            for _ in range(30):
+                start = time.perf_counter()
+                client.post(server.url + "/api/v1/store/count_runs", json={})
+                times.append(time.perf_counter() - start)
+        assert statistics.median(times) < 0.03, times
+    finally:
+        server.stop()

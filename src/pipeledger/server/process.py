@@ -100,6 +100,7 @@ def serve(options: ServerOptions) -> None:
     import uvicorn
 
     from pipeledger.server.app import STACK_VARIABLE, open_stack
+    from pipeledger.server.http_protocol import NoDelayH11Protocol
 
     check_options(options)
     checked = open_stack(options.stack)
@@ -111,6 +112,7 @@ def serve(options: ServerOptions) -> None:
     uvicorn.run(
         "pipeledger.server.app:app_from_environment",
         factory=True,
+        http=NoDelayH11Protocol,
         host=options.host,
         port=options.port,
         workers=options.workers,

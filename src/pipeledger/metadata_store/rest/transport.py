@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -67,7 +68,7 @@ class Transport:
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             transport=httpx.HTTPTransport(
-                verify=verify,
+                verify=ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify,
                 limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=25.0),
                 socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
             ),
