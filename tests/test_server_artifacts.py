@@ -62,6 +62,18 @@ def test_runs_write_and_read_artifacts_through_the_server(server: ServerProcess,
     assert not (home / "artifacts").exists()  # nothing written on the client's side
     checked = CliRunner().invoke(cli, ["metadata-store", "check", "--deep"])
     assert checked.exit_code == 0, checked.output
+    # deleting a run from the client removes its files on the server, as a local store would
+    shown = Client().get_run(first.name)
+    load_output = shown["load"].output.uri
+    assert os.path.exists(shown["load"].record.logs_uri or "")
+    deleted = CliRunner().invoke(cli, ["run", "delete", first.name, "--yes"])
+    assert deleted.exit_code == 0, deleted.output
+    assert os.path.exists(load_output)  # the cached second run still uses it
+    logs = shown["load"].record.logs_uri
+    assert logs is not None and logs.startswith(root) and not os.path.exists(logs)
+    collected = CliRunner().invoke(cli, ["gc", "--yes"])
+    assert collected.exit_code == 0, collected.output
+    assert CliRunner().invoke(cli, ["metadata-store", "check", "--deep"]).exit_code == 0
 
 
 def upload(server: ServerProcess, path: str, data: bytes, sha256: str | None = None) -> httpx.Response:

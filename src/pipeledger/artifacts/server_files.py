@@ -60,6 +60,8 @@ class ServerFileSystem(AbstractFileSystem):
                 if response.status_code not in RETRIED_STATUSES:
                     if response.status_code == 404:
                         raise FileNotFoundError(str(transport._error(response)))
+                    if response.status_code == 409:  # the filesystem refused (a directory not empty...)
+                        raise OSError(str(response.json()["error"]["message"]))
                     if response.status_code >= 400:
                         raise transport._error(response)
                     return response

@@ -181,10 +181,11 @@ class ArtifactStore:
 
         The URI must use this store's filesystem and hold no ``.``/``..`` segment; a local path
         must not pass through a symbolic link below the root (its real path is checked), so
-        nothing outside the store can be reached through it.
+        nothing outside the store can be reached through it (a served store's paths are checked
+        the same way by the server that holds them).
         """
         try:
-            fs, path = fsspec.core.url_to_fs(uri)
+            fs, path = filesystem_of(uri)
         except (ValueError, ImportError, OSError):
             return None
         if _protocols(fs) != _protocols(self.fs) or not path:

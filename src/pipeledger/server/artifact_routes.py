@@ -158,22 +158,28 @@ def artifact_router() -> APIRouter:
             if os.path.exists(target):
                 return {"moved": body.target}  # a retried move that was done
             raise ApiError(404, "NotFoundError", f"nothing at {body.source}")
-        make_dirs(os.path.dirname(target), store.permissions)
-        await run_in_threadpool(os.replace, source, target)
+        try:
+            make_dirs(os.path.dirname(target), store.permissions)
+            await run_in_threadpool(os.replace, source, target)
+        except OSError as exc:
+            raise ApiError(409, "OSError", f"cannot move {body.source} to {body.target}: {exc.strerror}") from None
         return {"moved": body.target}
 
     @router.post("/remove", summary="Delete a file, or a directory with recursive.")
     async def remove(request: Request, body: Remove) -> dict[str, bool]:
         target = inside(artifact_store_of(request), body.path)
-        if os.path.isdir(target) and not os.path.islink(target):
-            if body.recursive:
-                await run_in_threadpool(shutil.rmtree, target)
+        try:
+            if os.path.isdir(target) and not os.path.islink(target):
+                if body.recursive:
+                    await run_in_threadpool(shutil.rmtree, target)
+                else:
+                    os.rmdir(target)
+            elif os.path.lexists(target):
+                os.unlink(target)
             else:
-                os.rmdir(target)
-        elif os.path.lexists(target):
-            os.unlink(target)
-        else:
-            return {"removed": False}
+                return {"removed": False}
+        except OSError as exc:  # e.g. a directory that is not empty: the client's OSError
+            raise ApiError(409, "OSError", f"cannot remove {body.path}: {exc.strerror}") from None
         return {"removed": True}
 
     return router
