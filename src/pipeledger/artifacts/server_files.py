@@ -67,7 +67,7 @@ class ServerFileSystem(AbstractFileSystem):
                     return response
                 failure = transport._error(response)
             if time.monotonic() + delay > deadline:
-                raise transport._unavailable(failure) from None
+                raise transport._unavailable(failure, tried=f" (retried for {transport.retry_window:.0f} s)") from None
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 

@@ -138,10 +138,10 @@ class Transport:
                 failure = self._error(response)
                 sent = True
             if sent and not resend and recover is None:
-                raise self._unavailable(failure, repeated=False) from None
+                raise self._unavailable(failure, tried=" (not retried: the call may have been applied)") from None
             maybe_sent = maybe_sent or sent
             if time.monotonic() + delay > deadline:
-                raise self._unavailable(failure) from None
+                raise self._unavailable(failure, tried=f" (retried for {self.retry_window:.0f} s)") from None
             log.warning("pipeledger server at %s: %s; retrying", self.url, _reason(failure))
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 2.0)
@@ -184,15 +184,12 @@ class Transport:
             return MetadataStoreError(f"the pipeledger server at {self.url} failed: {message}")
         return cls(message)
 
-    def _unavailable(self, failure: Exception, *, repeated: bool = True) -> Exception:
+    def _unavailable(self, failure: Exception, *, tried: str = "") -> Exception:
         """The error raised when ``failure`` persists: the server's own error when it answered
-        (e.g. its database is unavailable), else a :class:`StoreUnavailableError` naming the URL."""
+        (e.g. its database is unavailable), else a :class:`StoreUnavailableError` naming the URL
+        (and ``tried``: how it was retried)."""
         if not isinstance(failure, httpx.TransportError):
             return failure
-        if not repeated:
-            tried = " (not retried: the call may have been applied)"
-        else:
-            tried = f" (retried for {self.retry_window:.0f} s)" if self.retry_window else ""
         return StoreUnavailableError(
             f"cannot reach the pipeledger server at {self.url}: {_reason(failure)}{tried}; "
             "start it (`pipeledger server start`) or check the metadata store's url"
