@@ -150,3 +150,13 @@ def test_a_server_of_another_api_version_is_refused_naming_both(other_version_se
         RestMetadataStore(Transport(other_version_server))
     message = str(refused.value)
     assert "API version 2 (pipeledger 9.0.0)" in message and "this client API version 1" in message
+
+
+def test_the_client_calls_the_server_for_every_contract_method() -> None:
+    """Each routed contract method is the client's own (one call to its route), not a default of
+    the base class made of other calls: a method added to the contract fails here until the
+    client names it (its route exists already, built from the signature)."""
+    from pipeledger.metadata_store.rest.protocol import contract_methods
+
+    missing = [name for name in contract_methods() if name not in vars(RestMetadataStore)]
+    assert missing == []
