@@ -14,8 +14,10 @@ from pipeledger.stack.registry import close_stacks
 from tests.servers import cannot_run, check_backends_variable, enabled_backends, mlmd_enabled, scratch_database
 
 if TYPE_CHECKING:
+    from tests.gcs import GcsEmulator
     from tests.mlmd_service import MlmdTestService
     from tests.rest_server import ServerProcess
+    from tests.s3 import MotoS3
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -98,3 +100,29 @@ def mlmd_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlmdTestS
     service = MlmdTestService(tmp_path_factory.mktemp("mlmd") / "first.db")
     yield service
     service.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoS3]:
+    """moto's S3 server on a loopback port for the whole session (see tests/s3.py)."""
+    from tests.s3 import MotoS3
+
+    server = MotoS3()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: MotoS3) -> str:
+    """A new, empty bucket on the session's S3 server."""
+    return s3_server.new_bucket()
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[GcsEmulator]:
+    """gcp-storage-emulator on a loopback port for the whole session (see tests/gcs.py)."""
+    from tests.gcs import GcsEmulator
+
+    server = GcsEmulator()
+    yield server
+    server.stop()

@@ -9,8 +9,10 @@
      │    ├── ArtifactNotFoundError an artifact's record exists but its files are gone
      │    └── CacheEntryGoneError   a cache hit's original step run was deleted before it was reused
      ├── ArtifactStoreOwnerError    a directory of the artifact store is another metadata store's
+     ├── ArtifactStoreUnavailableError  the artifact store cannot be reached, has no bucket, refuses the credentials
      ├── MaterializerError          no materializer can save or load a value
      │    └── ArtifactIntegrityError an artifact's files differ from their recorded content hash
+     ├── QueryError (ValueError)    a search filter or order is malformed; the message shows a caret under it
      ├── ConfigError (ValueError)   invalid stack, component or flavor configuration
  │    ├── FlavorNotFoundError   no flavor of that name (also a NotFoundError)
  │    └── ComponentNotFoundError no component or stack of that name (also a NotFoundError)
@@ -35,6 +37,36 @@ class PipeledgerError(Exception):
 
 class DefinitionError(PipeledgerError, TypeError):
     """A step or pipeline is defined or called wrongly (raised at definition or call time)."""
+
+
+class QueryError(PipeledgerError, ValueError):
+    """A search filter, ``order_by`` or page token is malformed or ill-typed.
+
+    The message is the problem and what was expected, then the filter and a caret under the
+    offending column. Attributes: ``text`` (the filter), ``column`` (0-based, or None),
+    ``problem`` (the first line alone).
+    """
+
+    def __init__(self, problem: str, text: str | None = None, column: int | None = None) -> None:
+        self.problem = problem
+        self.text = text
+        self.column = column
+        message = problem
+        if text is not None and column is not None:
+            shown, caret = _excerpt(text, column)
+            message = f"{problem}\n  {shown}\n  {' ' * caret}^"
+        super().__init__(message)
+
+
+def _excerpt(text: str, column: int, width: int = 70) -> tuple[str, int]:
+    """``text`` on one line (newlines and tabs as spaces), cut to about ``width`` characters around
+    ``column``; returns the excerpt and the caret's column in it."""
+    flat = "".join(" " if c in "\r\n\t" or ord(c) < 32 else c for c in text)
+    start = max(0, min(column - width // 2, len(flat) - width))
+    shown = flat[start : start + width]
+    prefix = "..." if start > 0 else ""
+    suffix = "..." if start + width < len(flat) else ""
+    return prefix + shown + suffix, len(prefix) + column - start
 
 
 class RunFailedError(PipeledgerError):
@@ -69,6 +101,12 @@ class ArtifactNotFoundError(NotFoundError):
 
 class ArtifactStoreOwnerError(PipeledgerError):
     """A directory of the artifact store belongs to another metadata store."""
+
+
+class ArtifactStoreUnavailableError(PipeledgerError):
+    """The artifact store cannot be used: its endpoint is unreachable, its bucket does not exist, its
+    credentials are refused, or transient errors persisted after the retries. The message names
+    the store, its location and the cause (never a credential)."""
 
 
 class CacheEntryGoneError(NotFoundError):

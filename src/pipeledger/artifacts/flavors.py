@@ -75,4 +75,4 @@ class RestArtifactStoreFlavor(ArtifactStoreFlavor):
         filesystem = ServerFileSystem(transport)
         transport.info()  # the server answers, in our API version (fails fast, naming its URL)
         found = filesystem.server_info()
-        return ArtifactStore(found["root"], name=component_name, filesystem=filesystem)
+        return ArtifactStore(found["root"], name=component_name, fs=filesystem, manifests=False)

@@ -35,6 +35,8 @@ class ServerFileSystem(AbstractFileSystem):
 
     protocol = "pipeledger"
     cachable = False
+    #: Paths are the server's own local paths, recorded as URIs as the server would record them.
+    records_local_paths = True
 
     def __init__(self, transport: Transport, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -109,11 +111,11 @@ class ServerFileSystem(AbstractFileSystem):
     def rmdir(self, path: str) -> None:
         self._request("POST", "remove", json={"path": self._strip_protocol(path), "recursive": False})
 
-    def content_hash(self, path: str) -> tuple[str, int]:
-        """The content hash and size of the files under ``path``, computed by the server as the
-        artifact store computes them when an artifact is written."""
+    def hash_tree(self, path: str) -> tuple[str, int, dict[str, int]]:
+        """The content hash, total size and file sizes of the files under ``path``, computed by
+        the server as :func:`pipeledger.artifacts.files.hash_tree` computes them."""
         found = self._request("GET", "hash", params={"path": self._strip_protocol(path)}).json()
-        return str(found["content_hash"]), int(found["size"])
+        return str(found["content_hash"]), int(found["size"]), {str(k): int(v) for k, v in found["files"].items()}
 
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> IO[bytes]:
         path = self._strip_protocol(path)

@@ -29,7 +29,8 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from pipeledger.artifacts.store import ArtifactStore, _hash_tree
+from pipeledger.artifacts.files import hash_tree
+from pipeledger.artifacts.store import ArtifactStore
 from pipeledger.permissions import file_mode, make_dirs, set_mode
 from pipeledger.server.auth import authorize
 from pipeledger.server.errors import ApiError
@@ -147,8 +148,8 @@ def artifact_router() -> APIRouter:
         target = inside(store, path)
         if not os.path.exists(target):
             raise ApiError(404, "NotFoundError", f"nothing at {path}")
-        digest, size = await run_in_threadpool(_hash_tree, store.fs, target)
-        return {"content_hash": digest, "size": size}
+        digest, size, files = await run_in_threadpool(hash_tree, store.fs, target)
+        return {"content_hash": digest, "size": size, "files": files}
 
     @router.post("/move", summary="Rename a file or directory inside the store.")
     async def move(request: Request, body: Move) -> dict[str, str]:

@@ -8,6 +8,7 @@ of the server: it is logged with its traceback, and the caller gets only its cla
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from pipeledger.exceptions import PipeledgerError
-from pipeledger.metadata_store.rest.protocol import error_status
+from pipeledger.metadata_store.rest.protocol import error_detail, error_status
 
 log = logging.getLogger("pipeledger.server")
 
@@ -30,9 +31,12 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_response(status: int, type_: str, message: str) -> JSONResponse:
-    """The response of an error."""
-    return JSONResponse({"error": {"type": type_, "message": message}}, status_code=status)
+def error_response(status: int, type_: str, message: str, detail: dict[str, Any] | None = None) -> JSONResponse:
+    """The response of an error (``detail``: the exception's attributes, if any)."""
+    body: dict[str, Any] = {"type": type_, "message": message}
+    if detail:
+        body["detail"] = detail
+    return JSONResponse({"error": body}, status_code=status)
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -44,7 +48,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PipeledgerError)
     async def pipeledger_error(request: Request, exc: PipeledgerError) -> JSONResponse:
-        return error_response(error_status(exc), type(exc).__name__, str(exc))
+        return error_response(error_status(exc), type(exc).__name__, str(exc), error_detail(exc))
 
     @app.exception_handler(ValueError)
     async def value_error(request: Request, exc: ValueError) -> JSONResponse:

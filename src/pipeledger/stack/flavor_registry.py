@@ -27,6 +27,8 @@ BUILTIN_FLAVORS: dict[ComponentType, dict[str, str]] = {
     ComponentType.ARTIFACT_STORE: {
         "local": "pipeledger.artifacts.flavors:LocalArtifactStoreFlavor",
         "rest": "pipeledger.artifacts.flavors:RestArtifactStoreFlavor",
+        "s3": "pipeledger.artifacts.s3:S3ArtifactStoreFlavor",
+        "gcs": "pipeledger.artifacts.gcs:GcsArtifactStoreFlavor",
     },
     ComponentType.METADATA_STORE: {
         "sqlite": "pipeledger.metadata_store.flavors.sqlite:SqliteMetadataStoreFlavor",

@@ -43,6 +43,8 @@ STREAMED = frozenset({"iter_artifacts"})
 
 #: HTTP status of each error class sent by the server (the most specific class wins).
 ERROR_STATUS: dict[type[Exception], int] = {
+    exceptions.QueryError: 422,
+    exceptions.DefinitionError: 422,
     exceptions.CacheEntryGoneError: 410,
     exceptions.NotFoundError: 404,
     exceptions.RunExistsError: 409,
@@ -133,6 +135,29 @@ def error_status(error: BaseException) -> int:
         if cls in ERROR_STATUS:
             return ERROR_STATUS[cls]
     return 500
+
+
+def error_detail(error: BaseException) -> dict[str, Any]:
+    """The JSON-compatible attributes of ``error`` (``QueryError``'s filter and column...), sent
+    with its message so that the client's copy has them too."""
+    return {
+        key: value
+        for key, value in vars(error).items()
+        if not key.startswith("_") and (value is None or isinstance(value, (str, int, float, bool)))
+    }
+
+
+def rebuild_error(name: str, message: str, detail: dict[str, Any] | None = None) -> Exception | None:
+    """The exception the server named, with its message (exactly) and attributes; None for a
+    name that is not one of :mod:`pipeledger.exceptions` or ``ValueError``."""
+    cls = error_class(name)
+    if cls is None:
+        return None
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    for key, value in (detail or {}).items():
+        setattr(error, key, value)
+    return error
 
 
 def error_class(name: str) -> type[Exception] | None:

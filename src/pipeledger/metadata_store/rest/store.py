@@ -13,6 +13,8 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from pipeledger.exceptions import NotFoundError
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.rest.protocol import contract_methods
@@ -30,12 +32,21 @@ from pipeledger.models import (
     RunCreate,
     RunDeletion,
     RunRecord,
+    SearchPage,
     Status,
     StepIO,
     StepRunCreate,
     StepRunRecord,
     StoreIdentity,
 )
+from pipeledger.search.ast import Entity
+
+#: The records a search of each entity returns.
+_SEARCHED: dict[Entity, TypeAdapter[list[Any]]] = {
+    Entity.RUN: TypeAdapter(list[RunRecord]),
+    Entity.STEP: TypeAdapter(list[StepRunRecord]),
+    Entity.ARTIFACT: TypeAdapter(list[ArtifactRecord]),
+}
 
 
 class RestMetadataStore(MetadataStore):
@@ -168,7 +179,43 @@ class RestMetadataStore(MetadataStore):
     def put_metadata(self, kind: EntityKind, entity_id: str, values: Mapping[str, JSON]) -> None:
         self._call("put_metadata", kind=kind, entity_id=entity_id, values=values)
 
+    def add_tags(self, kind: EntityKind, entity_id: str, tags: Sequence[str]) -> None:
+        self._call("add_tags", kind=kind, entity_id=entity_id, tags=list(tags))
+
+    def remove_tags(self, kind: EntityKind, entity_id: str, tags: Sequence[str]) -> None:
+        self._call("remove_tags", kind=kind, entity_id=entity_id, tags=list(tags))
+
+    def change_tags(
+        self, kind: EntityKind, entity_id: str, *, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> None:
+        self._call("change_tags", kind=kind, entity_id=entity_id, add=list(add), remove=list(remove))
+
+    def get_tags(self, kind: EntityKind, entity_ids: Sequence[str]) -> dict[str, list[str]]:
+        result: dict[str, list[str]] = self._call("get_tags", kind=kind, entity_ids=list(entity_ids))
+        return result
+
     # ----------------------------------------------------------------- reads
+
+    def search(
+        self,
+        entity: str,
+        filter: str | None = None,
+        *,
+        order_by: Sequence[str] | str | None = None,
+        limit: int | None = None,
+        page_token: str | None = None,
+    ) -> SearchPage:
+        page: SearchPage = self._call(
+            "search",
+            entity=str(entity.value if isinstance(entity, Entity) else entity),
+            filter=filter,
+            order_by=order_by if order_by is None or isinstance(order_by, str) else list(order_by),
+            limit=limit,
+            page_token=page_token,
+        )
+        # The page's items are typed by the entity, not by the signature: decode them so.
+        records = _SEARCHED[Entity(entity)].validate_python(page.items)
+        return SearchPage(records, page.next_page_token)
 
     def get_pipeline(self, name: str) -> PipelineRecord:
         result: PipelineRecord = self._call("get_pipeline", name=name)

@@ -23,7 +23,7 @@ import httpx
 
 from pipeledger import __version__
 from pipeledger.exceptions import ApiVersionError, MetadataStoreError, StoreUnavailableError
-from pipeledger.metadata_store.rest.protocol import API_PREFIX, API_VERSION, VERSION_HEADER, error_class
+from pipeledger.metadata_store.rest.protocol import API_PREFIX, API_VERSION, VERSION_HEADER, rebuild_error
 
 log = logging.getLogger("pipeledger.rest")
 # httpx logs every request at INFO: inside a step that would fill the step's captured logs with
@@ -171,6 +171,7 @@ class Transport:
         try:
             error = response.json()["error"]
             name, message = str(error["type"]), str(error["message"])
+            detail = error.get("detail") if isinstance(error.get("detail"), dict) else None
         except (ValueError, KeyError, TypeError):
             text = response.text.strip().splitlines()[0][:200] if response.text.strip() else response.reason_phrase
             return StoreUnavailableError(
@@ -179,10 +180,10 @@ class Transport:
             )
         if name == "ApiVersionError":
             return ApiVersionError(message)
-        cls = error_class(name)
-        if cls is None:
+        rebuilt = rebuild_error(name, message, detail)
+        if rebuilt is None:
             return MetadataStoreError(f"the pipeledger server at {self.url} failed: {message}")
-        return cls(message)
+        return rebuilt
 
     def _unavailable(self, failure: Exception, *, tried: str = "") -> Exception:
         """The error raised when ``failure`` persists: the server's own error when it answered
