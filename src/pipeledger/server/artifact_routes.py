@@ -82,12 +82,15 @@ def artifact_store_of(request: Request) -> ArtifactStore:
     return store
 
 
-def inside(store: ArtifactStore, path: str) -> str:
-    """``path`` if it lies strictly inside the store's root (see the module docstring).
+def inside(store: ArtifactStore, path: str, *, root: bool = False) -> str:
+    """``path`` if it lies strictly inside the store's root (see the module docstring), or with
+    ``root`` (listings), is the root itself.
 
     Raises:
         ApiError: (400) it does not, naming the path.
     """
+    if root and path.rstrip("/") == store.root:
+        return store.root
     parts = path.split("/")
     refused = (
         not path.startswith("/")
@@ -131,12 +134,12 @@ def artifact_router() -> APIRouter:
 
     @router.get("/stat", summary="Size, type and modification time of a path.")
     async def stat(request: Request, path: str) -> dict[str, Any]:
-        target = inside(artifact_store_of(request), path)
+        target = inside(artifact_store_of(request), path, root=True)
         return await run_in_threadpool(_stat, target, path)
 
     @router.get("/list", summary="The entries of a directory.")
     async def listing(request: Request, path: str) -> list[dict[str, Any]]:
-        target = inside(artifact_store_of(request), path)
+        target = inside(artifact_store_of(request), path, root=True)
         if not os.path.isdir(target):
             raise ApiError(404, "NotFoundError", f"no directory at {path}")
         names = sorted(os.listdir(target))
