@@ -10,7 +10,7 @@ help:
 	@echo "make test   - install dev extras, run ruff, mypy and the test suite"
 	@echo "make stress - the concurrency tests at full size (8 processes x 25 runs x 5 steps per database)"
 	@echo "make bench  - ledger-bench: pipeledger vs a raw SQLite floor vs ML Metadata (BENCH_ARGS=--quick)"
-	@echo "make bench-server - ledger-bench for pipeledger on MariaDB and PostgreSQL"
+	@echo "make bench-server - ledger-bench for pipeledger on MariaDB and PostgreSQL, then through pipeledger server"
 	@echo "make bench-search - ledger-bench search phase: R = 1,000 and 100,000 on SQLite and PostgreSQL"
 
 $(BIN)/python:
@@ -58,7 +58,7 @@ BENCH_ARGS ?=
 $(BENCH_VENV)/.installed: pyproject.toml
 	$(BENCH_PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[mysql,postgresql,s3]" "ml-metadata==1.17.1" "moto[server]>=5.0" "numpy>=1.24"
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[mysql,postgresql,s3,server]" "ml-metadata==1.17.1" "moto[server]>=5.0" "numpy>=1.24"
 	@touch $@
 
 bench: $(BENCH_VENV)/.installed
@@ -68,6 +68,7 @@ bench: $(BENCH_VENV)/.installed
 
 bench-server: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m benchmarks.run --server $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python -m benchmarks.server
 
 bench-search: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m benchmarks.search $(BENCH_ARGS)

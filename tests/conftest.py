@@ -16,6 +16,7 @@ from tests.servers import cannot_run, check_backends_variable, enabled_backends,
 if TYPE_CHECKING:
     from tests.gcs import GcsEmulator
     from tests.mlmd_service import MlmdTestService
+    from tests.rest_server import ServerProcess
     from tests.s3 import MotoS3
 
 
@@ -43,6 +44,40 @@ def server_urls() -> Iterator[dict[str, URL]]:
             for backend in enabled_backends()
             if backend != "sqlite"
         }
+
+
+@pytest.fixture(scope="session")
+def rest_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestServers]:
+    """``pipeledger server start`` processes for the whole session, one per database behind it,
+    started on first use (see tests/rest_server.py); ``rest_servers.get("sqlite")``."""
+    servers = RestServers(tmp_path_factory)
+    yield servers
+    servers.stop()
+
+
+class RestServers:
+    """Server processes started on demand, by the database behind them."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._factory = tmp_path_factory
+        self._running: dict[str, ServerProcess] = {}
+        self._databases = ExitStack()
+
+    def get(self, backend: str) -> ServerProcess:
+        """The running server in front of ``backend`` (``sqlite``, ``postgresql``, ``mysql``)."""
+        from tests.rest_server import ServerProcess
+
+        if backend not in self._running:
+            url = None if backend == "sqlite" else self._databases.enter_context(scratch_database(backend))
+            directory = self._factory.mktemp(f"rest-{backend}")
+            self._running[backend] = ServerProcess(backend, directory, url).start()
+        return self._running[backend]
+
+    def stop(self) -> None:
+        """Stop every server, then drop their databases."""
+        for server in self._running.values():
+            server.stop()
+        self._databases.close()
 
 
 @pytest.fixture(scope="session")

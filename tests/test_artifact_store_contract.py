@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeledger.artifacts.flavors import LocalArtifactStoreConfig, LocalArtifactStoreFlavor
+from pipeledger.artifacts.flavors import LocalArtifactStoreConfig, LocalArtifactStoreFlavor, RestArtifactStoreFlavor
 from pipeledger.artifacts.gcs import GcsArtifactStoreConfig, GcsArtifactStoreFlavor
 from pipeledger.artifacts.s3 import S3ArtifactStoreFlavor
 from pipeledger.artifacts.store import ArtifactStore
@@ -21,6 +21,7 @@ from pipeledger.stack.manager import resolve_config
 from pipeledger.testing import ArtifactStoreContract
 from tests.gcs import GcsEmulator
 from tests.s3 import KEY_VARIABLE, SECRET_VARIABLE, TEST_KEY, TEST_SECRET, MotoS3
+from tests.servers import rest_enabled
 
 
 class TestLocalArtifactStore(ArtifactStoreContract):
@@ -54,3 +55,17 @@ class TestGcsArtifactStore(ArtifactStoreContract):
             path=f"gs://{gcs_server.new_bucket()}/contract", endpoint_url=gcs_server.endpoint
         )
         yield GcsArtifactStoreFlavor().create("contract", config, tmp_path)
+
+
+@pytest.mark.skipif(not rest_enabled(), reason="rest is not among PIPELEDGER_TEST_BACKENDS")
+class TestRestArtifactStore(ArtifactStoreContract):
+    """The ``rest`` flavor: the artifact store of a real ``pipeledger server`` process, through its
+    API (tests/rest_server.py), each test in a directory of its own under the server's store."""
+
+    @pytest.fixture
+    def artifact_store(self, tmp_path: Path, rest_servers: object) -> Iterator[ArtifactStore]:
+        server = rest_servers.get("sqlite")  # type: ignore[attr-defined]
+        flavor = RestArtifactStoreFlavor()
+        config = resolve_config(flavor, "contract", {"url": server.url}, tmp_path)
+        served = flavor.create("contract", config, tmp_path)
+        yield served

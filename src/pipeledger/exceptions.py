@@ -17,7 +17,8 @@
  │    ├── FlavorNotFoundError   no flavor of that name (also a NotFoundError)
  │    └── ComponentNotFoundError no component or stack of that name (also a NotFoundError)
      └── MetadataStoreError         the metadata store failed
-          ├── StoreUnavailableError the database cannot be reached or opened
+          ├── StoreUnavailableError the database (or the pipeledger server) cannot be reached or opened
+          ├── ApiVersionError       a pipeledger server and its client speak different API versions
           ├── SchemaVersionError    the database schema and the library disagree
           ├── UnsupportedOperationError  the store's flavor cannot do this (MLMD cannot delete)
           ├── TransientStoreError   busy database, deadlock, serialization failure: retried, then raised
@@ -135,6 +136,11 @@ class UnsupportedOperationError(MetadataStoreError):
 
 class StoreUnavailableError(MetadataStoreError):
     """The metadata store's database cannot be reached or opened."""
+
+
+class ApiVersionError(MetadataStoreError):
+    """A pipeledger server and its ``rest`` client speak different versions of the API; the
+    message names both."""
 
 
 class SchemaVersionError(MetadataStoreError):

@@ -152,7 +152,9 @@ class ArtifactStore:
             self.fs, self.root = fs, fs._strip_protocol(str(root))
         self.root = self.root.rstrip("/")
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
-        self._prefix = "" if protocol in ("file", "local") else f"{protocol}://"
+        # A served filesystem (the rest flavor) records the server's own local paths as URIs.
+        local_paths = protocol in ("file", "local") or getattr(self.fs, "records_local_paths", False)
+        self._prefix = "" if local_paths else f"{protocol}://"
         self._local = isinstance(self.fs, LocalFileSystem)
         self.manifests = (not self._local) if manifests is None else manifests
         self._explain = explain_failure
@@ -190,6 +192,11 @@ class ArtifactStore:
             ) from exc
 
     # -- ownership and layout --------------------------------------------------------------
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the files are on this machine's filesystem."""
+        return self._local
 
     def claim(self, identity: StoreIdentity, description: Mapping[str, Any]) -> None:
         """Make ``stores/<id>/`` the metadata store ``identity``'s: write its ``.owner.json`` (the
@@ -278,10 +285,14 @@ class ArtifactStore:
 
         The URI must use this store's filesystem and hold no ``.``/``..`` segment; a local path
         must not pass through a symbolic link below the root (its real path is checked), so
-        nothing outside the store can be reached through it.
+        nothing outside the store can be reached through it (a served store's paths are checked
+        the same way by the server that holds them).
         """
         try:
-            fs, path = fsspec.core.url_to_fs(uri)
+            if getattr(self.fs, "records_local_paths", False) and uri.startswith("/"):
+                fs, path = self.fs, uri  # the server's path: it checks real paths itself
+            else:
+                fs, path = fsspec.core.url_to_fs(uri)
         except (ValueError, ImportError, OSError):
             return None
         if _protocols(fs) != _protocols(self.fs) or not path:
@@ -695,6 +706,7 @@ def hash_artifact(uri: str) -> tuple[str, int]:
 def uri_exists(uri: str) -> bool:
     """Whether the artifact (or file) at ``uri`` exists; on object storage, whether its manifest
     does (see :meth:`ArtifactStore.exists`)."""
-    if uri.startswith("/"):  # a local path: skip fsspec's resolution
+    store = store_for(uri)
+    if uri.startswith("/") and store.is_local:  # a local path: skip fsspec's resolution
         return os.path.exists(uri)
-    return store_for(uri).exists(uri)
+    return store.exists(uri)

@@ -20,6 +20,7 @@ from pipeledger.cli.orchestrator import orchestrator_group
 from pipeledger.cli.pipeline import pipeline_group
 from pipeledger.cli.run import run_group
 from pipeledger.cli.search import artifact_group, step_group
+from pipeledger.cli.server import server_group
 from pipeledger.cli.stack import stack_group
 
 
@@ -48,6 +49,7 @@ for group in (
     lineage_command,
     gc,
     import_group,
+    server_group,
 ):
     cli.add_command(group)
 

@@ -26,6 +26,7 @@ BUILTIN_FLAVORS: dict[ComponentType, dict[str, str]] = {
     },
     ComponentType.ARTIFACT_STORE: {
         "local": "pipeledger.artifacts.flavors:LocalArtifactStoreFlavor",
+        "rest": "pipeledger.artifacts.flavors:RestArtifactStoreFlavor",
         "s3": "pipeledger.artifacts.s3:S3ArtifactStoreFlavor",
         "gcs": "pipeledger.artifacts.gcs:GcsArtifactStoreFlavor",
     },
@@ -35,6 +36,7 @@ BUILTIN_FLAVORS: dict[ComponentType, dict[str, str]] = {
         "postgresql": "pipeledger.metadata_store.flavors.postgresql:PostgreSQLMetadataStoreFlavor",
         "kubeflow": "pipeledger.metadata_store.flavors.kubeflow:KubeflowMetadataStoreFlavor",
         "kubernetes": "pipeledger.metadata_store.flavors.kubernetes:KubernetesMetadataStoreFlavor",
+        "rest": "pipeledger.metadata_store.flavors.rest:RestMetadataStoreFlavor",
     },
 }
 
