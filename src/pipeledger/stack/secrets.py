@@ -37,9 +37,22 @@ def check_reference(field: str, value: object, where: str) -> None:
         return
     raise ConfigError(
         f"{where}: refusing to store a clear-text secret in field {field!r}; give a reference "
-        f"instead, e.g. --{field.replace('_', '-')}='${{env:MYSQL_PASSWORD}}' (an environment "
+        f"instead, e.g. --{field.replace('_', '-')}='${{env:{_example_variable(field)}}}' (an environment "
         f"variable) or '${{file:/path/to/secret}}' (a file), resolved when connecting"
     )
+
+
+_EXAMPLE_VARIABLES = {
+    "password": "DB_PASSWORD",
+    "token": "PIPELEDGER_TOKEN",
+    "key": "AWS_ACCESS_KEY_ID",
+    "secret": "AWS_SECRET_ACCESS_KEY",
+}
+
+
+def _example_variable(field: str) -> str:
+    """An environment variable name to show in the example of :func:`check_reference`."""
+    return _EXAMPLE_VARIABLES.get(field, f"PIPELEDGER_{field.upper()}")
 
 
 def resolve(field: str, value: str, where: str) -> str:
