@@ -21,7 +21,7 @@ from pipeledger.importers import SqliteSource, import_mlmd
 from pipeledger.lineage.openlineage import run_events
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import EntityKind, Status
-from tests.servers import contract_backends, open_empty_store, skip_without_mlmd_wheel
+from tests.servers import enabled_backends, mlmd_enabled, open_empty_store, skip_without_mlmd_wheel
 
 if sys.version_info >= (3, 12):
     skip_without_mlmd_wheel()
@@ -33,7 +33,8 @@ from tests.test_import_mlmd import invoke, sqlite_config, summary_rows
 Edge = tuple[str, str, str, str, str]  # (run, step, direction, edge name, artifact uri)
 
 
-@pytest.fixture(params=contract_backends())
+# Every store that keeps imports but ``rest``, whose contract suite covers what an import calls.
+@pytest.fixture(params=enabled_backends() + (["kubeflow"] if mlmd_enabled() else []))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> MetadataStore:
     """An empty metadata store of each backend to import into."""
     return open_empty_store(request.param, tmp_path, request)
