@@ -26,6 +26,7 @@ from pipeledger.orchestrators.progress import ProgressReporter
 from pipeledger.orchestrators.step_runner import StepOutcome, StepRunner
 from pipeledger.pipelines.tracing import StepInvocation
 from pipeledger.settings import heartbeat_interval
+from pipeledger.stack.recipe import StoreRecipes
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class RunPlan:
     reporter: ProgressReporter = field(default_factory=ProgressReporter)
     echo_output: bool = True
     cache: CachePolicy = field(default_factory=CachePolicy)
+    stores: StoreRecipes | None = None
+    """How worker processes open the same stores (None: only this process can use them)."""
 
 
 @dataclass

@@ -19,6 +19,7 @@ from pipeledger.stack.config import DEFAULT, ComponentEntry, ConfigFile, ConfigS
 from pipeledger.stack.flavor import ComponentType, Flavor, FlavorConfig, MetadataStoreFlavor
 from pipeledger.stack.flavor_registry import FlavorInfo, FlavorRegistry, load_flavor_class
 from pipeledger.stack.home import pipeledger_home
+from pipeledger.stack.recipe import ComponentRecipe
 from pipeledger.text import agree, article
 
 _NAME_HELP = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64"
@@ -238,6 +239,18 @@ class StackManager:
         entry = self.get_component(type_, name, config)
         flavor = self.flavors(config).get(type_, entry.flavor)
         return flavor.create(name, resolve_config(flavor, name, entry.config, self.home), self.home)
+
+    def component_recipe(self, type_: ComponentType, name: str, config: ConfigFile | None = None) -> ComponentRecipe:
+        """How to build the component in another process: its flavor's import path and its validated
+        configuration (defaults filled in) with secret fields as their references."""
+        config = config or self.store.load()
+        entry = self.get_component(type_, name, config)
+        flavor = self.flavors(config).get(type_, entry.flavor)
+        validated = validate_config(flavor, name, entry.config, self.home)
+        secret = set(validated.secret_fields())
+        values = {k: v for k, v in validated.model_dump(mode="json").items() if k not in secret}
+        values.update({k: v for k, v in entry.config.items() if k in secret})
+        return ComponentRecipe(type_, name, entry.flavor, flavor.source(), values, str(self.home))
 
     def component_snapshot(self, type_: ComponentType, name: str, config: ConfigFile) -> dict[str, Any]:
         """Name, flavor and non-secret configuration, as recorded with runs."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import inspect
+import sys
 import textwrap
 from collections.abc import Callable
 from datetime import timedelta
@@ -98,6 +100,19 @@ class Step:
     def __repr__(self) -> str:
         return f"<Step {self.name} ({self.entrypoint})>"
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Pickled by reference (module and name) when the step is importable as such, so worker
+        processes import it; otherwise as its attributes (which ``cloudpickle``, used by Dask,
+        can send by value: steps defined in a script's ``__main__`` or inside functions)."""
+        module = sys.modules.get(self.func.__module__)
+        if module is not None and self.func.__module__ != "__main__":
+            found: Any = module
+            for part in self.func.__qualname__.split("."):
+                found = getattr(found, part, None)
+            if found is self:
+                return (_import_step, (self.func.__module__, self.func.__qualname__))
+        return super().__reduce_ex__(protocol)
+
 
 @overload
 def step(func: Callable[..., Any], /) -> Step: ...
@@ -149,6 +164,16 @@ def step(
         )
 
     return wrap(func) if func is not None else wrap
+
+
+def _import_step(module: str, qualname: str) -> Step:
+    """The step ``module.qualname`` (unpickling a step pickled by reference)."""
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    if not isinstance(found, Step):
+        raise DefinitionError(f"{module}.{qualname} is not a step here (it is {type(found).__name__})")
+    return found
 
 
 def _is_text(value: str) -> bool:
