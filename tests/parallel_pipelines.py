@@ -100,3 +100,40 @@ def failing_branch_with_naps():
     values = source(n=2)
     nap(values, seconds=30, id="slow")
     explode_later(values, seconds=1.0, id="explode")
+
+
+@step
+def kill_worker_once(values: list, marker: str = "") -> int:
+    """Kill the process running it (SIGKILL) the first time, complete the next."""
+    if not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+        print("killing my worker")
+        os.kill(os.getpid(), 9)
+    return sum(values)
+
+
+@step
+def kill_worker_always(values: list) -> int:
+    os.kill(os.getpid(), 9)
+    return 0
+
+
+@pipeline
+def killed_once(marker: str = ""):
+    kill_worker_once(source(n=3), marker=marker)
+
+
+@pipeline
+def killed_always():
+    kill_worker_always(source(n=3))
+
+
+@step(resources={"GPU": 1})
+def needs_gpu(values: list) -> int:
+    return len(values)
+
+
+@pipeline
+def gpu_pipeline():
+    needs_gpu(source(n=2))

@@ -11,6 +11,7 @@
      ├── ArtifactStoreOwnerError    a directory of the artifact store is another metadata store's
      ├── MaterializerError          no materializer can save or load a value
      │    └── ArtifactIntegrityError an artifact's files differ from their recorded content hash
+     ├── OrchestratorUnavailableError  the orchestrator's cluster cannot be reached, or was lost
      ├── ConfigError (ValueError)   invalid stack, component or flavor configuration
  │    ├── FlavorNotFoundError   no flavor of that name (also a NotFoundError)
  │    └── ComponentNotFoundError no component or stack of that name (also a NotFoundError)
@@ -115,6 +116,11 @@ class TransientStoreError(MetadataStoreError):
     """The database refused a transaction for a reason that goes away when it is retried: busy
     (SQLite), a deadlock, a lock wait timeout or a serialization failure. The SQL store retries
     these with backoff and raises this error only when the retries are used up."""
+
+
+class OrchestratorUnavailableError(PipeledgerError):
+    """The orchestrator's cluster (e.g. a Dask scheduler) cannot be reached or was lost during a
+    run; the steps it was running are recorded ``failed``."""
 
 
 class PipeledgerWarning(UserWarning):

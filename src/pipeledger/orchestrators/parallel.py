@@ -46,7 +46,10 @@ def show_output(plan: RunPlan, result: StepResult) -> None:
 
 
 def report_finished(plan: RunPlan, result: StepResult) -> None:
-    """Tell the progress display a step ended."""
+    """Tell the progress display a step ended (or was skipped)."""
+    if result.status is Status.SKIPPED:
+        plan.reporter.step_skipped(result.name, result.reason or "an upstream step failed")
+        return
     error = f"{type(result.error).__name__}: {result.error}" if result.error else None
     plan.reporter.step_finished(result.name, result.status.value, result.seconds, error)
 

@@ -20,14 +20,13 @@ import pickle
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from pipeledger.artifacts.materializers import MaterializerRegistry, default_registry
 from pipeledger.artifacts.store import ArtifactStore
 from pipeledger.caching.policy import CachePolicy
 from pipeledger.limits import storable_text
 from pipeledger.metadata_store.base import MetadataStore
-from pipeledger.models import ArtifactRecord, RunRecord, Status, utcnow
+from pipeledger.models import ArtifactRecord, Direction, RunRecord, Status, StepRunRecord, utcnow
 from pipeledger.orchestrators.step_runner import StepOutcome, StepRunner
 from pipeledger.pipelines.tracing import StepInvocation
 from pipeledger.stack.recipe import StoreRecipes
@@ -64,6 +63,8 @@ class StepResult:
     error: BaseException | None = None
     output: list[tuple[str, str]] = field(default_factory=list)
     """What the step wrote, as ``(stream, text)`` pieces in order, for the client to show."""
+    reason: str | None = None
+    """Why a ``skipped`` step was not run."""
 
     @property
     def outputs_usable(self) -> bool:
@@ -134,11 +135,14 @@ def run_step_task(
     invocation = task.invocation if isinstance(task.invocation, StepInvocation) else FORKED_INVOCATIONS[task.invocation]
     broken = [name for name in invocation.upstream if (r := upstream.get(name)) is None or not r.outputs_usable]
     if broken:
-        outcome = runner.record_skipped(invocation, f"upstream step {broken[0]} failed")
-        return StepResult(invocation.name, outcome.status, outcome.step_run_id, 0.0)
+        reason = f"upstream step {broken[0]} failed"
+        outcome = runner.record_skipped(invocation, reason)
+        return StepResult(invocation.name, outcome.status, outcome.step_run_id, 0.0, reason=reason)
     produced = {name: r.outputs for name, r in upstream.items() if r is not None}
+    earlier = _earlier_attempt(metadata_store, task.run.id, invocation.name)
+    if earlier is not None and earlier.status is not Status.RUNNING:
+        return _recorded_result(metadata_store, earlier)
     try:
-        earlier = _earlier_attempt(metadata_store, task.run.id, invocation.name)
         if earlier is not None:
             outcome = runner.retry_step(invocation, earlier, produced, task.max_attempts)
         else:
@@ -162,12 +166,27 @@ def run_step_task(
     )
 
 
-def _earlier_attempt(store: MetadataStore, run_id: str, name: str) -> Any:
-    """The step run an earlier attempt of this step left ``running`` (its worker was lost), if any."""
+def _earlier_attempt(store: MetadataStore, run_id: str, name: str) -> StepRunRecord | None:
+    """The step run of this step an earlier attempt recorded, if any: ``running`` when its worker
+    was lost during the step, finished when its worker was lost after it (Dask runs a task
+    again when the result it held is lost with its worker, and a downstream step needs it)."""
     for record in store.list_step_runs(run_id):
-        if record.name == name and record.status is Status.RUNNING:
+        if record.name == name:
             return record
     return None
+
+
+def _recorded_result(store: MetadataStore, record: StepRunRecord) -> StepResult:
+    """The result of a step already recorded finished, rebuilt from the store (not run again)."""
+    outputs_of = record.cached_from_id or record.id
+    outputs = {
+        edge.name: edge.artifact
+        for edge in store.list_step_io([outputs_of])
+        if edge.direction is Direction.OUTPUT and edge.step_run_id == outputs_of
+    }
+    seconds = (record.end_time - record.start_time).total_seconds() if record.end_time else 0.0
+    error = StepError(record.failure_message or "failed") if record.status is Status.FAILED else None
+    return StepResult(record.name, record.status, record.id, seconds, outputs, error)
 
 
 def _sendable(error: BaseException | None) -> BaseException | None:

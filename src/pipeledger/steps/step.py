@@ -6,9 +6,10 @@ import functools
 import hashlib
 import importlib
 import inspect
+import re
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, overload
@@ -33,6 +34,7 @@ class Step:
         enable_cache: bool | None = None,
         cache_version: str | None = None,
         cache_expires_after: timedelta | None = None,
+        resources: Mapping[str, float | str] | None = None,
     ) -> None:
         if not callable(func) or not inspect.isfunction(func):
             raise DefinitionError(f"@step must decorate a function, got {func!r}")
@@ -42,6 +44,7 @@ class Step:
         self.enable_cache = enable_cache
         self.cache_version = cache_version
         self.cache_expires_after = cache_expires_after
+        self.resources: dict[str, float] = check_resources(self.name, resources or {})
         self.signature: StepSignature = read_signature(func, self.name)
         functools.update_wrapper(self, func)
 
@@ -87,6 +90,7 @@ class Step:
             "enable_cache": self.enable_cache,
             "cache_version": self.cache_version,
             "cache_expires_after": (self.cache_expires_after.total_seconds() if self.cache_expires_after else None),
+            **({"resources": dict(self.resources)} if self.resources else {}),
         }
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -125,6 +129,7 @@ def step(
     enable_cache: bool | None = None,
     cache_version: str | None = None,
     cache_expires_after: timedelta | None = None,
+    resources: Mapping[str, float | str] | None = None,
 ) -> Callable[[Callable[..., Any]], Step]: ...
 
 
@@ -136,6 +141,7 @@ def step(
     enable_cache: bool | None = None,
     cache_version: str | None = None,
     cache_expires_after: timedelta | None = None,
+    resources: Mapping[str, float | str] | None = None,
 ) -> Step | Callable[[Callable[..., Any]], Step]:
     """Make a function a pipeline step.
 
@@ -152,6 +158,11 @@ def step(
         enable_cache: reuse earlier results (None: follow the pipeline).
         cache_version: change it to invalidate cached results by hand.
         cache_expires_after: cached results older than this are recomputed.
+        resources: what one run of the step needs from a worker, e.g. ``{"memory": "4GiB",
+            "GPU": 1}``: amounts are positive numbers, or byte sizes (``"512MB"``, ``"4GiB"``,
+            counted in bytes). The ``dask`` orchestrator runs the step only on workers started
+            with enough of each (``dask worker --resources "GPU=1 memory=4e9"``); the ``local``
+            orchestrator ignores them.
     """
 
     def wrap(f: Callable[..., Any]) -> Step:
@@ -161,9 +172,54 @@ def step(
             enable_cache=enable_cache,
             cache_version=cache_version,
             cache_expires_after=cache_expires_after,
+            resources=resources,
         )
 
     return wrap(func) if func is not None else wrap
+
+
+_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+_AMOUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+
+
+def check_resources(step: str, resources: Mapping[str, float | str]) -> dict[str, float]:
+    """``resources`` with each amount as a number (byte sizes in bytes).
+
+    Raises:
+        DefinitionError: a name that is not a non-empty text, or an amount that is not a
+            positive number or byte size.
+    """
+    found: dict[str, float] = {}
+    if not isinstance(resources, Mapping):
+        raise DefinitionError(f"step {step!r}: resources must be a dict such as {{'GPU': 1, 'memory': '4GiB'}}")
+    for name, amount in resources.items():
+        if not isinstance(name, str) or not name.strip():
+            raise DefinitionError(f"step {step!r}: resource names are non-empty texts, got {name!r}")
+        value: float | None = None
+        if isinstance(amount, (int, float)) and not isinstance(amount, bool):
+            value = float(amount)
+        elif isinstance(amount, str):
+            match = _AMOUNT.match(amount)
+            unit = match.group(2).lower() if match else ""
+            if match and (unit in _UNITS or unit == ""):
+                value = float(match.group(1)) * _UNITS.get(unit, 1)
+        if value is None or not value > 0 or value == float("inf"):
+            raise DefinitionError(
+                f"step {step!r}: resource {name!r} needs a positive amount (a number, or a size such as "
+                f"'4GiB' or '512MB'), got {amount!r}"
+            )
+        found[name] = value
+    return found
 
 
 def _import_step(module: str, qualname: str) -> Step:

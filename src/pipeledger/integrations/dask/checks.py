@@ -1,0 +1,167 @@
+"""What the ``dask`` orchestrator refuses before a run starts, each with one line naming the
+component or step and what to use instead.
+
+- No recipe for the stores (they were given as objects): workers could not open them.
+- Workers on another machine and a metadata store that lives on this one
+  (:attr:`~pipeledger.stack.flavor.MetadataStoreFlavor.machine_local`, e.g. ``sqlite``).
+- An artifact store the workers do not see: a probe file written here must be readable there.
+- Stores the workers cannot open (a secret reference they cannot resolve, a server they cannot
+  reach), or a metadata store they open that is another one than this process's.
+- A step (or its parameters) that cannot be sent to the workers, or loaded there.
+
+The functions named ``_on_worker_*`` run on the workers (``Client.run``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import socket
+from typing import TYPE_CHECKING
+
+from pipeledger.exceptions import ConfigError, OrchestratorUnavailableError
+from pipeledger.models import new_id
+from pipeledger.orchestrators.base import RunPlan
+from pipeledger.stack.recipe import StoreRecipes
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+
+def check_before_run(client: Client, plan: RunPlan, where: str) -> dict[str, bytes]:
+    """Refuse what cannot work on the cluster of ``client`` (``where`` names it); returns each
+    step invocation pickled (``cloudpickle``), checked to load on every worker.
+
+    Raises:
+        ConfigError: one of the problems in the module's docstring.
+        OrchestratorUnavailableError: the cluster has no worker.
+    """
+    stores = plan.stores
+    if stores is None:
+        raise ConfigError(
+            "the dask orchestrator's workers open the stack's stores themselves, but this run's stores "
+            "were given as objects; run on a registered stack"
+        )
+    hosts: dict[str, str] = client.run(socket.gethostname)
+    if not hosts:
+        raise OrchestratorUnavailableError(f"the Dask cluster at {where} has no worker; start one (`dask worker`)")
+    here = socket.gethostname()
+    elsewhere = sorted((worker, host) for worker, host in hosts.items() if host != here)
+    if elsewhere:
+        recipe = stores.metadata_store
+        if getattr(recipe.flavor_class(), "machine_local", False):
+            raise ConfigError(
+                f"metadata store {recipe.name!r} (flavor {recipe.flavor}) is a file on this machine, which the "
+                f"Dask worker {elsewhere[0][0]} on {elsewhere[0][1]} cannot record into; use a metadata store "
+                "on a server the workers reach (postgresql, mysql, or a rest store)"
+            )
+    _check_resources(client, plan)
+    _check_artifact_store_seen(client, plan, hosts)
+    _check_stores_open(client, plan, stores)
+    return _check_steps_load(client, plan)
+
+
+def _check_resources(client: Client, plan: RunPlan) -> None:
+    """A step whose resources no worker has would wait forever: refuse it."""
+    needed = [(i, i.step.resources) for i in plan.invocations if i.step.resources]
+    if not needed:
+        return
+    offered: dict[str, dict[str, float]] = {
+        worker: dict(info.get("resources") or {}) for worker, info in client.scheduler_info()["workers"].items()
+    }
+    for invocation, resources in needed:
+        if not any(all(have.get(k, 0) >= v for k, v in resources.items()) for have in offered.values()):
+            wanted = " ".join(f"{k}={v:g}" for k, v in resources.items())
+            raise ConfigError(
+                f"step {invocation.name!r} needs resources {wanted}, which no Dask worker has; start "
+                f'workers with them (dask worker ... --resources "{wanted}")'
+            )
+
+
+def _check_artifact_store_seen(client: Client, plan: RunPlan, hosts: dict[str, str]) -> None:
+    store = plan.artifact_store
+    token = new_id()
+    path = f"{store.root}/.pipeledger-probe-{token}"
+    uri = store.uri_of(path)
+    store.write_text(uri, token)
+    try:
+        seen: dict[str, str | None] = client.run(_on_worker_read, uri)
+    finally:
+        with contextlib.suppress(OSError):
+            store.fs.rm(path)
+    blind = sorted(worker for worker, text in seen.items() if text != token)
+    if blind:
+        recipe = plan.stores.artifact_store if plan.stores else None
+        name = recipe.name if recipe else store.name
+        flavor = f" (flavor {recipe.flavor})" if recipe else ""
+        raise ConfigError(
+            f"artifact store {name!r}{flavor} at {store.root} is not visible from Dask worker {blind[0]} "
+            f"on {hosts.get(blind[0], '?')}: put it on a filesystem every worker mounts at the same path, "
+            "or use an object store the workers reach (e.g. s3)"
+        )
+
+
+def _check_stores_open(client: Client, plan: RunPlan, stores: StoreRecipes) -> None:
+    expected = plan.metadata_store.store_id()
+    found: dict[str, tuple[bool, str | None]] = client.run(_on_worker_open, stores)
+    for worker, (ok, value) in sorted(found.items()):
+        if not ok:
+            raise ConfigError(f"Dask worker {worker} cannot open the stack's stores: {value}")
+        if expected is not None and value != expected:
+            raise ConfigError(
+                f"Dask worker {worker} opens another metadata store than this process (store id {value}, "
+                f"here {expected}): give the workers the same database (path or URL)"
+            )
+
+
+def _check_steps_load(client: Client, plan: RunPlan) -> dict[str, bytes]:
+    import cloudpickle
+
+    payloads: dict[str, bytes] = {}
+    for invocation in plan.invocations:
+        try:
+            payloads[invocation.name] = cloudpickle.dumps(invocation)
+        except Exception as exc:
+            raise ConfigError(
+                f"step {invocation.name!r} ({invocation.step.entrypoint}) cannot be sent to the Dask workers: "
+                f"{type(exc).__name__}: {exc}; define it, and what it uses, at the top level of a module"
+            ) from exc
+    problems: dict[str, dict[str, str]] = client.run(_on_worker_load, payloads)
+    for worker, failed in sorted(problems.items()):
+        if failed:
+            name, error = sorted(failed.items())[0]
+            entrypoint = next(i.step.entrypoint for i in plan.invocations if i.name == name)
+            raise ConfigError(
+                f"step {name!r} ({entrypoint}) cannot be loaded on Dask worker {worker}: {error}; install "
+                "its module (and what it imports) on the workers, or put its directory on their PYTHONPATH"
+            )
+    return payloads
+
+
+def _on_worker_read(uri: str) -> str | None:
+    from pipeledger.artifacts.store import read_text
+
+    try:
+        return read_text(uri)
+    except Exception:
+        return None
+
+
+def _on_worker_open(stores: StoreRecipes) -> tuple[bool, str | None]:
+    from pipeledger.orchestrators.worker import open_stores
+
+    try:
+        metadata_store, _ = open_stores(stores)
+        return True, metadata_store.store_id()
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+
+
+def _on_worker_load(payloads: dict[str, bytes]) -> dict[str, str]:
+    failed: dict[str, str] = {}
+    for name, payload in payloads.items():
+        try:
+            pickle.loads(payload)
+        except Exception as exc:
+            failed[name] = f"{type(exc).__name__}: {exc}"
+    return failed

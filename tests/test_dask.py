@@ -1,0 +1,205 @@
+"""The ``dask`` orchestrator on real clusters: a LocalCluster of worker processes talking TCP on
+loopback, and separately started ``dask scheduler`` / ``dask worker`` processes.
+
+Faults are real too: a step SIGKILLs its own worker process, the scheduler process is killed,
+a client is interrupted with SIGINT; a worker "on another machine" runs in its own UTS and
+mount namespaces (another hostname, another view of the filesystem) when the tests run as root.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeledger import Client, RunFailedError, Status
+from pipeledger.exceptions import ConfigError, OrchestratorUnavailableError
+from pipeledger.stack.flavor import ComponentType
+from pipeledger.stack.manager import StackManager
+from tests import parallel_pipelines as P
+
+distributed = pytest.importorskip("distributed")
+
+ROOT = Path(__file__).resolve().parents[1]
+DASK = str(Path(sys.executable).with_name("dask"))
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """A LocalCluster of two single-threaded worker processes on loopback, for the module."""
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as local:
+        yield local
+
+
+def use_dask(**config: Any) -> None:
+    manager = StackManager()
+    manager.register_component(ComponentType.ORCHESTRATOR, "dk", "dask", {k: str(v) for k, v in config.items()})
+    manager.register_stack("dk", "dk", "default", "default")
+    manager.set_active_stack("dk")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_local_cluster_it_starts_runs_the_steps_in_worker_processes() -> None:
+    use_dask(n_workers=2, threads_per_worker=1)
+    run = P.naps(width=2, seconds=0.3)
+    assert run.status is Status.COMPLETED
+    pids = {run.steps[f"nap_{i}"].metadata["pid"] for i in range(2)}
+    assert os.getpid() not in pids
+    assert run.steps["gather"].output.read() == 2
+    assert run.steps["nap_1"].logs.startswith("nap 1 in process")
+    assert run.stack["orchestrator"]["flavor"] == "dask"
+
+
+def test_a_failing_branch_and_a_cached_second_run(cluster: Any) -> None:
+    use_dask(address=cluster.scheduler_address)
+    with pytest.raises(RunFailedError, match="failed in step 'explode'"):
+        P.failing_branch()
+    run = Client().get_run("failing_branch-1")
+    assert {n: s.status for n, s in run.steps.items()} == {
+        "source": Status.COMPLETED,
+        "left": Status.COMPLETED,
+        "explode": Status.FAILED,
+        "combine": Status.SKIPPED,
+        "after_left": Status.COMPLETED,
+    }
+    assert "ValueError: this branch fails" in (run.steps["explode"].error or "")
+    again = P.diamond()
+    assert again.steps["source"].status is Status.CACHED  # reused from the failing run's source
+    assert again.steps["combine"].output.read() == {"sum": 15, "n": 6}
+
+
+def test_a_step_whose_resources_no_worker_has_is_refused(cluster: Any) -> None:
+    use_dask(address=cluster.scheduler_address)
+    with pytest.raises(ConfigError, match=r"step 'needs_gpu' needs resources GPU=1, which no Dask worker has"):
+        P.gpu_pipeline()
+    assert Client().list_runs() == []  # refused before anything was recorded
+
+
+def test_a_step_the_workers_cannot_import_is_refused(cluster: Any, tmp_path: Path) -> None:
+    (tmp_path / "only_here.py").write_text(
+        textwrap.dedent(
+            """
+            from pipeledger import pipeline, step
+
+            @step
+            def private() -> int:
+                return 1
+
+            @pipeline
+            def lonely():
+                private()
+            """
+        )
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import only_here  # type: ignore[import-not-found]
+
+        use_dask(address=cluster.scheduler_address)
+        with pytest.raises(ConfigError, match=r"step 'private' \(only_here.private\) cannot be loaded on Dask worker"):
+            only_here.lonely()
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("only_here", None)
+
+
+def test_a_worker_killed_during_a_step_is_retried_in_the_same_step_record(tmp_path: Path) -> None:
+    use_dask(n_workers=2, retries=2)
+    marker = tmp_path / "killed-once"
+    run = P.killed_once(marker=str(marker))
+    assert marker.exists()  # the first attempt ran and killed its worker
+    step = run.steps["kill_worker_once"]
+    assert step.status is Status.COMPLETED and step.output.read() == 3
+    assert step.metadata["pipeledger.attempts"] == 2
+    assert "attempt 2: the worker running the previous attempt was lost" in step.logs
+    names = [s.name for s in Client().get_run(run.name)._store.list_step_runs(run.id)]
+    assert names.count("kill_worker_once") == 1  # one record, however many attempts
+
+
+def test_a_worker_killed_at_every_attempt_fails_the_step_clearly() -> None:
+    use_dask(n_workers=2, retries=1)
+    with pytest.raises(RunFailedError, match="the worker running it was lost") as caught:
+        P.killed_always()
+    run = Client().get_run(caught.value.run_name)
+    assert run.status is Status.FAILED
+    step = run.steps["kill_worker_always"]
+    assert step.status is Status.FAILED
+    assert "killed, or out of memory" in (step.error or "")
+
+
+@pytest.fixture
+def cli_cluster(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], subprocess.Popen[bytes]]]:
+    """``dask scheduler`` and one ``dask worker``, started as separate processes."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    log = (tmp_path / "dask.log").open("wb")
+    scheduler = subprocess.Popen(
+        [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    worker = subprocess.Popen(
+        [DASK, "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1"],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    try:
+        with distributed.Client(address, timeout=30) as client:
+            client.wait_for_workers(1, timeout=30)
+        yield address, scheduler, worker
+    finally:
+        for process in (worker, scheduler):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def test_separately_started_scheduler_and_worker(
+    cli_cluster: tuple[str, subprocess.Popen[bytes], subprocess.Popen[bytes]],
+) -> None:
+    address, scheduler, _worker = cli_cluster
+    use_dask(address=address, connect_timeout=3)
+    run = P.diamond()
+    assert run.status is Status.COMPLETED
+    assert run.steps["combine"].output.read() == {"sum": 15, "n": 6}
+
+    # The scheduler is killed while a step runs: the run fails with one clear line.
+    scheduler_pid = scheduler.pid
+
+    def kill_later() -> None:
+        time.sleep(2)
+        os.killpg(scheduler_pid, signal.SIGKILL)
+
+    import threading
+
+    threading.Thread(target=kill_later, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(OrchestratorUnavailableError, match=r"lost the Dask scheduler at tcp://127\.0\.0\.1") as caught:
+        P.naps(width=2, seconds=30)
+    assert time.monotonic() - started < 25
+    assert "\n" not in str(caught.value) and "scheduler-connection-lost" in str(caught.value)
+    run = Client().get_run("naps-1")
+    assert run.status is Status.FAILED
+    assert not [s for s in run.steps.values() if s.status is Status.RUNNING]
