@@ -9,6 +9,7 @@ mount namespaces (another hostname, another view of the filesystem) when the tes
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -203,3 +204,82 @@ def test_separately_started_scheduler_and_worker(
     run = Client().get_run("naps-1")
     assert run.status is Status.FAILED
     assert not [s for s in run.steps.values() if s.status is Status.RUNNING]
+
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None, reason="a worker 'on another machine' needs unshare (root)"
+)
+
+
+def start_cluster(tmp_path: Path, worker_prefix: list[str]) -> tuple[str, list[subprocess.Popen[bytes]]]:
+    """A ``dask scheduler`` and one ``dask worker`` run through ``worker_prefix`` (e.g. in other
+    namespaces); returns the address and the processes."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    log = (tmp_path / "dask.log").open("ab")
+    scheduler = subprocess.Popen(
+        [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    worker_cmd = f"{DASK} worker {address} --nthreads 1 --nworkers 1 --no-dashboard --host 127.0.0.1"
+    worker = subprocess.Popen(
+        [*worker_prefix, "sh", "-c", worker_cmd], env=env, stdout=log, stderr=log, start_new_session=True
+    )
+    with distributed.Client(address, timeout=30) as client:
+        client.wait_for_workers(1, timeout=30)
+    return address, [worker, scheduler]
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@needs_root
+def test_a_worker_on_another_machine_cannot_record_into_sqlite(tmp_path: Path) -> None:
+    prefix = ["unshare", "--uts", "sh", "-c", 'hostname worker-elsewhere && exec "$@"', "-"]
+    address, processes = start_cluster(tmp_path, prefix)
+    try:
+        use_dask(address=address)
+        with pytest.raises(ConfigError) as caught:
+            P.diamond()
+    finally:
+        stop(processes)
+    message = str(caught.value)
+    assert "metadata store 'default' (flavor sqlite) is a file on this machine" in message
+    assert "on worker-elsewhere" in message and "postgresql, mysql, or a rest store" in message
+    assert Client().list_runs() == []
+
+
+@needs_root
+def test_an_artifact_store_the_workers_do_not_see_is_refused(tmp_path: Path, home: Path) -> None:
+    # The worker's view of the filesystem has an empty directory where this process's home is.
+    prefix = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        f'mount -t tmpfs none {home.parent} && exec "$@"',
+        "-",
+    ]
+    home.mkdir(parents=True, exist_ok=True)
+    address, processes = start_cluster(tmp_path, prefix)
+    try:
+        use_dask(address=address)
+        with pytest.raises(ConfigError) as caught:
+            P.diamond()
+    finally:
+        stop(processes)
+    message = str(caught.value)
+    assert f"artifact store 'default' (flavor local) at {home / 'artifacts'} is not visible from Dask worker" in message
+    assert "object store" in message
+    assert Client().list_runs() == []
+    assert not list((home / "artifacts").glob(".pipeledger-probe-*"))  # the probe file is removed

@@ -4,7 +4,12 @@ processes (or threads), each recorded on its own, failures handled as configured
 from __future__ import annotations
 
 import itertools
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,3 +108,68 @@ def test_on_failure_cancel_kills_running_steps() -> None:
 def test_cancel_needs_worker_processes() -> None:
     with pytest.raises(ConfigError, match="on_failure=cancel needs worker processes"):
         use_local(max_parallelism=2, workers="threads", on_failure="cancel")
+
+
+INTERRUPTED_SCRIPT = """
+import sys
+
+from pipeledger.stack.flavor import ComponentType
+from pipeledger.stack.manager import StackManager
+from tests import parallel_pipelines as P
+
+if __name__ == "__main__":
+    manager = StackManager()
+    flavor, values = sys.argv[1], dict(arg.split("=", 1) for arg in sys.argv[2:])
+    manager.register_component(ComponentType.ORCHESTRATOR, "o", flavor, values)
+    manager.register_stack("o", "o", "default", "default")
+    manager.set_active_stack("o")
+    P.naps(width=2, seconds=60)
+"""
+
+
+@pytest.mark.parametrize(
+    "orchestrator", [["local", "max_parallelism=2"], ["dask", "n_workers=2"]], ids=["local-parallel", "dask"]
+)
+def test_ctrl_c_stops_the_steps_and_records_them_failed(orchestrator: list[str], tmp_path: Path, home: Path) -> None:
+    if orchestrator[0] == "dask":
+        pytest.importorskip("distributed")
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPTED_SCRIPT)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{root / 'src'}{os.pathsep}{root}"}
+    process = subprocess.Popen(
+        [sys.executable, str(script), *orchestrator],
+        env=env,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until both naps are recorded running
+            runs = Client().list_runs() if (home / "metadata.db").exists() else []
+            if runs and sum(s.status is Status.RUNNING for s in Client().get_run(runs[0].id).steps.values()) == 2:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the naps did not start")
+        started = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole process group
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode != 0
+    assert time.monotonic() - started < 30
+    assert b"KeyboardInterrupt" in output
+    run = Client().get_run("naps-1")
+    assert run.status is Status.FAILED
+    statuses = {name: step.status for name, step in run.steps.items()}
+    assert statuses["nap_0"] is Status.FAILED and statuses["nap_1"] is Status.FAILED
+    assert "gather" not in statuses or statuses["gather"] is not Status.RUNNING
+    assert "interrupted" in (run.steps["nap_0"].error or "")
+    time.sleep(1)  # nothing of the run is left running (zombies aside: a container's init may not reap them)
+    listed = subprocess.run(["ps", "-o", "stat=,args=", "-g", str(process.pid)], capture_output=True, text=True)
+    assert [line for line in listed.stdout.splitlines() if not line.strip().startswith("Z")] == []
