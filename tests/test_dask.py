@@ -283,3 +283,54 @@ def test_an_artifact_store_the_workers_do_not_see_is_refused(tmp_path: Path, hom
     assert "object store" in message
     assert Client().list_runs() == []
     assert not list((home / "artifacts").glob(".pipeledger-probe-*"))  # the probe file is removed
+
+
+NO_GUARD_SCRIPT = """
+import sys
+
+from pipeledger import pipeline, step
+from pipeledger.stack.flavor import ComponentType
+from pipeledger.stack.manager import StackManager
+
+
+@step
+def one() -> int:
+    print("one speaks")
+    return 1
+
+
+@step
+def two(x: int) -> int:
+    return x + 1
+
+
+@pipeline
+def script_pipeline():
+    two(one())
+
+
+# No `if __name__ == "__main__":` guard, on purpose: the workers must not run this again.
+manager = StackManager()
+manager.register_component(ComponentType.ORCHESTRATOR, sys.argv[1], sys.argv[1], {})
+manager.register_stack(sys.argv[1], sys.argv[1], "default", "default")
+manager.set_active_stack(sys.argv[1])
+run = script_pipeline()
+print("RESULT", run.steps["two"].output.read(), run.steps["one"].entrypoint, run.steps["one"].status.value)
+"""
+
+
+def test_a_script_without_a_main_guard_runs_its_own_steps_on_a_local_cluster(tmp_path: Path, home: Path) -> None:
+    script = tmp_path / "no_guard.py"
+    script.write_text(NO_GUARD_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    outputs = []
+    for flavor in ("local", "dask"):
+        done = subprocess.run(
+            [sys.executable, str(script), flavor], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        outputs.append(next(line for line in done.stdout.splitlines() if line.startswith("RESULT")))
+    assert outputs[0] == "RESULT 2 no_guard.one completed"
+    # The same entrypoint and cache key on the workers: the dask run reuses the local run's results.
+    assert outputs[1] == "RESULT 2 no_guard.one cached"
+    assert [r.name for r in Client().list_runs()] == ["script_pipeline-2", "script_pipeline-1"]

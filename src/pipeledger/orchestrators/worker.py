@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pipeledger.artifacts.materializers import MaterializerRegistry, default_registry
 from pipeledger.artifacts.store import ArtifactStore
 from pipeledger.caching.policy import CachePolicy
+from pipeledger.exceptions import StepRunExistsError
 from pipeledger.limits import storable_text
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import ArtifactRecord, Direction, RunRecord, Status, StepRunRecord, utcnow
@@ -136,17 +137,25 @@ def run_step_task(
     broken = [name for name in invocation.upstream if (r := upstream.get(name)) is None or not r.outputs_usable]
     if broken:
         reason = f"upstream step {broken[0]} failed"
-        outcome = runner.record_skipped(invocation, reason)
+        try:
+            outcome = runner.record_skipped(invocation, reason)
+        except StepRunExistsError:  # recorded by an earlier attempt of this task
+            earlier = _earlier_attempt(metadata_store, task.run.id, invocation.name)
+            if earlier is None:
+                raise
+            return _recorded_result(metadata_store, earlier)
         return StepResult(invocation.name, outcome.status, outcome.step_run_id, 0.0, reason=reason)
     produced = {name: r.outputs for name, r in upstream.items() if r is not None}
-    earlier = _earlier_attempt(metadata_store, task.run.id, invocation.name)
-    if earlier is not None and earlier.status is not Status.RUNNING:
-        return _recorded_result(metadata_store, earlier)
     try:
-        if earlier is not None:
-            outcome = runner.retry_step(invocation, earlier, produced, task.max_attempts)
-        else:
+        try:
             outcome = runner.run_step(invocation, produced)
+        except StepRunExistsError:  # an earlier attempt of this task recorded the step (see the module)
+            earlier = _earlier_attempt(metadata_store, task.run.id, invocation.name)
+            if earlier is None:
+                raise
+            if earlier.status is not Status.RUNNING:
+                return _recorded_result(metadata_store, earlier)
+            outcome = runner.retry_step(invocation, earlier, produced, task.max_attempts)
     except BaseException as exc:  # interrupted, or the store failed: end the step's record, re-raise
         text = storable_text(f"{type(exc).__name__}: {exc}")
         for step_run_id in sorted(runner.unfinished):

@@ -52,9 +52,23 @@ class Step:
     def entrypoint(self) -> str:
         """The function's import path, ``module.qualname``, with the module named by
         :func:`~pipeledger.caching.sources.module_name` (a script by its file, not ``__main__``)."""
+        pinned = self.__dict__.get("_pinned_entrypoint")
+        if pinned is not None:
+            return str(pinned)
         from pipeledger.caching.sources import module_name
 
         return f"{module_name(self.func.__module__)}.{self.func.__qualname__}"
+
+    def code_fingerprint(self) -> dict[str, str]:
+        """The fingerprint of the step's code in cache keys
+        (:func:`~pipeledger.caching.sources.code_fingerprint`). A step sent by value to another
+        process carries the one computed where it was defined (see :meth:`__reduce_ex__`)."""
+        pinned = self.__dict__.get("_pinned_fingerprint")
+        if pinned is not None:
+            return dict(pinned)
+        from pipeledger.caching.sources import code_fingerprint
+
+        return code_fingerprint(self.func)
 
     @functools.cached_property
     def source_file(self) -> str | None:
@@ -107,15 +121,23 @@ class Step:
     def __reduce_ex__(self, protocol: Any) -> Any:
         """Pickled by reference (module and name) when the step is importable as such, so worker
         processes import it; otherwise as its attributes (which ``cloudpickle``, used by Dask,
-        can send by value: steps defined in a script's ``__main__`` or inside functions)."""
+        can send by value: steps defined in a script's ``__main__``, inside functions, or in a
+        module made without an import spec). A step sent by value carries its entrypoint, source
+        hash, source file and code fingerprint as computed here, where its module is loaded, so
+        the worker records and caches it exactly as this process would."""
         module = sys.modules.get(self.func.__module__)
-        if module is not None and self.func.__module__ != "__main__":
+        if module is not None and self.func.__module__ != "__main__" and getattr(module, "__spec__", None):
             found: Any = module
             for part in self.func.__qualname__.split("."):
                 found = getattr(found, part, None)
             if found is self:
                 return (_import_step, (self.func.__module__, self.func.__qualname__))
-        return super().__reduce_ex__(protocol)
+        state = dict(self.__dict__)
+        state["_pinned_entrypoint"] = self.entrypoint
+        state["_pinned_fingerprint"] = self.code_fingerprint()
+        state["source_hash"] = self.source_hash
+        state["source_file"] = self.source_file
+        return (_rebuild_step, (state,))
 
 
 @overload
@@ -220,6 +242,13 @@ def check_resources(step: str, resources: Mapping[str, float | str]) -> dict[str
             )
         found[name] = value
     return found
+
+
+def _rebuild_step(state: dict[str, Any]) -> Step:
+    """A step sent by value (unpickling, see :meth:`Step.__reduce_ex__`)."""
+    rebuilt = Step.__new__(Step)
+    rebuilt.__dict__.update(state)
+    return rebuilt
 
 
 def _import_step(module: str, qualname: str) -> Step:

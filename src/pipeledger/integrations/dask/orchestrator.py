@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import Field, model_validator
 
+from pipeledger.caching.sources import RECORDED_NAME_ATTRIBUTE, module_name
 from pipeledger.exceptions import ConfigError, OrchestratorUnavailableError
 from pipeledger.integrations.dask.checks import check_before_run
 from pipeledger.models import Status
@@ -112,20 +114,21 @@ class DaskOrchestrator(Orchestrator):
         }
         with dask.config.set(settings):
             if config.address is None:
-                # host given: Dask would otherwise probe an outside address to find its own.
-                cluster = distributed.LocalCluster(
-                    n_workers=config.n_workers,
-                    threads_per_worker=config.threads_per_worker,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
-                )
-                try:
-                    with distributed.Client(cluster, timeout=config.connect_timeout) as client:
-                        yield client, cluster.scheduler_address
-                finally:
-                    cluster.close()
+                with contextlib.ExitStack() as stack:
+                    stack.enter_context(_main_not_reimported())
+                    # host given: Dask would otherwise probe an outside address to find its own.
+                    cluster = stack.enter_context(
+                        distributed.LocalCluster(
+                            n_workers=config.n_workers,
+                            threads_per_worker=config.threads_per_worker,
+                            processes=True,
+                            host="127.0.0.1",
+                            dashboard_address=None,
+                            silence_logs=logging.ERROR,
+                        )
+                    )
+                    client = stack.enter_context(distributed.Client(cluster, timeout=config.connect_timeout))
+                    yield client, cluster.scheduler_address
                 return
             try:
                 client = distributed.Client(config.address, timeout=config.connect_timeout)
@@ -154,6 +157,30 @@ class DaskOrchestrator(Orchestrator):
             raise RuntimeError("DaskOrchestrator.execute runs inside prepare(); call run()")
         client, where = self._connected
         return _Execution(client, where, plan, runner, self.config).run()
+
+
+@contextlib.contextmanager
+def _main_not_reimported() -> Iterator[None]:
+    """While it lasts, worker processes started with ``spawn`` do not import the script being run
+    (``__main__``): its ``__file__`` and ``__spec__`` are hidden. Steps defined in the script are
+    sent to the workers by value, so they need not import it; a script without an
+    ``if __name__ == "__main__":`` guard would otherwise run again in each worker. The script
+    keeps the module name it is recorded under (entrypoints, cache keys) meanwhile."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    keys = ("__file__", "__spec__", RECORDED_NAME_ATTRIBUTE)
+    saved: dict[str, Any] = {k: main.__dict__[k] for k in keys if k in main.__dict__}
+    main.__dict__[RECORDED_NAME_ATTRIBUTE] = module_name("__main__")
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        for key in keys:
+            main.__dict__.pop(key, None)
+        main.__dict__.update(saved)
 
 
 class _Execution:

@@ -1,0 +1,146 @@
+"""Parallel and distributed orchestration: speed-up and per-step overhead (issue #22).
+
+1. Speed-up: a fan-out of 16 independent steps of 0.5 s of CPU work each (after one source
+   step), cache off, on the sequential ``local`` orchestrator, ``local`` with
+   ``max_parallelism=2`` (worker processes), and ``dask`` on a 2-worker ``LocalCluster``
+   (started by the orchestrator for the run, and, separately, an already running one).
+2. Per-step overhead: a chain of 20 no-op steps, cache off, through ``local`` and through
+   ``dask`` on a running 2-worker cluster: (run wall time - calling the functions directly) / 20.
+
+Runs on a SQLite store in a temporary home. Prints a table and writes JSON lines to
+``benchmarks/results/parallel-<timestamp>.jsonl``.
+
+    python -m benchmarks.parallel [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeledger import pipeline, step
+
+WIDTH = 16
+CPU_SECONDS = 0.5
+CHAIN = 20
+
+
+@step
+def begin(seed: int = 0) -> int:
+    return seed
+
+
+@step
+def burn(x: int, index: int = 0) -> int:
+    """0.5 s of CPU time of this thread."""
+    start = time.thread_time()
+    n = 0
+    while time.thread_time() - start < CPU_SECONDS:
+        for _ in range(10_000):
+            n += 1
+    return x + index
+
+
+@step
+def noop(x: int) -> int:
+    return x
+
+
+@pipeline
+def fan_out(seed: int = 0):
+    x = begin(seed=seed)
+    for i in range(WIDTH):
+        burn(x, index=i, id=f"burn_{i}")
+
+
+@pipeline
+def chain(seed: int = 0):
+    value = begin(seed=seed)
+    for _ in range(CHAIN - 1):
+        value = noop(value)
+
+
+def use(label: str, flavor: str, values: dict[str, Any]) -> None:
+    from pipeledger.stack.flavor import ComponentType
+    from pipeledger.stack.manager import StackManager
+    from pipeledger.stack.registry import close_stacks
+
+    manager = StackManager()
+    manager.register_component(ComponentType.ORCHESTRATOR, label, flavor, {k: str(v) for k, v in values.items()})
+    manager.register_stack(label, label, "default", "default")
+    manager.set_active_stack(label)
+    close_stacks()
+
+
+def timed(p: Any, repeats: int) -> list[float]:
+    times = []
+    for i in range(repeats):
+        started = time.perf_counter()
+        p.with_options(enable_cache=False)(seed=1000 + i)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def direct_chain() -> float:
+    started = time.perf_counter()
+    value = begin.func(0)
+    for _ in range(CHAIN - 1):
+        value = noop.func(value)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    import distributed
+
+    os.environ["PIPELEDGER_QUIET"] = "1"
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="ledger-parallel-") as home:
+        os.environ["PIPELEDGER_HOME"] = home
+        with distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster:
+            configs = [
+                ("local (sequential)", "local", {}),
+                ("local max_parallelism=2", "local", {"max_parallelism": 2}),
+                ("dask, LocalCluster per run (2 workers)", "dask", {"n_workers": 2, "threads_per_worker": 1}),
+                ("dask, running cluster (2 workers)", "dask", {"address": cluster.scheduler_address}),
+            ]
+            for label, flavor, values in configs:
+                use(f"o{len(rows)}", flavor, values)
+                chain.with_options(enable_cache=False)(seed=-1)  # warm-up: schema, imports, worker stores
+                fan = timed(fan_out, args.repeats)
+                row: dict[str, Any] = {"orchestrator": label, "fan_out_s": statistics.median(fan), "fan_out_all": fan}
+                if "LocalCluster per run" not in label:
+                    chains = timed(chain, max(args.repeats, 5))
+                    direct = statistics.median(direct_chain() for _ in range(20))
+                    row["per_step_ms"] = (statistics.median(chains) - direct) / CHAIN * 1000
+                rows.append(row)
+    sequential = rows[0]["fan_out_s"]
+    print(f"fan-out of {WIDTH} steps x {CPU_SECONDS} s CPU; chain of {CHAIN} no-op steps; cpus={os.cpu_count()}")
+    print(f"load average before: {LOAD}")
+    print("| orchestrator | fan-out wall (s) | vs sequential | no-op per-step overhead (ms) |")
+    print("|---|---|---|---|")
+    for row in rows:
+        row["ratio"] = row["fan_out_s"] / sequential
+        overhead = f"{row['per_step_ms']:.1f}" if "per_step_ms" in row else "-"
+        print(f"| {row['orchestrator']} | {row['fan_out_s']:.2f} | {row['ratio']:.2f}x | {overhead} |")
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(exist_ok=True)
+    with (out / f"parallel-{time.strftime('%Y%m%dT%H%M%S')}.jsonl").open("w") as f:
+        for row in rows:
+            f.write(json.dumps({**row, "load_before": LOAD}) + "\n")
+
+
+LOAD = os.getloadavg() if hasattr(os, "getloadavg") else None
+
+if __name__ == "__main__":
+    main()
