@@ -9,7 +9,8 @@ help:
 	@echo "make demo   - install pipeledger in $(VENV), run examples/quickstart.py twice, show the cached run"
 	@echo "make test   - install dev extras, run ruff, mypy and the test suite"
 	@echo "make stress - the concurrency tests at full size (8 processes x 25 runs x 5 steps per database)"
-	@echo "make bench  - ledger-bench: pipeledger vs a raw SQLite floor vs ML Metadata (BENCH_ARGS=--quick)"
+	@echo "make bench  - ledger-bench: pipeledger vs a raw SQLite floor vs ML Metadata (BENCH_ARGS=--quick),"
+	@echo "              end-to-end overhead, parallel/dask speed-up (benchmarks/parallel.py)"
 	@echo "make bench-server - ledger-bench for pipeledger on MariaDB and PostgreSQL"
 
 $(BIN)/python:
@@ -57,12 +58,13 @@ BENCH_ARGS ?=
 $(BENCH_VENV)/.installed: pyproject.toml
 	$(BENCH_PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[mysql,postgresql]" "ml-metadata==1.17.1"
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[mysql,postgresql,dask]" "ml-metadata==1.17.1"
 	@touch $@
 
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m benchmarks.run $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.e2e
+	$(BENCH_VENV)/bin/python -m benchmarks.parallel
 
 bench-server: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m benchmarks.run --server $(BENCH_ARGS)
