@@ -334,3 +334,30 @@ def test_a_script_without_a_main_guard_runs_its_own_steps_on_a_local_cluster(tmp
     # The same entrypoint and cache key on the workers: the dask run reuses the local run's results.
     assert outputs[1] == "RESULT 2 no_guard.one cached"
     assert [r.name for r in Client().list_runs()] == ["script_pipeline-2", "script_pipeline-1"]
+
+
+@needs_root
+@pytest.mark.server
+def test_a_worker_on_another_machine_records_into_a_server_database(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from tests.servers import enabled_backends, open_empty_store, server_config
+
+    if "postgresql" not in enabled_backends():
+        pytest.skip("postgresql is not among PIPELEDGER_TEST_BACKENDS")
+    open_empty_store("postgresql", tmp_path, request).close()
+    url = request.getfixturevalue("server_urls")["postgresql"]
+    prefix = ["unshare", "--uts", "sh", "-c", 'hostname worker-elsewhere && exec "$@"', "-"]
+    address, processes = start_cluster(tmp_path, prefix)
+    try:
+        manager = StackManager()
+        manager.register_component(ComponentType.METADATA_STORE, "pg", "postgresql", server_config("postgresql", url))
+        manager.register_component(ComponentType.ORCHESTRATOR, "far", "dask", {"address": address})
+        manager.register_stack("far", "far", "default", "pg")
+        manager.set_active_stack("far")
+        run = P.diamond()
+    finally:
+        stop(processes)
+    assert run.status is Status.COMPLETED
+    assert run.steps["combine"].output.read() == {"sum": 15, "n": 6}
+    assert run.stack["metadata_store"]["flavor"] == "postgresql"
