@@ -4,8 +4,9 @@
    step), cache off, on the sequential ``local`` orchestrator, ``local`` with
    ``max_parallelism=2`` (worker processes), and ``dask`` on a 2-worker ``LocalCluster``
    (started by the orchestrator for the run, and, separately, an already running one).
-2. Per-step overhead: a chain of 20 no-op steps, cache off, through ``local`` and through
-   ``dask`` on a running 2-worker cluster: (run wall time - calling the functions directly) / 20.
+2. Per-step overhead: a chain of 20 no-op steps, and a source with 19 independent no-op
+   steps, cache off, through ``local`` and through ``dask`` on a running 2-worker cluster:
+   (run wall time - calling the functions directly) / 20.
 
 Runs on a SQLite store in a temporary home. Prints a table and writes JSON lines to
 ``benchmarks/results/parallel-<timestamp>.jsonl``.
@@ -57,6 +58,13 @@ def fan_out(seed: int = 0):
     x = begin(seed=seed)
     for i in range(WIDTH):
         burn(x, index=i, id=f"burn_{i}")
+
+
+@pipeline
+def noop_fan(seed: int = 0):
+    x = begin(seed=seed)
+    for i in range(CHAIN - 1):
+        noop(x, id=f"noop_{i}")
 
 
 @pipeline
@@ -123,16 +131,21 @@ def main() -> None:
                     chains = timed(chain, max(args.repeats, 5))
                     direct = statistics.median(direct_chain() for _ in range(20))
                     row["per_step_ms"] = (statistics.median(chains) - direct) / CHAIN * 1000
+                    fans = timed(noop_fan, max(args.repeats, 5))
+                    row["per_step_fan_ms"] = (statistics.median(fans) - direct) / CHAIN * 1000
                 rows.append(row)
     sequential = rows[0]["fan_out_s"]
     print(f"fan-out of {WIDTH} steps x {CPU_SECONDS} s CPU; chain of {CHAIN} no-op steps; cpus={os.cpu_count()}")
     print(f"load average before: {LOAD}")
-    print("| orchestrator | fan-out wall (s) | vs sequential | no-op per-step overhead (ms) |")
-    print("|---|---|---|---|")
+    print(
+        "| orchestrator | fan-out wall (s) | vs sequential | no-op overhead per step, chain (ms) | ..., fan-out (ms) |"
+    )
+    print("|---|---|---|---|---|")
     for row in rows:
         row["ratio"] = row["fan_out_s"] / sequential
-        overhead = f"{row['per_step_ms']:.1f}" if "per_step_ms" in row else "-"
-        print(f"| {row['orchestrator']} | {row['fan_out_s']:.2f} | {row['ratio']:.2f}x | {overhead} |")
+        chain_ms = f"{row['per_step_ms']:.1f}" if "per_step_ms" in row else "-"
+        fan_ms = f"{row['per_step_fan_ms']:.1f}" if "per_step_fan_ms" in row else "-"
+        print(f"| {row['orchestrator']} | {row['fan_out_s']:.2f} | {row['ratio']:.2f}x | {chain_ms} | {fan_ms} |")
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
     with (out / f"parallel-{time.strftime('%Y%m%dT%H%M%S')}.jsonl").open("w") as f:

@@ -42,11 +42,22 @@ def check_before_run(client: Client, plan: RunPlan, where: str) -> dict[str, byt
             "the dask orchestrator's workers open the stack's stores themselves, but this run's stores "
             "were given as objects; run on a registered stack"
         )
-    hosts: dict[str, str] = client.run(socket.gethostname)
-    if not hosts:
+    _check_resources(client, plan)
+    payloads = _pickled_steps(plan)
+    store = plan.artifact_store
+    token = new_id()
+    probe_path = f"{store.root}/.pipeledger-probe-{token}"
+    probe = store.uri_of(probe_path)
+    store.write_text(probe, token)
+    try:  # first round trip: where the workers are, and what they see of the artifact store
+        seen: dict[str, tuple[str, str | None]] = client.run(_on_worker_look, probe)
+    finally:
+        with contextlib.suppress(OSError):
+            store.fs.rm(probe_path)
+    if not seen:
         raise OrchestratorUnavailableError(f"the Dask cluster at {where} has no worker; start one (`dask worker`)")
     here = socket.gethostname()
-    elsewhere = sorted((worker, host) for worker, host in hosts.items() if host != here)
+    elsewhere = sorted((worker, host) for worker, (host, _) in seen.items() if host != here)
     if elsewhere:
         recipe = stores.metadata_store
         if getattr(recipe.flavor_class(), "machine_local", False):
@@ -55,10 +66,33 @@ def check_before_run(client: Client, plan: RunPlan, where: str) -> dict[str, byt
                 f"Dask worker {elsewhere[0][0]} on {elsewhere[0][1]} cannot record into; use a metadata store "
                 "on a server the workers reach (postgresql, mysql, or a rest store)"
             )
-    _check_resources(client, plan)
-    _check_artifact_store_seen(client, plan, hosts)
-    _check_stores_open(client, plan, stores)
-    return _check_steps_load(client, plan)
+    blind = sorted((worker, host) for worker, (host, text) in seen.items() if text != token)
+    if blind:
+        recipe = stores.artifact_store
+        raise ConfigError(
+            f"artifact store {recipe.name!r} (flavor {recipe.flavor}) at {store.root} is not visible from Dask "
+            f"worker {blind[0][0]} on {blind[0][1]}: put it on a filesystem every worker mounts at the same "
+            "path, or use an object store the workers reach (e.g. s3)"
+        )
+    # second round trip: the workers open the stores and load the steps
+    opened: dict[str, tuple[bool, str | None, dict[str, str]]] = client.run(_on_worker_open, stores, payloads)
+    expected = plan.metadata_store.store_id()
+    for worker, (ok, value, failed) in sorted(opened.items()):
+        if not ok:
+            raise ConfigError(f"Dask worker {worker} cannot open the stack's stores: {value}")
+        if expected is not None and value != expected:
+            raise ConfigError(
+                f"Dask worker {worker} opens another metadata store than this process (store id {value}, "
+                f"here {expected}): give the workers the same database (path or URL)"
+            )
+        if failed:
+            name, error = sorted(failed.items())[0]
+            entrypoint = next(i.step.entrypoint for i in plan.invocations if i.name == name)
+            raise ConfigError(
+                f"step {name!r} ({entrypoint}) cannot be loaded on Dask worker {worker}: {error}; install "
+                "its module (and what it imports) on the workers, or put its directory on their PYTHONPATH"
+            )
+    return payloads
 
 
 def _check_resources(client: Client, plan: RunPlan) -> None:
@@ -78,43 +112,7 @@ def _check_resources(client: Client, plan: RunPlan) -> None:
             )
 
 
-def _check_artifact_store_seen(client: Client, plan: RunPlan, hosts: dict[str, str]) -> None:
-    store = plan.artifact_store
-    token = new_id()
-    path = f"{store.root}/.pipeledger-probe-{token}"
-    uri = store.uri_of(path)
-    store.write_text(uri, token)
-    try:
-        seen: dict[str, str | None] = client.run(_on_worker_read, uri)
-    finally:
-        with contextlib.suppress(OSError):
-            store.fs.rm(path)
-    blind = sorted(worker for worker, text in seen.items() if text != token)
-    if blind:
-        recipe = plan.stores.artifact_store if plan.stores else None
-        name = recipe.name if recipe else store.name
-        flavor = f" (flavor {recipe.flavor})" if recipe else ""
-        raise ConfigError(
-            f"artifact store {name!r}{flavor} at {store.root} is not visible from Dask worker {blind[0]} "
-            f"on {hosts.get(blind[0], '?')}: put it on a filesystem every worker mounts at the same path, "
-            "or use an object store the workers reach (e.g. s3)"
-        )
-
-
-def _check_stores_open(client: Client, plan: RunPlan, stores: StoreRecipes) -> None:
-    expected = plan.metadata_store.store_id()
-    found: dict[str, tuple[bool, str | None]] = client.run(_on_worker_open, stores)
-    for worker, (ok, value) in sorted(found.items()):
-        if not ok:
-            raise ConfigError(f"Dask worker {worker} cannot open the stack's stores: {value}")
-        if expected is not None and value != expected:
-            raise ConfigError(
-                f"Dask worker {worker} opens another metadata store than this process (store id {value}, "
-                f"here {expected}): give the workers the same database (path or URL)"
-            )
-
-
-def _check_steps_load(client: Client, plan: RunPlan) -> dict[str, bytes]:
+def _pickled_steps(plan: RunPlan) -> dict[str, bytes]:
     import cloudpickle
 
     payloads: dict[str, bytes] = {}
@@ -126,42 +124,34 @@ def _check_steps_load(client: Client, plan: RunPlan) -> dict[str, bytes]:
                 f"step {invocation.name!r} ({invocation.step.entrypoint}) cannot be sent to the Dask workers: "
                 f"{type(exc).__name__}: {exc}; define it, and what it uses, at the top level of a module"
             ) from exc
-    problems: dict[str, dict[str, str]] = client.run(_on_worker_load, payloads)
-    for worker, failed in sorted(problems.items()):
-        if failed:
-            name, error = sorted(failed.items())[0]
-            entrypoint = next(i.step.entrypoint for i in plan.invocations if i.name == name)
-            raise ConfigError(
-                f"step {name!r} ({entrypoint}) cannot be loaded on Dask worker {worker}: {error}; install "
-                "its module (and what it imports) on the workers, or put its directory on their PYTHONPATH"
-            )
     return payloads
 
 
-def _on_worker_read(uri: str) -> str | None:
+def _on_worker_look(uri: str) -> tuple[str, str | None]:
+    """This worker's host name, and the text of the probe file at ``uri`` (None: not seen)."""
     from pipeledger.artifacts.store import read_text
 
     try:
-        return read_text(uri)
+        text: str | None = read_text(uri)
     except Exception:
-        return None
+        text = None
+    return socket.gethostname(), text
 
 
-def _on_worker_open(stores: StoreRecipes) -> tuple[bool, str | None]:
+def _on_worker_open(stores: StoreRecipes, payloads: dict[str, bytes]) -> tuple[bool, str | None, dict[str, str]]:
+    """Open the stores here (kept open for the run's tasks): ``(True, store id, steps that do not
+    load here with why)``, or ``(False, why, {})``."""
     from pipeledger.orchestrators.worker import open_stores
 
     try:
         metadata_store, _ = open_stores(stores)
-        return True, metadata_store.store_id()
+        store_id = metadata_store.store_id()
     except Exception as exc:
-        return False, f"{type(exc).__name__}: {exc}"
-
-
-def _on_worker_load(payloads: dict[str, bytes]) -> dict[str, str]:
+        return False, f"{type(exc).__name__}: {exc}", {}
     failed: dict[str, str] = {}
     for name, payload in payloads.items():
         try:
             pickle.loads(payload)
         except Exception as exc:
             failed[name] = f"{type(exc).__name__}: {exc}"
-    return failed
+    return True, store_id, failed
