@@ -137,3 +137,12 @@ def needs_gpu(values: list) -> int:
 @pipeline
 def gpu_pipeline():
     needs_gpu(source(n=2))
+
+
+@pipeline
+def killed_among_others():
+    """A step that kills its worker process, beside independent steps."""
+    values = source(n=3)
+    kill_worker_always(values)
+    for i in range(4):
+        nap(values, seconds=0.2, index=i, id=f"nap_{i}")

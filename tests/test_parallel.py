@@ -173,3 +173,17 @@ def test_ctrl_c_stops_the_steps_and_records_them_failed(orchestrator: list[str],
     time.sleep(1)  # nothing of the run is left running (zombies aside: a container's init may not reap them)
     listed = subprocess.run(["ps", "-o", "stat=,args=", "-g", str(process.pid)], capture_output=True, text=True)
     assert [line for line in listed.stdout.splitlines() if not line.strip().startswith("Z")] == []
+
+
+def test_a_worker_process_killed_during_a_step_fails_that_step_clearly() -> None:
+    use_local(max_parallelism=2)
+    with pytest.raises(RunFailedError, match=r"the worker process running step '\w+' was lost \(it, or another"):
+        P.killed_among_others()
+    run = Client().get_run("killed_among_others-1")
+    assert run.status is Status.FAILED
+    assert run.steps["kill_worker_always"].status is Status.FAILED
+    assert "BrokenProcessPool" in (run.steps["kill_worker_always"].error or "")
+    # A dead worker process breaks the pool: a step running beside it then may fail too; the
+    # steps submitted after run in a new pool.
+    assert run.steps["nap_2"].status is Status.COMPLETED and run.steps["nap_3"].status is Status.COMPLETED
+    assert not any(s.status is Status.RUNNING for s in run.steps.values())

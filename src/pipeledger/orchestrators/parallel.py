@@ -19,6 +19,7 @@ import concurrent.futures as cf
 import multiprocessing
 import sys
 from collections.abc import Iterable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from typing import Literal
 
 from pipeledger.exceptions import ConfigError
@@ -87,14 +88,17 @@ def execute_in_pool(
             "the local orchestrator's worker processes open the stack's stores themselves, but this run's "
             "stores were given as objects; run on a registered stack, or set --workers=threads"
         )
-    if workers == "threads":
-        executor: cf.Executor = cf.ThreadPoolExecutor(max_parallelism, thread_name_prefix="step-worker")
-    else:
-        method = start_method or _default_start_method()
-        if method == "fork":  # the workers inherit the invocations: steps need not be picklable
-            FORKED_INVOCATIONS.clear()
-            FORKED_INVOCATIONS.update({i.name: i for i in plan.invocations})
-        executor = cf.ProcessPoolExecutor(max_parallelism, mp_context=multiprocessing.get_context(method))
+    method = start_method or _default_start_method()
+    if workers == "processes" and method == "fork":  # the workers inherit the invocations
+        FORKED_INVOCATIONS.clear()
+        FORKED_INVOCATIONS.update({i.name: i for i in plan.invocations})
+
+    def new_executor() -> cf.Executor:
+        if workers == "threads":
+            return cf.ThreadPoolExecutor(max_parallelism, thread_name_prefix="step-worker")
+        return cf.ProcessPoolExecutor(max_parallelism, mp_context=multiprocessing.get_context(method))
+
+    executor = new_executor()
     results: dict[str, StepResult] = {}
     running: dict[cf.Future[StepResult], str] = {}
     pending: list[StepInvocation] = list(plan.invocations)
@@ -126,10 +130,13 @@ def execute_in_pool(
                 )
                 plan.reporter.step_started(invocation.name)
                 upstream = {u: results[u] for u in invocation.upstream}
-                if workers == "threads":
-                    future = executor.submit(run_step_task, task, upstream, (plan.metadata_store, plan.artifact_store))
-                else:
-                    future = executor.submit(run_step_task, task, upstream)
+                stores = (plan.metadata_store, plan.artifact_store) if workers == "threads" else None
+                try:
+                    future = executor.submit(run_step_task, task, upstream, stores)
+                except BrokenProcessPool:  # a worker process died (killed, out of memory): a new pool
+                    executor.shutdown(wait=False)
+                    executor = new_executor()
+                    future = executor.submit(run_step_task, task, upstream, stores)
                 running[future] = invocation.name
             if not running:
                 continue
@@ -158,7 +165,10 @@ def _result_of(plan: RunPlan, run: RunRecord, future: cf.Future[StepResult], nam
     try:
         return future.result()
     except Exception as exc:
-        text = f"the worker running step {name!r} was lost: {type(exc).__name__}: {exc}"
+        text = (
+            f"the worker process running step {name!r} was lost (it, or another worker of the pool, was "
+            f"killed or ran out of memory): {type(exc).__name__}: {exc}"
+        )
         ids = fail_running_steps(plan.metadata_store, run, [name], text)
         return StepResult(name, Status.FAILED, ids.get(name), 0.0, error=RuntimeError(text))
 
