@@ -361,3 +361,27 @@ def test_a_worker_on_another_machine_records_into_a_server_database(
     assert run.status is Status.COMPLETED
     assert run.steps["combine"].output.read() == {"sum": 15, "n": 6}
     assert run.stack["metadata_store"]["flavor"] == "postgresql"
+
+
+def test_configuration_mistakes_are_refused_in_one_line() -> None:
+    from click.testing import CliRunner
+
+    from pipeledger.cli.main import cli
+
+    result = CliRunner().invoke(
+        cli, ["orchestrator", "register", "x", "--flavor=dask", "--address=tcp://a:1", "--n-workers=2"]
+    )
+    assert result.exit_code != 0
+    assert result.output.strip() == (
+        "Error: orchestrator 'x' (flavor dask): give either address (an existing cluster) or n_workers "
+        "(a LocalCluster), not both"
+    )
+
+
+def test_a_scheduler_that_cannot_be_reached_is_named_before_anything_is_recorded() -> None:
+    use_dask(address=f"tcp://127.0.0.1:{free_port()}", connect_timeout=1)
+    with pytest.raises(
+        OrchestratorUnavailableError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:\d+"
+    ):
+        P.diamond()
+    assert Client().list_runs() == []

@@ -7,6 +7,7 @@ registered or updated; secrets must be references (:mod:`.secrets`).
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,8 @@ def describe_fields(config_class: type[BaseModel]) -> str:
         args = getattr(annotation, "__args__", ())
         if annotation is SecretStr or SecretStr in args:
             type_name = "secret reference"
+        elif typing.get_origin(annotation) is typing.Literal:
+            type_name = " | ".join(str(a) for a in args)
         else:
             type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
         parts.append(f"{name} ({type_name})")
@@ -67,9 +70,13 @@ def validate_config(flavor: Flavor, component: str, values: dict[str, Any], home
         return model.model_validate(merged)
     except ValidationError as exc:
         error = exc.errors()[0]
+        if not error["loc"]:  # a rule across fields (a model validator): its own message says it all
+            raise ConfigError(f"{where}: {str(error['msg']).removeprefix('Value error, ')}") from None
         field = ".".join(str(p) for p in error["loc"]) or "(config)"
         expected = model.model_fields.get(str(error["loc"][0])) if error["loc"] else None
         type_name = getattr(expected.annotation, "__name__", str(expected.annotation)) if expected else "?"
+        if expected is not None and typing.get_origin(expected.annotation) is typing.Literal:
+            type_name = " | ".join(str(a) for a in typing.get_args(expected.annotation))
         given = f", got {redact_json(error['input'])!r}" if error["type"] != "missing" else ""
         raise ConfigError(
             f"{where}: field {field!r}: {error['msg']} (expected {type_name}{given}); "
