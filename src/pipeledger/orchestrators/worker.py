@@ -157,7 +157,8 @@ def run_step_task(
                 return _recorded_result(metadata_store, earlier)
             outcome = runner.retry_step(invocation, earlier, produced, task.max_attempts)
     except BaseException as exc:  # interrupted, or the store failed: end the step's record, re-raise
-        text = storable_text(f"{type(exc).__name__}: {exc}")
+        how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped"
+        text = storable_text(f"{how}: {type(exc).__name__}: {exc}".rstrip(": "))
         for step_run_id in sorted(runner.unfinished):
             with contextlib.suppress(Exception):  # else left to crash detection
                 metadata_store.finish_step(
