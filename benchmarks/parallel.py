@@ -139,10 +139,9 @@ def main() -> None:
                 rows.append(row)
     sequential = rows[0]["fan_out_s"]
     print(f"fan-out of {WIDTH} steps x {CPU_SECONDS} s CPU; chain of {CHAIN} no-op steps; cpus={os.cpu_count()}")
-    print(
-        "| orchestrator | fan-out wall (s) | vs sequential | no-op overhead per step, chain (ms) | ..., fan-out (ms) |"
-    )
-    print("|---|---|---|---|---|")
+    print("best of the repeats; load: the 1-minute load average before the configuration ran")
+    print("| orchestrator | fan-out wall (s) | vs sequential | no-op step overhead, chain (ms) | fan-out (ms) | load |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
         row["ratio"] = row["fan_out_s"] / sequential
         chain_ms = f"{row['per_step_ms']:.1f}" if "per_step_ms" in row else "-"

@@ -146,3 +146,21 @@ def killed_among_others():
     kill_worker_always(values)
     for i in range(4):
         nap(values, seconds=0.2, index=i, id=f"nap_{i}")
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+@step
+def uses_processes(values: list) -> list:
+    """Starts processes of its own (multiprocessing), as data-loading code often does."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        return pool.map(_square, values)
+
+
+@pipeline
+def child_processes():
+    uses_processes(source(n=4))

@@ -65,6 +65,8 @@ def test_a_local_cluster_it_starts_runs_the_steps_in_worker_processes() -> None:
     assert run.steps["gather"].output.read() == 2
     assert run.steps["nap_1"].logs.startswith("nap 1 in process")
     assert run.stack["orchestrator"]["flavor"] == "dask"
+    # Its workers are not daemonic: a step may start processes of its own.
+    assert P.child_processes().steps["uses_processes"].output.read() == [0, 1, 4, 9]
 
 
 def test_a_failing_branch_and_a_cached_second_run(cluster: Any) -> None:
