@@ -387,3 +387,27 @@ def test_a_scheduler_that_cannot_be_reached_is_named_before_anything_is_recorded
     ):
         P.diamond()
     assert Client().list_runs() == []
+
+
+def test_a_cluster_left_without_workers_fails_the_run_instead_of_waiting(tmp_path: Path) -> None:
+    address, processes = start_cluster(tmp_path, [])
+    worker = processes[0]
+
+    def kill_worker_later() -> None:
+        time.sleep(2)
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its nanny
+
+    import threading
+
+    try:
+        use_dask(address=address, connect_timeout=4)
+        threading.Thread(target=kill_worker_later, daemon=True).start()
+        started = time.monotonic()
+        with pytest.raises(OrchestratorUnavailableError, match="has had no worker for 4 s during run 'naps-1'"):
+            P.naps(width=2, seconds=30)
+        assert time.monotonic() - started < 25
+    finally:
+        stop(processes)
+    run = Client().get_run("naps-1")
+    assert run.status is Status.FAILED
+    assert not [s for s in run.steps.values() if s.status is Status.RUNNING]

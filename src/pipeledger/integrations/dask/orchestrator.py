@@ -247,10 +247,12 @@ class _Execution:
         return futures
 
     def _wait(self, pending: set[Future]) -> tuple[set[Future], set[Future]]:
-        """The futures done within a second (or, when the scheduler is unreachable, within
-        ``connect_timeout``), and the others."""
+        """The futures done within a second, and the others. Raises when the scheduler is
+        unreachable, or the cluster has no worker, for ``connect_timeout`` seconds (the tasks
+        would wait forever)."""
         distributed = _distributed()
         lost_since: float | None = None
+        idle_since: float | None = None
         while True:
             try:
                 done, rest = distributed.wait(list(pending), timeout=1, return_when="FIRST_COMPLETED")
@@ -264,6 +266,16 @@ class _Execution:
                 self._lost(reason.group(1) if reason else type(exc).__name__)
             if self.client.status == "running":
                 lost_since = None
+                if self.client.scheduler_info().get("workers"):
+                    idle_since = None
+                    continue
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since > self.config.connect_timeout:
+                    raise OrchestratorUnavailableError(
+                        f"the Dask cluster at {self.where} has had no worker for {self.config.connect_timeout:g} s "
+                        f"during run {self.runner.run.name!r}; its unfinished steps are recorded failed "
+                        "(start workers: `dask worker`)"
+                    )
                 continue
             lost_since = lost_since or time.monotonic()
             if time.monotonic() - lost_since > self.config.connect_timeout:
