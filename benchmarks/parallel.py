@@ -78,20 +78,26 @@ def chain(seed: int = 0):
 def use(label: str, flavor: str, values: dict[str, Any]) -> None:
     from pipeledger.stack.flavor import ComponentType
     from pipeledger.stack.manager import StackManager
-    from pipeledger.stack.registry import close_stacks
 
     manager = StackManager()
     manager.register_component(ComponentType.ORCHESTRATOR, label, flavor, {k: str(v) for k, v in values.items()})
     manager.register_stack(label, label, "default", "default")
-    manager.set_active_stack(label)
+    activate(label)
+
+
+def activate(stack: str) -> None:
+    from pipeledger.stack.manager import StackManager
+    from pipeledger.stack.registry import close_stacks
+
+    StackManager().set_active_stack(stack)
     close_stacks()
 
 
-def timed(p: Any, repeats: int) -> list[float]:
+def timed(p: Any, repeats: int, seed: int = 1000) -> list[float]:
     times = []
     for i in range(repeats):
         started = time.perf_counter()
-        p.with_options(enable_cache=False)(seed=1000 + i)
+        p.with_options(enable_cache=False)(seed=seed + i)
         times.append(time.perf_counter() - started)
     return times
 
@@ -123,23 +129,31 @@ def main() -> None:
                 ("dask, LocalCluster per run (2 workers)", "dask", {"n_workers": 2, "threads_per_worker": 1}),
                 ("dask, running cluster (2 workers)", "dask", {"address": cluster.scheduler_address}),
             ]
-            for label, flavor, values in configs:
-                use(f"o{len(rows)}", flavor, values)
+            for i, (label, flavor, values) in enumerate(configs):
+                use(f"o{i}", flavor, values)
                 chain.with_options(enable_cache=False)(seed=-1)  # warm-up: schema, imports, worker stores
-                load = os.getloadavg()[0]
-                fan = timed(fan_out, args.repeats)
-                # the best of the repeats: on a shared machine, the others measure the neighbours too
-                row: dict[str, Any] = {"orchestrator": label, "fan_out_s": min(fan), "fan_out_all": fan, "load": load}
-                if "LocalCluster per run" not in label:
-                    chains = timed(chain, max(args.repeats, 5))
-                    direct = statistics.median(direct_chain() for _ in range(20))
-                    row["per_step_ms"] = (min(chains) - direct) / CHAIN * 1000
-                    fans = timed(noop_fan, max(args.repeats, 5))
-                    row["per_step_fan_ms"] = (min(fans) - direct) / CHAIN * 1000
-                rows.append(row)
+                rows.append({"orchestrator": label, "fan_out_all": [], "loads": []})
+            # Round-robin: each repeat runs every configuration once, so they share the machine's
+            # load (other processes on it) alike; each figure is the best of its repeats.
+            for repeat in range(args.repeats):
+                for i, row in enumerate(rows):
+                    activate(f"o{i}")
+                    row["loads"].append(os.getloadavg()[0])
+                    row["fan_out_all"] += timed(fan_out, 1, seed=1000 + repeat)
+            direct = statistics.median(direct_chain() for _ in range(20))
+            for i, row in enumerate(rows):
+                row["fan_out_s"] = min(row["fan_out_all"])
+                row["load"] = statistics.mean(row["loads"])
+                if "LocalCluster per run" in row["orchestrator"]:
+                    continue
+                activate(f"o{i}")
+                chains = timed(chain, max(args.repeats, 5))
+                row["per_step_ms"] = (min(chains) - direct) / CHAIN * 1000
+                fans = timed(noop_fan, max(args.repeats, 5))
+                row["per_step_fan_ms"] = (min(fans) - direct) / CHAIN * 1000
     sequential = rows[0]["fan_out_s"]
     print(f"fan-out of {WIDTH} steps x {CPU_SECONDS} s CPU; chain of {CHAIN} no-op steps; cpus={os.cpu_count()}")
-    print("best of the repeats; load: the 1-minute load average before the configuration ran")
+    print("best of the repeats (run round-robin); load: mean 1-minute load average before its fan-out runs")
     print("| orchestrator | fan-out wall (s) | vs sequential | no-op step overhead, chain (ms) | fan-out (ms) | load |")
     print("|---|---|---|---|---|---|")
     for row in rows:
