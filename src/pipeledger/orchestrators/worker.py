@@ -7,10 +7,12 @@ runs it through the same :class:`~pipeledger.orchestrators.step_runner.StepRunne
 sequential orchestrator, which records the step in the metadata store, and returns a
 :class:`StepResult`: plain, picklable data.
 
-A task started again after its worker was lost (killed, out of memory) finds the step run
-its first attempt recorded ``running`` and continues it: the retry runs the function again and
-finishes that same step run (see :meth:`StepRunner.retry_step`), so a step has one record
-whatever the number of attempts; a retried step's metadata has ``pipeledger.attempts``.
+A task started again after its worker was lost (killed, out of memory) meets the step run
+an earlier attempt recorded (``StepRunExistsError`` when it records the step). If that step
+run is still ``running``, the retry runs the function again and finishes that same step run
+(see :meth:`StepRunner.retry_step`), so a step has one record whatever the number of attempts;
+a retried step's metadata has ``pipeledger.attempts``. If it is finished (Dask runs a finished
+task again when the worker holding its result was lost), the recorded result is returned.
 """
 
 from __future__ import annotations
