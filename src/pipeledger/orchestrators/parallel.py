@@ -90,8 +90,7 @@ def execute_in_pool(
         )
     method = start_method or _default_start_method()
     if workers == "processes" and method == "fork":  # the workers inherit the invocations
-        FORKED_INVOCATIONS.clear()
-        FORKED_INVOCATIONS.update({i.name: i for i in plan.invocations})
+        FORKED_INVOCATIONS[runner.run.id] = {i.name: i for i in plan.invocations}
 
     def new_executor() -> cf.Executor:
         if workers == "threads":
@@ -120,7 +119,7 @@ def execute_in_pool(
                     results[invocation.name] = StepResult(invocation.name, outcome.status, outcome.step_run_id, 0.0)
                     plan.reporter.step_skipped(invocation.name, reason)
                     continue
-                forked = workers == "processes" and invocation.name in FORKED_INVOCATIONS
+                forked = workers == "processes" and runner.run.id in FORKED_INVOCATIONS
                 task = StepTask(
                     runner.run,
                     invocation.name if forked else invocation,
@@ -156,7 +155,7 @@ def execute_in_pool(
         raise
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
-        FORKED_INVOCATIONS.clear()
+        FORKED_INVOCATIONS.pop(runner.run.id, None)
     return {name: result.outcome() for name, result in results.items()}
 
 

@@ -45,7 +45,7 @@ class StepTask:
 
     run: RunRecord
     invocation: StepInvocation | str
-    """The invocation, or its name in :data:`FORKED_INVOCATIONS` (workers forked from the client)."""
+    """The invocation, or its name in :data:`FORKED_INVOCATIONS` of the run (workers forked from the client)."""
     stores: StoreRecipes | None
     cache: CachePolicy
     materializers: MaterializerRegistry | None = None
@@ -79,8 +79,8 @@ class StepResult:
         return StepOutcome(self.status, self.step_run_id or "", self.seconds, self.outputs, self.error)
 
 
-FORKED_INVOCATIONS: dict[str, StepInvocation] = {}
-"""The invocations of the run being executed, set before worker processes are forked from the
+FORKED_INVOCATIONS: dict[str, dict[str, StepInvocation]] = {}
+"""The invocations of the runs being executed (by run id, then name), set before worker processes are forked from the
 client: they inherit it, so steps need not be picklable (e.g. defined inside a function)."""
 
 _OPEN: dict[str, tuple[MetadataStore, ArtifactStore]] = {}
@@ -135,7 +135,9 @@ def run_step_task(
         cache=task.cache,
         output_sink=lambda stream, text: pieces.append((stream, text)),
     )
-    invocation = task.invocation if isinstance(task.invocation, StepInvocation) else FORKED_INVOCATIONS[task.invocation]
+    invocation = task.invocation
+    if not isinstance(invocation, StepInvocation):
+        invocation = FORKED_INVOCATIONS[task.run.id][invocation]
     broken = [name for name in invocation.upstream if (r := upstream.get(name)) is None or not r.outputs_usable]
     if broken:
         reason = f"upstream step {broken[0]} failed"
