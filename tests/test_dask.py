@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,21 @@ def use_dask(**config: Any) -> None:
     manager.register_component(ComponentType.ORCHESTRATOR, "dk", "dask", {k: str(v) for k, v in config.items()})
     manager.register_stack("dk", "dk", "default", "default")
     manager.set_active_stack("dk")
+
+
+def when_a_step_runs(action: Any) -> None:
+    """Call ``action`` in a background thread once a step of the latest run is recorded running."""
+
+    def wait_then_act() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            runs = Client().list_runs()
+            if runs and any(s.status is Status.RUNNING for s in Client().get_run(runs[0].id).steps.values()):
+                break
+            time.sleep(0.2)
+        action()
+
+    threading.Thread(target=wait_then_act, daemon=True).start()
 
 
 def free_port() -> int:
@@ -189,15 +205,7 @@ def test_separately_started_scheduler_and_worker(
     assert run.steps["combine"].output.read() == {"sum": 15, "n": 6}
 
     # The scheduler is killed while a step runs: the run fails with one clear line.
-    scheduler_pid = scheduler.pid
-
-    def kill_later() -> None:
-        time.sleep(2)
-        os.killpg(scheduler_pid, signal.SIGKILL)
-
-    import threading
-
-    threading.Thread(target=kill_later, daemon=True).start()
+    when_a_step_runs(lambda: os.killpg(scheduler.pid, signal.SIGKILL))
     started = time.monotonic()
     with pytest.raises(OrchestratorUnavailableError, match=r"lost the Dask scheduler at tcp://127\.0\.0\.1") as caught:
         P.naps(width=2, seconds=30)
@@ -393,19 +401,13 @@ def test_a_cluster_left_without_workers_fails_the_run_instead_of_waiting(tmp_pat
     address, processes = start_cluster(tmp_path, [])
     worker = processes[0]
 
-    def kill_worker_later() -> None:
-        time.sleep(2)
-        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its nanny
-
-    import threading
-
     try:
         use_dask(address=address, connect_timeout=4)
-        threading.Thread(target=kill_worker_later, daemon=True).start()
+        when_a_step_runs(lambda: os.killpg(worker.pid, signal.SIGKILL))  # the worker and its nanny
         started = time.monotonic()
         with pytest.raises(OrchestratorUnavailableError, match="has had no worker for 4 s during run 'naps-1'"):
             P.naps(width=2, seconds=30)
-        assert time.monotonic() - started < 25
+        assert time.monotonic() - started < 40
     finally:
         stop(processes)
     run = Client().get_run("naps-1")
