@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit stress bench bench-server clean help
+.PHONY: demo test lint typecheck unit stress bench bench-server bench-search clean help
 
 help:
 	@echo "make demo   - install pipeledger in $(VENV), run examples/quickstart.py twice, show the cached run"
@@ -11,7 +11,8 @@ help:
 	@echo "make stress - the concurrency tests at full size (8 processes x 25 runs x 5 steps per database)"
 	@echo "make bench  - ledger-bench: pipeledger vs a raw SQLite floor vs ML Metadata (BENCH_ARGS=--quick),"
 	@echo "              end-to-end overhead, parallel/dask speed-up (benchmarks/parallel.py)"
-	@echo "make bench-server - ledger-bench for pipeledger on MariaDB and PostgreSQL"
+	@echo "make bench-server - ledger-bench for pipeledger on MariaDB and PostgreSQL, then through pipeledger server"
+	@echo "make bench-search - ledger-bench search phase: R = 1,000 and 100,000 on SQLite and PostgreSQL"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "pipeledger needs Python >= 3.10; set PYTHON=python3.x")'
@@ -42,7 +43,7 @@ typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 unit: $(VENV)/.installed-dev
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
 
 test: lint typecheck unit
 
@@ -58,16 +59,21 @@ BENCH_ARGS ?=
 $(BENCH_VENV)/.installed: pyproject.toml
 	$(BENCH_PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[mysql,postgresql,dask]" "ml-metadata==1.17.1"
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[mysql,postgresql,s3,server,dask]" "ml-metadata==1.17.1" "moto[server]>=5.0" "numpy>=1.24"
 	@touch $@
 
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m benchmarks.run $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.e2e
 	$(BENCH_VENV)/bin/python -m benchmarks.parallel
+	$(BENCH_VENV)/bin/python -m benchmarks.artifacts
 
 bench-server: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m benchmarks.run --server $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python -m benchmarks.server
+
+bench-search: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m benchmarks.search $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@
     python -m benchmarks.run                 # R = 100, 1,000, 10,000 (about 15 minutes)
     python -m benchmarks.run --quick         # R = 100, 1,000
     python -m benchmarks.run --server        # pipeledger on MariaDB and PostgreSQL too
+    python -m benchmarks.run --search        # the search phase (benchmarks/search.py), R = 1,000 and 100,000
 
 Each (system, R) is measured in its own process (see benchmarks.worker), all in
 this one invocation, so ratios compare figures taken on the same machine at the
@@ -115,6 +116,12 @@ def table(rows: dict[str, dict[str, Any]], runs: int) -> str:
 
 
 def main() -> None:
+    if "--search" in sys.argv:  # its own driver: bulk-loaded records, not recorded runs
+        from benchmarks import search
+
+        sys.argv.remove("--search")
+        search.main()
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="R = 100 and 1,000 only")
     parser.add_argument("--runs", help="comma-separated sizes, e.g. 100,1000")

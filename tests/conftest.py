@@ -14,7 +14,10 @@ from pipeledger.stack.registry import close_stacks
 from tests.servers import cannot_run, check_backends_variable, enabled_backends, mlmd_enabled, scratch_database
 
 if TYPE_CHECKING:
+    from tests.gcs import GcsEmulator
     from tests.mlmd_service import MlmdTestService
+    from tests.rest_server import ServerProcess
+    from tests.s3 import MotoS3
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,6 +47,40 @@ def server_urls() -> Iterator[dict[str, URL]]:
 
 
 @pytest.fixture(scope="session")
+def rest_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestServers]:
+    """``pipeledger server start`` processes for the whole session, one per database behind it,
+    started on first use (see tests/rest_server.py); ``rest_servers.get("sqlite")``."""
+    servers = RestServers(tmp_path_factory)
+    yield servers
+    servers.stop()
+
+
+class RestServers:
+    """Server processes started on demand, by the database behind them."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._factory = tmp_path_factory
+        self._running: dict[str, ServerProcess] = {}
+        self._databases = ExitStack()
+
+    def get(self, backend: str) -> ServerProcess:
+        """The running server in front of ``backend`` (``sqlite``, ``postgresql``, ``mysql``)."""
+        from tests.rest_server import ServerProcess
+
+        if backend not in self._running:
+            url = None if backend == "sqlite" else self._databases.enter_context(scratch_database(backend))
+            directory = self._factory.mktemp(f"rest-{backend}")
+            self._running[backend] = ServerProcess(backend, directory, url).start()
+        return self._running[backend]
+
+    def stop(self) -> None:
+        """Stop every server, then drop their databases."""
+        for server in self._running.values():
+            server.stop()
+        self._databases.close()
+
+
+@pytest.fixture(scope="session")
 def mlmd_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlmdTestService]:
     """ML Metadata's gRPC service on a loopback port, for the whole session (see tests/mlmd_service.py).
 
@@ -63,3 +100,29 @@ def mlmd_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlmdTestS
     service = MlmdTestService(tmp_path_factory.mktemp("mlmd") / "first.db")
     yield service
     service.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoS3]:
+    """moto's S3 server on a loopback port for the whole session (see tests/s3.py)."""
+    from tests.s3 import MotoS3
+
+    server = MotoS3()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: MotoS3) -> str:
+    """A new, empty bucket on the session's S3 server."""
+    return s3_server.new_bucket()
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[GcsEmulator]:
+    """gcp-storage-emulator on a loopback port for the whole session (see tests/gcs.py)."""
+    from tests.gcs import GcsEmulator
+
+    server = GcsEmulator()
+    yield server
+    server.stop()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from pipeledger import log_metadata, pipeline, step
 
@@ -60,3 +60,24 @@ def failing():
     data = load()
     after_failure(explode(data))
     independent()
+
+
+#: Called by ``cut_off`` before it returns (a test sets it to stop the artifact store's endpoint).
+STOP_ENDPOINT: Any = None
+
+
+@step
+def first() -> int:
+    return 1
+
+
+@step
+def second(value: int) -> int:
+    if STOP_ENDPOINT is not None:
+        STOP_ENDPOINT()
+    return value + 1
+
+
+@pipeline
+def lose_the_store():
+    second(first())

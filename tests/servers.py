@@ -4,13 +4,15 @@ Each test session creates its own database on each server (``pl_test_<random>``)
 and drops it at the end. Set ``PIPELEDGER_TEST_MYSQL_URL`` /
 ``PIPELEDGER_TEST_POSTGRES_URL`` to point elsewhere; set
 ``PIPELEDGER_TEST_BACKENDS=sqlite`` to test SQLite only (``kubeflow`` names the kubeflow
-flavor on the ML Metadata test service of :mod:`tests.mlmd_service`).
+flavor on the ML Metadata test service of :mod:`tests.mlmd_service`; ``rest`` the ``rest`` flavor
+talking to a real ``pipeledger server`` process, :mod:`tests.rest_server`, in front of SQLite and,
+when ``postgresql`` is named too, PostgreSQL).
 
 Strict mode: when ``PIPELEDGER_TEST_BACKENDS`` is set, every backend it names must run. A
 server that cannot be reached, or ``ml-metadata`` missing (no wheel for this Python), fails
 the tests that need it instead of skipping them, and an unknown name is a usage error; CI
-(``.ci/run``) names all four, so it can never pass with fewer tests. Unset, the defaults
-are the four backends, and kubeflow is skipped where ``ml-metadata`` has no wheel.
+(``.ci/run``) names all five, so it can never pass with fewer tests. Unset, the defaults
+are the five backends, and kubeflow is skipped where ``ml-metadata`` has no wheel.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ POSTGRES_URL = os.environ.get("PIPELEDGER_TEST_POSTGRES_URL", "postgresql+psycop
 
 
 SQL_BACKENDS = ("sqlite", "mysql", "postgresql")
-BACKENDS = (*SQL_BACKENDS, "kubeflow")
+BACKENDS = (*SQL_BACKENDS, "kubeflow", "rest")
 _VARIABLE = "PIPELEDGER_TEST_BACKENDS"
 _URL_VARIABLES = {"mysql": "PIPELEDGER_TEST_MYSQL_URL", "postgresql": "PIPELEDGER_TEST_POSTGRES_URL"}
 
@@ -96,9 +98,22 @@ def mlmd_enabled() -> bool:
     return "kubeflow" in _configured() and (strict() or sys.version_info < (3, 12))
 
 
+def rest_enabled() -> bool:
+    """Whether to test the ``rest`` flavor against a real server process (it is by default)."""
+    return "rest" in _configured()
+
+
+def rest_backends() -> list[str]:
+    """The databases behind the server the ``rest`` flavor is tested on: SQLite, and PostgreSQL
+    when it is tested too (``rest-sqlite``, ``rest-postgresql``)."""
+    if not rest_enabled():
+        return []
+    return [f"rest-{b}" for b in ("sqlite", "postgresql") if b == "sqlite" or b in enabled_backends()]
+
+
 def contract_backends() -> list[str]:
     """Every backend the store contract suite runs on."""
-    return enabled_backends() + (["kubeflow"] if mlmd_enabled() else [])
+    return enabled_backends() + (["kubeflow"] if mlmd_enabled() else []) + rest_backends()
 
 
 @contextmanager
@@ -176,6 +191,10 @@ def open_empty_store(backend: str, tmp_path: Path, request: pytest.FixtureReques
         return MlmdMetadataStore(MlmdConnection("127.0.0.1", service.port))
     if backend == "sqlite":
         return open_sqlite_store(SqliteMetadataStoreConfig(path=str(tmp_path / "contract.db")))
+    if backend.startswith("rest-"):
+        server = request.getfixturevalue("rest_servers").get(backend.removeprefix("rest-"))
+        server.empty()
+        return server.client()
     urls: dict[str, URL] = request.getfixturevalue("server_urls")
     opened = open_server_store(backend, urls[backend], tmp_path)
     _empty_tables(opened)

@@ -27,6 +27,7 @@ ARGUMENTS = {
     ("metadata-store", "flavor", "describe"): ["mysql"],
     ("artifact-store", "flavor", "describe"): ["local"],
     ("orchestrator", "flavor", "describe"): ["local"],
+    ("artifact", "show"): ["training-1/train/model"],
 }
 
 

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,7 +44,7 @@ from pipeledger.metadata_store.sql import SqlMetadataStore
 from pipeledger.metadata_store.sql.migrate import current_revision
 from pipeledger.metadata_store.sql.schema import SCHEMA_REVISION, artifacts, pipeline_runs, step_runs
 from pipeledger.stack.registry import close_stacks
-from tests.servers import enabled_backends, scratch_database, server_config
+from tests.servers import enabled_backends, rest_enabled, scratch_database, server_config
 
 pytestmark = pytest.mark.stress
 
@@ -398,3 +398,43 @@ def test_many_processes_open_a_fresh_sqlite_store_at_once(tmp_path: Path) -> Non
         assert check_store(store).ok
     finally:
         store.close()
+
+
+@pytest.mark.skipif(not rest_enabled(), reason="rest is not among PIPELEDGER_TEST_BACKENDS")
+def test_concurrent_writers_through_the_server(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writers' test once through a real ``pipeledger server`` (in front of PostgreSQL when it
+    is tested, else SQLite), artifacts included (``rest`` artifact store): every run and step run
+    recorded once, numbers unique, every output read back through the server, the store clean."""
+    from tests.rest_server import ServerProcess
+
+    database = "postgresql" if "postgresql" in enabled_backends() else "sqlite"
+    with ExitStack() as scratch:
+        url = scratch.enter_context(scratch_database(database)) if database != "sqlite" else None
+        (tmp_path / "server").mkdir()
+        server = ServerProcess(database, tmp_path / "server", url).start()
+        try:
+            runner = CliRunner()
+            for args in (
+                ["metadata-store", "register", "team", "--flavor=rest", f"--url={server.url}"],
+                ["artifact-store", "register", "team", "--flavor=rest", f"--url={server.url}"],
+                ["stack", "register", "team", "-m", "team", "-a", "team", "--set"],
+            ):
+                result = runner.invoke(cli, args)
+                assert result.exit_code == 0, result.output
+            run_workers(RUN_PIPELINES, [[str(RUNS), str(STEPS)]] * PROCESSES, tmp_path / "barrier", timeout=600)
+            client = Client()
+            runs = client.list_runs(pipeline="concurrent", limit=None)
+            assert len(runs) == PROCESSES * RUNS
+            assert sorted(r.number for r in runs) == list(range(1, PROCESSES * RUNS + 1))
+            assert [r.name for r in runs if r.status is not Status.COMPLETED] == []
+            for run in runs:
+                steps = run.steps
+                assert list(steps) == step_names(STEPS), run.name
+                final = steps[step_names(STEPS)[-1]].output.read()
+                assert final["worker"] == run.parameters["worker"] and final["run"] == run.parameters["run"]
+            assert sum(len(client.store.list_step_runs(r.id)) for r in runs) == PROCESSES * RUNS * STEPS
+            report = check_store(client.store, deep=True)
+            assert report.ok, report.problems
+        finally:
+            close_stacks()
+            server.stop()

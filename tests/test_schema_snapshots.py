@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -174,12 +174,24 @@ def test_upgrade_from_0004_keeps_step_errors_and_reads_their_message_from_the_tr
     with context as url:
         db = Database(url, display_name=f"{backend} migration test")
         upgrade(db, "0004")
+        # pipeline_runs as revision 0004 has it (its JSON ``tags`` moved to a table in 0006)
+        runs_0004 = Table(
+            "pipeline_runs",
+            MetaData(),
+            *(Column(c, String(32)) for c in ("id", "pipeline_id")),
+            Column("name", String(255)),
+            Column("number", Integer),
+            Column("status", String(16)),
+            *(Column(c, schema.UTCDateTime) for c in ("start_time", "end_time")),
+            *(Column(c, schema.JSONColumn) for c in ("parameters", "config", "environment", "stack", "tags")),
+            Column("error", Text),
+        )
         now = utcnow()
         traceback = 'Traceback (most recent call last):\n  File "t.py", line 3, in fit\nValueError: bad rows'
         with db.transaction() as conn:
             conn.execute(insert(schema.pipelines).values(id="1" * 32, name="legacy", created_at=now))
             conn.execute(
-                insert(schema.pipeline_runs).values(
+                insert(runs_0004).values(
                     id="2" * 32,
                     pipeline_id="1" * 32,
                     name="legacy-1",
@@ -212,7 +224,7 @@ def test_upgrade_from_0004_keeps_step_errors_and_reads_their_message_from_the_tr
                 )
         upgrade(db)
         store = SqlMetadataStore(db, flavor=backend)
-        assert current_revision(db) == schema.SCHEMA_REVISION == "0005"
+        assert current_revision(db) == schema.SCHEMA_REVISION
 
         old = store.get_step_run("3" * 32)
         assert (old.status, old.error, old.error_message) == (Status.FAILED, traceback, None)

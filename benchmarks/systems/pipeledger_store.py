@@ -18,6 +18,11 @@ from pipeledger.models import ArtifactCreate, RunCreate, Status, StepRunCreate, 
 
 
 def open_store(directory: Path, backend: str) -> MetadataStore:
+    if backend == "rest":  # a pipeledger server (benchmarks.server starts it)
+        from pipeledger.metadata_store.rest import RestMetadataStore
+        from pipeledger.metadata_store.rest.transport import Transport
+
+        return RestMetadataStore(Transport(os.environ["BENCH_REST_URL"]))
     if backend == "sqlite":
         from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, open_sqlite_store
 
@@ -56,8 +61,12 @@ class System:
         self.run_ids: dict[int, str] = {}
 
     def record_run(self, run: int) -> None:
+        self.record_named_run(run, f"run-{run}")
+
+    def record_named_run(self, run: int, name: str) -> None:
+        """Record run number ``run`` (its payloads) under ``name``."""
         record = self.store.create_run(
-            RunCreate(pipeline_name=PIPELINE, name=f"run-{run}", parameters={"run": run}, config={"steps": STEPS})
+            RunCreate(pipeline_name=PIPELINE, name=name, parameters={"run": run}, config={"steps": STEPS})
         )
         self.run_ids[run] = record.id
         previous = self.raw.id

@@ -9,14 +9,17 @@
      │    ├── ArtifactNotFoundError an artifact's record exists but its files are gone
      │    └── CacheEntryGoneError   a cache hit's original step run was deleted before it was reused
      ├── ArtifactStoreOwnerError    a directory of the artifact store is another metadata store's
+     ├── ArtifactStoreUnavailableError  the artifact store cannot be reached, has no bucket, refuses the credentials
      ├── MaterializerError          no materializer can save or load a value
      │    └── ArtifactIntegrityError an artifact's files differ from their recorded content hash
      ├── OrchestratorUnavailableError  the orchestrator's cluster cannot be reached, or was lost
+     ├── QueryError (ValueError)    a search filter or order is malformed; the message shows a caret under it
      ├── ConfigError (ValueError)   invalid stack, component or flavor configuration
  │    ├── FlavorNotFoundError   no flavor of that name (also a NotFoundError)
  │    └── ComponentNotFoundError no component or stack of that name (also a NotFoundError)
      └── MetadataStoreError         the metadata store failed
-          ├── StoreUnavailableError the database cannot be reached or opened
+          ├── StoreUnavailableError the database (or the pipeledger server) cannot be reached or opened
+          ├── ApiVersionError       a pipeledger server and its client speak different API versions
           ├── SchemaVersionError    the database schema and the library disagree
           ├── UnsupportedOperationError  the store's flavor cannot do this (MLMD cannot delete)
           ├── TransientStoreError   busy database, deadlock, serialization failure: retried, then raised
@@ -35,6 +38,36 @@ class PipeledgerError(Exception):
 
 class DefinitionError(PipeledgerError, TypeError):
     """A step or pipeline is defined or called wrongly (raised at definition or call time)."""
+
+
+class QueryError(PipeledgerError, ValueError):
+    """A search filter, ``order_by`` or page token is malformed or ill-typed.
+
+    The message is the problem and what was expected, then the filter and a caret under the
+    offending column. Attributes: ``text`` (the filter), ``column`` (0-based, or None),
+    ``problem`` (the first line alone).
+    """
+
+    def __init__(self, problem: str, text: str | None = None, column: int | None = None) -> None:
+        self.problem = problem
+        self.text = text
+        self.column = column
+        message = problem
+        if text is not None and column is not None:
+            shown, caret = _excerpt(text, column)
+            message = f"{problem}\n  {shown}\n  {' ' * caret}^"
+        super().__init__(message)
+
+
+def _excerpt(text: str, column: int, width: int = 70) -> tuple[str, int]:
+    """``text`` on one line (newlines and tabs as spaces), cut to about ``width`` characters around
+    ``column``; returns the excerpt and the caret's column in it."""
+    flat = "".join(" " if c in "\r\n\t" or ord(c) < 32 else c for c in text)
+    start = max(0, min(column - width // 2, len(flat) - width))
+    shown = flat[start : start + width]
+    prefix = "..." if start > 0 else ""
+    suffix = "..." if start + width < len(flat) else ""
+    return prefix + shown + suffix, len(prefix) + column - start
 
 
 class RunFailedError(PipeledgerError):
@@ -71,6 +104,12 @@ class ArtifactStoreOwnerError(PipeledgerError):
     """A directory of the artifact store belongs to another metadata store."""
 
 
+class ArtifactStoreUnavailableError(PipeledgerError):
+    """The artifact store cannot be used: its endpoint is unreachable, its bucket does not exist, its
+    credentials are refused, or transient errors persisted after the retries. The message names
+    the store, its location and the cause (never a credential)."""
+
+
 class CacheEntryGoneError(NotFoundError):
     """A cache hit could not be recorded: its original step run (or one of its outputs) was
     deleted after the look-up found it, e.g. by ``gc`` or ``run delete`` in another process.
@@ -98,6 +137,11 @@ class UnsupportedOperationError(MetadataStoreError):
 
 class StoreUnavailableError(MetadataStoreError):
     """The metadata store's database cannot be reached or opened."""
+
+
+class ApiVersionError(MetadataStoreError):
+    """A pipeledger server and its ``rest`` client speak different versions of the API; the
+    message names both."""
 
 
 class SchemaVersionError(MetadataStoreError):

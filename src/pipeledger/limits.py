@@ -74,6 +74,21 @@ def check_name(what: str, name: object) -> None:
         raise DefinitionError(f"{what} {name[:40]!r} contains unpaired surrogates (not valid Unicode text)")
 
 
+def check_tag(tag: object, what: str = "tag") -> None:
+    """Refuse a tag the store cannot keep: the name rules of :func:`check_name`, and no leading
+    ``+`` or ``-`` (``pipeledger run tag RUN +prod -candidate`` adds and removes with them).
+
+    Raises:
+        DefinitionError: naming the tag and the problem.
+    """
+    check_name(what, tag)
+    assert isinstance(tag, str)
+    if tag[0] in "+-":
+        raise DefinitionError(
+            f"{what} {tag[:40]!r} starts with {tag[0]!r}; tags cannot (the CLI adds with +, removes with -)"
+        )
+
+
 def check_json(value: Any, what: str) -> int:
     """Raise :class:`DefinitionError` unless ``value`` is a finite JSON value every metadata store
     keeps exactly: no NaN or infinity, no NUL character or unpaired surrogate in strings, nested

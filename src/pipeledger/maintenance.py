@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pipeledger.artifacts.store import ArtifactStore, uri_exists
-from pipeledger.exceptions import NotFoundError
+from pipeledger.exceptions import ArtifactStoreUnavailableError, NotFoundError
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import RunDeletion, RunRecord, Status, utcnow
 from pipeledger.settings import heartbeat_timeout
+from pipeledger.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,9 @@ def verified_owner(store: MetadataStore, artifact_store: ArtifactStore | None) -
     if identity is None or artifact_store is None:
         return None, None
     directory = f"{artifact_store.root}/stores/{identity.id}"
-    if artifact_store.owner_token(identity.id) == identity.token or not artifact_store.fs.exists(directory):
-        return identity.id, None
+    with artifact_store.failures("checking which metadata store owns its directory"):
+        if artifact_store.owner_token(identity.id) == identity.token or not artifact_store.fs.exists(directory):
+            return identity.id, None
     return None, (
         f"{artifact_store.uri_of(directory)} is not this metadata store's (its .owner.json is missing or "
         "holds another token): its files are left alone"
@@ -90,14 +92,11 @@ def _files_of(deletion: RunDeletion, artifact_store: ArtifactStore | None, owner
 
 
 def _remove(artifact_store: ArtifactStore, path: str) -> bool:
-    """Remove a file or directory tree of the artifact store; False if it was already gone or
-    could not be removed."""
+    """Remove a file or directory tree of the artifact store (an artifact's manifest first, see
+    :meth:`ArtifactStore.remove`); False if it was already gone or could not be removed."""
     try:
-        if not artifact_store.fs.exists(path):
-            return False
-        artifact_store.fs.rm(path, recursive=True)
-        return True
-    except OSError as exc:
+        return artifact_store.remove(path)
+    except (OSError, ArtifactStoreUnavailableError) as exc:  # left for gc: the records are gone already
         log.warning("could not remove %s: %s", path, exc)
         return False
 
@@ -225,6 +224,11 @@ def find_orphans(store: MetadataStore, artifact_store: ArtifactStore, *, grace: 
     marked crashed while its process was paused. Temporary directories of the old layout
     (``<root>/.tmp/<id>``) older than ``grace`` are collected too.
     """
+    with artifact_store.failures("looking for orphaned files"):
+        return _find_orphans(store, artifact_store, grace)
+
+
+def _find_orphans(store: MetadataStore, artifact_store: ArtifactStore, grace: float) -> OrphanReport:
     fs, root = artifact_store.fs, artifact_store.root
     report = OrphanReport()
     owner, report.refused = verified_owner(store, artifact_store)
@@ -325,10 +329,10 @@ def check_store(store: MetadataStore, *, deep: bool = False, limit: int = 20) ->
             elif deep and hash_artifact(artifact.uri)[0] != artifact.content_hash:
                 mismatched.append(artifact.uri)
     for label, uris in (
-        ("artifacts whose files are missing", missing),
-        ("artifacts whose content changed", mismatched),
+        ("whose files are missing", missing),
+        ("whose content does not match the recorded hash (files changed or removed)", mismatched),
     ):
         if uris:
             shown = ", ".join(uris[:limit]) + (" ..." if len(uris) > limit else "")
-            report.problems.append(f"{len(uris)} {label}: {shown}")
+            report.problems.append(f"{plural(len(uris), 'artifact')} {label}: {shown}")
     return report

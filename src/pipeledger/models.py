@@ -393,3 +393,12 @@ class EntityKind(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of a search: the records (runs, step runs or artifacts) in order, and the token
+    of the next page (None on the last one)."""
+
+    items: list[Any]
+    next_page_token: str | None

@@ -1,12 +1,17 @@
--- schema revision 0005
+-- schema revision 0007
 
 CREATE TABLE metadata (
 	entity_kind VARCHAR(16) NOT NULL, 
 	entity_id VARCHAR(32) NOT NULL, 
 	`key` VARCHAR(255) NOT NULL, 
 	value JSON, 
+	number DOUBLE, 
 	CONSTRAINT pk_metadata PRIMARY KEY (entity_kind, entity_id, `key`)
 )ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+CREATE INDEX ix_metadata_entity_kind_key_entity_id ON metadata (entity_kind, `key`, entity_id);
+
+CREATE INDEX ix_metadata_entity_kind_key_number ON metadata (entity_kind, `key`, number);
 
 CREATE TABLE pipelines (
 	id VARCHAR(32) NOT NULL, 
@@ -23,6 +28,15 @@ CREATE TABLE store_identity (
 	created_at DATETIME(6) NOT NULL, 
 	CONSTRAINT pk_store_identity PRIMARY KEY (id)
 )ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+CREATE TABLE tags (
+	entity_kind VARCHAR(16) NOT NULL, 
+	entity_id VARCHAR(32) NOT NULL, 
+	tag VARCHAR(255) NOT NULL, 
+	CONSTRAINT pk_tags PRIMARY KEY (entity_kind, entity_id, tag)
+)ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+CREATE INDEX ix_tags_entity_kind_tag_entity_id ON tags (entity_kind, tag, entity_id);
 
 CREATE TABLE pipeline_runs (
 	id VARCHAR(32) NOT NULL, 
@@ -41,7 +55,6 @@ CREATE TABLE pipeline_runs (
 	git_dirty BOOL, 
 	code_hash VARCHAR(64), 
 	error MEDIUMTEXT, 
-	tags JSON, 
 	CONSTRAINT pk_pipeline_runs PRIMARY KEY (id), 
 	CONSTRAINT uq_pipeline_runs_name UNIQUE (name), 
 	CONSTRAINT uq_pipeline_runs_pipeline_id_number UNIQUE (pipeline_id, number), 
@@ -83,6 +96,8 @@ CREATE INDEX ix_step_runs_cache_key_status_end_time ON step_runs (cache_key, sta
 
 CREATE INDEX ix_step_runs_name_start_time ON step_runs (name, start_time);
 
+CREATE INDEX ix_step_runs_start_time ON step_runs (start_time);
+
 CREATE TABLE artifacts (
 	id VARCHAR(32) NOT NULL, 
 	uri VARCHAR(2048) NOT NULL, 
@@ -100,6 +115,8 @@ CREATE TABLE artifacts (
 )ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
 CREATE INDEX ix_artifacts_content_hash ON artifacts (content_hash);
+
+CREATE INDEX ix_artifacts_created_at ON artifacts (created_at);
 
 CREATE INDEX ix_artifacts_producer_step_run_id ON artifacts (producer_step_run_id);
 

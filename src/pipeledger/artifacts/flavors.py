@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from pipeledger.artifacts.store import ArtifactStore
+from pipeledger.metadata_store.flavors.rest import RestMetadataStoreConfig as RestServerConfig
 from pipeledger.permissions import Permissions
 from pipeledger.redact import url_credentials
 from pipeledger.stack.flavor import ArtifactStoreFlavor, FlavorConfig
@@ -49,3 +50,29 @@ class LocalArtifactStoreFlavor(ArtifactStoreFlavor):
 
     def create(self, component_name: str, config: Any, home: Path) -> ArtifactStore:
         return ArtifactStore(config.path, name=component_name, permissions=config.permissions)
+
+
+class RestArtifactStoreFlavor(ArtifactStoreFlavor):
+    """Artifacts in a pipeledger server's artifact store, written and read through its API."""
+
+    name = "rest"
+    description = "Artifacts kept by a pipeledger server (its local artifact store), through its HTTP API."
+
+    config_class = RestServerConfig
+
+    def create(self, component_name: str, config: Any, home: Path) -> ArtifactStore:
+        # Imported when used: httpx is needed only by stacks using a server.
+        from pipeledger.artifacts.server_files import ServerFileSystem
+        from pipeledger.metadata_store.rest.transport import Transport
+
+        transport = Transport(
+            config.url,
+            token=config.token.get_secret_value() if config.token is not None else None,
+            timeout=config.timeout,
+            retry_window=config.retry_window,
+            verify=config.ca_cert or config.verify_tls,
+        )
+        filesystem = ServerFileSystem(transport)
+        transport.info()  # the server answers, in our API version (fails fast, naming its URL)
+        found = filesystem.server_info()
+        return ArtifactStore(found["root"], name=component_name, fs=filesystem, manifests=False)

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 import click
 
 from pipeledger.cli.output import error_console, esc
-from pipeledger.exceptions import PipeledgerError
+from pipeledger.exceptions import PipeledgerError, QueryError
 
 DEBUG_VARIABLE = "PIPELEDGER_DEBUG"
 INTERRUPTED_EXIT = 130
@@ -38,6 +38,8 @@ def error_line(exc: Exception) -> str:
     """The one line printed for ``exc`` (after ``Error: ``): its message's first line, and for an
     exception pipeledger does not expect, that it is a bug and where to report it."""
     text = str(exc)
+    if isinstance(exc, QueryError):  # the problem, then the filter with a caret under it
+        return text
     message = text.splitlines()[0] if text.strip() else type(exc).__name__
     if isinstance(exc, EXPECTED):
         return message

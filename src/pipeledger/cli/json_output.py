@@ -69,6 +69,21 @@ def artifact(view: ArtifactView) -> dict[str, JSONValue]:
     }
 
 
+def artifact_detail(view: ArtifactView, summary: dict[str, JSONValue]) -> dict[str, JSONValue]:
+    """An artifact as ``artifact show`` shows it: its record, who produced it, its files and
+    preview (``summary``: :meth:`ArtifactView.preview`)."""
+    producer = view.producer
+    return {
+        **artifact(view),
+        "materializer": view.materializer,
+        "materializer_version": view.materializer_version,
+        "artifact_store": view.artifact_store,
+        "producer": {"id": producer.id, "step": producer.name, "run": producer.run.name} if producer else None,
+        "files": summary["files"],
+        "preview": summary["preview"],
+    }
+
+
 def step_detail(step: StepView) -> dict[str, JSONValue]:
     """A step run as ``run show`` shows it."""
     origin = step.cached_from

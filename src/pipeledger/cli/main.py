@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from pipeledger import __version__
-from pipeledger.cli import run_compare, run_lineage  # noqa: F401  (more `run` commands)
+from pipeledger.cli import artifact, run_compare, run_lineage  # noqa: F401  (more `run` and `artifact` commands)
 from pipeledger.cli.artifact_store import artifact_store_group
 from pipeledger.cli.cache import cache_group
 from pipeledger.cli.errors import DEBUG_VARIABLE, PipeledgerGroup
@@ -19,6 +19,8 @@ from pipeledger.cli.metadata_store import metadata_store_group
 from pipeledger.cli.orchestrator import orchestrator_group
 from pipeledger.cli.pipeline import pipeline_group
 from pipeledger.cli.run import run_group
+from pipeledger.cli.search import artifact_group, step_group
+from pipeledger.cli.server import server_group
 from pipeledger.cli.stack import stack_group
 
 
@@ -41,10 +43,13 @@ for group in (
     orchestrator_group,
     pipeline_group,
     run_group,
+    step_group,
+    artifact_group,
     cache_group,
     lineage_command,
     gc,
     import_group,
+    server_group,
 ):
     cli.add_command(group)
 

@@ -57,10 +57,18 @@ def check(name: str | None, deep: bool) -> None:
     if name is None:
         name = manager.get_stack_entry(manager.active_stack_name()).metadata_store
     store = manager.build_component(ComponentType.METADATA_STORE, name)
+    # The artifact stores of the stacks on this metadata store: the recorded URIs are read through
+    # them (their endpoints and credentials); kept referenced while checking.
+    artifact_stores = [
+        manager.build_component(ComponentType.ARTIFACT_STORE, entry.artifact_store)
+        for _stack, entry in manager.list_stacks()[0]
+        if entry.metadata_store == name
+    ]
     try:
         report = check_store(store, deep=deep)
     finally:
         store.close()
+        del artifact_stores
     if report.ok:
         console().print(
             f"Metadata store {name}: no problem found ({plural(report.artifacts_checked, 'artifact')} checked)."

@@ -20,10 +20,13 @@ from pipeledger.cli.output import (
     status_text,
     when,
 )
+from pipeledger.cli.search import csv_option, filter_options, print_csv, print_next_page
 from pipeledger.client import Client, RunView
+from pipeledger.client.client import list_filter
 from pipeledger.exceptions import NotFoundError, PipeledgerError
 from pipeledger.maintenance import mark_crashed_runs
-from pipeledger.models import Status
+from pipeledger.models import EntityKind, Status
+from pipeledger.search import parse_filter
 
 STATUSES = [s.value for s in Status]
 
@@ -50,27 +53,51 @@ def _resolve(client: Client, run: str | None) -> RunView:
 @run_group.command("list")
 @pipeline_option()
 @click.option("--status", "-s", type=click.Choice(STATUSES), help="Only runs with this status.")
+@filter_options("runs", "metrics.accuracy desc")
 @limit_option(20, "runs")
 @json_option()
-def list_runs(pipeline: str | None, status: str | None, limit: int, as_json: bool) -> None:
-    """List runs, newest first.
+@csv_option()
+def list_runs(
+    pipeline: str | None,
+    status: str | None,
+    filter_text: str | None,
+    order_by: tuple[str, ...],
+    page_token: str | None,
+    limit: int,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """List runs, newest first, or those a filter finds (docs/searching.md).
 
     \b
     Example:
       pipeledger run list --pipeline training --status failed --limit 5
+      pipeledger run list --filter "params.lr >= 0.01 and tag = 'prod'" --order-by "metrics.accuracy desc"
     """
     client = Client()
     if pipeline is not None:
         client.get_pipeline(pipeline)  # a clear error for an unknown pipeline
     mark_crashed_runs(client.store)
-    runs = client.list_runs(pipeline=pipeline, status=status, limit=limit)
+    conditions = [c for c in (list_filter(pipeline, status, None), filter_text) if c]
+    if filter_text is not None and len(conditions) > 1:
+        parse_filter(filter_text, "run")  # errors point into the filter as the user wrote it
+    combined = conditions[0] if len(conditions) == 1 else " and ".join(f"({c})" for c in conditions) or None
+    if filter_text is None and not order_by and page_token is None:
+        runs = client.list_runs(pipeline=pipeline, status=status, limit=limit)
+        token = None
+    else:
+        page = client.search_runs(combined, order_by=list(order_by) or None, limit=limit, page_token=page_token)
+        runs, token = page.items, page.next_page_token
     if as_json:
         json_output.print_json([json_output.run_summary(run) for run in runs])
+        return
+    if as_csv:
+        print_csv([{**json_output.run_summary(run), "tags": run.tags} for run in runs])
         return
     if not runs:
         console().print("No run matches.")
         return
-    table = Table("run", "pipeline", "status", "started (UTC)", "duration")
+    table = Table("run", "pipeline", "status", "started (UTC)", "duration", "tags")
     for run in runs:
         table.add_row(
             esc(run.name),
@@ -78,8 +105,53 @@ def list_runs(pipeline: str | None, status: str | None, limit: int, as_json: boo
             status_text(run.status.value),
             when(run.start_time),
             duration(run.duration),
+            esc(", ".join(run.tags)),
         )
     console().print(table)
+    print_next_page(token)
+
+
+@run_group.command("tag", context_settings={"ignore_unknown_options": True})
+@click.argument("run")
+@click.argument("changes", nargs=-1, required=True)
+@json_option()
+def tag_run(run: str, changes: tuple[str, ...], as_json: bool) -> None:
+    """Add (+TAG) and remove (-TAG) tags of a run, in one atomic change.
+
+    RUN is a run name or id. A tag starting with "h" is removed after ``--``
+    (``-- -hold``), since ``-h`` asks for help.
+
+    \b
+    Example:
+      pipeledger run tag training-3 +prod -candidate
+    """
+    add, remove = parse_tag_changes(changes)
+    client = Client()
+    view = client.get_run(run)
+    client.store.change_tags(EntityKind.RUN, view.id, add=add, remove=remove)
+    tags = client.store.get_tags(EntityKind.RUN, [view.id]).get(view.id, [])
+    if as_json:
+        json_output.print_json({"run": view.name, "tags": tags})
+        return
+    console().print(f"{esc(view.name)}: {esc(', '.join(tags)) if tags else 'no tags'}")
+
+
+def parse_tag_changes(changes: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """``("+prod", "-candidate")`` as the tags to add and to remove.
+
+    Raises:
+        click.UsageError: a change that starts with neither + nor -.
+    """
+    add: list[str] = []
+    remove: list[str] = []
+    for change in changes:
+        if change[:1] == "+" and len(change) > 1:
+            add.append(change[1:])
+        elif change[:1] == "-" and len(change) > 1:
+            remove.append(change[1:])
+        else:
+            raise click.UsageError(f"{change!r}: write +TAG to add a tag or -TAG to remove one")
+    return add, remove
 
 
 @run_group.command("show")

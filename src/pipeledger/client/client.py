@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
+from pipeledger.client.search import SearchResults
 from pipeledger.client.views import ArtifactView, PipelineView, RunView, StepView
-from pipeledger.exceptions import NotFoundError
+from pipeledger.exceptions import NotFoundError, UnsupportedOperationError
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import RunDeletion, Status
 from pipeledger.stack.registry import get_stack
 from pipeledger.stack.stack import Stack
+
+MAX_PAGE = 1000
+
+
+def quote(text: str) -> str:
+    """``text`` as a filter string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def list_filter(pipeline: str | None, status: Status | str | None, since: datetime | None) -> str | None:
+    """The search filter of :meth:`Client.list_runs`'s arguments (None for no condition)."""
+    parts = []
+    if pipeline is not None:
+        parts.append(f"pipeline = {quote(pipeline)}")
+    if status is not None:
+        parts.append(f"status = {quote(Status(status).value)}")
+    if since is not None:
+        parts.append(f"started >= {quote(since.isoformat())}")
+    return " and ".join(parts) or None
 
 
 class Client:
@@ -61,8 +82,74 @@ class Client:
             from pipeledger.maintenance import mark_crashed_runs
 
             mark_crashed_runs(self.store)
-        records = self.store.list_runs(pipeline=pipeline, status=status, since=since, limit=limit, offset=offset)
-        return [RunView(r, self.store) for r in records]
+        if offset:
+            records = self.store.list_runs(pipeline=pipeline, status=status, since=since, limit=limit, offset=offset)
+            return [RunView(r, self.store) for r in records]
+        try:
+            return self._list_by_search(list_filter(pipeline, status, since), limit)
+        except UnsupportedOperationError:  # a store without search
+            records = self.store.list_runs(pipeline=pipeline, status=status, since=since, limit=limit)
+            return [RunView(r, self.store) for r in records]
+
+    def _list_by_search(self, filter: str | None, limit: int | None) -> list[RunView]:
+        """Newest runs first through :meth:`search_runs` (every page while ``limit`` is None);
+        stores that cannot search list through ``list_runs``."""
+        found: list[RunView] = []
+        token: str | None = None
+        while True:
+            want = MAX_PAGE if limit is None else min(MAX_PAGE, limit - len(found))
+            page = self.search_runs(filter, limit=want, page_token=token)
+            found.extend(page.items)
+            token = page.next_page_token
+            if token is None or (limit is not None and len(found) >= limit):
+                return found
+
+    def search_runs(
+        self,
+        filter: str | None = None,
+        *,
+        order_by: Sequence[str] | str | None = None,
+        limit: int | None = 50,
+        page_token: str | None = None,
+    ) -> SearchResults[RunView]:
+        """Runs matching ``filter`` (see ``docs/searching.md``), ordered by ``order_by`` (default
+        newest first), one page of at most ``limit``; ``.next_page_token`` fetches the next::
+
+            page = client.search_runs("pipeline = 'training' and metrics.accuracy > 0.9",
+                                      order_by=["metrics.accuracy desc"], limit=20)
+            page.to_pandas()
+
+        Raises:
+            QueryError: a malformed filter or order (the message points at it with a caret).
+        """
+        page = self.store.search("run", filter, order_by=order_by, limit=limit, page_token=page_token)
+        return SearchResults([RunView(r, self.store) for r in page.items], page.next_page_token)
+
+    def search_steps(
+        self,
+        filter: str | None = None,
+        *,
+        order_by: Sequence[str] | str | None = None,
+        limit: int | None = 50,
+        page_token: str | None = None,
+    ) -> SearchResults[StepView]:
+        """Step runs matching ``filter``; as :meth:`search_runs` (fields: ``step``, ``run``,
+        ``cached``, ``cache_key``, ``params.X``, ``metrics.KEY``...)."""
+        page = self.store.search("step", filter, order_by=order_by, limit=limit, page_token=page_token)
+        return SearchResults([StepView(r, self.store) for r in page.items], page.next_page_token)
+
+    def search_artifacts(
+        self,
+        filter: str | None = None,
+        *,
+        order_by: Sequence[str] | str | None = None,
+        limit: int | None = 50,
+        page_token: str | None = None,
+    ) -> SearchResults[ArtifactView]:
+        """Artifacts matching ``filter``; as :meth:`search_runs` (fields: ``type``, ``data_type``,
+        ``size``, ``content_hash``, ``producer``, ``downstream_of(...)``...)."""
+        page = self.store.search("artifact", filter, order_by=order_by, limit=limit, page_token=page_token)
+        return SearchResults([ArtifactView(r, self.store) for r in page.items], page.next_page_token)
 
     def get_step_run(self, step_run_id: str) -> StepView:
         """The step run with this id."""

@@ -9,6 +9,7 @@ step). Names that do not exist raise :class:`~pipeledger.exceptions.NotFoundErro
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
@@ -16,9 +17,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, overload
 
 from pipeledger.artifacts.materializers import default_registry
-from pipeledger.artifacts.store import read_artifact, read_text
+from pipeledger.artifacts.store import preview_artifact, read_artifact, read_text
 from pipeledger.client.base import NamedMapping, View
 from pipeledger.client.html_repr import run_html, step_html
+from pipeledger.client.tags import Taggable
 from pipeledger.exceptions import NotFoundError, PipeledgerError
 from pipeledger.lineage.graph import (
     LineageGraph,
@@ -193,7 +195,7 @@ class RunSequence(Sequence["RunView"]):
         return f"<runs of {self._pipeline}: {len(self)}>"
 
 
-class RunView(View[RunRecord, "StepView"]):
+class RunView(Taggable, View[RunRecord, "StepView"]):
     """One run of a pipeline: its status, configuration, environment and steps
     (``run["train"]`` is a step, ``for step in run`` iterates them in the order they ran)."""
 
@@ -267,10 +269,17 @@ class RunView(View[RunRecord, "StepView"]):
         """Why the run failed, if it did."""
         return self._record.error
 
+    _tag_kind = EntityKind.RUN
+
     @property
     def tags(self) -> list[str]:
-        """Tags given with ``with_options(tags=...)``."""
+        """Its tags, sorted: those given with ``with_options(tags=...)`` and those added since
+        (:meth:`add_tags`; as of when this view was read or its tags last changed)."""
         return self._record.tags
+
+    def _tags_changed(self) -> None:
+        tags = self._store.get_tags(EntityKind.RUN, [self.id]).get(self.id, [])
+        self._record = dataclasses.replace(self._record, tags=tags)
 
     @property
     def status(self) -> Status:
@@ -383,9 +392,11 @@ class RunView(View[RunRecord, "StepView"]):
         return f"Client().get_run({self.name!r})"
 
 
-class StepView(View[StepRunRecord, "ArtifactView"]):
+class StepView(Taggable, View[StepRunRecord, "ArtifactView"]):
     """One step run: what it consumed, produced, logged, and how it ended (``step["model"]`` is
     an output, ``for artifact in step`` iterates the outputs)."""
+
+    _tag_kind = EntityKind.STEP_RUN
 
     def __init__(
         self,
@@ -597,9 +608,11 @@ class StepView(View[StepRunRecord, "ArtifactView"]):
         return f"{self.run!r}[{self.name!r}]"
 
 
-class ArtifactView(View[ArtifactRecord, Any]):
+class ArtifactView(Taggable, View[ArtifactRecord, Any]):
     """An artifact: where it is stored, what it holds, who produced it. An artifact is a leaf:
     it has no children to look up (read its value with :meth:`read`)."""
+
+    _tag_kind = EntityKind.ARTIFACT
 
     @property
     def id(self) -> str:
@@ -693,6 +706,18 @@ class ArtifactView(View[ArtifactRecord, Any]):
             MaterializerError: it cannot be loaded.
         """
         return read_artifact(self._record, default_registry())
+
+    def preview(self) -> dict[str, JSON]:
+        """A bounded summary of the value without loading it (for listings, notebooks and UIs):
+        ``files`` (name → bytes) and ``preview``, by kind: ``json`` (the first KiB of text),
+        ``bytes``, ``array`` (shape, dtype, statistics of the first MiB), ``table`` (columns,
+        rows, the first rows), or ``none`` (pickles and models are never loaded to preview
+        them). Reads a bounded amount, with ranged reads on object storage.
+
+        Raises:
+            ArtifactNotFoundError: its files are gone.
+        """
+        return preview_artifact(self._record, default_registry())
 
     @property
     def parent(self) -> StepView | None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeledger.exceptions import NotFoundError, UnsupportedOperationError
 from pipeledger.models import (
@@ -44,12 +44,16 @@ from pipeledger.models import (
     RunCreate,
     RunDeletion,
     RunRecord,
+    SearchPage,
     Status,
     StepIO,
     StepRunCreate,
     StepRunRecord,
     StoreIdentity,
 )
+
+if TYPE_CHECKING:
+    from pipeledger.search import SearchQuery
 
 LINEAGE_DIRECTIONS = ("upstream", "downstream", "both")
 
@@ -169,6 +173,104 @@ class MetadataStore(abc.ABC):
     @abc.abstractmethod
     def put_metadata(self, kind: EntityKind, entity_id: str, values: Mapping[str, JSON]) -> None:
         """Insert or replace key/value metadata of a run, step run or artifact. Atomic."""
+
+    # -------------------------------------------------------------------- tags
+
+    def add_tags(self, kind: EntityKind, entity_id: str, tags: Sequence[str]) -> None:
+        """Give a run, step run or artifact these tags (those it has already stay once). Atomic.
+
+        Tags follow :func:`pipeledger.limits.check_tag`.
+
+        Raises:
+            DefinitionError: a tag breaks the name rules (nothing is changed).
+            NotFoundError: no such entity.
+        """
+        self.change_tags(kind, entity_id, add=tags)
+
+    def remove_tags(self, kind: EntityKind, entity_id: str, tags: Sequence[str]) -> None:
+        """Take these tags off a run, step run or artifact (tags it lacks are ignored). Atomic.
+
+        Raises:
+            NotFoundError: no such entity.
+        """
+        self.change_tags(kind, entity_id, remove=tags)
+
+    def change_tags(
+        self, kind: EntityKind, entity_id: str, *, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> None:
+        """Add ``add`` and remove ``remove`` in one atomic write (a tag in both ends up removed).
+
+        Raises:
+            DefinitionError: a tag of ``add`` breaks the name rules (nothing is changed).
+            NotFoundError: no such entity.
+        """
+        from pipeledger.limits import check_tag
+
+        if isinstance(add, str) or isinstance(remove, str):
+            raise TypeError("tags must be a list of strings, not one string")
+        for tag in add:
+            check_tag(tag)
+        removed = [t for t in remove if isinstance(t, str)]
+        self._change_tags(EntityKind(kind), entity_id, [t for t in add if t not in removed], removed)
+
+    def _change_tags(self, kind: EntityKind, entity_id: str, add: Sequence[str], remove: Sequence[str]) -> None:
+        """:meth:`change_tags` with checked tags. The default refuses (a store without editable tags)."""
+        raise UnsupportedOperationError(f"the {self.flavor} metadata store cannot change tags")
+
+    def get_tags(self, kind: EntityKind, entity_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The tags of these entities, sorted: ``{entity_id: [tag, ...]}``; untagged ones are absent."""
+        return self._get_tags(EntityKind(kind), list(entity_ids))
+
+    def _get_tags(self, kind: EntityKind, entity_ids: Sequence[str]) -> dict[str, list[str]]:
+        """:meth:`get_tags`. The default knows only runs' tags (from their records)."""
+        if kind is not EntityKind.RUN:
+            return {}
+        found: dict[str, list[str]] = {}
+        for run_id in entity_ids:
+            try:
+                tags = self.get_run(run_id).tags
+            except NotFoundError:
+                continue
+            if tags:
+                found[run_id] = sorted(tags)
+        return found
+
+    # ------------------------------------------------------------------ search
+
+    def search(
+        self,
+        entity: str,
+        filter: str | None = None,
+        *,
+        order_by: Sequence[str] | str | None = None,
+        limit: int | None = None,
+        page_token: str | None = None,
+    ) -> SearchPage:
+        """One page of runs (``entity="run"``), step runs (``"step"``) or artifacts
+        (``"artifact"``) matching ``filter`` (the language of ``docs/searching.md``), ordered by
+        ``order_by`` (default: newest first), at most ``limit`` (default 50).
+
+        Pages are cursor-based: pass the page's ``next_page_token`` (with the same filter and
+        order) for the next one; rows added meanwhile never shift a page.
+
+        Raises:
+            QueryError: a malformed or ill-typed filter or order, a bad limit or page token.
+            UnsupportedOperationError: the store cannot run this search.
+        """
+        from pipeledger.search import build_query
+
+        return self._search(build_query(entity, filter, order_by, limit, page_token))
+
+    def _search(self, query: SearchQuery) -> SearchPage:
+        """:meth:`search` with a checked query.
+
+        The default serves what :meth:`list_runs` can: runs filtered by ``pipeline = '...'``,
+        ``status = '...'`` and ``started >= '...'`` joined with ``and``, ordered by ``started``;
+        anything else raises :class:`UnsupportedOperationError` naming the part it cannot run.
+        """
+        from pipeledger.search.listing import search_by_listing
+
+        return search_by_listing(self, query)
 
     # ------------------------------------------------------------------- reads
 

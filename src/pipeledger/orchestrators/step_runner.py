@@ -34,7 +34,13 @@ from pipeledger.caching import explain
 from pipeledger.caching.key import compute_cache_key
 from pipeledger.caching.policy import CachePolicy
 from pipeledger.context import StepContext, reset_step_context, step_context
-from pipeledger.exceptions import CacheEntryGoneError, DefinitionError, MaterializerError, NotFoundError
+from pipeledger.exceptions import (
+    ArtifactStoreUnavailableError,
+    CacheEntryGoneError,
+    DefinitionError,
+    MaterializerError,
+    NotFoundError,
+)
 from pipeledger.limits import check_metadata, check_name, storable_text
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import (
@@ -312,7 +318,8 @@ class StepRunner:
             logs_uri = self.artifact_store.logs_uri(step_dir)
             try:
                 self.artifact_store.write_text(logs_uri, captured)
-            except OSError as exc:  # e.g. a full disk: the step's record matters more than its logs
+            except (OSError, ArtifactStoreUnavailableError) as exc:  # a full disk, a lost endpoint: the
+                # step's record matters more than its logs
                 log.warning("could not store the logs of step %s: %s", invocation.name, exc)
                 logs_uri = None
         ended = utcnow()

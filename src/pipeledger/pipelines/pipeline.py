@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, overload
 from pipeledger.caching.policy import CachePolicy
 from pipeledger.caching.sources import module_name
 from pipeledger.exceptions import DefinitionError
+from pipeledger.limits import check_tag
 from pipeledger.models import JSON, RunCreate, new_id, utcnow
 from pipeledger.pipelines.tracing import StepInvocation, tracing
 from pipeledger.steps.signature import MAX_PIPELINE_NAME_LENGTH, RUN_NUMBER_DIGITS, check_json, check_name
@@ -108,7 +109,7 @@ class Pipeline:
         if tags is not None and not all(isinstance(t, str) and t for t in tags):
             raise DefinitionError(f"pipeline {self.name!r}: tags must be non-empty strings, got {tags!r}")
         for tag in tags or ():
-            check_name(f"pipeline {self.name!r}: tag", tag)
+            check_tag(tag, f"pipeline {self.name!r}: tag")
         changes: dict[str, Any] = {
             k: v
             for k, v in {

@@ -27,6 +27,9 @@ BUILTIN_FLAVORS: dict[ComponentType, dict[str, str]] = {
     },
     ComponentType.ARTIFACT_STORE: {
         "local": "pipeledger.artifacts.flavors:LocalArtifactStoreFlavor",
+        "rest": "pipeledger.artifacts.flavors:RestArtifactStoreFlavor",
+        "s3": "pipeledger.artifacts.s3:S3ArtifactStoreFlavor",
+        "gcs": "pipeledger.artifacts.gcs:GcsArtifactStoreFlavor",
     },
     ComponentType.METADATA_STORE: {
         "sqlite": "pipeledger.metadata_store.flavors.sqlite:SqliteMetadataStoreFlavor",
@@ -34,6 +37,7 @@ BUILTIN_FLAVORS: dict[ComponentType, dict[str, str]] = {
         "postgresql": "pipeledger.metadata_store.flavors.postgresql:PostgreSQLMetadataStoreFlavor",
         "kubeflow": "pipeledger.metadata_store.flavors.kubeflow:KubeflowMetadataStoreFlavor",
         "kubernetes": "pipeledger.metadata_store.flavors.kubernetes:KubernetesMetadataStoreFlavor",
+        "rest": "pipeledger.metadata_store.flavors.rest:RestMetadataStoreFlavor",
     },
 }
 

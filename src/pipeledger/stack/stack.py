@@ -66,7 +66,10 @@ class Stack:
             {
                 "name": self.name,
                 "orchestrator": {"name": self.orchestrator.name, **self.orchestrator.describe()},
-                "artifact_store": {"name": self.artifact_store.name, "root": self.artifact_store.root},
+                "artifact_store": {
+                    "name": self.artifact_store.name,
+                    "root": self.artifact_store.uri_of(self.artifact_store.root),
+                },
                 "metadata_store": self.metadata_store.describe(),
             }
         )

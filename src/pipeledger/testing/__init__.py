@@ -22,6 +22,10 @@ same suite. Each topic is a mixin of its own (:class:`RunsContract`,
 contract while it is being written. A store that cannot delete runs
 (``delete_run`` raises ``UnsupportedOperationError``) skips the one test that needs it.
 
+:class:`ArtifactStoreContract` (:mod:`pipeledger.testing.artifact_store`) is the artifact
+store's: give it an ``artifact_store`` fixture yielding an empty
+:class:`~pipeledger.artifacts.store.ArtifactStore` of your flavor.
+
 This package imports pytest: import it from your tests only (``import pipeledger``
 never imports it). :mod:`pipeledger.testing.helpers` has the record builders the
 tests use, for your own tests.
@@ -29,6 +33,7 @@ tests use, for your own tests.
 
 from __future__ import annotations
 
+from pipeledger.testing.artifact_store import ArtifactStoreContract
 from pipeledger.testing.artifacts_and_io import ArtifactsContract
 from pipeledger.testing.cache import CacheContract
 from pipeledger.testing.lineage import LineageContract
@@ -36,9 +41,12 @@ from pipeledger.testing.metadata import MetadataContract
 from pipeledger.testing.names import NamesContract
 from pipeledger.testing.register_artifact import RegisterArtifactContract
 from pipeledger.testing.runs import RunsContract
+from pipeledger.testing.search import SearchContract
 from pipeledger.testing.step_runs import StepRunsContract
+from pipeledger.testing.tags import TagsContract
 
 __all__ = [
+    "ArtifactStoreContract",
     "ArtifactsContract",
     "CacheContract",
     "LineageContract",
@@ -47,7 +55,9 @@ __all__ = [
     "NamesContract",
     "RegisterArtifactContract",
     "RunsContract",
+    "SearchContract",
     "StepRunsContract",
+    "TagsContract",
 ]
 
 
@@ -60,6 +70,8 @@ class MetadataStoreContract(
     LineageContract,
     RegisterArtifactContract,
     NamesContract,
+    TagsContract,
+    SearchContract,
 ):
     """Every contract test. Subclass it as ``Test<YourStore>`` and define a ``store`` fixture
     yielding an open, empty store (closed after the test)."""

@@ -7,6 +7,30 @@ from typing import Any, ClassVar
 
 from pipeledger.models import JSON
 
+#: What a preview shows of text (JSON, a pydantic model's JSON, bytes): the first KiB.
+PREVIEW_TEXT_BYTES = 1024
+#: At most this much of an array's data is read to preview it (its statistics are of that part).
+PREVIEW_DATA_BYTES = 1 << 20
+#: Rows of a table shown in a preview.
+PREVIEW_ROWS = 5
+
+
+def read_head(fs: Any, path: str, size: int) -> bytes:
+    """The first ``size`` bytes of the file ``path``: one ranged read on object storage."""
+    return bytes(fs.cat_file(path, start=0, end=size))
+
+
+def text_preview(fs: Any, path: str, kind: str) -> dict[str, JSON]:
+    """The first KiB of a text file, decoded (a character cut in two is replaced), and whether
+    there is more."""
+    head = read_head(fs, path, PREVIEW_TEXT_BYTES + 1)
+    truncated = len(head) > PREVIEW_TEXT_BYTES
+    return {
+        "kind": kind,
+        "text": head[:PREVIEW_TEXT_BYTES].decode("utf-8", errors="replace"),
+        "truncated": truncated,
+    }
+
 
 class Materializer(abc.ABC):
     """Saves values of some Python types to a directory and loads them back.
@@ -50,6 +74,16 @@ class Materializer(abc.ABC):
     @abc.abstractmethod
     def load(self, fs: Any, path: str, data_type: type | None) -> Any:
         """Read back the value saved in ``path``; ``data_type`` is the recorded type, if importable."""
+
+    def preview(self, fs: Any, path: str) -> dict[str, JSON] | None:
+        """A bounded summary of the artifact saved in ``path``, without loading it whole: the
+        first KiB of text, an array's shape and dtype, a table's schema and first rows. Reads at
+        most about :data:`PREVIEW_DATA_BYTES`, with ranged reads where the format allows.
+
+        None (the default): this materializer gives no preview. Formats whose loading could
+        run code (pickle, skops) give none: a preview never loads them.
+        """
+        return None
 
     @classmethod
     def import_path(cls) -> str:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import cloudpickle
 
-from pipeledger.artifacts.materializers.base import Materializer
+from pipeledger.artifacts.materializers.base import PREVIEW_TEXT_BYTES, Materializer, read_head, text_preview
 from pipeledger.exceptions import PipeledgerWarning
 from pipeledger.models import JSON
 
@@ -79,6 +79,9 @@ class JSONMaterializer(Materializer):
             return float(value)
         return value
 
+    def preview(self, fs: Any, path: str) -> dict[str, JSON] | None:
+        return text_preview(fs, f"{path}/data.json", "json")
+
 
 class BytesMaterializer(Materializer):
     """``bytes`` and ``bytearray`` as a raw ``data.bin`` file."""
@@ -95,6 +98,15 @@ class BytesMaterializer(Materializer):
         with fs.open(f"{path}/data.bin", "rb") as f:
             data = f.read()
         return bytearray(data) if data_type is bytearray else data
+
+    def preview(self, fs: Any, path: str) -> dict[str, JSON] | None:
+        head = read_head(fs, f"{path}/data.bin", PREVIEW_TEXT_BYTES + 1)
+        shown = head[:PREVIEW_TEXT_BYTES]
+        try:
+            text: str | None = shown.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        return {"kind": "bytes", "hex": shown[:64].hex(), "text": text, "truncated": len(head) > PREVIEW_TEXT_BYTES}
 
 
 class PickleMaterializer(Materializer):

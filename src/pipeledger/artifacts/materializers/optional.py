@@ -8,7 +8,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pipeledger.artifacts.materializers.base import Materializer
+from pipeledger.artifacts.materializers.base import (
+    PREVIEW_DATA_BYTES,
+    PREVIEW_ROWS,
+    Materializer,
+    read_head,
+    text_preview,
+)
 from pipeledger.exceptions import MaterializerError
 from pipeledger.models import JSON
 
@@ -46,6 +52,9 @@ class PydanticMaterializer(Materializer):
         with fs.open(f"{path}/model.json", "r", encoding="utf-8") as f:
             return cls.model_validate_json(f.read())
 
+    def preview(self, fs: Any, path: str) -> dict[str, JSON] | None:
+        return text_preview(fs, f"{path}/model.json", "json")
+
 
 class NumpyMaterializer(Materializer):
     """A numpy array as ``array.npy`` (no pickle; object arrays fall through to pickle)."""
@@ -70,6 +79,32 @@ class NumpyMaterializer(Materializer):
     def load(self, fs: Any, path: str, data_type: type | None) -> Any:
         with fs.open(f"{path}/array.npy", "rb") as f:
             return self._np.load(f, allow_pickle=False)
+
+    def preview(self, fs: Any, path: str) -> dict[str, JSON] | None:
+        """Shape and dtype from the ``.npy`` header, and statistics of the first MiB of data
+        (``stats_of`` says how many elements that is), from one ranged read."""
+        import io
+
+        from numpy.lib import format as npy
+
+        head = read_head(fs, f"{path}/array.npy", PREVIEW_DATA_BYTES + 4096)
+        stream = io.BytesIO(head)
+        version = npy.read_magic(stream)
+        header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, fortran, dtype = header(stream)
+        total = 1
+        for n in shape:
+            total *= n
+        preview: dict[str, JSON] = {"kind": "array", "shape": list(shape), "dtype": str(dtype), "size": total}
+        itemsize = max(dtype.itemsize, 1)
+        count = min(total, PREVIEW_DATA_BYTES // itemsize, (len(head) - stream.tell()) // itemsize)
+        if count and dtype.kind in "biuf" and not fortran:
+            part = self._np.frombuffer(head, dtype=dtype, count=count, offset=stream.tell())
+            preview["stats_of"] = count
+            preview["min"], preview["max"] = part.min().item(), part.max().item()
+            preview["mean"] = float(part.mean())
+            preview["first"] = part[:10].tolist()
+        return preview
 
 
 class PandasMaterializer(Materializer):
@@ -104,6 +139,34 @@ class PandasMaterializer(Materializer):
         if data_type is self._pd.Series:
             return frame.iloc[:, 0]
         return frame
+
+    def preview(self, fs: Any, path: str) -> dict[str, JSON] | None:
+        """Columns and types, the number of rows (from the Parquet footer, read with ranged
+        reads), and the first rows (from the first row group)."""
+        import pyarrow.parquet as pq
+
+        with fs.open(f"{path}/data.parquet", "rb") as f:
+            parquet = pq.ParquetFile(f)
+            schema = parquet.schema_arrow
+            rows: list[dict[str, Any]] = []
+            for batch in parquet.iter_batches(batch_size=PREVIEW_ROWS):
+                rows = batch.to_pylist()
+                break
+            return {
+                "kind": "table",
+                "rows": parquet.metadata.num_rows,
+                "columns": {
+                    name: str(schema.field(name).type) for name in schema.names if not name.startswith("__index")
+                },
+                "head": [{k: _plain(v) for k, v in row.items() if not k.startswith("__index")} for row in rows],
+            }
+
+
+def _plain(value: Any) -> JSON:
+    """A cell as JSON: numbers, strings, booleans and None as they are, anything else as text."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
 
 
 def _importable(name: str) -> bool:

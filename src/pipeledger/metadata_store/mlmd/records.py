@@ -116,7 +116,7 @@ def run_record(ctx: Any) -> RunRecord:
         git_dirty=p.flag("git_dirty"),
         code_hash=p.text("code_hash"),
         error=p.text("error"),
-        tags=p.document("tags", []),
+        tags=sorted(set(p.document("tags", []))),
     )
 
 

@@ -24,6 +24,7 @@ from pipeledger.exceptions import (
     NotFoundError,
     RunExistsError,
     StepRunExistsError,
+    UnsupportedOperationError,
 )
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.mlmd import records
@@ -32,7 +33,7 @@ from pipeledger.metadata_store.mlmd.history import MlmdHistory
 from pipeledger.metadata_store.mlmd.maintenance import MlmdMaintenance
 from pipeledger.metadata_store.mlmd.reads import MlmdReads
 from pipeledger.metadata_store.mlmd.types import KFP_RUN_TYPE, RUN_TYPE, register_types, step_key
-from pipeledger.metadata_store.mlmd.values import quote, string, time_value
+from pipeledger.metadata_store.mlmd.values import json_value, quote, string, time_value
 from pipeledger.models import (
     JSON,
     ArtifactCreate,
@@ -335,6 +336,21 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         except AlreadyExistsError:
             raise MetadataStoreError(f"an artifact with id {artifact.id!r} is already recorded") from None
         return record
+
+    def _change_tags(self, kind: EntityKind, entity_id: str, add: Sequence[str], remove: Sequence[str]) -> None:
+        """Runs only: their ``tags`` property, read and written back (the last of two concurrent
+        changes wins). Step runs and artifacts have no tags on ML Metadata."""
+        if kind is not EntityKind.RUN:
+            raise UnsupportedOperationError(
+                f"the {self.flavor} metadata store keeps tags of runs only, not of {kind.value}s"
+            )
+        ctx = self.run_context(entity_id)
+        current = records.run_record(ctx).tags
+        tags = sorted({*current, *add} - set(remove))
+        update = mlmd.Context(id=ctx.id, type_id=ctx.type_id)
+        update.properties["tags"].CopyFrom(json_value(tags))
+        mask = {"paths": ["properties.tags"]}
+        self.conn.call("PutContexts", service.PutContextsRequest(contexts=[update], update_mask=mask))
 
     def put_metadata(self, kind: EntityKind, entity_id: str, values: Mapping[str, JSON]) -> None:
         if not values:

@@ -13,11 +13,13 @@ from pipeledger.metadata_store.sql.common import RUN_COLUMNS, RUNS_FROM, SqlQuer
 from pipeledger.metadata_store.sql.schema import (
     artifacts,
     entity_metadata,
+    entity_tags,
     pipeline_runs,
     pipelines,
     step_io,
     step_runs,
 )
+from pipeledger.metadata_store.sql.tag_queries import tags_of
 from pipeledger.models import ArtifactRecord, Direction, EntityKind, RunDeletion, Status
 
 
@@ -204,7 +206,7 @@ def deletion_plan(conn: Connection, run_id: str, also_deleted: Collection[str] =
     used_elsewhere = {artifact_id for artifact_id, user_run in users if user_run not in also_deleted}
     logs = [u for u in conn.execute(select(step_runs.c.logs_uri).where(step_runs.c.run_id == run_id)).scalars() if u]
     return RunDeletion(
-        records.run(row),
+        records.run(row, tags_of(conn, EntityKind.RUN, [run_id]).get(run_id, ())),
         [a for a in produced if a.id not in used_elsewhere],
         [a for a in produced if a.id in used_elsewhere],
         logs,
@@ -222,6 +224,11 @@ def _delete_run(conn: Connection, run_id: str) -> RunDeletion:
     conn.execute(delete(entity_metadata).where(m.entity_kind == EntityKind.RUN.value, m.entity_id == run_id))
     for chunk in chunks([a.id for a in doomed]):
         conn.execute(delete(entity_metadata).where(m.entity_kind == EntityKind.ARTIFACT.value, m.entity_id.in_(chunk)))
+    t = entity_tags.c
+    conn.execute(delete(entity_tags).where(t.entity_kind == EntityKind.STEP_RUN.value, t.entity_id.in_(steps)))
+    conn.execute(delete(entity_tags).where(t.entity_kind == EntityKind.RUN.value, t.entity_id == run_id))
+    for chunk in chunks([a.id for a in doomed]):
+        conn.execute(delete(entity_tags).where(t.entity_kind == EntityKind.ARTIFACT.value, t.entity_id.in_(chunk)))
     conn.execute(delete(step_io).where(step_io.c.step_run_id.in_(steps)))
     # A kept artifact passes to a step run of another run that outputs it (a cached step), so that
     # deleting that run later deletes it too; None only if no other step run outputs it.

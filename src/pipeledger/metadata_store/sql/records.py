@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from sqlalchemy import Row
 
+from pipeledger.metadata_store.sql.schema import metadata_number
 from pipeledger.models import (
     ArtifactRecord,
     CacheEntry,
@@ -37,7 +38,8 @@ def pipeline(row: Row) -> PipelineRecord:
     return PipelineRecord(id=m["id"], name=m["name"], created_at=m["created_at"], docstring=m["docstring"])
 
 
-def run(row: Row | Mapping[str, Any]) -> RunRecord:
+def run(row: Row | Mapping[str, Any], tags: Sequence[str] = ()) -> RunRecord:
+    """A run record from its row (with ``pipeline_name``) and its tags (from the ``tags`` table)."""
     m = _values(row)
     return RunRecord(
         id=m["id"],
@@ -57,7 +59,7 @@ def run(row: Row | Mapping[str, Any]) -> RunRecord:
         git_dirty=m["git_dirty"],
         code_hash=m["code_hash"],
         error=m.get("error"),
-        tags=m["tags"] or [],
+        tags=sorted(tags),
     )
 
 
@@ -213,4 +215,7 @@ def edge_values(step_run_id: str, direction: Direction, edges: Iterable[tuple[st
 
 def metadata_values(kind: EntityKind, entity_id: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Rows of ``metadata`` for one entity's key/value pairs."""
-    return [{"entity_kind": kind.value, "entity_id": entity_id, "key": k, "value": v} for k, v in values.items()]
+    return [
+        {"entity_kind": kind.value, "entity_id": entity_id, "key": k, "value": v, "number": metadata_number(v)}
+        for k, v in values.items()
+    ]

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -39,7 +40,7 @@ from sqlalchemy.types import TypeDecorator
 
 from pipeledger.metadata_store.sql.engine import json_dumps
 
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0007"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -152,7 +153,6 @@ pipeline_runs = Table(
     Column("git_dirty", Boolean),
     Column("code_hash", String(64)),
     Column("error", LongText),
-    Column("tags", JSONColumn),
     UniqueConstraint("name"),
     UniqueConstraint("pipeline_id", "number"),
     Index(None, "pipeline_id", "start_time"),
@@ -185,6 +185,7 @@ step_runs = Table(
     UniqueConstraint("run_id", "name"),
     Index(None, "cache_key", "status", "end_time"),
     Index(None, "name", "start_time"),
+    Index(None, "start_time"),
     **MYSQL_TABLE_OPTIONS,
 )
 
@@ -205,6 +206,7 @@ artifacts = Table(
     Index(None, "uri", mysql_length=255),
     Index(None, "producer_step_run_id"),
     Index(None, "content_hash"),
+    Index(None, "created_at"),
     **MYSQL_TABLE_OPTIONS,
 )
 
@@ -227,9 +229,33 @@ entity_metadata = Table(
     _id("entity_id", nullable=False),
     Column("key", String(NAME_LENGTH), nullable=False),
     Column("value", JSONColumn),
+    Column("number", Double),
     PrimaryKeyConstraint("entity_kind", "entity_id", "key"),
+    Index(None, "entity_kind", "key", "entity_id"),
+    Index(None, "entity_kind", "key", "number"),
     **MYSQL_TABLE_OPTIONS,
 )
+
+entity_tags = Table(
+    "tags",
+    metadata,
+    Column("entity_kind", String(16), nullable=False),
+    _id("entity_id", nullable=False),
+    Column("tag", String(NAME_LENGTH), nullable=False),
+    PrimaryKeyConstraint("entity_kind", "entity_id", "tag"),
+    Index(None, "entity_kind", "tag", "entity_id"),
+    **MYSQL_TABLE_OPTIONS,
+)
+"""Tags of runs, step runs and artifacts (revision 0006 moved ``pipeline_runs.tags`` here): one row
+per (entity, tag). The primary key lists an entity's tags; the second index finds the entities
+carrying a tag (``tag = 'prod'``, ``tag like 'exp:%'``)."""
+
+
+def metadata_number(value: Any) -> float | None:
+    """``metadata.number``: the value as a double when it is a JSON number (not a boolean), else
+    None. Kept beside the JSON so numeric metric filters are index range scans."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
 
 store_identity = Table(
     "store_identity",

@@ -20,6 +20,7 @@ from pipeledger.metadata_store.sql.fastpath import FastRead, FastWrite
 from pipeledger.metadata_store.sql.schema import (
     artifacts,
     entity_metadata,
+    entity_tags,
     pipeline_runs,
     pipelines,
     step_io,
@@ -45,12 +46,12 @@ def _upsert_metadata(dialect: str) -> Insert:
     """INSERT of metadata rows that replaces the value of a key the entity already has."""
     if dialect == "mysql":
         upsert = mysql.insert(entity_metadata)
-        return upsert.on_duplicate_key_update(value=upsert.inserted.value)
+        return upsert.on_duplicate_key_update(value=upsert.inserted.value, number=upsert.inserted.number)
     if dialect in ("sqlite", "postgresql"):
         conflicting = sqlite.insert(entity_metadata) if dialect == "sqlite" else postgresql.insert(entity_metadata)
         return conflicting.on_conflict_do_update(
             index_elements=[entity_metadata.c.entity_kind, entity_metadata.c.entity_id, entity_metadata.c.key],
-            set_={"value": conflicting.excluded.value},
+            set_={"value": conflicting.excluded.value, "number": conflicting.excluded.number},
         )
     raise NotImplementedError(f"no metadata upsert for the {dialect} dialect")
 
@@ -63,6 +64,7 @@ INSERT_STEP = FastWrite(insert(step_runs), on_duplicate=_step_exists)
 INSERT_IO = FastWrite(insert(step_io))
 INSERT_ARTIFACTS = FastWrite(insert(artifacts))
 INSERT_METADATA = FastWrite(insert(entity_metadata))
+INSERT_TAGS = FastWrite(insert(entity_tags))
 UPSERT_METADATA = FastWrite(_upsert_metadata)
 FINISH_STEP = FastWrite(
     update(step_runs)
@@ -91,12 +93,13 @@ HEARTBEAT = FastWrite(
 )
 COPY_STEP_METADATA = FastWrite(
     insert(entity_metadata).from_select(
-        ["entity_kind", "entity_id", "key", "value"],
+        ["entity_kind", "entity_id", "key", "value", "number"],
         select(
             entity_metadata.c.entity_kind,
             bindparam("b_new", type_=String(32)),
             entity_metadata.c.key,
             entity_metadata.c.value,
+            entity_metadata.c.number,
         ).where(
             entity_metadata.c.entity_kind == EntityKind.STEP_RUN.value,
             entity_metadata.c.entity_id == bindparam("b_from"),
@@ -116,6 +119,11 @@ NEXT_RUN_NUMBER = FastRead(
 )
 RUN_BY_NAME = FastRead(select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.name == bindparam("b_name")))
 RUN_BY_ID = FastRead(select(*RUN_COLUMNS).select_from(RUNS_FROM).where(pipeline_runs.c.id == bindparam("b_id")))
+TAGS_OF = FastRead(
+    select(entity_tags.c.tag)
+    .where(entity_tags.c.entity_kind == bindparam("b_kind"), entity_tags.c.entity_id == bindparam("b_id"))
+    .order_by(entity_tags.c.tag)
+)
 STEPS_OF_RUN = FastRead(
     select(step_runs).where(step_runs.c.run_id == bindparam("b_run")).order_by(step_runs.c.start_time, step_runs.c.id)
 )

@@ -39,6 +39,8 @@ from pipeledger.metadata_store.sql.schema import (
     pipelines,
     step_runs,
 )
+from pipeledger.metadata_store.sql.search_queries import SearchQueries
+from pipeledger.metadata_store.sql.tag_queries import TagQueries, tag_values, tags_of
 from pipeledger.models import (
     JSON,
     ArtifactCreate,
@@ -57,7 +59,9 @@ from pipeledger.models import (
 )
 
 
-class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, OwnershipQueries, MetadataStore):
+class SqlMetadataStore(
+    CacheQueries, HistoryQueries, MaintenanceQueries, OwnershipQueries, SearchQueries, TagQueries, MetadataStore
+):
     """A :class:`MetadataStore` on any SQLAlchemy database.
 
     Args:
@@ -137,10 +141,12 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Ownersh
             "git_sha": run.git_sha,
             "git_dirty": run.git_dirty,
             "code_hash": run.code_hash,
-            "tags": run.tags,
         }
         sql.INSERT_RUN.execute(conn, [values])
-        return records.run({**values, "pipeline_name": run.pipeline_name})
+        tags = list(dict.fromkeys(run.tags))
+        if tags:
+            sql.INSERT_TAGS.execute(conn, tag_values(EntityKind.RUN, run.id, tags))
+        return records.run({**values, "pipeline_name": run.pipeline_name}, tags)
 
     def _pipeline_id(self, conn: Session, name: str, docstring: str | None) -> str:
         found = sql.PIPELINE_ID.all(conn, {"b_name": name})
@@ -275,7 +281,10 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Ownersh
             found = sql.RUN_BY_NAME.all(reader, {"b_name": name_or_id}) or sql.RUN_BY_ID.all(
                 reader, {"b_id": name_or_id}
             )
-        return records.run(found[0]) if found else None
+            if not found:
+                return None
+            tags = [r["tag"] for r in sql.TAGS_OF.all(reader, {"b_kind": EntityKind.RUN.value, "b_id": found[0]["id"]})]
+        return records.run(found[0], tags)
 
     def list_runs(
         self,
@@ -293,7 +302,9 @@ class SqlMetadataStore(CacheQueries, HistoryQueries, MaintenanceQueries, Ownersh
         tiebreak = pipeline_runs.c.id.desc() if newest_first else pipeline_runs.c.id
         query = query.order_by(order, tiebreak).limit(limit).offset(offset)
         with self.db.read() as conn:
-            return [records.run(r) for r in conn.execute(query)]
+            rows = conn.execute(query).all()
+            tags = tags_of(conn, EntityKind.RUN, [r.id for r in rows])
+        return [records.run(r, tags.get(r.id, ())) for r in rows]
 
     def list_run_names(
         self,

@@ -1,0 +1,98 @@
+"""The metadata store's routes: one ``POST /api/v1/store/<method>`` per contract method.
+
+Each route is built from :func:`pipeledger.metadata_store.rest.protocol.contract_methods`: the
+body is decoded and validated by the method's argument model, the method runs on the server's
+store in a worker thread (store calls block), and its return value is encoded by the method's
+result adapter (pydantic's serializer, in Rust). The OpenAPI document gets each route's request
+and response schemas from the same models. A method added to the contract needs nothing here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from pipeledger.metadata_store.base import MetadataStore
+from pipeledger.metadata_store.rest.protocol import Method, contract_methods
+from pipeledger.server.auth import authorize
+
+#: Where the schemas of the records go in the OpenAPI document.
+REF_TEMPLATE = "#/components/schemas/{model}"
+JSON_TYPE = "application/json"
+NDJSON_TYPE = "application/x-ndjson"
+
+
+def store_router(schemas: dict[str, Any]) -> APIRouter:
+    """The router of every contract method; the JSON schemas of the records the routes use are
+    added to ``schemas`` (for the OpenAPI document's components)."""
+    router = APIRouter(prefix="/store", tags=["metadata store"], dependencies=[Depends(authorize)])
+    for method in contract_methods().values():
+        router.add_api_route(
+            f"/{method.name}",
+            _endpoint(method),
+            methods=["POST"],
+            name=method.name,
+            summary=method.doc,
+            response_class=Response,
+            openapi_extra=_openapi(method, schemas),
+        )
+    return router
+
+
+def store_of(request: Request) -> MetadataStore:
+    """The metadata store the server fronts (set when the application starts)."""
+    store: MetadataStore = request.app.state.store
+    return store
+
+
+def _endpoint(method: Method) -> Callable[[Request], Any]:
+    if method.streamed:
+
+        async def stream(request: Request) -> StreamingResponse:
+            arguments = method.decode_args(await request.body())
+            batches: Iterator[Any] = getattr(store_of(request), method.name)(**arguments)
+            return StreamingResponse(_lines(method, batches), media_type=NDJSON_TYPE)
+
+        return stream
+
+    async def call(request: Request) -> Response:
+        arguments = method.decode_args(await request.body())
+        result = await run_in_threadpool(getattr(store_of(request), method.name), **arguments)
+        return Response(method.encode_result(result), media_type=JSON_TYPE)
+
+    return call
+
+
+async def _lines(method: Method, batches: Iterator[Any]) -> AsyncIterator[bytes]:
+    async for batch in iterate_in_threadpool(batches):
+        yield method.encode_result(batch) + b"\n"
+
+
+def _openapi(method: Method, schemas: dict[str, Any]) -> dict[str, Any]:
+    request = method.params.model_json_schema(ref_template=REF_TEMPLATE)
+    schemas.update(request.pop("$defs", {}))
+    response = method.result.json_schema(ref_template=REF_TEMPLATE)
+    schemas.update(response.pop("$defs", {}))
+    content_type = NDJSON_TYPE if method.streamed else JSON_TYPE
+    return {
+        "requestBody": {"required": True, "content": {JSON_TYPE: {"schema": request}}},
+        "responses": {"200": {"description": method.doc, "content": {content_type: {"schema": response}}}},
+    }
+
+
+def add_schemas(app: FastAPI, schemas: dict[str, Any]) -> None:
+    """Put the records' ``schemas`` into the OpenAPI document of ``app``."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            document.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
