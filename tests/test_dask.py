@@ -413,3 +413,38 @@ def test_a_cluster_left_without_workers_fails_the_run_instead_of_waiting(tmp_pat
     run = Client().get_run("naps-1")
     assert run.status is Status.FAILED
     assert not [s for s in run.steps.values() if s.status is Status.RUNNING]
+
+
+@needs_root
+def test_a_worker_on_another_machine_records_through_a_rest_store_into_s3(
+    tmp_path: Path, home: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker has another hostname and sees none of this process's files: it records
+    through `pipeledger server` (the rest flavor) and writes artifacts to S3 (moto)."""
+    from tests.s3 import register_s3_stack
+    from tests.servers import rest_enabled
+    from tests.test_rest_flavor import register_rest_stack
+
+    if not rest_enabled():
+        pytest.skip("rest is not among PIPELEDGER_TEST_BACKENDS")
+    server = request.getfixturevalue("rest_servers").get("sqlite")
+    s3_server = request.getfixturevalue("s3_server")
+    register_rest_stack(server.url, monkeypatch)  # metadata store "team"
+    register_s3_stack(monkeypatch, s3_server.endpoint, s3_server.new_bucket(), name="bucket")
+    home.mkdir(parents=True, exist_ok=True)
+    hide = f'hostname worker-elsewhere && mount -t tmpfs none {home.parent} && exec "$@"'
+    address, processes = start_cluster(
+        tmp_path, ["unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c", hide, "-"]
+    )
+    try:
+        manager = StackManager()
+        manager.register_component(ComponentType.ORCHESTRATOR, "far", "dask", {"address": address})
+        manager.register_stack("far", "far", "bucket", "team")
+        manager.set_active_stack("far")
+        run = P.diamond()
+    finally:
+        stop(processes)
+    assert run.status is Status.COMPLETED
+    assert run.steps["combine"].output.read() == {"sum": 15, "n": 6}
+    assert run.steps["combine"].output.uri.startswith("s3://")
+    assert run.stack["metadata_store"]["flavor"] == "rest"

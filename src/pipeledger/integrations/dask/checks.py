@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import pickle
 import socket
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pipeledger.exceptions import ConfigError, OrchestratorUnavailableError
@@ -44,20 +45,12 @@ def check_before_run(client: Client, plan: RunPlan, where: str) -> dict[str, byt
         )
     _check_resources(client, plan)
     payloads = _pickled_steps(plan)
-    store = plan.artifact_store
-    token = new_id()
-    probe_path = f"{store.root}/.pipeledger-probe-{token}"
-    probe = store.uri_of(probe_path)
-    store.write_text(probe, token)
-    try:  # first round trip: where the workers are, and what they see of the artifact store
-        seen: dict[str, tuple[str, str | None]] = client.run(_on_worker_look, probe)
-    finally:
-        with contextlib.suppress(OSError):
-            store.fs.rm(probe_path)
-    if not seen:
+    # first round trip: where the workers are
+    hosts: dict[str, str] = client.run(socket.gethostname)
+    if not hosts:
         raise OrchestratorUnavailableError(f"the Dask cluster at {where} has no worker; start one (`dask worker`)")
     here = socket.gethostname()
-    elsewhere = sorted((worker, host) for worker, (host, _) in seen.items() if host != here)
+    elsewhere = sorted((worker, host) for worker, host in hosts.items() if host != here)
     if elsewhere:
         recipe = stores.metadata_store
         if getattr(recipe.flavor_class(), "machine_local", False):
@@ -66,27 +59,35 @@ def check_before_run(client: Client, plan: RunPlan, where: str) -> dict[str, byt
                 f"Dask worker {elsewhere[0][0]} on {elsewhere[0][1]} cannot record into; use a metadata store "
                 "on a server the workers reach (postgresql, mysql, or a rest store)"
             )
-    blind = sorted((worker, host) for worker, (host, text) in seen.items() if text != token)
-    if blind:
-        recipe = stores.artifact_store
-        raise ConfigError(
-            f"artifact store {recipe.name!r} (flavor {recipe.flavor}) at {store.root} is not visible from Dask "
-            f"worker {blind[0][0]} on {blind[0][1]}: put it on a filesystem every worker mounts at the same "
-            "path, or use an object store the workers reach (e.g. s3)"
-        )
-    # second round trip: the workers open the stores and load the steps
-    opened: dict[str, tuple[bool, str | None, dict[str, str]]] = client.run(_on_worker_open, stores, payloads)
+    # second round trip: the workers read a probe file through the artifact store, open the
+    # stores and load the steps
+    store = plan.artifact_store
+    token = new_id()
+    probe_path = f"{store.root}/.pipeledger-probe-{token}"
+    store.write_text(store.uri_of(probe_path), token)
+    try:
+        opened: dict[str, WorkerReport] = client.run(_on_worker_open, stores, payloads, probe_path)
+    finally:
+        with contextlib.suppress(OSError):
+            store.fs.rm(probe_path)
     expected = plan.metadata_store.store_id()
-    for worker, (ok, value, failed) in sorted(opened.items()):
-        if not ok:
-            raise ConfigError(f"Dask worker {worker} cannot open the stack's stores: {value}")
-        if expected is not None and value != expected:
+    for worker, report in sorted(opened.items()):
+        if report.probe != token:
+            recipe = stores.artifact_store
             raise ConfigError(
-                f"Dask worker {worker} opens another metadata store than this process (store id {value}, "
-                f"here {expected}): give the workers the same database (path or URL)"
+                f"artifact store {recipe.name!r} (flavor {recipe.flavor}) at {store.root} is not visible from "
+                f"Dask worker {worker} on {hosts.get(worker, '?')}: put it on a filesystem every worker mounts at "
+                "the same path, or use an object store the workers reach (e.g. s3)"
             )
-        if failed:
-            name, error = sorted(failed.items())[0]
+        if report.error is not None:
+            raise ConfigError(f"Dask worker {worker} cannot open the stack's stores: {report.error}")
+        if expected is not None and report.store_id != expected:
+            raise ConfigError(
+                f"Dask worker {worker} opens another metadata store than this process (store id "
+                f"{report.store_id}, here {expected}): give the workers the same database (path or URL)"
+            )
+        if report.failed:
+            name, error = sorted(report.failed.items())[0]
             entrypoint = next(i.step.entrypoint for i in plan.invocations if i.name == name)
             raise ConfigError(
                 f"step {name!r} ({entrypoint}) cannot be loaded on Dask worker {worker}: {error}; install "
@@ -127,31 +128,37 @@ def _pickled_steps(plan: RunPlan) -> dict[str, bytes]:
     return payloads
 
 
-def _on_worker_look(uri: str) -> tuple[str, str | None]:
-    """This worker's host name, and the text of the probe file at ``uri`` (None: not seen)."""
-    from pipeledger.artifacts.store import read_text
+@dataclass
+class WorkerReport:
+    """What a worker found: the probe file's text (None: not seen), its metadata store's id, why
+    it could not open the stores, and the steps it could not load (with why)."""
 
-    try:
-        text: str | None = read_text(uri)
-    except Exception:
-        text = None
-    return socket.gethostname(), text
+    probe: str | None = None
+    store_id: str | None = None
+    error: str | None = None
+    failed: dict[str, str] = field(default_factory=dict)
 
 
-def _on_worker_open(stores: StoreRecipes, payloads: dict[str, bytes]) -> tuple[bool, str | None, dict[str, str]]:
-    """Open the stores here (kept open for the run's tasks): ``(True, store id, steps that do not
-    load here with why)``, or ``(False, why, {})``."""
+def _on_worker_open(stores: StoreRecipes, payloads: dict[str, bytes], probe_path: str) -> WorkerReport:
+    """Read the probe file through the artifact store built here; if seen, open the stores
+    (kept open for the run's tasks) and load the steps."""
     from pipeledger.orchestrators.worker import open_stores
 
+    report = WorkerReport()
+    try:
+        artifact_store = stores.artifact_store.build()
+        report.probe = bytes(artifact_store.fs.cat_file(probe_path)).decode("utf-8")
+    except Exception:
+        return report
     try:
         metadata_store, _ = open_stores(stores)
-        store_id = metadata_store.store_id()
+        report.store_id = metadata_store.store_id()
     except Exception as exc:
-        return False, f"{type(exc).__name__}: {exc}", {}
-    failed: dict[str, str] = {}
+        report.error = f"{type(exc).__name__}: {exc}"
+        return report
     for name, payload in payloads.items():
         try:
             pickle.loads(payload)
         except Exception as exc:
-            failed[name] = f"{type(exc).__name__}: {exc}"
-    return True, store_id, failed
+            report.failed[name] = f"{type(exc).__name__}: {exc}"
+    return report
