@@ -10,6 +10,7 @@ again (cached second runs).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from pipeledger.stack.flavor import ComponentType
 from pipeledger.stack.manager import StackManager
 from pipeledger.stack.registry import close_stacks
 from tests import parallel_pipelines as P
-from tests.servers import enabled_backends, open_empty_store, server_config
+from tests.servers import enabled_backends, scratch_database, server_config
 
 distributed = pytest.importorskip("distributed")
 
@@ -74,16 +75,17 @@ def test_every_orchestrator_records_the_same(
     backend: str, cluster: Any, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     recorded: dict[str, dict[str, Any]] = {}
+    databases = ExitStack()
+    request.addfinalizer(databases.close)
     for label, config in ORCHESTRATORS.items():
         manager = StackManager()
         if backend == "sqlite":
             store_values: dict[str, Any] = {"path": str(tmp_path / f"{label}.db")}
-        else:
-            open_empty_store(backend, tmp_path, request).close()  # the same scratch database, emptied
-            store_values = {
-                k: v for k, v in server_config(backend, request.getfixturevalue("server_urls")[backend]).items()
-            }
+        else:  # a new database for each orchestrator, so each starts from an empty store
+            store_values = server_config(backend, databases.enter_context(scratch_database(backend)))
         manager.register_component(ComponentType.METADATA_STORE, f"m-{label}", backend, store_values)
+        if backend != "sqlite":
+            manager.migrate_metadata_store(f"m-{label}")
         manager.register_component(ComponentType.ARTIFACT_STORE, f"a-{label}", "local", {"path": str(tmp_path / label)})
         orchestrator = {"address": cluster.scheduler_address} if config is None else config
         manager.register_component(
