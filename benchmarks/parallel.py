@@ -110,6 +110,27 @@ def direct_chain() -> float:
     return time.perf_counter() - started
 
 
+def _burn_seconds(seconds: float) -> None:
+    start = time.thread_time()
+    while time.thread_time() - start < seconds:
+        pass
+
+
+def control() -> float:
+    """Raw multiprocessing, no pipeledger: wall time of two 1 s CPU burns in two processes at
+    once, over one alone x 2. About 0.5 with two idle cores; 1.0 when only one core is free."""
+    import multiprocessing
+
+    started = time.perf_counter()
+    _burn_seconds(1.0)
+    one = time.perf_counter() - started
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        started = time.perf_counter()
+        pool.map(_burn_seconds, [1.0, 1.0])
+        two = time.perf_counter() - started
+    return two / (2 * one)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
@@ -151,9 +172,11 @@ def main() -> None:
                 row["per_step_ms"] = (min(chains) - direct) / CHAIN * 1000
                 fans = timed(noop_fan, max(args.repeats, 5))
                 row["per_step_fan_ms"] = (min(fans) - direct) / CHAIN * 1000
+    free = control()
     sequential = rows[0]["fan_out_s"]
     print(f"fan-out of {WIDTH} steps x {CPU_SECONDS} s CPU; chain of {CHAIN} no-op steps; cpus={os.cpu_count()}")
     print("best of the repeats (run round-robin); load: mean 1-minute load average before its fan-out runs")
+    print(f"control, raw multiprocessing (2 x 1 s CPU at once / sequential): {free:.2f}x (0.5 = two free cores)")
     print("| orchestrator | fan-out wall (s) | vs sequential | no-op step overhead, chain (ms) | fan-out (ms) | load |")
     print("|---|---|---|---|---|---|")
     for row in rows:
@@ -168,7 +191,7 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     with (out / f"parallel-{time.strftime('%Y%m%dT%H%M%S')}.jsonl").open("w") as f:
         for row in rows:
-            f.write(json.dumps(row) + "\n")
+            f.write(json.dumps({**row, "control_ratio": free}) + "\n")
 
 
 if __name__ == "__main__":
