@@ -9,7 +9,8 @@ help:
 	@echo "make demo   - install pipeledger in $(VENV), run examples/quickstart.py twice, show the cached run"
 	@echo "make test   - install dev extras, run ruff, mypy and the test suite"
 	@echo "make stress - the concurrency tests at full size (8 processes x 25 runs x 5 steps per database)"
-	@echo "make bench  - ledger-bench: pipeledger vs a raw SQLite floor vs ML Metadata (BENCH_ARGS=--quick)"
+	@echo "make bench  - ledger-bench: pipeledger vs a raw SQLite floor vs ML Metadata (BENCH_ARGS=--quick),"
+	@echo "              end-to-end overhead, parallel/dask speed-up (benchmarks/parallel.py)"
 	@echo "make bench-server - ledger-bench for pipeledger on MariaDB and PostgreSQL, then through pipeledger server"
 	@echo "make bench-search - ledger-bench search phase: R = 1,000 and 100,000 on SQLite and PostgreSQL"
 
@@ -58,12 +59,13 @@ BENCH_ARGS ?=
 $(BENCH_VENV)/.installed: pyproject.toml
 	$(BENCH_PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[mysql,postgresql,s3,server]" "ml-metadata==1.17.1" "moto[server]>=5.0" "numpy>=1.24"
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[mysql,postgresql,s3,server,dask]" "ml-metadata==1.17.1" "moto[server]>=5.0" "numpy>=1.24"
 	@touch $@
 
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m benchmarks.run $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.e2e
+	$(BENCH_VENV)/bin/python -m benchmarks.parallel
 	$(BENCH_VENV)/bin/python -m benchmarks.artifacts
 
 bench-server: $(BENCH_VENV)/.installed

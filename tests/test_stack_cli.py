@@ -95,8 +95,12 @@ def test_orchestrator_verbs() -> None:
     out = ok("orchestrator", "describe", "runner")
     assert "orchestrator runner" in out and "local" in out
     assert "runner" in ok("orchestrator", "list")
-    # The local orchestrator has no configuration: there is nothing to update.
-    assert "unknown field 'workers'; valid fields: none" in refused("orchestrator", "update", "runner", "--workers=2")
+    ok("orchestrator", "update", "runner", "--max-parallelism=3")
+    assert "max_parallelism  3" in ok("orchestrator", "describe", "runner")
+    assert "field 'workers': Input should be 'processes' or 'threads'" in refused(
+        "orchestrator", "update", "runner", "--workers=2"
+    )
+    assert "field 'max_parallelism'" in refused("orchestrator", "update", "runner", "--max-parallelism=0")
     ok("orchestrator", "delete", "runner")
     assert "runner" not in ok("orchestrator", "list")
 
@@ -185,7 +189,7 @@ def test_component_refusals(noun: str) -> None:
         ),
         ("metadata-store", ("--busy-timeout",), ("field 'busy_timeout'", "expected float", "got 'true'")),
         ("artifact-store", ("--bucket=s3://x",), ("unknown field 'bucket'", "valid fields: path (str)")),
-        ("orchestrator", ("--path=/x",), ("unknown field 'path'", "valid fields: none")),
+        ("orchestrator", ("--path=/x",), ("unknown field 'path'", "valid fields: max_parallelism (int)")),
         ("metadata-store", ("--path=/a", "--path=/b"), ("option --path is given twice",)),
     ],
 )

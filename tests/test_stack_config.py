@@ -374,7 +374,7 @@ def test_a_changed_component_is_used_from_then_on(tmp_path: Path) -> None:
 
 
 def test_each_run_records_a_stack_snapshot(home: Path, tmp_path: Path) -> None:
-    ok("orchestrator", "register", "runner", "--flavor=local")
+    ok("orchestrator", "register", "runner", "--flavor=local", "--max-parallelism=2")
     ok("artifact-store", "register", "bucket", "--flavor=local", f"--path={tmp_path / 'bucket'}")
     ok("metadata-store", "register", "meta", "--flavor=sqlite", "--busy-timeout=5")
     ok("stack", "register", "full", "-o", "runner", "-a", "bucket", "-m", "meta", "--set")
@@ -382,7 +382,11 @@ def test_each_run_records_a_stack_snapshot(home: Path, tmp_path: Path) -> None:
     run = P.training()
     expected = {
         "name": "full",
-        "orchestrator": {"name": "runner", "flavor": "local", "config": {}},
+        "orchestrator": {
+            "name": "runner",
+            "flavor": "local",
+            "config": {"max_parallelism": 2, "workers": "processes", "on_failure": "continue"},
+        },
         "artifact_store": {
             "name": "bucket",
             "flavor": "local",
@@ -401,7 +405,11 @@ def test_each_run_records_a_stack_snapshot(home: Path, tmp_path: Path) -> None:
     default_run = P.training.with_options(stack="default")()
     assert default_run.stack == {
         "name": "default",
-        "orchestrator": {"name": "default", "flavor": "local", "config": {}},
+        "orchestrator": {
+            "name": "default",
+            "flavor": "local",
+            "config": {"max_parallelism": 1, "workers": "processes", "on_failure": "continue"},
+        },
         "artifact_store": {
             "name": "default",
             "flavor": "local",

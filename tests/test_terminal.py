@@ -187,3 +187,68 @@ def test_the_quickstart_finishes_on_a_terminal(tmp_path: Path, script_env: dict[
     assert code == 0, "\n".join(lines)
     assert sum(line.startswith("cancer_classifier run cancer_classifier-1") for line in lines) == 1
     assert any("completed in" in line for line in lines)
+
+
+PARALLEL_SCRIPT = textwrap.dedent(
+    """
+    import time
+
+    from pipeledger import pipeline, step
+    from pipeledger.stack.flavor import ComponentType
+    from pipeledger.stack.manager import StackManager
+
+
+    @step
+    def start() -> int:
+        return 1
+
+
+    @step
+    def slow(x: int, index: int = 0) -> int:
+        print(f"slow {index} speaks")
+        time.sleep(1.5)
+        return x + index
+
+
+    @pipeline
+    def wide():
+        x = start()
+        for i in range(3):
+            slow(x, index=i, id=f"slow_{i}")
+
+
+    if __name__ == "__main__":
+        manager = StackManager()
+        manager.register_component(ComponentType.ORCHESTRATOR, "par", "local", {"max_parallelism": "3"})
+        manager.register_stack("par", "par", "default", "default")
+        manager.set_active_stack("par")
+        wide()
+        print("script done")
+    """
+)
+
+
+def test_the_live_display_shows_steps_running_together(tmp_path: Path, script_env: dict[str, str]) -> None:
+    script = tmp_path / "wide.py"
+    script.write_text(PARALLEL_SCRIPT)
+
+    code, output = run_on_pty([sys.executable, str(script)], tmp_path, script_env)
+
+    screen = pyte.Screen(COLUMNS, ROWS)
+    stream = pyte.ByteStream(screen)
+    most_running = 0
+    for piece in output.split(b"\x1b[2K"):  # each screen a person saw: the table before a redraw
+        stream.feed(piece)
+        rows = [line.split() for line in screen.display]
+        running = sum(len(r) > 1 and r[0].startswith("slow_") and r[1] == "running" for r in rows)
+        most_running = max(most_running, running)
+        stream.feed(b"\x1b[2K")
+    lines = screen_lines(output)
+    shown = "\n".join(lines)
+    assert code == 0, shown
+    assert most_running == 3, shown
+    for i in range(3):
+        assert sum(f"slow {i} speaks" in line for line in lines) == 1, shown
+        rows = [line.split() for line in lines if line.split()[:1] == [f"slow_{i}"]]
+        assert len(rows) == 1 and rows[0][1] == "completed", shown
+    assert Client().get_run("wide-1").steps["slow_2"].logs == "slow 2 speaks\n"

@@ -12,6 +12,7 @@
      ├── ArtifactStoreUnavailableError  the artifact store cannot be reached, has no bucket, refuses the credentials
      ├── MaterializerError          no materializer can save or load a value
      │    └── ArtifactIntegrityError an artifact's files differ from their recorded content hash
+     ├── OrchestratorUnavailableError  the orchestrator's cluster cannot be reached, or was lost
      ├── QueryError (ValueError)    a search filter or order is malformed; the message shows a caret under it
      ├── ConfigError (ValueError)   invalid stack, component or flavor configuration
  │    ├── FlavorNotFoundError   no flavor of that name (also a NotFoundError)
@@ -159,6 +160,11 @@ class TransientStoreError(MetadataStoreError):
     """The database refused a transaction for a reason that goes away when it is retried: busy
     (SQLite), a deadlock, a lock wait timeout or a serialization failure. The SQL store retries
     these with backoff and raises this error only when the retries are used up."""
+
+
+class OrchestratorUnavailableError(PipeledgerError):
+    """The orchestrator's cluster (e.g. a Dask scheduler) cannot be reached or was lost during a
+    run; the steps it was running are recorded ``failed``."""
 
 
 class PipeledgerWarning(UserWarning):

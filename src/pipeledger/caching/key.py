@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any, get_origin
 
 from pipeledger.artifacts.materializers import MaterializerRegistry
-from pipeledger.caching.sources import code_fingerprint
 from pipeledger.models import JSON, ArtifactRecord
 from pipeledger.steps.signature import canonical_json
 from pipeledger.steps.step import Step
@@ -71,7 +70,7 @@ def compute_cache_key(
     """The cache key of running ``step`` with these parameters and input artifacts."""
     components: dict[str, Any] = {
         "format": KEY_FORMAT,
-        "code": code_fingerprint(step.func),
+        "code": step.code_fingerprint(),
         "parameters": dict(parameters),
         "inputs": {name: art.content_hash for name, art in sorted(inputs.items())},
         "outputs": output_materializers(step, registry),

@@ -9,6 +9,7 @@ job, so every orchestrator records steps the same way.
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from pipeledger.orchestrators.progress import ProgressReporter
 from pipeledger.orchestrators.step_runner import StepOutcome, StepRunner
 from pipeledger.pipelines.tracing import StepInvocation
 from pipeledger.settings import heartbeat_interval
+from pipeledger.stack.recipe import StoreRecipes
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ class RunPlan:
     reporter: ProgressReporter = field(default_factory=ProgressReporter)
     echo_output: bool = True
     cache: CachePolicy = field(default_factory=CachePolicy)
+    stores: StoreRecipes | None = None
+    """How worker processes open the same stores (None: only this process can use them)."""
 
 
 @dataclass
@@ -78,6 +82,18 @@ class Orchestrator(abc.ABC):
             f"the record of a run of pipeline {create.pipeline_name!r} (its parameters, configuration and environment)",
             encoded_size([create.parameters, create.config, create.environment, create.stack, create.tags]),
         )
+        with self.prepare(plan):
+            return self._record_and_execute(plan)
+
+    def prepare(self, plan: RunPlan) -> contextlib.AbstractContextManager[None]:
+        """Get ready to execute ``plan`` (e.g. connect to a cluster) and refuse what cannot work,
+        before the run is recorded; the context lasts until the run is recorded finished. Raises
+        (e.g. ``ConfigError``) to refuse the plan: nothing is recorded then. The default does
+        nothing."""
+        return contextlib.nullcontext()
+
+    def _record_and_execute(self, plan: RunPlan) -> RunResult:
+        create = plan.create
         # The run starts when it is recorded: its recorded duration and the one the progress
         # display shows are the same, end_time - start_time (loading the stack and the
         # materializers before is not part of it).

@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import Any, TextIO
 
 OutputSink = Callable[[str, str], None]
 """Receives step output as it is written: ``sink(stream, text)`` with ``stream`` either
@@ -77,14 +77,18 @@ class _Tee(io.TextIOBase):
 class _BufferHandler(logging.Handler):
     """Appends the step's log records to the buffer.
 
+    Records of threads that run another step's capture are not this step's either.
     Records from pipeledger's own background threads (the heartbeat) are not the
     step's: they go where they would have gone without the capture. When the root
     logger had no handler of its own, records of level WARNING and above are also
     shown through the sink, as Python's last-resort handler would have shown them.
     """
 
-    def __init__(self, buffer: io.StringIO, lock: threading.Lock, sink: OutputSink | None, had_handlers: bool) -> None:
+    def __init__(
+        self, buffer: io.StringIO, lock: threading.Lock, sink: OutputSink | None, had_handlers: bool, thread: int
+    ) -> None:
         super().__init__(logging.DEBUG)
+        self._thread = thread
         self._buffer = buffer
         self._lock = lock
         self._sink = sink
@@ -97,6 +101,8 @@ class _BufferHandler(logging.Handler):
             if not self._had_handlers and last_resort is not None and record.levelno >= last_resort.level:
                 last_resort.handle(record)
             return
+        if record.thread != self._thread and (record.thread in _ACTIVE or len(_ACTIVE) > 1):
+            return  # another step's record (steps running in threads)
         try:
             line = self.format(record)
         except Exception:  # a broken log call must not fail the step
@@ -111,6 +117,44 @@ class _BufferHandler(logging.Handler):
             self._sink("stderr", message + "\n")
 
 
+class _Dispatch(io.TextIOBase):
+    """Stands for ``sys.stdout``/``sys.stderr`` while captures are active: each write goes to the
+    tee of the capture of the writing thread. A thread without a capture of its own (e.g. one a
+    step started) writes into the capture when exactly one is active (steps run one at a time),
+    else to the stream in place before the captures began."""
+
+    def __init__(self, index: int, fallback: TextIO) -> None:
+        self._index = index
+        self._fallback = fallback
+
+    def _target(self) -> TextIO | _Tee:
+        tees = _ACTIVE.get(threading.get_ident())
+        if tees is None and len(_ACTIVE) == 1:
+            tees = next(iter(_ACTIVE.values()))
+        return tees[self._index] if tees is not None else self._fallback
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._target(), "encoding", None) or "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def isatty(self) -> bool:
+        return self._target().isatty()
+
+
+_STATE = threading.Lock()
+_ACTIVE: dict[int, tuple[_Tee, _Tee]] = {}  # thread ident -> its capture's (stdout, stderr) tees
+_SAVED: list[Any] = []  # [stdout, stderr, root level] in place before the first active capture
+
+
 @contextmanager
 def capture_output(echo: bool | OutputSink) -> Iterator[io.StringIO]:
     """Capture ``sys.stdout``, ``sys.stderr`` and ``logging`` records into a buffer.
@@ -119,28 +163,43 @@ def capture_output(echo: bool | OutputSink) -> Iterator[io.StringIO]:
     streams in place before the capture) or an :data:`OutputSink`. Only Python-level
     writes are captured (not output written by C extensions straight to file
     descriptors). The buffer holds exactly what the step wrote, in order.
+
+    Captures may be active in several threads at once (steps running in threads): each
+    thread's writes and log records go to its own capture (see :class:`_Dispatch`).
     """
     buffer = io.StringIO()
     lock = threading.Lock()
-    old_out, old_err = sys.stdout, sys.stderr
-    sink: OutputSink | None
-    if echo is True:
-        sink = stream_sink(old_out, old_err)
-    elif echo is False:
-        sink = None
-    else:
-        sink = echo
+    me = threading.get_ident()
     root = logging.getLogger()
-    handler = _BufferHandler(buffer, lock, sink, had_handlers=bool(root.handlers))
-    old_level = root.level
-    root.addHandler(handler)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
-        root.setLevel(logging.INFO)
-    sys.stdout = _Tee("stdout", buffer, lock, sink, getattr(old_out, "encoding", None) or "utf-8")
-    sys.stderr = _Tee("stderr", buffer, lock, sink, getattr(old_err, "encoding", None) or "utf-8")
+    with _STATE:
+        if not _ACTIVE:
+            _SAVED[:] = [sys.stdout, sys.stderr, root.level]
+            sys.stdout = _Dispatch(0, sys.stdout)
+            sys.stderr = _Dispatch(1, sys.stderr)
+            if root.level > logging.INFO or root.level == logging.NOTSET:
+                root.setLevel(logging.INFO)
+        old_out, old_err = _SAVED[0], _SAVED[1]
+        sink: OutputSink | None
+        if echo is True:
+            sink = stream_sink(old_out, old_err)
+        elif echo is False:
+            sink = None
+        else:
+            sink = echo
+        handler = _BufferHandler(
+            buffer, lock, sink, had_handlers=any(not isinstance(h, _BufferHandler) for h in root.handlers), thread=me
+        )
+        root.addHandler(handler)
+        _ACTIVE[me] = (
+            _Tee("stdout", buffer, lock, sink, getattr(old_out, "encoding", None) or "utf-8"),
+            _Tee("stderr", buffer, lock, sink, getattr(old_err, "encoding", None) or "utf-8"),
+        )
     try:
         yield buffer
     finally:
-        sys.stdout, sys.stderr = old_out, old_err
-        root.removeHandler(handler)
-        root.setLevel(old_level)
+        with _STATE:
+            root.removeHandler(handler)
+            _ACTIVE.pop(me, None)
+            if not _ACTIVE:
+                sys.stdout, sys.stderr = _SAVED[0], _SAVED[1]
+                root.setLevel(_SAVED[2])

@@ -130,7 +130,7 @@ class LiveReporter(ProgressReporter):
 
     def _refresh(self) -> None:
         if self._live is not None:
-            self._live.update(self._render())
+            self._live.refresh()
 
     def output_sink(self) -> OutputSink:
         return self._sink
@@ -139,8 +139,8 @@ class LiveReporter(ProgressReporter):
         self._title = Text.assemble((pipeline, "bold"), " run ", (run, "bold"))
         self._rows = {s: ["pending", ""] for s in steps}
         self._live = Live(
-            self._render(),
             console=self.console,
+            get_renderable=self._render,  # rendered at each refresh: running steps' durations advance
             refresh_per_second=4,
             # Other writes while the table shows (outside steps) are printed above it too;
             # the console's own file is fixed, so this cannot loop.

@@ -47,9 +47,11 @@ from pipeledger.models import (
     JSON,
     ArtifactCreate,
     ArtifactRecord,
+    EntityKind,
     RunRecord,
     Status,
     StepRunCreate,
+    StepRunRecord,
     new_id,
     utcnow,
 )
@@ -59,6 +61,13 @@ from pipeledger.steps.signature import check_output
 from pipeledger.text import article, plural
 
 log = logging.getLogger(__name__)
+
+ATTEMPTS_KEY = "pipeledger.attempts"
+"""Step-run metadata key holding the number of attempts of a step whose worker was lost."""
+
+
+class WorkerLostError(Exception):
+    """The worker running a step was lost (killed, out of memory) more often than retries allow."""
 
 
 @dataclass
@@ -127,6 +136,34 @@ class StepRunner:
                 return StepOutcome(Status.CACHED, hit[0], 0.0, hit[1])  # recorded with end_time = start_time
         create = _with_cache_info(create, enabled, reasons)
         return self._execute(invocation, create, input_records)
+
+    def retry_step(
+        self,
+        invocation: StepInvocation,
+        record: StepRunRecord,
+        upstream: Mapping[str, Mapping[str, ArtifactRecord]],
+        max_attempts: int,
+    ) -> StepOutcome:
+        """Run ``invocation`` again, continuing ``record``: the step run an earlier attempt recorded
+        ``running`` before its worker was lost. No new step run is recorded: the attempt number
+        is kept in the record's metadata (``pipeledger.attempts``, 2 for the first retry) and this
+        attempt finishes ``record``. When the step has had ``max_attempts`` attempts already,
+        it is not run again: it is recorded ``failed`` naming the lost attempts."""
+        found = self.metadata_store.get_metadata(EntityKind.STEP_RUN, [record.id]).get(record.id, {})
+        previous = found.get(ATTEMPTS_KEY)
+        attempt = (previous if isinstance(previous, int) else 1) + 1
+        if attempt > max_attempts:
+            text = (
+                f"step {invocation.name!r}: the worker running it was lost in each of "
+                f"{plural(attempt - 1, 'attempt')} (killed, or out of memory); not retried again"
+            )
+            self.metadata_store.finish_step(record.id, Status.FAILED, end_time=utcnow(), error=text, error_message=text)
+            return StepOutcome(
+                Status.FAILED, record.id, (utcnow() - record.start_time).total_seconds(), {}, WorkerLostError(text)
+            )
+        self.metadata_store.put_metadata(EntityKind.STEP_RUN, record.id, {ATTEMPTS_KEY: attempt})
+        input_records = {name: upstream[ref.step][ref.output] for name, ref in invocation.inputs.items()}
+        return self._execute(invocation, None, input_records, existing=record, attempt=attempt)
 
     def record_skipped(self, invocation: StepInvocation, reason: str) -> StepOutcome:
         """Record ``invocation`` as ``skipped`` (not run, e.g. because an upstream step failed).
@@ -240,10 +277,16 @@ class StepRunner:
     def _execute(
         self,
         invocation: StepInvocation,
-        create: StepRunCreate,
+        create: StepRunCreate | None,
         input_records: Mapping[str, ArtifactRecord],
+        existing: StepRunRecord | None = None,
+        attempt: int = 1,
     ) -> StepOutcome:
-        record = self.metadata_store.start_step(create)
+        if existing is not None:
+            record = existing
+        else:
+            assert create is not None
+            record = self.metadata_store.start_step(create)
         self.unfinished.add(record.id)
         step = invocation.step
         context = StepContext(self.run.pipeline_name, self.run.name, invocation.name, record.id)
@@ -254,6 +297,9 @@ class StepRunner:
         if self.echo_output and self.output_sink is not None:
             echo = self.output_sink
         with capture_output(echo) as logs:
+            if attempt > 1:
+                context.metadata[ATTEMPTS_KEY] = attempt
+                print(f"[pipeledger] attempt {attempt}: the worker running the previous attempt was lost")
             token = step_context(context)
             try:
                 step_dir = self._step_dir(invocation.name, record.id)

@@ -69,6 +69,7 @@ def run_pipeline(p: Pipeline, parameters: dict[str, JSON]) -> RunView:
         reporter=choose_reporter(quiet),
         echo_output=not quiet,
         cache=p.cache_policy(),
+        stores=stack.recipes,
     )
     result = stack.orchestrator.run(plan)
     if result.failure is not None:

@@ -123,6 +123,11 @@ class MetadataStoreFlavor(Flavor):
 
     type = ComponentType.METADATA_STORE
 
+    #: Whether the store lives on this machine only (e.g. a SQLite file), so that processes on
+    #: other machines cannot record into it: orchestrators with workers elsewhere refuse it.
+    #: Server databases and services reachable over the network leave it False.
+    machine_local: ClassVar[bool] = False
+
     @abc.abstractmethod
     def create(self, component_name: str, config: Any, home: Path) -> MetadataStore:
         """Open the store (and check its schema)."""

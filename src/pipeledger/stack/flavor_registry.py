@@ -23,6 +23,7 @@ ENTRY_POINT_GROUP = "pipeledger.flavors"
 BUILTIN_FLAVORS: dict[ComponentType, dict[str, str]] = {
     ComponentType.ORCHESTRATOR: {
         "local": "pipeledger.orchestrators.local:LocalOrchestratorFlavor",
+        "dask": "pipeledger.integrations.dask.orchestrator:DaskOrchestratorFlavor",
     },
     ComponentType.ARTIFACT_STORE: {
         "local": "pipeledger.artifacts.flavors:LocalArtifactStoreFlavor",

@@ -7,6 +7,7 @@ registered or updated; secrets must be references (:mod:`.secrets`).
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from pipeledger.stack.config import DEFAULT, ComponentEntry, ConfigFile, ConfigS
 from pipeledger.stack.flavor import ComponentType, Flavor, FlavorConfig, MetadataStoreFlavor
 from pipeledger.stack.flavor_registry import FlavorInfo, FlavorRegistry, load_flavor_class
 from pipeledger.stack.home import pipeledger_home
+from pipeledger.stack.recipe import ComponentRecipe
 from pipeledger.text import agree, article
 
 _NAME_HELP = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64"
@@ -40,6 +42,8 @@ def describe_fields(config_class: type[BaseModel]) -> str:
         args = getattr(annotation, "__args__", ())
         if annotation is SecretStr or SecretStr in args:
             type_name = "secret reference"
+        elif typing.get_origin(annotation) is typing.Literal:
+            type_name = " | ".join(str(a) for a in args)
         else:
             type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
         parts.append(f"{name} ({type_name})")
@@ -66,9 +70,13 @@ def validate_config(flavor: Flavor, component: str, values: dict[str, Any], home
         return model.model_validate(merged)
     except ValidationError as exc:
         error = exc.errors()[0]
+        if not error["loc"]:  # a rule across fields (a model validator): its own message says it all
+            raise ConfigError(f"{where}: {str(error['msg']).removeprefix('Value error, ')}") from None
         field = ".".join(str(p) for p in error["loc"]) or "(config)"
         expected = model.model_fields.get(str(error["loc"][0])) if error["loc"] else None
         type_name = getattr(expected.annotation, "__name__", str(expected.annotation)) if expected else "?"
+        if expected is not None and typing.get_origin(expected.annotation) is typing.Literal:
+            type_name = " | ".join(str(a) for a in typing.get_args(expected.annotation))
         given = f", got {redact_json(error['input'])!r}" if error["type"] != "missing" else ""
         raise ConfigError(
             f"{where}: field {field!r}: {error['msg']} (expected {type_name}{given}); "
@@ -238,6 +246,18 @@ class StackManager:
         entry = self.get_component(type_, name, config)
         flavor = self.flavors(config).get(type_, entry.flavor)
         return flavor.create(name, resolve_config(flavor, name, entry.config, self.home), self.home)
+
+    def component_recipe(self, type_: ComponentType, name: str, config: ConfigFile | None = None) -> ComponentRecipe:
+        """How to build the component in another process: its flavor's import path and its validated
+        configuration (defaults filled in) with secret fields as their references."""
+        config = config or self.store.load()
+        entry = self.get_component(type_, name, config)
+        flavor = self.flavors(config).get(type_, entry.flavor)
+        validated = validate_config(flavor, name, entry.config, self.home)
+        secret = set(validated.secret_fields())
+        values = {k: v for k, v in validated.model_dump(mode="json").items() if k not in secret}
+        values.update({k: v for k, v in entry.config.items() if k in secret})
+        return ComponentRecipe(type_, name, entry.flavor, flavor.source(), values, str(self.home))
 
     def component_snapshot(self, type_: ComponentType, name: str, config: ConfigFile) -> dict[str, Any]:
         """Name, flavor and non-secret configuration, as recorded with runs."""

@@ -11,6 +11,7 @@ from pipeledger.artifacts.store import ArtifactStore
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.redact import redact_json
 from pipeledger.stack.home import ensure_home, pipeledger_home
+from pipeledger.stack.recipe import StoreRecipes
 
 if TYPE_CHECKING:
     # Only a type: the stack's orchestrator is built by its flavor, loaded by import path, so
@@ -29,6 +30,7 @@ class Stack:
         artifact_store: holds artifacts and logs.
         metadata_store: an open store, or a zero-argument callable opening it.
         snapshot: the non-secret description recorded with each run.
+        recipes: how to open the same stores in worker processes (parallel orchestrators).
     """
 
     def __init__(
@@ -39,12 +41,15 @@ class Stack:
         artifact_store: ArtifactStore,
         metadata_store: MetadataStore | Any,
         snapshot: dict[str, Any] | None = None,
+        recipes: StoreRecipes | None = None,
     ) -> None:
         self.name = name
         self.orchestrator = orchestrator
         self.artifact_store = artifact_store
         self._metadata_store = metadata_store
         self._snapshot = snapshot
+        #: How worker processes open the same stores (None: the stores were given as objects).
+        self.recipes = recipes
 
     @cached_property
     def metadata_store(self) -> MetadataStore:
@@ -108,4 +113,8 @@ def build_stack(name: str | None = None, home: Path | None = None) -> Stack:
         artifact_store=manager.build_component(ComponentType.ARTIFACT_STORE, entry.artifact_store, config),
         metadata_store=lambda: manager.build_component(ComponentType.METADATA_STORE, entry.metadata_store, config),
         snapshot=snapshot,
+        recipes=StoreRecipes(
+            metadata_store=manager.component_recipe(ComponentType.METADATA_STORE, entry.metadata_store, config),
+            artifact_store=manager.component_recipe(ComponentType.ARTIFACT_STORE, entry.artifact_store, config),
+        ),
     )

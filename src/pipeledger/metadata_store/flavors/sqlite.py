@@ -109,6 +109,7 @@ class SqliteMetadataStoreFlavor(SqlFlavor):
     description = "Metadata in a SQLite file on your local filesystem. The default; for running pipelines locally."
     config_class = SqliteMetadataStoreConfig
     auto_upgrade = True
+    machine_local = True
 
     def default_config(self, component_name: str, home: Path) -> dict[str, Any]:
         filename = "metadata.db" if component_name == "default" else f"metadata-{component_name}.db"
