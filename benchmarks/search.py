@@ -108,11 +108,12 @@ def load(store: Any, runs: int, seed: int = 3) -> dict[str, Any]:
                         "error": None,
                     }
                 )
-                tag_rows.append({"entity_kind": "run", "entity_id": run_id, "tag": f"exp:{i % 50}"})
+                tagged = {"entity_kind": "run", "entity_id": run_id, "entity_time": start}
+                tag_rows.append({**tagged, "tag": f"exp:{i % 50}"})
                 if rnd.random() < 0.1:
-                    tag_rows.append({"entity_kind": "run", "entity_id": run_id, "tag": "candidate"})
+                    tag_rows.append({**tagged, "tag": "candidate"})
                 if rnd.random() < 0.01:
-                    tag_rows.append({"entity_kind": "run", "entity_id": run_id, "tag": "prod"})
+                    tag_rows.append({**tagged, "tag": "prod"})
                 previous = _hex(rnd.randrange(datasets), "dddd0001")
                 for s in range(STEPS):
                     step_id = _hex(i * STEPS + s, "5555" + f"{s:04d}")

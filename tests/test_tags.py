@@ -73,7 +73,8 @@ def test_migration_0006_moves_run_tags_into_the_tags_table(backend: str, tmp_pat
         upgrade(db, "0006")
         assert current_revision(db) == "0006"
         with db.read() as conn:
-            rows = conn.execute(select(schema.entity_tags).order_by(schema.entity_tags.c.tag)).all()
+            t = schema.entity_tags.c
+            rows = conn.execute(select(t.entity_kind, t.entity_id, t.tag).order_by(t.tag)).all()
             columns = {c["name"] for c in inspect(conn).get_columns("pipeline_runs")}
         assert "tags" not in columns and "start_time" in columns
         assert [(r.entity_kind, r.entity_id, r.tag) for r in rows] == [
