@@ -210,15 +210,15 @@ def filters(facts: dict[str, Any]) -> dict[str, tuple[str, list[str] | None]]:
     }
 
 
-def timed(store: Any, filter_text: str, order: list[str] | None) -> tuple[float, float, int]:
-    """Median and p95 (ms) of REPEAT searches (first page, 50 runs), and the page's size."""
+def timed(store: Any, filter_text: str, order: list[str] | None, limit: int = 50) -> tuple[float, float, int]:
+    """Median and p95 (ms) of REPEAT searches (the first page of ``limit`` runs), and the page's size."""
     size = 0
     for _ in range(WARMUP):
-        size = len(store.search("run", filter_text, order_by=order, limit=50).items)
+        size = len(store.search("run", filter_text, order_by=order, limit=limit).items)
     samples = []
     for _ in range(REPEAT):
         began = time.perf_counter()
-        store.search("run", filter_text, order_by=order, limit=50)
+        store.search("run", filter_text, order_by=order, limit=limit)
         samples.append((time.perf_counter() - began) * 1000)
     samples.sort()
     return statistics.median(samples), samples[int(0.95 * (len(samples) - 1))], size
@@ -271,6 +271,7 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--plans", action="store_true", help="print each filter's query plan")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "search.jsonl")
+    parser.add_argument("--limit", type=int, default=50, help="page size (10: a full page of every filter at every R)")
     parser.add_argument(
         "--rounds",
         type=int,
@@ -289,7 +290,7 @@ def main() -> None:
                 rounds: dict[str, list[tuple[float, float, int]]] = {}
                 for _ in range(args.rounds):  # filters in turn, so a busy moment spreads over all
                     for name, (filter_text, order) in filters(facts).items():
-                        rounds.setdefault(name, []).append(timed(store, filter_text, order))
+                        rounds.setdefault(name, []).append(timed(store, filter_text, order, args.limit))
                 for name, (filter_text, order) in filters(facts).items():
                     median = statistics.median(r[0] for r in rounds[name])
                     p95 = statistics.median(r[1] for r in rounds[name])
@@ -302,6 +303,7 @@ def main() -> None:
                         "p95_ms": round(p95, 2),
                         "page": size,
                         "rounds": args.rounds,
+                        "limit": args.limit,
                     }
                     results.append(row)
                     print(f"  {name:28} median {median:7.2f} ms  p95 {p95:7.2f} ms  ({size} runs)", flush=True)
