@@ -553,6 +553,8 @@ def _on(node: Node, kind: FieldKind) -> TypeGuard[_FieldCompare]:
 
 
 class _FieldCompare(Compare):
+    """A :class:`Compare` whose field is resolved (for type checking only: see :func:`_on`)."""
+
     field: Field
 
 
