@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from pipeledger.exceptions import QueryError
 from pipeledger.metadata_store.sql import Database, SqlMetadataStore
+from pipeledger.metadata_store.sql.search_compile import SearchCompiler
 from pipeledger.models import EntityKind, Status
 from pipeledger.search import build_query
 from pipeledger.testing.helpers import T0, artifact, make_run, make_step
@@ -347,6 +349,84 @@ def test_generated_orders_page_like_the_reference(loaded: Loaded, entity: str) -
         check(loaded, entity, text, order, limit)  # type: ignore[arg-type]
 
     run()
+
+
+DRIVEN = {  # orders and fields whose pages are read in index order (SearchCompiler.drive)
+    "run": (["started", "started desc"], ["metrics.accuracy", "metrics.fit.accuracy", "metrics.loss"]),
+    "step": (["started", "started desc"], ["metrics.accuracy", "metrics.loss"]),
+    "artifact": (["created", "created desc"], ["metrics.rows"]),
+}
+
+
+def _driven(entity: str, text: str, order: list[str], dialect: str) -> bool:
+    """Whether the search's statement reads its page from a tags or metadata index."""
+    statement, _ = SearchCompiler(build_query(entity, text, order, 5), dialect).statement()
+    froms = str(statement).split(" WHERE ")[0]
+    return "page_tag" in froms or "page_metric" in froms
+
+
+@pytest.mark.parametrize("entity", ["run", "step", "artifact"])
+def test_pages_read_in_index_order_match_the_reference(loaded: Loaded, entity: str) -> None:
+    """``tag = X`` newest (or oldest) first, and a numeric metric filter ordered by that metric:
+    the shapes that walk an index in page order return the reference's pages."""
+    times, metrics = DRIVEN[entity]
+    by_tag = st.tuples(
+        st.sampled_from(TAGS).map(lambda t: f"tag = {quote(t)}"), st.sampled_from(times).map(lambda o: [o])
+    )
+    by_metric = st.sampled_from(metrics).flatmap(
+        lambda name: st.tuples(
+            number_condition(name),
+            st.tuples(
+                st.sampled_from(["", " asc", " desc"]).map(lambda d: name + d),
+                st.lists(st.sampled_from(ORDERS[entity]), max_size=1),
+            ).map(lambda t: [t[0], *t[1]]),
+        )
+    )
+
+    @SETTINGS
+    @given(
+        search=st.one_of(by_tag, by_metric),
+        extra=st.one_of(st.none(), conditions(entity, loaded)),
+        first=st.booleans(),
+        limit=st.integers(1, 9),
+    )
+    def run(search: tuple[str, list[str]], extra: str | None, first: bool, limit: int) -> None:
+        text, order = search
+        if extra is not None:
+            text = f"{text} and ({extra})" if first else f"({extra}) and {text}"
+        assert _driven(entity, text, order, loaded.store.db.dialect), text
+        check(loaded, entity, text, order, limit)
+
+    run()
+
+
+@pytest.mark.parametrize("backend", SQL)
+def test_index_order_pages_break_ties_by_id(backend: str, tmp_path: Path) -> None:
+    """Runs with one start time and one tag, and metrics tied within and across runs, page in
+    the order of the reference (ties by id), each run once, whatever the page size."""
+    context = nullcontext(f"sqlite:///{tmp_path / 'ties.db'}") if backend == "sqlite" else scratch_database(backend)
+    with context as url:
+        store = SqlMetadataStore(Database(url, display_name=f"{backend} ties"), flavor=backend, auto_upgrade=True)
+        for i in range(5):
+            run = make_run(store, "train", start_time=T0, tags=["tie"] if i != 2 else [])
+            for j, (name, accuracy) in enumerate([("fit", 0.5), ("eval", 0.5 if i % 2 else 0.25)]):
+                step = make_step(store, run, name, start_time=T0 + timedelta(seconds=j))
+                store.finish_step(step.id, Status.COMPLETED, end_time=T0, metadata={"accuracy": accuracy})
+        tied = Loaded(store, Reference(Records.load(store, [])), [], [])
+        for text, order in [
+            ("tag = 'tie'", ["started"]),
+            ("tag = 'tie'", ["started desc"]),
+            ("metrics.accuracy > 0.1", ["metrics.accuracy desc"]),
+            ("metrics.accuracy >= 0.25", ["metrics.accuracy"]),
+            ("metrics.accuracy < 0.4", ["metrics.accuracy desc"]),
+            ("metrics.eval.accuracy in (0.25, 0.5)", ["metrics.eval.accuracy"]),
+        ]:
+            assert _driven("run", text, order, store.db.dialect), text
+            expected = tied.reference.search(build_query("run", text, order, 10))
+            assert len(expected) > 1
+            for limit in (1, 2, 3):
+                assert all_ids(tied, "run", text, order, limit=limit) == expected, (text, limit)
+        store.close()
 
 
 def test_a_page_token_stays_valid_while_runs_are_added(loaded: Loaded) -> None:

@@ -1,4 +1,4 @@
-"""Editable tags: the 0005 -> 0006 migration of ``pipeline_runs.tags``, the views and ``run tag``.
+"""Editable tags: the migrations of the ``tags`` table (0006, 0008), the views and ``run tag``.
 
 The store's side of tags is the contract suite's :class:`pipeledger.testing.TagsContract`.
 """
@@ -73,7 +73,8 @@ def test_migration_0006_moves_run_tags_into_the_tags_table(backend: str, tmp_pat
         upgrade(db, "0006")
         assert current_revision(db) == "0006"
         with db.read() as conn:
-            rows = conn.execute(select(schema.entity_tags).order_by(schema.entity_tags.c.tag)).all()
+            t = schema.entity_tags.c
+            rows = conn.execute(select(t.entity_kind, t.entity_id, t.tag).order_by(t.tag)).all()
             columns = {c["name"] for c in inspect(conn).get_columns("pipeline_runs")}
         assert "tags" not in columns and "start_time" in columns
         assert [(r.entity_kind, r.entity_id, r.tag) for r in rows] == [
@@ -154,3 +155,71 @@ def test_downgrade_to_0004_keeps_run_tags_and_upgrading_again_restores_search(ba
         assert again.get_run(run.id).tags == ["exp:1", "prod"]
         assert [r.id for r in again.search("run", "metrics.accuracy > 0.5 and tag = 'prod'").items] == [run.id]
         again.close()
+
+
+@pytest.mark.parametrize("backend", enabled_backends())
+def test_migration_0008_copies_each_entitys_time_into_its_tags(backend: str, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from alembic import command
+
+    from pipeledger.metadata_store.sql.migrate import _alembic_config
+    from pipeledger.testing.helpers import T0
+
+    context = nullcontext(f"sqlite:///{tmp_path / 'old.db'}") if backend == "sqlite" else scratch_database(backend)
+    with context as url:
+        db = Database(url, display_name=f"{backend} tag time migration test")
+        upgrade(db, "0007")
+        started, step_started, created = T0, T0 + timedelta(seconds=5), T0 + timedelta(seconds=9)
+        empty = {"parameters": {}, "config": {}}
+        with db.transaction() as conn:
+            conn.execute(insert(schema.pipelines).values(id="p" * 32, name="legacy", docstring=None, created_at=T0))
+            conn.execute(
+                insert(schema.pipeline_runs).values(
+                    id="r" * 32, pipeline_id="p" * 32, name="legacy-1", number=1, status="completed",
+                    start_time=started, environment={}, stack={}, **empty,
+                )
+            )  # fmt: skip
+            conn.execute(
+                insert(schema.step_runs).values(
+                    id="s" * 32, run_id="r" * 32, name="train", status="completed", start_time=step_started, **empty
+                )
+            )
+            conn.execute(
+                insert(schema.artifacts).values(
+                    id="a" * 32, uri="file:///a", type="Data", data_type="builtins.dict", materializer="json",
+                    materializer_version="1", content_hash="0" * 64, size=1, created_at=created,
+                )
+            )  # fmt: skip
+            t = schema.entity_tags.c
+            for kind, entity_id in [
+                ("run", "r" * 32),
+                ("step_run", "s" * 32),
+                ("artifact", "a" * 32),
+                ("run", "g" * 32),
+            ]:
+                conn.execute(
+                    insert(schema.entity_tags).values({t.entity_kind: kind, t.entity_id: entity_id, t.tag: "prod"})
+                )
+
+        upgrade(db, "0008")
+        with db.read() as conn:
+            rows = conn.execute(select(t.entity_kind, t.entity_id, t.entity_time).order_by(t.entity_id)).all()
+        assert [tuple(r) for r in rows] == [
+            ("artifact", "a" * 32, created),
+            ("run", "g" * 32, None),  # a tag whose run is gone keeps no time
+            ("run", "r" * 32, started),
+            ("step_run", "s" * 32, step_started),
+        ]
+        store = SqlMetadataStore(db, flavor=backend)
+        for entity, found in [("run", "r" * 32), ("step", "s" * 32), ("artifact", "a" * 32)]:
+            assert [x.id for x in store.search(entity, "tag = 'prod'").items] == [found]
+        store.close()
+
+        with db.transaction() as conn:
+            config = _alembic_config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0007")
+        with db.read() as conn:
+            assert "entity_time" not in {c["name"] for c in inspect(conn).get_columns("tags")}
+            assert conn.execute(select(t.tag).where(t.entity_id == "r" * 32)).scalars().all() == ["prod"]

@@ -1,4 +1,4 @@
--- schema revision 0007
+-- schema revision 0008
 
 CREATE TABLE metadata (
 	entity_kind VARCHAR(16) NOT NULL, 
@@ -33,10 +33,11 @@ CREATE TABLE tags (
 	entity_kind VARCHAR(16) NOT NULL, 
 	entity_id VARCHAR(32) NOT NULL, 
 	tag VARCHAR(255) NOT NULL, 
+	entity_time TIMESTAMP WITHOUT TIME ZONE, 
 	CONSTRAINT pk_tags PRIMARY KEY (entity_kind, entity_id, tag)
 );
 
-CREATE INDEX ix_tags_entity_kind_tag_entity_id ON tags (entity_kind, tag, entity_id);
+CREATE INDEX ix_tags_entity_kind_tag_entity_time_entity_id ON tags (entity_kind, tag, entity_time, entity_id);
 
 CREATE TABLE pipeline_runs (
 	id VARCHAR(32) NOT NULL, 

@@ -40,7 +40,7 @@ from sqlalchemy.types import TypeDecorator
 
 from pipeledger.metadata_store.sql.engine import json_dumps
 
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -242,13 +242,17 @@ entity_tags = Table(
     Column("entity_kind", String(16), nullable=False),
     _id("entity_id", nullable=False),
     Column("tag", String(NAME_LENGTH), nullable=False),
+    Column("entity_time", UTCDateTime),
     PrimaryKeyConstraint("entity_kind", "entity_id", "tag"),
-    Index(None, "entity_kind", "tag", "entity_id"),
+    Index(None, "entity_kind", "tag", "entity_time", "entity_id"),
     **MYSQL_TABLE_OPTIONS,
 )
 """Tags of runs, step runs and artifacts (revision 0006 moved ``pipeline_runs.tags`` here): one row
 per (entity, tag). The primary key lists an entity's tags; the second index finds the entities
-carrying a tag (``tag = 'prod'``, ``tag like 'exp:%'``)."""
+carrying a tag (``tag = 'prod'``, ``tag like 'exp:%'``), newest first: ``entity_time`` is a copy of
+the entity's time of its default search order (a run's or step run's ``start_time``, an
+artifact's ``created_at``, all fixed once written), so the first page of ``tag = 'prod'`` is read
+from this index in page order (revision 0008). It is NULL only for a tag whose entity is gone."""
 
 
 def metadata_number(value: Any) -> float | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import (
     Integer,
@@ -59,6 +59,9 @@ _RUN_PIPELINE = select(pipelines.c.name).where(pipelines.c.id == pipeline_runs.c
 _PRODUCER = step_runs.alias("producer")
 _PRODUCER_RUN = pipeline_runs.alias("producer_run")
 _PRODUCER_PIPELINE = pipelines.alias("producer_pipeline")
+_PAGE_TAG = entity_tags.alias("page_tag")  # the tags row a page is read from (:meth:`SearchCompiler.drive`)
+_PAGE_METRIC = entity_metadata.alias("page_metric")  # the metadata row a page is read from
+_PAGE_STEP = step_runs.alias("page_step")  # ... and its step run (run searches)
 
 
 def _duration(dialect: str, start: Any, end: Any) -> ColumnElement[Any]:
@@ -110,34 +113,127 @@ class SearchCompiler:
 
     def statement(self) -> tuple[Select[Any], list[ColumnElement[Any]]]:
         """The page's SELECT (one row more than the limit) and its sort-key expressions, which
-        the SELECT returns as columns ``k0``, ``k1``... after the record's own."""
+        the SELECT returns as columns ``k0``, ``k1``... after the record's own.
+
+        Two shapes read the first page in index order instead of sorting every match (see
+        :meth:`drive`): ``tag = X`` in the default order walks ``tags(entity_kind, tag,
+        entity_time, entity_id)``; ``metrics.K > x`` ordered by ``metrics.K`` walks
+        ``metadata(entity_kind, key, number)``. Either returns the same rows as the plain shape."""
         keys = [self.order_expression(k.field) for k in self.query.order]
         conditions: list[ColumnElement[bool]] = []
+        items: list[Node] = []
         if self.query.filter is not None:
-            conditions.append(self.condition(self.query.filter))
+            items = list(self.query.filter.items) if isinstance(self.query.filter, And) else [self.query.filter]
+        from_, id_, driven = self.drive(items, keys, conditions)
+        conditions.extend(self.condition(item) for item in items)
         if self.query.after is not None:
-            conditions.append(self.after(keys, *self.query.after))
+            conditions.append(self.after(keys, *self.query.after, id_=id_, not_null=driven))
         order: list[Any] = []
-        for key, expression in zip(self.query.order, keys):
+        for i, (key, expression) in enumerate(zip(self.query.order, keys)):
             sortable = self.sortable(expression, key.field)
             ordered = sortable.desc() if key.descending else sortable.asc()
-            if not key.field.nullable:
+            if not key.field.nullable or i in driven:
                 order.append(ordered)
             elif self.dialect == "mysql":  # no NULLS LAST: sort by "is null" first
                 order.extend([case((expression.is_(None), 1), else_=0), ordered])
             else:  # one evaluation of the key per row (a metric is a subquery)
                 order.append(ordered.nulls_last())
         last_descending = self.query.order[-1].descending if self.query.order else False
-        order.append(self.id.desc() if last_descending else self.id)
+        order.append(id_.desc() if last_descending else id_)
         labelled = [e.label(f"k{i}") for i, e in enumerate(keys)]
         statement = (
             select(*self.columns, *labelled)
-            .select_from(self.from_)
+            .select_from(from_)
             .where(*conditions)
             .order_by(*order)
             .limit(self.query.limit + 1)
         )
         return statement, keys
+
+    def drive(
+        self, items: list[Node], keys: list[ColumnElement[Any]], conditions: list[ColumnElement[bool]]
+    ) -> tuple[FromClause, ColumnElement[Any], set[int]]:
+        """The FROM clause, the id column and the order keys known not NULL, for the page's order
+        read from an index: rewrites ``keys`` and moves the filter items it serves from ``items``
+        to ``conditions`` (the filter is their conjunction, ``items``).
+
+        * ``tag = X`` and the order is the entity's time alone (``started``/``created``, either
+          way): the rows come from ``tags`` joined to the entity, ordered by ``tags.entity_time``
+          (a copy of that time) and ``tags.entity_id`` (the entity's id): the index order.
+        * the first order key is ``metrics.K`` (or ``metrics.STEP.K``) and a filter item is a
+          numeric comparison of it (so every match has a value): the rows come from the metadata
+          row holding the entity's value, ordered by its ``number``. A run's value is the largest
+          any of its steps (or the named step) logged: a row is used only when no step of its run
+          logged a larger one (or the same, on a smaller step id), so each run comes once.
+        """
+        order = self.query.order
+        time_field = "created" if self.entity is Entity.ARTIFACT else "started"
+        if len(order) == 1 and order[0].field.kind is FieldKind.ATTRIBUTE and order[0].field.name == time_field:
+            for item in items:
+                if _on(item, FieldKind.TAG) and item.op == "=" and isinstance(item.value, Literal):
+                    items.remove(item)
+                    t = _PAGE_TAG.c
+                    conditions.append(t.entity_kind == _KIND[self.entity].value)
+                    conditions.append(self.compare(t.tag, ValueType.TEXT, "=", item.value, False))
+                    keys[0] = t.entity_time
+                    return _PAGE_TAG.join(self.from_, self.id == t.entity_id), t.entity_id, {0}
+        if order and order[0].field.kind is FieldKind.METRIC:
+            field = order[0].field
+            for item in items:
+                if _on(item, FieldKind.METRIC) and item.field.path == field.path and self.numeric(item):
+                    return self.drive_metric(item, items, keys, conditions)
+        return self.from_, self.id, set()
+
+    def drive_metric(
+        self, item: Compare, items: list[Node], keys: list[ColumnElement[Any]], conditions: list[ColumnElement[bool]]
+    ) -> tuple[FromClause, ColumnElement[Any], set[int]]:
+        """:meth:`drive` for a metric: ``item`` compares it with a number."""
+        field = item.field
+        assert isinstance(field, Field)
+        m = _PAGE_METRIC.c
+        kind = EntityKind.STEP_RUN if self.entity is Entity.RUN else _KIND[self.entity]
+        conditions.extend([m.entity_kind == kind.value, m.key == field.path[-1], m.number.is_not(None)])
+        # One row per entity (metadata's key) or per run and named step ((run_id, name) is unique):
+        # the comparison applies to that row; else to the run's largest value for > and >= only.
+        single = self.entity is not Entity.RUN or len(field.path) == 2
+        if single or item.op in (">", ">="):
+            items.remove(item)
+            conditions.append(self.compare(m.number, ValueType.NUMBER, item.op, item.value, True))
+        keys[0] = m.number
+        if self.entity is not Entity.RUN:
+            return _PAGE_METRIC.join(self.from_, self.id == m.entity_id), self.id, {0}
+        step = _PAGE_STEP.c
+        from_ = _PAGE_METRIC.join(_PAGE_STEP, step.id == m.entity_id).join(
+            pipeline_runs, pipeline_runs.c.id == step.run_id
+        )
+        if len(field.path) == 2:
+            conditions.append(step.name == field.path[0])
+        else:
+            other = entity_metadata.alias("page_metric_other")
+            other_step = step_runs.alias("page_step_other")
+            o = other.c
+            larger = (
+                select(o.entity_id)
+                .select_from(other.join(other_step, other_step.c.id == o.entity_id))
+                .where(
+                    other_step.c.run_id == step.run_id,
+                    o.entity_kind == EntityKind.STEP_RUN.value,
+                    o.key == m.key,
+                    or_(o.number > m.number, and_(o.number == m.number, o.entity_id < m.entity_id)),
+                )
+            )
+            conditions.append(not_(larger.exists()))
+        return from_, self.id, {0}
+
+    def numeric(self, node: Compare) -> bool:
+        """Whether ``node`` (on a metric) compares ``metadata.number`` with numbers (:meth:`metric`)."""
+        first = node.value[0] if isinstance(node.value, tuple) else node.value
+        return (
+            first is not None
+            and first.kind in (ValueType.NUMBER, ValueType.DURATION)
+            and not node.op.endswith("like")
+            and node.op not in ("is null", "is not null")
+        )
 
     def sortable(self, expression: ColumnElement[Any], field: Field) -> ColumnElement[Any]:
         """``expression`` as ordered and compared by the keyset: text by code point."""
@@ -152,24 +248,33 @@ class SearchCompiler:
             return as_binary(expression)
         return expression
 
-    def after(self, keys: Sequence[ColumnElement[Any]], values: Sequence[Any], last_id: str) -> ColumnElement[bool]:
-        """Rows after the cursor in the order (NULLs last in each key, then the id)."""
+    def after(
+        self,
+        keys: Sequence[ColumnElement[Any]],
+        values: Sequence[Any],
+        last_id: str,
+        *,
+        id_: ColumnElement[Any],
+        not_null: set[int],
+    ) -> ColumnElement[bool]:
+        """Rows after the cursor in the order (NULLs last in each key, then the id ``id_``);
+        the keys numbered in ``not_null`` have no NULLs."""
         order = self.query.order
         last_descending = order[-1].descending if order else False
         alternatives: list[ColumnElement[bool]] = []
         equal: list[ColumnElement[bool]] = []
-        for key, expression, value in zip(order, keys, values):
+        for i, (key, expression, value) in enumerate(zip(order, keys, values)):
             sortable = self.sortable(expression, key.field)
             if value is None:  # only NULLs follow a NULL; they are all equal
                 equal.append(expression.is_(None))
                 continue
             value = bindparam(None, value, type_=expression.type)
             later = sortable < value if key.descending else sortable > value
-            if key.field.nullable:
+            if key.field.nullable and i not in not_null:
                 later = or_(later, expression.is_(None))
             alternatives.append(and_(*equal, later))
             equal.append(and_(expression.is_not(None), sortable == value))
-        id_after = self.id < last_id if last_descending else self.id > last_id
+        id_after = id_ < last_id if last_descending else id_ > last_id
         alternatives.append(and_(*equal, id_after))
         return or_(*alternatives)
 
@@ -381,9 +486,7 @@ class SearchCompiler:
         field = node.field
         assert isinstance(field, Field)
         probe = Compare(field, "is not null" if node.op == "is null" else node.op, node.value, node.pos)
-        first = node.value[0] if isinstance(node.value, tuple) else node.value
-        numeric = first is not None and first.kind in (ValueType.NUMBER, ValueType.DURATION)
-        if numeric and not node.op.endswith("like"):  # metadata.number: an index range scan
+        if self.numeric(probe):  # metadata.number: an index range scan
             matches = self.compare(m.number, ValueType.NUMBER, node.op, node.value, True)
         else:
             matches = self.json_compare(m.value, (), probe)
@@ -442,6 +545,17 @@ class SearchCompiler:
         if self.entity is Entity.STEP:
             return steps
         return select(step_runs.c.run_id).where(step_runs.c.id.in_(steps))
+
+
+def _on(node: Node, kind: FieldKind) -> TypeGuard[_FieldCompare]:
+    """Whether ``node`` compares a field of this kind."""
+    return isinstance(node, Compare) and isinstance(node.field, Field) and node.field.kind is kind
+
+
+class _FieldCompare(Compare):
+    """A :class:`Compare` whose field is resolved (for type checking only: see :func:`_on`)."""
+
+    field: Field
 
 
 def like_to_glob(pattern: str) -> str:

@@ -145,7 +145,7 @@ class SqlMetadataStore(
         sql.INSERT_RUN.execute(conn, [values])
         tags = list(dict.fromkeys(run.tags))
         if tags:
-            sql.INSERT_TAGS.execute(conn, tag_values(EntityKind.RUN, run.id, tags))
+            sql.INSERT_TAGS.execute(conn, tag_values(EntityKind.RUN, run.id, run.start_time, tags))
         return records.run({**values, "pipeline_name": run.pipeline_name}, tags)
 
     def _pipeline_id(self, conn: Session, name: str, docstring: str | None) -> str:

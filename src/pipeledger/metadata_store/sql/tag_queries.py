@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
 
@@ -12,11 +14,21 @@ from pipeledger.metadata_store.sql.schema import artifacts, entity_tags, pipelin
 from pipeledger.models import EntityKind
 
 _TABLES = {EntityKind.RUN: pipeline_runs, EntityKind.STEP_RUN: step_runs, EntityKind.ARTIFACT: artifacts}
+_TIMES = {
+    EntityKind.RUN: pipeline_runs.c.start_time,
+    EntityKind.STEP_RUN: step_runs.c.start_time,
+    EntityKind.ARTIFACT: artifacts.c.created_at,
+}
+"""The time each kind's ``tags.entity_time`` copies (its default search order)."""
 
 
-def tag_values(kind: EntityKind, entity_id: str, tags: Sequence[str]) -> list[dict[str, str]]:
-    """Rows of ``tags`` for one entity's (distinct) tags."""
-    return [{"entity_kind": kind.value, "entity_id": entity_id, "tag": tag} for tag in dict.fromkeys(tags)]
+def tag_values(kind: EntityKind, entity_id: str, entity_time: datetime, tags: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows of ``tags`` for one entity's (distinct) tags; ``entity_time`` is the entity's
+    ``start_time`` (runs, step runs) or ``created_at`` (artifacts)."""
+    return [
+        {"entity_kind": kind.value, "entity_id": entity_id, "tag": tag, "entity_time": entity_time}
+        for tag in dict.fromkeys(tags)
+    ]
 
 
 def tags_of(conn: Connection, kind: EntityKind, ids: Sequence[str]) -> dict[str, list[str]]:
@@ -43,10 +55,11 @@ class TagQueries(SqlQueries):
 
         def work(conn: Connection) -> None:
             # Lock the entity's row: a concurrent deletion of its run waits or wins (NotFoundError).
-            locked = select(table.c.id).where(table.c.id == entity_id)
+            locked = select(table.c.id, _TIMES[kind]).where(table.c.id == entity_id)
             if conn.dialect.name != "sqlite":
                 locked = locked.with_for_update()
-            if conn.execute(locked).first() is None:
+            row = conn.execute(locked).first()
+            if row is None:
                 raise NotFoundError(f"no {kind.value.replace('_', ' ')} with id {entity_id!r}")
             if remove:
                 conn.execute(
@@ -62,7 +75,7 @@ class TagQueries(SqlQueries):
                 )
                 new = [tag for tag in dict.fromkeys(add) if tag not in present]
                 if new:
-                    conn.execute(insert(entity_tags), tag_values(kind, entity_id, new))
+                    conn.execute(insert(entity_tags), tag_values(kind, entity_id, row[1], new))
 
         self.db.run_transaction(work)
 
