@@ -127,3 +127,14 @@ def test_a_wide_table_preview_shows_the_columns_that_fit_and_counts_the_others()
     shown = re.findall(r"feature number \d+", lines[1])
     assert lines[-1] == f"  ... and {30 - len(shown)} more columns (--json shows them all)"
     assert 1 <= len(shown) < 30 and shown == [f"feature number {i}" for i in range(len(shown))]
+
+
+def test_a_table_preview_draws_markup_in_names_and_values_literally() -> None:
+    from rich.console import Console
+
+    from pipeledger.cli.artifact import _print_table
+
+    out = Console(width=80, record=True, color_system=None)
+    _print_table(out, {"kind": "table", "rows": 1, "columns": {"[bold]x": "object"}, "head": [{"[bold]x": "[red]y"}]})
+    text = out.export_text()
+    assert "[bold]x" in text and "[red]y" in text

@@ -75,7 +75,8 @@ def _print_table(out: Console, preview: dict[str, Any]) -> None:
         shown += 1
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for name in columns[:shown]:
-        table.add_column(f"{name}\n{preview['columns'][name]}", overflow="ellipsis", no_wrap=True, max_width=_CELL)
+        header = esc(f"{name}\n{preview['columns'][name]}")
+        table.add_column(header, overflow="ellipsis", no_wrap=True, max_width=_CELL)
     for row in cells:
         table.add_row(*(esc(value) for value in row[:shown]))
     out.print(Padding(table, (0, 0, 0, 2)))
