@@ -15,6 +15,7 @@ import click
 from rich.table import Table
 
 from pipeledger.cli import json_output
+from pipeledger.cli.options import json_option, limit_option
 from pipeledger.cli.output import console, duration, error_console, esc, status_text, when
 from pipeledger.client import Client
 
@@ -89,8 +90,8 @@ def step_group() -> None:
 
 @step_group.command("list")
 @filter_options("step runs", "duration desc")
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@limit_option(20, "step runs", newest_first=False)
+@json_option()
 @csv_option()
 def list_steps(
     filter_text: str | None, order_by: tuple[str, ...], page_token: str | None, limit: int, as_json: bool, as_csv: bool
@@ -139,8 +140,8 @@ def artifact_group() -> None:
 
 @artifact_group.command("list")
 @filter_options("artifacts", "size desc")
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@limit_option(20, "artifacts", newest_first=False)
+@json_option()
 @csv_option()
 def list_artifacts(
     filter_text: str | None, order_by: tuple[str, ...], page_token: str | None, limit: int, as_json: bool, as_csv: bool
