@@ -53,6 +53,10 @@ class Direction(str, enum.Enum):
         return self.value
 
 
+#: The project of pipelines created without naming one (see :class:`PipelineRecord`).
+DEFAULT_PROJECT = "default"
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(timezone.utc)

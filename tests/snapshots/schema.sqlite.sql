@@ -1,4 +1,22 @@
--- schema revision 0008
+-- schema revision 0009
+
+CREATE TABLE audit_events (
+	id INTEGER NOT NULL, 
+	at DATETIME NOT NULL, 
+	principal VARCHAR(255), 
+	action VARCHAR(255) NOT NULL, 
+	project VARCHAR(255), 
+	target VARCHAR(1024), 
+	outcome VARCHAR(16) NOT NULL, 
+	status INTEGER NOT NULL, 
+	remote VARCHAR(255), 
+	detail TEXT, 
+	CONSTRAINT pk_audit_events PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_audit_events_at ON audit_events (at);
+
+CREATE INDEX ix_audit_events_principal_at ON audit_events (principal, at);
 
 CREATE TABLE metadata (
 	entity_kind VARCHAR(16) NOT NULL, 
@@ -18,8 +36,32 @@ CREATE TABLE pipelines (
 	name VARCHAR(255) NOT NULL, 
 	docstring TEXT, 
 	created_at DATETIME NOT NULL, 
+	project VARCHAR(255) DEFAULT 'default' NOT NULL, 
 	CONSTRAINT pk_pipelines PRIMARY KEY (id), 
 	CONSTRAINT uq_pipelines_name UNIQUE (name)
+);
+
+CREATE INDEX ix_pipelines_project_name ON pipelines (project, name);
+
+CREATE TABLE principals (
+	id VARCHAR(32) NOT NULL, 
+	name VARCHAR(255) NOT NULL, 
+	kind VARCHAR(16) NOT NULL, 
+	server_admin BOOLEAN NOT NULL, 
+	password_hash VARCHAR(255), 
+	failed_logins INTEGER DEFAULT '0' NOT NULL, 
+	locked_until DATETIME, 
+	created_at DATETIME NOT NULL, 
+	disabled_at DATETIME, 
+	CONSTRAINT pk_principals PRIMARY KEY (id), 
+	CONSTRAINT uq_principals_name UNIQUE (name)
+);
+
+CREATE TABLE projects (
+	name VARCHAR(255) NOT NULL, 
+	description TEXT, 
+	created_at DATETIME NOT NULL, 
+	CONSTRAINT pk_projects PRIMARY KEY (name)
 );
 
 CREATE TABLE store_identity (
@@ -38,6 +80,21 @@ CREATE TABLE tags (
 );
 
 CREATE INDEX ix_tags_entity_kind_tag_entity_time_entity_id ON tags (entity_kind, tag, entity_time, entity_id);
+
+CREATE TABLE api_keys (
+	id VARCHAR(32) NOT NULL, 
+	principal_id VARCHAR(32) NOT NULL, 
+	label VARCHAR(255), 
+	secret_hash VARCHAR(255) NOT NULL, 
+	created_at DATETIME NOT NULL, 
+	expires_at DATETIME, 
+	revoked_at DATETIME, 
+	last_used_at DATETIME, 
+	CONSTRAINT pk_api_keys PRIMARY KEY (id), 
+	CONSTRAINT fk_api_keys_principal_id_principals FOREIGN KEY(principal_id) REFERENCES principals (id)
+);
+
+CREATE INDEX ix_api_keys_principal_id ON api_keys (principal_id);
 
 CREATE TABLE pipeline_runs (
 	id VARCHAR(32) NOT NULL, 
@@ -67,6 +124,17 @@ CREATE INDEX ix_pipeline_runs_pipeline_id_start_time ON pipeline_runs (pipeline_
 CREATE INDEX ix_pipeline_runs_start_time ON pipeline_runs (start_time);
 
 CREATE INDEX ix_pipeline_runs_status_start_time ON pipeline_runs (status, start_time);
+
+CREATE TABLE project_members (
+	project VARCHAR(255) NOT NULL, 
+	principal_id VARCHAR(32) NOT NULL, 
+	role VARCHAR(16) NOT NULL, 
+	CONSTRAINT pk_project_members PRIMARY KEY (project, principal_id), 
+	CONSTRAINT fk_project_members_project_projects FOREIGN KEY(project) REFERENCES projects (name), 
+	CONSTRAINT fk_project_members_principal_id_principals FOREIGN KEY(principal_id) REFERENCES principals (id)
+);
+
+CREATE INDEX ix_project_members_principal_id ON project_members (principal_id);
 
 CREATE TABLE step_runs (
 	id VARCHAR(32) NOT NULL, 

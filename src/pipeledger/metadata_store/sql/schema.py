@@ -39,8 +39,9 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.types import TypeDecorator
 
 from pipeledger.metadata_store.sql.engine import json_dumps
+from pipeledger.models import DEFAULT_PROJECT
 
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -130,9 +131,14 @@ pipelines = Table(
     Column("name", String(NAME_LENGTH), nullable=False),
     Column("docstring", LongText),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("project", String(NAME_LENGTH), nullable=False, server_default=DEFAULT_PROJECT),
     UniqueConstraint("name"),
+    Index(None, "project", "name"),
     **MYSQL_TABLE_OPTIONS,
 )
+"""Pipelines, each in one project (revision 0009; ``default`` unless created in another). A
+pipeline's runs, step runs and artifacts belong to its project: that is what the server's roles
+are checked against (:mod:`pipeledger.server.security`). Names are unique across projects."""
 
 pipeline_runs = Table(
     "pipeline_runs",
@@ -273,3 +279,89 @@ store_identity = Table(
 made when the schema is created (or upgraded to revision 0004). The artifact store keeps
 this store's files under ``stores/<id>/``, and ``gc`` looks for orphaned files only there
 (see :mod:`pipeledger.maintenance`)."""
+
+
+# -- Access (revision 0009): who may do what on a pipeledger server, and what they did. ---------
+# Every SQL store has these tables; only `pipeledger server` fills them (server init, users,
+# API keys, projects). Secrets are never stored: passwords and API keys only as slow hashes.
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("name", String(NAME_LENGTH), primary_key=True),
+    Column("description", LongText),
+    Column("created_at", UTCDateTime, nullable=False),
+    **MYSQL_TABLE_OPTIONS,
+)
+"""Projects by name (never renamed); ``default`` is made with the table."""
+
+principals = Table(
+    "principals",
+    metadata,
+    _id(primary_key=True),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("server_admin", Boolean, nullable=False),
+    Column("password_hash", String(255)),
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    Column("locked_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),
+    UniqueConstraint("name"),
+    **MYSQL_TABLE_OPTIONS,
+)
+"""Users (``kind = 'user'``) and service accounts (``'service'``). ``password_hash`` is an argon2
+hash (users who log in with a password; NULL otherwise); ``failed_logins`` and
+``locked_until`` rate-limit password guessing. A disabled principal's keys stop working."""
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    _id(primary_key=True),
+    _id("principal_id", ForeignKey("principals.id"), nullable=False),
+    Column("label", String(NAME_LENGTH)),
+    Column("secret_hash", String(255), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+    Column("last_used_at", UTCDateTime),
+    Index(None, "principal_id"),
+    **MYSQL_TABLE_OPTIONS,
+)
+"""API keys (and the tokens ``pipeledger login`` stores, which are keys with an expiry). ``id`` is
+the key's public part (shown in listings); only a slow hash of its secret part is kept."""
+
+project_members = Table(
+    "project_members",
+    metadata,
+    Column("project", String(NAME_LENGTH), ForeignKey("projects.name"), nullable=False),
+    _id("principal_id", ForeignKey("principals.id"), nullable=False),
+    Column("role", String(16), nullable=False),
+    PrimaryKeyConstraint("project", "principal_id"),
+    Index(None, "principal_id"),
+    **MYSQL_TABLE_OPTIONS,
+)
+"""A principal's role in a project: ``read``, ``write`` or ``admin``
+(:class:`pipeledger.server.security.Role`). No row: no access."""
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("principal", String(NAME_LENGTH)),
+    Column("action", String(NAME_LENGTH), nullable=False),
+    Column("project", String(NAME_LENGTH)),
+    Column("target", String(1024)),
+    Column("outcome", String(16), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("remote", String(255)),
+    Column("detail", LongText),
+    Index(None, "at"),
+    Index(None, "principal", "at"),
+    **MYSQL_TABLE_OPTIONS,
+)
+"""The server's audit log: one row per write and per denied request: when, who (NULL: not
+authenticated), what (``action``: the route's name, e.g. ``store.create_run``), on what project and
+object, the outcome (``allowed``, ``denied``, ``failed``), the HTTP status, the client's address
+and a one-line detail. Never a secret. Kept for the server's retention setting."""
