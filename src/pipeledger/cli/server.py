@@ -31,7 +31,7 @@ def server_group() -> None:
 @click.option(
     "--insecure-no-auth",
     is_flag=True,
-    help="Allow a non-loopback --host although the server has no authentication yet.",
+    help="Allow a non-loopback --host although the store has no users (`pipeledger server init` never ran).",
 )
 def start(
     host: str,
