@@ -13,7 +13,7 @@
      ├── MaterializerError          no materializer can save or load a value
      │    └── ArtifactIntegrityError an artifact's files differ from their recorded content hash
      ├── OrchestratorUnavailableError  the orchestrator's cluster cannot be reached, or was lost
-     ├── AuthenticationError        a pipeledger server refused the caller's credentials (no, unknown, expired, revoked key)
+     ├── AuthenticationError        a pipeledger server refused the credentials (no, unknown, expired or revoked key)
      ├── AccessDeniedError          the caller is authenticated but its role does not allow this
      ├── QueryError (ValueError)    a search filter or order is malformed; the message shows a caret under it
      ├── ConfigError (ValueError)   invalid stack, component or flavor configuration

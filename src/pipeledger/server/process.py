@@ -119,7 +119,7 @@ def authentication_mode(store: MetadataStore) -> tuple[bool, str]:
     count = directory.count_principals()
     if count == 0:
         return False, (
-            "authentication: none yet (no users: `pipeledger server init` never ran): every caller acts as administrator"
+            "authentication: none yet (`pipeledger server init` never ran): every caller acts as administrator"
         )
     return True, f"authentication: API keys ({count} users and service accounts); requests without a key get 401"
 
