@@ -416,8 +416,7 @@ class Directory:
         Raises:
             AuthenticationError: wrong user name or password, a locked or disabled user.
         """
-        with self.db.read() as conn:
-            row = conn.execute(select(principals).where(principals.c.name == name)).mappings().first()
+        row = self._principal_row(name)
         now = self.clock()
         if row is None or row["password_hash"] is None:
             verify_secret(dummy_hash(), password)
@@ -441,6 +440,11 @@ class Directory:
             return self._insert_key(conn, row["id"], name, LOGIN_LABEL, now + lifetime)
 
         return self.db.run_transaction(work)
+
+    def _principal_row(self, name: str) -> Any:
+        """The ``principals`` row of ``name`` (with its hash and lockout state), or None."""
+        with self.db.read() as conn:
+            return conn.execute(select(principals).where(principals.c.name == name)).mappings().first()
 
     def _failed_login(self, principal_id: str, now: datetime) -> None:
         def work(conn: Connection) -> None:
