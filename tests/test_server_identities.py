@@ -313,8 +313,9 @@ def test_a_server_without_users_lets_everyone_in_as_administrator(rest_servers: 
         assert me["name"] == "anonymous" and me["server_admin"] and not me["authentication"]
         with pytest.raises(ConfigError, match="pipeledger server init"):
             client.list_users()
+    # A token is ignored, as before authentication existed (a proxy in front may check its own).
     answer = httpx.post(server.url + "/api/v1/store/count_runs", json={}, headers={"Authorization": "Bearer x"})
-    refused(answer, "malformed")  # a key sent where none exists is refused, not ignored
+    assert answer.status_code == 200
 
 
 def test_binding_beyond_loopback_needs_users_or_the_insecure_flag() -> None:

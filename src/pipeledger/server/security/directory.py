@@ -111,6 +111,11 @@ class Directory:
         with self.db.read() as conn:
             return conn.execute(select(principals.c.id).limit(1)).first() is not None
 
+    @property
+    def authentication_known(self) -> bool:
+        """Whether :meth:`authentication_required` already found principals (no database read)."""
+        return self._required
+
     def authentication_required(self) -> bool:
         """Whether requests need a key: some principal exists. Once true it stays true (principals
         are disabled, never deleted), so only a server without principals reads the database here."""
