@@ -208,7 +208,11 @@ def api_key(found: dict[str, JSONValue]) -> dict[str, JSONValue]:
 
 def project(found: dict[str, JSONValue]) -> dict[str, JSONValue]:
     """A project as ``project list`` shows it."""
-    return {"name": found["name"], "description": found.get("description"), "created_at": _server_time(found["created_at"])}
+    return {
+        "name": found["name"],
+        "description": found.get("description"),
+        "created_at": _server_time(found["created_at"]),
+    }
 
 
 def member(found: dict[str, JSONValue]) -> dict[str, JSONValue]:
