@@ -313,6 +313,7 @@ def test_a_server_without_users_lets_everyone_in_as_administrator(rest_servers: 
         assert me["name"] == "anonymous" and me["server_admin"] and not me["authentication"]
         with pytest.raises(ConfigError, match="pipeledger server init"):
             client.list_users()
+    assert "authentication: none yet" in server.log.read_text()  # the start message says so
     # A token is ignored, as before authentication existed (a proxy in front may check its own).
     answer = httpx.post(server.url + "/api/v1/store/count_runs", json={}, headers={"Authorization": "Bearer x"})
     assert answer.status_code == 200
