@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeledger.exceptions import ConfigError, PipeledgerError
+from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.stack.home import pipeledger_home
 
 DEFAULT_HOST = "127.0.0.1"
@@ -65,16 +66,10 @@ def check_options(options: ServerOptions) -> None:
     """Refuse options the server cannot run with, in one line each.
 
     Raises:
-        ConfigError: a non-loopback host without ``--insecure-no-auth`` (the server has no
-            authentication yet), half a TLS configuration, an unreadable certificate, fewer
-            than one worker, or the port is taken.
+        ConfigError: half a TLS configuration, an unreadable certificate, fewer than one worker,
+            or the port is taken. (Whether the host may be listened on depends on the store:
+            :func:`check_bind`.)
     """
-    if not is_loopback(options.host) and not options.insecure_no_auth:
-        raise ConfigError(
-            f"refusing to listen on {options.host}: the server has no authentication yet, so anyone who "
-            "reaches it could read and change every record; listen on 127.0.0.1 (behind a reverse proxy "
-            "that authenticates), or add --insecure-no-auth on a network you trust"
-        )
     if (options.ssl_certfile is None) != (options.ssl_keyfile is None):
         raise ConfigError("give both --ssl-certfile and --ssl-keyfile for TLS, or neither")
     for path in (options.ssl_certfile, options.ssl_keyfile):
@@ -94,6 +89,41 @@ def check_options(options: ServerOptions) -> None:
             ) from None
 
 
+def check_bind(options: ServerOptions, authenticated: bool) -> None:
+    """Refuse to listen beyond loopback without authentication.
+
+    Args:
+        authenticated: whether the store has principals (``pipeledger server init`` ran), so that
+            every request needs an API key.
+
+    Raises:
+        ConfigError: a non-loopback host, no principals, and no ``--insecure-no-auth``.
+    """
+    if not is_loopback(options.host) and not authenticated and not options.insecure_no_auth:
+        raise ConfigError(
+            f"refusing to listen on {options.host}: the server has no users yet, so anyone who reaches it "
+            "could read and change every record; run `pipeledger server init` first (then every request "
+            "needs an API key), listen on 127.0.0.1, or add --insecure-no-auth on a network you trust"
+        )
+
+
+def authentication_mode(store: MetadataStore) -> tuple[bool, str]:
+    """Whether the server on ``store`` authenticates its callers, and a line saying so for its log."""
+    from pipeledger.server.app import directory_for
+
+    directory = directory_for(store)
+    if directory is None:
+        return False, (
+            f"authentication: none (the {store.flavor} store keeps no users): every caller acts as administrator"
+        )
+    count = directory.count_principals()
+    if count == 0:
+        return False, (
+            "authentication: none yet (`pipeledger server init` never ran): every caller acts as administrator"
+        )
+    return True, f"authentication: API keys ({count} users and service accounts); requests without a key get 401"
+
+
 def serve(options: ServerOptions) -> None:
     """Serve in the foreground until interrupted, with access logs on stderr. The stack's
     metadata store is opened first, so a store that cannot be opened is one error line."""
@@ -104,7 +134,12 @@ def serve(options: ServerOptions) -> None:
 
     check_options(options)
     checked = open_stack(options.stack)
-    checked.metadata_store.close()
+    try:
+        authenticated, mode = authentication_mode(checked.metadata_store)
+    finally:
+        checked.metadata_store.close()
+    check_bind(options, authenticated)
+    print(f"pipeledger server: {mode}", file=sys.stderr, flush=True)
     if options.stack:
         os.environ[STACK_VARIABLE] = options.stack
     else:
