@@ -39,7 +39,34 @@ def _utc(moment: datetime) -> datetime:
 
 def _tick_step(total: float) -> float:
     """A round tick interval giving 4-10 ticks over ``total`` seconds."""
-    for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400):
+    for step in (
+        0.001,
+        0.002,
+        0.005,
+        0.01,
+        0.02,
+        0.05,
+        0.1,
+        0.2,
+        0.5,
+        1,
+        2,
+        5,
+        10,
+        15,
+        30,
+        60,
+        120,
+        300,
+        600,
+        900,
+        1800,
+        3600,
+        7200,
+        14400,
+        43200,
+        86400,
+    ):
         if total / step <= 8:
             return step
     return total / 8
