@@ -15,8 +15,8 @@ from tests.ui.recorded import HOSTILE_PIPELINE, HOSTILE_RUN, HOSTILE_STEP, HOSTI
 
 INJECTED = """() => ({
   pwned: window.__pwned === undefined ? null : window.__pwned,
-  handlers: Array.from(document.querySelectorAll('*')).flatMap(
-    (e) => Array.from(e.attributes).filter((a) => a.name.toLowerCase().startsWith('on')).map((a) => e.tagName + ' ' + a.name)),
+  handlers: Array.from(document.querySelectorAll('*')).flatMap((e) => Array.from(e.attributes)
+    .filter((a) => a.name.toLowerCase().startsWith('on')).map((a) => e.tagName + ' ' + a.name)),
   javascript_links: Array.from(document.querySelectorAll('a')).map(
     (a) => a.getAttribute('href') || a.getAttribute('xlink:href') || '').filter((h) => /^\\s*javascript:/i.test(h)),
   scripts: Array.from(document.scripts).map((s) => s.src),
