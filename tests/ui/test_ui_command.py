@@ -12,11 +12,12 @@ import urllib.request
 from pathlib import Path
 
 from tests.rest_server import CLI, free_port
-from tests.ui.recorded import record_all
+from tests.pipelines import training
 
 
 def test_pipeledger_ui_serves_the_active_stack_on_loopback(home: Path) -> None:
-    record_all()
+    training(lr=0.1)
+    training(lr=0.2)
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-c", CLI, "ui", "--no-browser", "--port", str(port)],
@@ -27,12 +28,12 @@ def test_pipeledger_ui_serves_the_active_stack_on_loopback(home: Path) -> None:
     )
     try:
         assert process.stdout is not None
-        line = process.stdout.readline()
+        line = next(line for line in process.stdout if line.startswith("pipeledger UI at"))
         assert line.strip() == f"pipeledger UI at http://127.0.0.1:{port}/ui/runs (Ctrl-C to stop)"
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ui/runs?filter=status%20%3D%20%27failed%27") as page:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ui/runs?filter=params.lr%20%3E%200.15") as page:
             body = page.read().decode()
             assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
-        assert "failing-1" in body and "training-1" not in body
+        assert "training-2" in body and "training-1" not in body
     finally:
         process.send_signal(signal.SIGINT)
         deadline = time.monotonic() + 20
