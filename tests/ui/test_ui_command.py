@@ -11,8 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.rest_server import CLI, free_port
 from tests.pipelines import training
+from tests.rest_server import CLI, free_port
 
 
 def test_pipeledger_ui_serves_the_active_stack_on_loopback(home: Path) -> None:
