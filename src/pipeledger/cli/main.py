@@ -25,6 +25,7 @@ from pipeledger.cli.run import run_group
 from pipeledger.cli.search import artifact_group, step_group
 from pipeledger.cli.server import server_group
 from pipeledger.cli.stack import stack_group
+from pipeledger.cli.ui import ui_group
 from pipeledger.cli.user import user_group
 
 
@@ -59,6 +60,7 @@ for group in (
     user_group,
     api_key_group,
     project_group,
+    ui_group,
 ):
     cli.add_command(group)
 

@@ -8,7 +8,9 @@ Routes:
 * ``/api/v1/auth/...``, ``/api/v1/users``, ``/api/v1/keys``, ``/api/v1/projects``: identities
   (:mod:`.identity_routes`);
 * ``POST /api/v1/store/<method>``: the metadata store contract (:mod:`.store_routes`);
-* ``GET /api/v1/openapi.json`` (and ``/api/v1/docs``): the OpenAPI document.
+* ``GET /api/v1/openapi.json`` (and ``/api/v1/docs``): the OpenAPI document;
+* ``GET /ui/...``: the web UI (:mod:`pipeledger.ui`; its routes go through
+  :func:`pipeledger.ui.ui_reader`), ``/ui/static/...`` its files; ``GET /`` redirects to ``/ui/``.
 
 Every route under ``/api/v1`` goes through :func:`pipeledger.server.auth.authorize`, except
 ``POST /api/v1/auth/login`` (:data:`pipeledger.server.auth.PUBLIC_ROUTES`).
@@ -36,6 +38,7 @@ from pipeledger.server.errors import error_response, install_handlers
 from pipeledger.server.identity_routes import identity_router, login_router
 from pipeledger.server.security.directory import Directory
 from pipeledger.server.store_routes import add_schemas, store_of, store_router
+from pipeledger.ui import mount_ui
 
 if TYPE_CHECKING:
     from pipeledger.stack.stack import Stack
@@ -81,6 +84,7 @@ def create_app(open_store: Callable[[], MetadataStore], artifact_store: Artifact
     app.add_api_route("/health", health, methods=["GET"], summary="The server process answers.")
     app.add_api_route("/ready", ready, methods=["GET"], summary="The server and its metadata store answer.")
     add_schemas(app, schemas)
+    mount_ui(app)
     return app
 
 
