@@ -22,6 +22,7 @@ from pipeledger.cli.run import run_group
 from pipeledger.cli.search import artifact_group, step_group
 from pipeledger.cli.server import server_group
 from pipeledger.cli.stack import stack_group
+from pipeledger.cli.ui import ui_group
 
 
 @click.group(cls=PipeledgerGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -50,6 +51,7 @@ for group in (
     gc,
     import_group,
     server_group,
+    ui_group,
 ):
     cli.add_command(group)
 

@@ -12,6 +12,7 @@ import html
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pipeledger.exceptions import PipeledgerError
@@ -72,8 +73,11 @@ def _node_label(node: LineageNode) -> str:
     return f"{node.name}\n{node.attributes.get('type', '')}"
 
 
-def to_dot(graph: LineageGraph) -> str:
-    """DOT text: a cluster per run, steps as boxes colored by status, cached steps dashed."""
+def to_dot(graph: LineageGraph, links: Callable[[LineageNode], str | None] | None = None) -> str:
+    """DOT text: a cluster per run, steps as boxes colored by status, cached steps dashed.
+
+    ``links`` gives a node the URL it links to in SVG output (Graphviz's ``URL``; None: no link),
+    e.g. the web UI's page of a step or artifact."""
     lines = [
         "digraph lineage {",
         "  rankdir=LR;",
@@ -99,6 +103,9 @@ def to_dot(graph: LineageGraph) -> str:
                 attrs += ["shape=ellipse", "style=filled", 'fillcolor="#eef3fb"', 'color="#5c7cb0"']
             if node.id == graph.root:
                 attrs.append("peripheries=2")
+            link = links(node) if links is not None else None
+            if link:
+                attrs += [f"URL={_dot_id(link)}", f"tooltip={_dot_id(_node_label(node))}", 'target="_top"']
             lines.append(f"{indent}{_dot_id(node.id)} [{', '.join(attrs)}];")
         if run:
             lines.append("  }")

@@ -6,7 +6,9 @@ Routes:
 * ``GET /ready``: the metadata store answers too (200), else 503 with the store's error;
 * ``GET /api/v1/info``: versions and the (non-secret) description of the store;
 * ``POST /api/v1/store/<method>``: the metadata store contract (:mod:`.store_routes`);
-* ``GET /api/v1/openapi.json`` (and ``/api/v1/docs``): the OpenAPI document.
+* ``GET /api/v1/openapi.json`` (and ``/api/v1/docs``): the OpenAPI document;
+* ``GET /ui/...``: the web UI (:mod:`pipeledger.ui`; its routes go through
+  :func:`pipeledger.ui.ui_reader`), ``/ui/static/...`` its files; ``GET /`` redirects to ``/ui/``.
 
 Every route under ``/api/v1`` goes through :func:`pipeledger.server.auth.authorize`.
 """
@@ -31,6 +33,7 @@ from pipeledger.server.artifact_routes import artifact_router
 from pipeledger.server.auth import authorize
 from pipeledger.server.errors import error_response, install_handlers
 from pipeledger.server.store_routes import add_schemas, store_of, store_router
+from pipeledger.ui import mount_ui
 
 if TYPE_CHECKING:
     from pipeledger.stack.stack import Stack
@@ -73,6 +76,7 @@ def create_app(open_store: Callable[[], MetadataStore], artifact_store: Artifact
     app.add_api_route("/health", health, methods=["GET"], summary="The server process answers.")
     app.add_api_route("/ready", ready, methods=["GET"], summary="The server and its metadata store answer.")
     add_schemas(app, schemas)
+    mount_ui(app)
     return app
 
 
