@@ -29,14 +29,19 @@ MAX_CHART_RUNS = 500
 
 
 def run_names(values: list[str], reader: UiReader) -> list[str]:
-    """The runs named in the URL: repeated values, or one comma-separated value (when it is not
-    itself a run's name)."""
-    names = [v.strip() for v in values if v.strip()]
-    if len(names) == 1 and "," in names[0]:
-        try:
-            reader.store.get_run(names[0])
-        except NotFoundError:
-            names = [n.strip() for n in names[0].split(",") if n.strip()]
+    """The runs named in the URL, in order and once each: every value, and a value holding commas
+    that is not itself a run's name read as a comma-separated list."""
+    names: list[str] = []
+    for value in (v.strip() for v in values):
+        if not value:
+            continue
+        if "," in value:
+            try:
+                reader.store.get_run(value)
+            except NotFoundError:
+                names.extend(n.strip() for n in value.split(",") if n.strip())
+                continue
+        names.append(value)
     return list(dict.fromkeys(names))
 
 

@@ -55,10 +55,10 @@ def _detail(node: LineageNode) -> str:
     if node.kind == "step":
         shown = f"{a.get('status', '')}"
         if count is not None:
-            return f"×{count} step runs · {shown}"
+            return f"×{count} step run{'s' if count != 1 else ''} · {shown}"
         return f"{shown} · {a.get('run')}" if a.get("run") else shown
     if count is not None:
-        return f"×{count} artifacts · {a.get('type', '')}"
+        return f"×{count} artifact{'s' if count != 1 else ''} · {a.get('type', '')}"
     return f"{a.get('type', '')} · {a.get('run')}" if a.get("run") else str(a.get("type", ""))
 
 

@@ -111,7 +111,8 @@ def metric_chart(history: MetricHistory, columns: list[str] | None = None) -> st
     axis = TOP + len(shown) * (PANEL + GAP) - GAP + 14
     every = max(1, math.ceil(len(records) / MAX_LABELS))
     for i, record in enumerate(records):
-        if i % every and i != len(records) - 1:
+        last = i == len(records) - 1 and (len(records) - 1) % every >= every / 2
+        if i % every and not last:
             continue
         x = x_of(i)
         color = "#c62828" if i in failed else "#333"
