@@ -113,17 +113,19 @@ def _counts(rows: list[Any]) -> dict[str, tuple[int, int]]:
     return counts
 
 
-@router.get("/pipelines/{name}/metrics", response_class=HTMLResponse)
+@router.get("/pipelines/{name:path}/metrics", response_class=HTMLResponse)
 def metrics_page(
     request: Request,
     name: str,
     reader: UiReader = Depends(ui_reader),
     keys: list[str] = Query(default_factory=list),
-    last: int | None = Query(None, ge=1, le=MAX_CHART_RUNS),
+    last: str = "",
 ) -> HTMLResponse:
-    """The pipeline's metrics run by run: the chart and the table."""
+    """The pipeline's metrics run by run: the chart and the table (``last``: a number of runs, or
+    empty for all, as the form sends it; out of range is clamped)."""
+    latest = min(max(int(last), 1), MAX_CHART_RUNS) if last.strip().isdigit() else None
     try:
-        everything = metric_history(reader.store, name, None, last or MAX_CHART_RUNS)
+        everything = metric_history(reader.store, name, None, latest or MAX_CHART_RUNS)
     except NotFoundError as exc:
         return error_page(request, 404, str(exc))
     offered = numeric_columns(everything)
@@ -136,7 +138,7 @@ def metrics_page(
         "offered": offered,
         "chosen": chosen,
         "unknown": unknown,
-        "last": last,
+        "last": latest,
         "chart": metric_chart(everything, chosen),
         "columns": [c for c in everything.columns if c in chosen or c not in offered],
         "max_runs": MAX_CHART_RUNS,
