@@ -23,7 +23,7 @@ from pipeledger.comparison import MAX_COMPARED, MetricHistory, side_by_side
 from pipeledger.exceptions import NotFoundError, PipeledgerError
 from pipeledger.lineage.explorer import MAX_EXPANDED, neighbourhood, summary
 from pipeledger.metadata_store.base import MetadataStore
-from pipeledger.models import ArtifactRecord, EntityKind, RunRecord, Status
+from pipeledger.models import ArtifactRecord, EntityKind, Status
 from pipeledger.testing.helpers import finish, make_run, make_step, produce
 from pipeledger.ui.export import ExportError, render_export, write_export
 from pipeledger.ui.metric_chart import metric_chart
@@ -40,22 +40,20 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> MetadataStore:
     return opened
 
 
-def sweep(store: MetadataStore, runs: int) -> tuple[ArtifactRecord, list[RunRecord]]:
+def sweep(store: MetadataStore, runs: int) -> ArtifactRecord:
     """``runs`` runs whose ``train`` step reads one shared ``data`` artifact and writes a model that
     ``evaluate`` reads: the data's lineage one step downstream has ``runs`` train steps."""
     first = make_run(store, "sweep")
     _, (data,) = produce(store, first, "load", outputs=("data",))
-    recorded = []
     for _ in range(runs):
         run = make_run(store, "sweep")
-        train, (model,) = produce(store, run, "train", inputs={"data": data.id}, outputs=("model",))
+        _, (model,) = produce(store, run, "train", inputs={"data": data.id}, outputs=("model",))
         produce(store, run, "evaluate", inputs={"model": model.id}, outputs=("score",))
-        recorded.append(run)
-    return data, recorded
+    return data
 
 
 def test_explorer_opens_one_step_around_and_grows_by_expansion(store: MetadataStore) -> None:
-    data, runs = sweep(store, 3)
+    data = sweep(store, 3)
     start = neighbourhood(store, data.id)
     kinds = sorted((n.kind, n.name) for n in start.nodes)
     # depth 1, both directions: the producer, the three consumers and what each of them wrote
@@ -72,7 +70,7 @@ def test_explorer_opens_one_step_around_and_grows_by_expansion(store: MetadataSt
 
 
 def test_explorer_ignores_unknown_and_excess_expansions(store: MetadataStore) -> None:
-    data, _ = sweep(store, 1)
+    data = sweep(store, 1)
     start = neighbourhood(store, data.id)
     forged = neighbourhood(store, data.id, expanded=["f" * 32, "not-an-id", data.id])
     assert {n.id for n in forged.nodes} == {n.id for n in start.nodes}
@@ -99,7 +97,7 @@ def test_isolated_artifact_is_its_own_graph(store: MetadataStore) -> None:
 
 
 def test_summary_groups_by_step_and_output_name(store: MetadataStore) -> None:
-    data, runs = sweep(store, 12)
+    data = sweep(store, 12)
     graph = neighbourhood(store, data.id, depth=2)
     assert len(graph) == 1 + 1 + 12 * 4  # load, data, and per run train, model, evaluate, score
     grouped = summary(graph)
@@ -136,7 +134,8 @@ def test_side_by_side_marks_what_differs(store: MetadataStore) -> None:
     assert not rows[("metrics", "train.rows")].differs
     assert {r.item for r in compared.differences} >= {"pipeline lr", "train.accuracy"}
     assert [r.section for r in compared.rows] == sorted(
-        (r.section for r in compared.rows), key=["parameters", "metrics", "outputs", "steps", "code", "environment"].index
+        (r.section for r in compared.rows),
+        key=["parameters", "metrics", "outputs", "steps", "code", "environment"].index,
     )
 
 
@@ -170,7 +169,9 @@ def history(values: list[object], statuses: list[Status] | None = None, column: 
 
 
 def test_chart_draws_each_numeric_point_and_marks_failed_runs() -> None:
-    svg = metric_chart(history([0.5, 0.7, 0.6, "n/a", True], [Status.COMPLETED, Status.FAILED, *[Status.COMPLETED] * 3]))
+    svg = metric_chart(
+        history([0.5, 0.7, 0.6, "n/a", True], [Status.COMPLETED, Status.FAILED, *[Status.COMPLETED] * 3])
+    )
     tree = ET.fromstring(svg)
     ns = "{http://www.w3.org/2000/svg}"
     points = [e for e in tree.iter() if "point" in (e.get("class") or "").split()]
@@ -209,10 +210,10 @@ def test_files_stream_and_tar_round_trips(training_run: RunView) -> None:
     for bad in ("../data.json", "/etc/passwd", "data.json/..", ""):
         with pytest.raises(NotFoundError, match="no file"):
             iter_file(record, bad)
-    archive = tarfile.open(fileobj=io.BytesIO(b"".join(iter_tar(record, "art"))))
-    assert archive.getnames() == ["art/data.json"]
-    member = archive.extractfile("art/data.json")
-    assert member is not None and member.read() == (Path(model.uri) / "data.json").read_bytes()
+    with tarfile.open(fileobj=io.BytesIO(b"".join(iter_tar(record, "art")))) as archive:
+        assert archive.getnames() == ["art/data.json"]
+        member = archive.extractfile("art/data.json")
+        assert member is not None and member.read() == (Path(model.uri) / "data.json").read_bytes()
 
 
 def test_image_bytes_are_recognised() -> None:

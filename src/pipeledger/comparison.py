@@ -331,7 +331,7 @@ def side_by_side(store: MetadataStore, runs: Sequence[RunRecord]) -> Comparison:
         put("environment", "python", index, run.environment.get("python"))
         put("environment", "platform", index, run.environment.get("platform"))
         packages = run.environment.get("packages") or {}
-        for package, version in (packages.items() if isinstance(packages, dict) else ()):
+        for package, version in packages.items() if isinstance(packages, dict) else ():
             put("environment", f"package {package}", index, version)
     rows = []
     for (section, item), values in sorted(items.items(), key=lambda kv: (SECTIONS.index(kv[0][0]), kv[0][1])):

@@ -49,15 +49,15 @@ def ids() -> dict[str, str]:
     """The ids the tests look for, by ``RUN/STEP/OUTPUT`` (artifacts) or ``RUN/STEP`` (step runs)."""
     client = Client()
     found = {}
-    for run, step, output in [
+    for run, step_name, output in [
         ("training-1", "load", "output"),
         ("training-2", "train", "model"),
         ("seed-1", "make_data", "table"),
         (HOSTILE_RUN, HOSTILE_STEP, HOSTILE_OUTPUT),
     ]:
-        view = client.get_run(run).steps[step]
-        found[f"{run}/{step}"] = view.id
-        found[f"{run}/{step}/{output}"] = view.outputs[output].id
+        view = client.get_run(run).steps[step_name]
+        found[f"{run}/{step_name}"] = view.id
+        found[f"{run}/{step_name}/{output}"] = view.outputs[output].id
     found["training-1/train"] = client.get_run("training-1").steps["train"].id
     return found
 

@@ -41,6 +41,7 @@ def check_export_clean(page: Any) -> None:
     assert found["pwned"] is None and found["handlers"] == [] and found["javascript_links"] == []
     assert found["scripts"] == [] and page.dialogs == [] and page.errors == []
 
+
 @pytest.fixture(scope="module")
 def explore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """A server process whose store holds :mod:`tests.ui.explore_data`'s runs."""
@@ -99,8 +100,8 @@ def test_artifact_page_shows_record_preview_and_downloads(explore: Site, page: A
     assert body == b'{"w": 0.2, "n": 4}'
     tar = page.request.get(f"{explore.url}/ui/artifacts/{model}/download")
     assert tar.headers["content-type"] == "application/x-tar"
-    archive = tarfile.open(fileobj=io.BytesIO(tar.body()))
-    assert archive.getnames() == [f"artifact-{model}/data.json"]
+    with tarfile.open(fileobj=io.BytesIO(tar.body())) as archive:
+        assert archive.getnames() == [f"artifact-{model}/data.json"]
     refused = page.request.get(f"{explore.url}/ui/artifacts/{model}/files/..%2F..%2Fmetadata.db")
     assert refused.status == 404
     check_clean(page)
@@ -172,9 +173,10 @@ def test_lineage_exports_are_the_clis(explore: Site, page: Any) -> None:
     page.goto(f"{explore.url}/ui/artifacts/{model}")
     links = page.locator("nav.explorer-controls .exports a")
     expect(links).to_have_text(["DOT", "SVG", "JSON", "OpenLineage"])
-    got = {fmt: page.request.get(explore.url + str(links.nth(i).get_attribute("href"))) for i, fmt in enumerate(
-        ["dot", "svg", "json", "openlineage"]
-    )}
+    got = {
+        fmt: page.request.get(explore.url + str(links.nth(i).get_attribute("href")))
+        for i, fmt in enumerate(["dot", "svg", "json", "openlineage"])
+    }
     for fmt in ("dot", "json"):
         printed = cli(explore, "lineage", model, "--both", "--depth", "1", "--format", fmt)
         assert printed.exit_code == 0, printed.output

@@ -68,9 +68,7 @@ def root_node(store: MetadataStore, artifact_id: str) -> LineageNode:
     return artifact_node(artifact, name, run)
 
 
-def neighbourhood(
-    store: MetadataStore, artifact_id: str, depth: int = 1, expanded: Sequence[str] = ()
-) -> LineageGraph:
+def neighbourhood(store: MetadataStore, artifact_id: str, depth: int = 1, expanded: Sequence[str] = ()) -> LineageGraph:
     """The explorer's graph: the artifact's lineage ``depth`` steps away in both directions, plus
     the nodes one step around each id in ``expanded`` (in order; an id not yet in the graph when
     its turn comes is skipped, so a stale or forged id costs nothing). At most
@@ -87,7 +85,7 @@ def neighbourhood(
     graphs = [around(store, root, min(max(depth, 0), MAX_DEPTH))]
     graph = merge(graphs, root.id, store)
     for node_id in list(dict.fromkeys(expanded))[:MAX_EXPANDED]:
-        if node_id not in graph or node_id == root.id and depth >= 1:
+        if node_id not in graph or (node_id == root.id and depth >= 1):
             continue
         graphs.append(around(store, graph.node(node_id), 1))
         graph = merge(graphs, root.id, store)

@@ -40,7 +40,7 @@ MAX_NODE_LIMIT = 1000
 #: The largest image the preview shows (larger ones are downloaded).
 MAX_IMAGE_BYTES = 16 << 20
 #: Consumers listed on the page at most (the explorer holds them all).
-MAX_LISTED = 50
+MAX_LISTED = 10
 EXPORTS = {
     "dot": "text/vnd.graphviz; charset=utf-8",
     "svg": "image/svg+xml",
@@ -138,7 +138,12 @@ def _consumers(graph: LineageGraph, artifact_id: str) -> tuple[list[LineageNode]
     """The step runs that read the artifact, and the cached ones that reused it."""
     consumed = [graph.node(e.target) for e in graph.edges if e.source == artifact_id and e.kind == "consumed"]
     reused = [graph.node(e.source) for e in graph.edges if e.target == artifact_id and e.kind == "reused"]
-    return list({n.id: n for n in consumed}.values()), list({n.id: n for n in reused}.values())
+
+    def in_order(found: list[LineageNode]) -> list[LineageNode]:
+        unique = {n.id: n for n in found}.values()
+        return sorted(unique, key=lambda n: (str(n.attributes.get("start_time") or ""), n.id))
+
+    return in_order(consumed), in_order(reused)
 
 
 def _preview(reader: UiReader, artifact_id: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -183,6 +188,7 @@ def artifact_page(
         "consumers": consumers[:MAX_LISTED],
         "more_consumers": max(len(consumers) - MAX_LISTED, 0),
         "reusers": reusers[:MAX_LISTED],
+        "more_reusers": max(len(reusers) - MAX_LISTED, 0),
         "preview": (preview or {}).get("preview"),
         "preview_error": preview_error,
         "preview_table": _table(preview),

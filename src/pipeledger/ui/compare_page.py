@@ -77,11 +77,7 @@ def compare_page(
     sections = [s for s in section if s in SECTIONS] or list(SECTIONS)
     rows: list[Any] = []
     if comparison is not None:
-        rows = [
-            r
-            for r in comparison.rows
-            if r.section in sections and (only != "differences" or r.differs)
-        ]
+        rows = [r for r in comparison.rows if r.section in sections and (only != "differences" or r.differs)]
     picker = reader.client.search_runs(None, limit=PICKER_RUNS).items if comparison is None else []
     pipelines = list(dict.fromkeys(r.pipeline_name for r in records))
     context = {

@@ -93,7 +93,9 @@ def context_of(run: RunView, now: datetime | None = None) -> dict[str, Any]:
                 "cache": step.cache_explanation if step.status.value in ("cached", "completed") else None,
             }
         )
-    bars = [Bar(s.name, s.status.value, s.start_time, s.end_time, f"#{anchor('step', s.id)}") for s in run.steps.values()]
+    bars = [
+        Bar(s.name, s.status.value, s.start_time, s.end_time, f"#{anchor('step', s.id)}") for s in run.steps.values()
+    ]
     env = dict(run.environment)
     packages = env.pop("packages", {})
     env.pop("git", None)

@@ -123,8 +123,8 @@ def explorer_svg(graph: LineageGraph, href: Callable[[LineageNode], str | None])
             )
         body = (
             f"<title>{_t(_tooltip(node))}</title>{shape}"
-            f'<text x="{x + 9}" y="{y + 17}" font-weight="bold">{_t(_cut(node.name, 24))}</text>'
-            f'<text x="{x + 9}" y="{y + 32}" fill="#444">{_t(_cut(_detail(node), 28))}</text>'
+            f'<text x="{x + 9}" y="{y + 17}" font-weight="bold">{_t(_cut(node.name, 22))}</text>'
+            f'<text x="{x + 9}" y="{y + 32}" fill="#444">{_t(_cut(_detail(node), 27))}</text>'
         )
         attrs = f'class="node {node.kind}{group}{" root" if root else ""}" data-id="{_t(node.id)}"'
         link = href(node)

@@ -71,9 +71,7 @@ def metric_chart(history: MetricHistory, columns: list[str] | None = None) -> st
 
         out.append(f'<g class="series" data-series="{_t(column)}">')
         out.append(f'<text x="{LEFT}" y="{top - 8}" font-weight="bold">{_t(column)}</text>')
-        out.append(
-            f'<rect x="{LEFT}" y="{top}" width="{plot_w}" height="{PANEL}" fill="none" stroke="#c8c8c8"/>'
-        )
+        out.append(f'<rect x="{LEFT}" y="{top}" width="{plot_w}" height="{PANEL}" fill="none" stroke="#c8c8c8"/>')
         for tick in range(3):
             value = low + (high - low) * tick / 2
             y = y_of(value)
@@ -104,9 +102,8 @@ def metric_chart(history: MetricHistory, columns: list[str] | None = None) -> st
                     f'<circle cx="{x:.1f}" cy="{y:.1f}" r="7" fill="transparent"/></g>'
                 )
             else:
-                out.append(
-                    f'<circle {attrs} cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#1f6fb2"><title>{_t(label)}</title></circle>'
-                )
+                circle = f'<circle {attrs} cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#1f6fb2">'
+                out.append(f"{circle}<title>{_t(label)}</title></circle>")
         out.append("</g>")
     axis = TOP + len(shown) * (PANEL + GAP) - GAP + 14
     every = max(1, math.ceil(len(records) / MAX_LABELS))
