@@ -18,6 +18,9 @@ ROW = 26
 LABEL_WIDTH = 190
 CHART_WIDTH = 620
 AXIS = 26
+#: Tick intervals of the time axis, in seconds.
+TICKS: tuple[float, ...] = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120)
+TICKS += (300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 #: Most bars drawn (a run with more steps shows the first ones and says how many are left out).
 MAX_BARS = 300
 
@@ -39,7 +42,34 @@ def _utc(moment: datetime) -> datetime:
 
 def _tick_step(total: float) -> float:
     """A round tick interval giving 4-10 ticks over ``total`` seconds."""
-    for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400):
+    for step in (
+        0.001,
+        0.002,
+        0.005,
+        0.01,
+        0.02,
+        0.05,
+        0.1,
+        0.2,
+        0.5,
+        1,
+        2,
+        5,
+        10,
+        15,
+        30,
+        60,
+        120,
+        300,
+        600,
+        900,
+        1800,
+        3600,
+        7200,
+        14400,
+        43200,
+        86400,
+    ):
         if total / step <= 8:
             return step
     return total / 8

@@ -19,7 +19,7 @@ DEFAULT_LIMIT = 50
 #: Most step runs read for one page of runs (the step counts of runs beyond it read as unknown).
 MAX_STEPS = 10_000
 #: Columns chosen automatically (when the URL chooses none): this many parameters and metrics.
-AUTO_COLUMNS = 4
+AUTO_COLUMNS = 3
 
 #: Table columns sortable through the search language: column -> search field.
 SORTABLE = {
@@ -93,7 +93,6 @@ def table_of(client: Client, runs: Sequence[RunView]) -> Table:
     steps = steps_of(client, runs)
     ids = [s.id for records in steps.values() for s in records]
     logged = client.store.get_metadata(EntityKind.STEP_RUN, ids) if ids else {}
-    offered = sorted({key for values in logged.values() for key, value in values.items() if _numeric(value)})
     now = datetime.now(timezone.utc)
     rows = []
     for run in runs:
@@ -116,13 +115,24 @@ def table_of(client: Client, runs: Sequence[RunView]) -> Table:
                 metrics=metrics,
             )
         )
-    return Table(rows, offered[:50])
+    numeric = [{k: v for k, v in row.metrics.items() if _numeric(v)} for row in rows]
+    return Table(rows, by_variety(numeric)[:50])
 
 
 def _numeric(value: JSON) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def by_variety(values: Sequence[dict[str, JSON]]) -> list[str]:
+    """The keys of ``values``, those taking the most distinct values first (then by name): the
+    columns that tell runs apart."""
+    seen: dict[str, set[str]] = {}
+    for mapping in values:
+        for key, value in mapping.items():
+            seen.setdefault(key, set()).add(repr(value))
+    return sorted(seen, key=lambda key: (-len(seen[key]), key))
+
+
 def param_names_of(runs: Sequence[RunView], limit: int = 50) -> list[str]:
-    """The pipeline parameter names of ``runs`` (sorted, at most ``limit``)."""
-    return sorted({name for run in runs for name in run.parameters})[:limit]
+    """The pipeline parameter names of ``runs``, the most varied first (at most ``limit``)."""
+    return by_variety([run.parameters for run in runs])[:limit]

@@ -79,7 +79,13 @@ def log_view(step: StepView, offset: str, query: str) -> dict[str, Any]:
     """The logs part of the page: a page at ``offset`` (or the last page), or the search of ``query``."""
     uri = step.record.logs_uri
     if not uri:
-        return {"available": False, "reason": "This step stored no logs (it printed nothing, or it is still running)."}
+        if step.is_cached:
+            reason = "A cached step does not run: the logs are those of the step run that computed its outputs."
+        elif step.end_time is None:
+            reason = "No logs yet: a step's logs are stored when it ends."
+        else:
+            reason = "This step printed nothing."
+        return {"available": False, "reason": reason}
     try:
         if query:
             return {"available": True, "search": logs.search(uri, query), "query": query}
