@@ -66,6 +66,11 @@ def cli(site: Site, *args: str) -> Result:
     return CliRunner().invoke(main_cli, list(args), env={"PIPELEDGER_HOME": str(site.server.home)})
 
 
+def element_shot(site: Site, page: Any, selector: str, name: str) -> None:
+    """Save a screenshot of the element ``selector`` only, as ``<database>-<name>.png``."""
+    page.locator(selector).first.screenshot(path=str(site.screenshots / f"{site.database}-{name}.png"))
+
+
 def nodes(page: Any) -> int:
     return int(page.locator("svg.lineage").get_attribute("data-nodes"))
 
@@ -121,6 +126,7 @@ def test_lineage_explorer_expands_on_click_and_keeps_its_state_in_the_url(explor
     assert more > grown
     expect(page.locator(".explorer-status")).to_contain_text("2 expanded")
     explore.shot(page, "lineage-expanded")
+    element_shot(explore, page, "#lineage-explorer", "lineage-expanded-explorer")
     page.reload()  # the view survives a reload
     assert nodes(page) == more
     page.go_back()  # and the history
@@ -159,6 +165,7 @@ def test_lineage_past_the_node_limit_is_summarised(explore: Site, page: Any) -> 
     expect(page.locator("svg.lineage")).to_contain_text(f"×{SWEEP_RUNS} step runs")
     expect(page.locator("table.lineage-nodes")).to_contain_text("fit.model")
     explore.shot(page, "lineage-summary")
+    element_shot(explore, page, "#lineage-explorer", "lineage-summary-explorer")
     page.locator("#lineage-explorer").get_by_role("link", name="Show every node").click()
     page.wait_for_function("() => location.search.includes('view=full')")
     assert nodes(page) == 2 + SWEEP_RUNS * 3
@@ -215,6 +222,7 @@ def test_compare_two_runs_highlights_differences(explore: Site, page: Any) -> No
     plain = page.locator("table.compare tr.same").first.evaluate("row => getComputedStyle(row).backgroundColor")
     assert background != plain  # the highlight is visible
     explore.shot(page, "compare")
+    element_shot(explore, page, "main", "compare-main")
     page.get_by_label("only differences").check()
     page.get_by_role("button", name="Apply").click()
     only = compare_rows(page)
@@ -232,6 +240,7 @@ def test_metrics_chart_hover_and_series(explore: Site, page: Any) -> None:
     points.nth(1).hover()
     expect(page.locator("#metric-readout")).to_have_text("training-2: accuracy = 0.7")
     explore.shot(page, "metrics")
+    element_shot(explore, page, "figure.metric-figure", "metrics-chart")
     page.get_by_label("rows", exact=True).uncheck()  # the script hides the panel without a reload
     expect(chart.locator('g.series[data-series="rows"]')).to_be_hidden()
     page.get_by_role("button", name="Apply").click()  # the form draws the chosen metrics only

@@ -99,7 +99,7 @@ def explorer_context(request: Request, reader: UiReader, artifact_id: str, state
         "graph": graph,
         "shown": shown,
         "summarised": summarised,
-        "svg": explorer_svg(shown, href),
+        "svg": explorer_svg(shown, href, set() if summarised else set(state.expand)),
         "rows": _rows(shown, summarised),
         "base": base,
         "deeper": url_with(request, base, depth=state.depth + 1) if state.depth < MAX_DEPTH else None,

@@ -11,7 +11,7 @@ name is drawn as escaped text (control characters made visible).
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from pipeledger.lineage.graph import LineageGraph, LineageNode
 from pipeledger.lineage.render import STATUS_COLORS, layers, visible
@@ -69,11 +69,12 @@ def _tooltip(node: LineageNode) -> str:
     return "\n".join(lines)
 
 
-def explorer_svg(graph: LineageGraph, href: Callable[[LineageNode], str | None]) -> str:
+def explorer_svg(graph: LineageGraph, href: Callable[[LineageNode], str | None], expanded: Collection[str] = ()) -> str:
     """The graph as one ``<svg>`` (no script): step runs as boxes coloured by status (cached ones
     dashed), artifacts as rounded boxes, the root with a double border, group nodes (from
     :func:`~pipeledger.lineage.explorer.summary`) with their counts; every node an ``<a>`` to
-    ``href(node)`` when it gives one."""
+    ``href(node)`` when it gives one, marked ``+`` (a click adds its neighbours) or, when its id is
+    in ``expanded``, ``−`` (a click removes them)."""
     layer = layers(graph)
     columns = _order(graph, layer)
     position: dict[str, tuple[int, int]] = {}
@@ -126,11 +127,23 @@ def explorer_svg(graph: LineageGraph, href: Callable[[LineageNode], str | None])
             f'<text x="{x + 9}" y="{y + 17}" font-weight="bold">{_t(_cut(node.name, 22))}</text>'
             f'<text x="{x + 9}" y="{y + 32}" fill="#444">{_t(_cut(_detail(node), 27))}</text>'
         )
-        attrs = f'class="node {node.kind}{group}{" root" if root else ""}" data-id="{_t(node.id)}"'
+        opened = node.id in expanded
+        attrs = (
+            f'class="node {node.kind}{group}{" root" if root else ""}{" expanded" if opened else ""}" '
+            f'data-id="{_t(node.id)}"'
+        )
         link = href(node)
         if link is None:
             out.append(f"<g {attrs}>{body}</g>")
         else:
-            out.append(f'<a {attrs} href="{_t(link)}">{body}</a>')
+            mark = (
+                ""
+                if group
+                else (
+                    f'<text class="mark" x="{x + BOX_W - 12}" y="{y + 15}" font-size="14" font-weight="bold" '
+                    f'fill="{color}">{"−" if opened else "+"}</text>'
+                )
+            )
+            out.append(f'<a {attrs} href="{_t(link)}">{body}{mark}</a>')
     out.append("</svg>")
     return "".join(out)

@@ -15,7 +15,7 @@ from pipeledger.lineage.render import visible
 
 WIDTH = 820
 PANEL = 150
-LEFT, RIGHT, TOP, GAP, BOTTOM = 70, 20, 24, 34, 90
+LEFT, RIGHT, TOP, GAP, BOTTOM = 70, 20, 24, 46, 80
 #: Run names drawn under the x axis at most (every k-th beyond).
 MAX_LABELS = 30
 
