@@ -9,6 +9,8 @@ a second), making a lineage of hundreds of nodes one step around that artifact.
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from typing import Annotated
 
 from pipeledger import Client, pipeline, step
@@ -29,6 +31,31 @@ def make_data(rows: int = 5) -> Annotated[dict, "table"]:
 @pipeline
 def seed(rows: int = 5):
     make_data(rows=rows)
+
+
+def png(width: int = 48, height: int = 32) -> bytes:
+    """A PNG picture: a blue-to-orange gradient (no imaging library needed)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(
+        b"\0" + b"".join(bytes((30 + 200 * x // width, 90, 200 - 150 * x // width)) for x in range(width))
+        for _ in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+@step
+def draw(width: int = 48) -> Annotated[bytes, "picture"]:
+    """A chart, as PNG bytes."""
+    return png(width)
+
+
+@pipeline
+def plotting(width: int = 48):
+    draw(width=width)
 
 
 def record_sweep() -> None:
@@ -53,6 +80,7 @@ def ids() -> dict[str, str]:
         ("training-1", "load", "output"),
         ("training-2", "train", "model"),
         ("seed-1", "make_data", "table"),
+        ("plotting-1", "draw", "picture"),
         (HOSTILE_RUN, HOSTILE_STEP, HOSTILE_OUTPUT),
     ]:
         view = client.get_run(run).steps[step_name]
@@ -65,4 +93,5 @@ def ids() -> dict[str, str]:
 if __name__ == "__main__":
     record_all()
     record_sweep()
+    plotting()
     print(json.dumps(ids()))

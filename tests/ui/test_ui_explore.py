@@ -26,7 +26,7 @@ from playwright.sync_api import expect
 from pipeledger.cli.main import cli as main_cli
 from tests.rest_server import ServerProcess, pipeledger
 from tests.ui.conftest import ROOT, Site, _screenshots
-from tests.ui.explore_data import SWEEP_RUNS
+from tests.ui.explore_data import SWEEP_RUNS, png
 from tests.ui.recorded import HOSTILE_OUTPUT, HOSTILE_PIPELINE, HOSTILE_RUN, HOSTILE_STEP, SCRIPT
 from tests.ui.test_ui_hostile import INJECTED, check_clean
 
@@ -109,6 +109,19 @@ def test_artifact_page_shows_record_preview_and_downloads(explore: Site, page: A
         assert archive.getnames() == [f"artifact-{model}/data.json"]
     refused = page.request.get(f"{explore.url}/ui/artifacts/{model}/files/..%2F..%2Fmetadata.db")
     assert refused.status == 404
+    check_clean(page)
+
+
+def test_an_image_artifact_is_shown(explore: Site, page: Any) -> None:
+    picture = explore.notes["plotting-1/draw/picture"]
+    page.goto(f"{explore.url}/ui/artifacts/{picture}")
+    image = page.locator("img.preview-image")
+    expect(image).to_be_visible()
+    assert image.evaluate("img => [img.complete, img.naturalWidth, img.naturalHeight]") == [True, 48, 32]
+    served = page.request.get(f"{explore.url}/ui/artifacts/{picture}/image")
+    assert served.headers["content-type"] == "image/png" and served.body() == png()
+    text = explore.notes["training-2/train/model"]
+    assert page.request.get(f"{explore.url}/ui/artifacts/{text}/image").status == 404  # not an image
     check_clean(page)
 
 
