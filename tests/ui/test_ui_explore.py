@@ -146,6 +146,13 @@ def test_lineage_explorer_expands_on_click_and_keeps_its_state_in_the_url(explor
     page.wait_for_function("n => document.querySelector('svg.lineage').getAttribute('data-nodes') == n", arg=str(grown))
     click_node(page, data)  # clicking an expanded node removes its neighbours
     assert nodes(page) == start and "expand" not in page.url
+    page.locator(f'svg.lineage a.node[data-id="{data}"]').focus()  # the keyboard works as the mouse
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => location.search.includes('expand=')")
+    assert nodes(page) == grown
+    assert page.evaluate("() => document.activeElement.getAttribute('data-id')") == data  # focus stays
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => !location.search.includes('expand=')")
     page.locator("#lineage-explorer").get_by_role("link", name="More: depth 2").click()
     page.wait_for_function("() => location.search.includes('depth=2')")
     assert nodes(page) > start

@@ -10,7 +10,7 @@
     return box.getAttribute("data-fragment") + url.search;
   }
 
-  function load(box, href, push) {
+  function load(box, href, push, focusId) {
     var target = fragmentUrl(box, href);
     if (target === null) { window.location.href = href; return; }
     box.setAttribute("aria-busy", "true");
@@ -26,8 +26,11 @@
         if (fresh === null) throw new Error("no explorer in the answer");
         box.replaceWith(fresh);
         if (push) window.history.pushState({ explorer: true }, "", href);
+        // keep the keyboard where it was: on the same node, else on the explorer's status line
+        var again = focusId ? fresh.querySelector('a.node[data-id="' + CSS.escape(focusId) + '"]') : null;
         var status = fresh.querySelector(".explorer-status");
-        if (status) status.focus({ preventScroll: true });
+        if (again !== null) again.focus({ preventScroll: true });
+        else if (status !== null) status.focus({ preventScroll: true });
       })
       .catch(function () { window.location.href = href; });
   }
@@ -43,11 +46,11 @@
     var href = link.getAttribute("href") || link.getAttribute("xlink:href");
     if (!href) return;
     event.preventDefault();
-    load(box, href, true);
+    load(box, href, true, link.getAttribute("data-id"));
   });
 
   window.addEventListener("popstate", function () {
     var box = document.getElementById("lineage-explorer");
-    if (box !== null) load(box, window.location.href, false);
+    if (box !== null) load(box, window.location.href, false, null);
   });
 })();
