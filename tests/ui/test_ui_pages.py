@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 from playwright.sync_api import expect
 
@@ -43,6 +43,10 @@ def test_runs_page_shows_every_run_with_its_columns(site: Site, page: Any) -> No
     best = page.locator("tr[data-run-id]", has=page.get_by_role("link", name="training-3", exact=True))
     expect(best.locator(".tag")).to_have_text(["best", "sweep"])
     site.shot(page, "runs")
+    page.set_viewport_size({"width": 1400, "height": 560})
+    page.goto(site.url + "/ui/runs?param=lr&metric=accuracy&filter=" + quote("pipeline in ('training', 'failing')"))
+    expect(rows(page)).to_have_count(5)
+    site.shot(page, "runs-plain", full_page=False)
 
 
 def test_filter_is_applied_and_kept_in_the_url(site: Site, page: Any) -> None:
@@ -111,6 +115,7 @@ def test_step_page_explains_the_cache_and_links_to_the_original(site: Site, page
     assert re.fullmatch(r"/ui/artifacts/[0-9a-f]+", artifact.get_attribute("href") or "")
     expect(page.locator("#outputs pre.preview").first).to_contain_text('"w"')
     site.shot(page, "step-cached")
+    site.shot(page, "step-cached-top", full_page=False)
     page.locator("#cached-from").get_by_role("link", name="training-1").click()
     expect(page).to_have_url(re.compile(r"/ui/runs/training-1$"))
 
@@ -136,6 +141,8 @@ def test_step_logs_are_paged_and_searched(site: Site, page: Any) -> None:
 def test_failed_step_shows_its_error(site: Site, page: Any) -> None:
     page.goto(site.url + "/ui/runs/failing-1")
     expect(page.locator("h1 .badge")).to_have_text("failed")
+    expect(page.locator("figure.dag svg g.node")).to_have_count(6)  # 4 steps (one not run), 2 artifacts
+    site.shot(page, "run-failed", full_page=False)
     page.locator("table.steps").get_by_role("link", name="explode").click()
     expect(page.locator("pre.error")).to_contain_text("ValueError: boom")
     expect(page.locator("#logs")).to_contain_text("about to fail")
