@@ -285,6 +285,7 @@ def test_export_opens_from_disk(explore: Site, page: Any, tmp_path: Path) -> Non
     assert hrefs and all(h.startswith("#") for h in hrefs), hrefs
     assert page.evaluate("() => document.scripts.length") == 0
     explore.shot(page, "export")
+    explore.shot(page, "export-top", full_page=False)
     page.locator("figure.dag svg a").filter(has_text="evaluate").first.click()
     assert re.search(r"#step-[0-9a-f]{32}$", page.url)
     expect(page.locator("section.step:target h3")).to_contain_text("evaluate")

@@ -15,7 +15,7 @@ from pipeledger.lineage.render import visible
 
 WIDTH = 820
 PANEL = 150
-LEFT, RIGHT, TOP, GAP, BOTTOM = 70, 20, 24, 46, 80
+LEFT, RIGHT, TOP, GAP = 70, 20, 24, 46
 #: Run names drawn under the x axis at most (every k-th beyond).
 MAX_LABELS = 30
 
@@ -48,7 +48,8 @@ def metric_chart(history: MetricHistory, columns: list[str] | None = None) -> st
         return ""
     plot_w = WIDTH - LEFT - RIGHT
     step = plot_w / max(len(records) - 1, 1)
-    height = TOP + len(shown) * (PANEL + GAP) + BOTTOM
+    longest = max(min(len(str(r["run"])), 24) for r in records)
+    height = TOP + len(shown) * (PANEL + GAP) - GAP + 24 + int(longest * 4.6)  # room for the slanted names
     failed = [i for i, r in enumerate(records) if str(r.get("status") or "") in {s.value for s in UNSUCCESSFUL}]
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="metric-chart" width="{WIDTH}" height="{height}" '
