@@ -251,6 +251,21 @@ def test_compare_two_runs_highlights_differences(explore: Site, page: Any) -> No
     check_clean(page)
 
 
+def test_a_run_page_leads_to_compare_and_metrics(explore: Site, page: Any) -> None:
+    page.goto(f"{explore.url}/ui/runs/training-3")
+    page.get_by_role("link", name="Compare with other runs").click()
+    picked = page.locator("form.picker input[type=checkbox]:checked")
+    expect(picked).to_have_count(1)
+    expect(picked).to_have_value("training-3")
+    page.get_by_label("Other runs (names or ids, comma-separated)").fill("training-1")  # not among the latest
+    page.locator("form.picker").get_by_role("button", name="Compare").click()
+    expect(page.locator("table.compare thead")).to_contain_text("training-3")
+    expect(page.locator("table.compare thead")).to_contain_text("training-1")
+    page.get_by_role("link", name="training", exact=True).click()  # "Metrics over time: training"
+    expect(page.locator("h1")).to_have_text("Metrics of training")
+    expect(page.locator("svg.metric-chart")).to_be_visible()
+
+
 def test_metrics_chart_hover_and_series(explore: Site, page: Any) -> None:
     page.goto(f"{explore.url}/ui/pipelines/training/metrics")
     chart = page.locator("svg.metric-chart")

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
+from pipeledger.client import RunView
 from pipeledger.comparison import MAX_COMPARED, SECTIONS, metric_history, side_by_side
 from pipeledger.exceptions import NotFoundError, PipeledgerError
 from pipeledger.models import RunRecord
@@ -74,17 +75,21 @@ def compare_page(
             comparison = side_by_side(reader.store, records)
         except PipeledgerError as exc:
             error = str(exc)
+    views = [RunView(r, reader.store) for r in records]  # statuses as every read shows them
     sections = [s for s in section if s in SECTIONS] or list(SECTIONS)
     rows: list[Any] = []
     if comparison is not None:
         rows = [r for r in comparison.rows if r.section in sections and (only != "differences" or r.differs)]
-    picker = reader.client.search_runs(None, limit=PICKER_RUNS).items if comparison is None else []
+    picker: list[Any] = []
+    if comparison is None:  # the chosen runs first (checked), then the latest ones
+        latest = reader.client.search_runs(None, limit=PICKER_RUNS).items
+        picker = [*views, *(r for r in latest if r.id not in {c.id for c in records})]
     pipelines = list(dict.fromkeys(r.pipeline_name for r in records))
     context = {
         "nav": "compare",
         "error": error,
         "comparison": comparison,
-        "runs": records,
+        "runs": views,
         "rows": rows,
         "only": only,
         "sections": sections,
