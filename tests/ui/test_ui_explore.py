@@ -1,9 +1,11 @@
 """The artifact page (record, preview, downloads, the lineage explorer), the compare page, the
 metrics chart and ``pipeledger ui export`` in a real browser, against a real ``pipeledger server``
-process of this module (SQLite) holding the runs of :mod:`tests.ui.explore_data`: the explorer
-expanded by clicks (with and without JavaScript), summarised past its node limit at hundreds of
-nodes, its exports equal to the CLI's; two runs compared with their differences highlighted; the
-exported page opened from disk (``file://``); hostile names shown as text on each of these."""
+process of this module (on :func:`tests.ui.conftest.databases`: SQLite by default) holding the
+runs of :mod:`tests.ui.explore_data`: the explorer expanded by clicks (with and without
+JavaScript, and with the keyboard), summarised past its node limit at hundreds of nodes, its
+exports equal to the CLI's; two runs compared with their differences highlighted; the metric
+chart's hover and series; the exported page opened from disk (``file://``); hostile names shown
+as text on each of these."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlparse
@@ -25,7 +28,8 @@ from playwright.sync_api import expect
 
 from pipeledger.cli.main import cli as main_cli
 from tests.rest_server import ServerProcess, pipeledger
-from tests.ui.conftest import ROOT, Site, _screenshots
+from tests.servers import scratch_database
+from tests.ui.conftest import ROOT, Site, _screenshots, databases
 from tests.ui.explore_data import SWEEP_RUNS, png
 from tests.ui.recorded import HOSTILE_OUTPUT, HOSTILE_PIPELINE, HOSTILE_RUN, HOSTILE_STEP, SCRIPT
 from tests.ui.test_ui_hostile import INJECTED, check_clean
@@ -42,11 +46,15 @@ def check_export_clean(page: Any) -> None:
     assert found["scripts"] == [] and page.dialogs == [] and page.errors == []
 
 
-@pytest.fixture(scope="module")
-def explore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """A server process whose store holds :mod:`tests.ui.explore_data`'s runs."""
-    server = ServerProcess("sqlite", tmp_path_factory.mktemp("ui-explore")).start()
-    try:
+@pytest.fixture(scope="module", params=databases())
+def explore(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A server process (on each of :func:`~tests.ui.conftest.databases`) whose store holds
+    :mod:`tests.ui.explore_data`'s runs."""
+    database = request.param
+    with ExitStack() as stack:
+        url = None if database == "sqlite" else stack.enter_context(scratch_database(database))
+        server = ServerProcess(database, tmp_path_factory.mktemp(f"ui-explore-{database}"), url).start()
+        stack.callback(server.stop)
         result = pipeledger(server.home, "stack", "set", "served")
         assert result.returncode == 0, result.stderr
         env = {**os.environ, "PIPELEDGER_HOME": str(server.home), "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
@@ -54,11 +62,9 @@ def explore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             [sys.executable, "-m", "tests.ui.explore_data"], env=env, capture_output=True, text=True, timeout=300
         )
         assert recorded.returncode == 0, recorded.stderr[-3000:]
-        site = Site(server, _screenshots(tmp_path_factory), "sqlite")
+        site = Site(server, _screenshots(tmp_path_factory), database)
         site.notes.update(json.loads(recorded.stdout.strip().splitlines()[-1]))
         yield site
-    finally:
-        server.stop()
 
 
 def cli(site: Site, *args: str) -> Result:
