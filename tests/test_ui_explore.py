@@ -29,6 +29,7 @@ from pipeledger.ui.export import ExportError, render_export, write_export
 from pipeledger.ui.metric_chart import metric_chart
 from tests import pipelines as P
 from tests.servers import enabled_backends, open_empty_store
+from tests.ui.test_ui_bounded import app_for, counted
 
 # --- the lineage explorer ----------------------------------------------------------------------
 
@@ -281,3 +282,27 @@ def test_outputs_in_lineage_edges_are_outputs(store: MetadataStore) -> None:
     produce(store, run, "use", inputs={"rows": data.id}, outputs=("out",))
     graph = neighbourhood(store, data.id, depth=0)
     assert graph.node(data.id).name == "load.rows"
+
+
+# --- bounded reads -----------------------------------------------------------------------------
+
+
+def test_artifact_compare_and_metrics_pages_cost_the_same_statements_at_any_store_size() -> None:
+    client = Client()
+    http = app_for(client)
+    costs: dict[str, list[int]] = {"artifact": [], "compare": [], "metrics": []}
+    for index in range(30):
+        P.training.with_options(enable_cache=False)(lr=0.1 + index / 100)
+        if index + 1 not in (6, 30):
+            continue
+        model = client.get_run("training-3").steps["train"].outputs["model"]
+        for page, path in (
+            ("artifact", f"/ui/artifacts/{model.id}"),
+            ("compare", "/ui/compare?runs=training-2&runs=training-3"),
+            ("metrics", "/ui/pipelines/training/metrics?last=5"),
+        ):
+            with counted(client.store) as statements:
+                answer = http.get(path)
+            assert answer.status_code == 200, answer.text[:300]
+            costs[page].append(len(statements))
+    assert all(first == last for first, last in costs.values()), costs
