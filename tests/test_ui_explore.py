@@ -1,7 +1,8 @@
 """What the web UI's artifact, compare and metrics pages and the run export are built on, without a
 browser: the lineage explorer's graph (depth, expansions, the summary past a limit) on every SQL
 backend, runs side by side, the metric chart's SVG, streamed artifact files and tars, image
-previews, and ``pipeledger ui export`` (its refusals, and a page with no script or outside link).
+previews, and ``pipeledger ui export`` (its refusals, and a page with no script or outside link);
+the artifact, compare and metrics pages' statement counts (bounded) and previews (TestClient).
 The pages themselves are opened in a real browser by ``tests/ui/test_explore_browser.py``."""
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import re
 import tarfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Annotated, Any
 
 import pytest
 from click.testing import CliRunner
 
-from pipeledger import Client, RunView
+from pipeledger import Client, RunView, pipeline, step
 from pipeledger.artifacts.download import artifact_file_sizes, iter_file, iter_tar
 from pipeledger.artifacts.materializers.builtin import image_type
 from pipeledger.cli.main import cli
@@ -306,3 +308,33 @@ def test_artifact_compare_and_metrics_pages_cost_the_same_statements_at_any_stor
             assert answer.status_code == 200, answer.text[:300]
             costs[page].append(len(statements))
     assert all(first == last for first, last in costs.values()), costs
+
+
+# --- previews on the artifact page -------------------------------------------------------------
+
+
+@step
+def frames() -> tuple[Annotated[Any, "table"], Annotated[Any, "array"], Annotated[Any, "blob"]]:
+    import numpy as np
+    import pandas as pd
+
+    table = pd.DataFrame({"name": ["<b>a</b>", "b", "c"], "score": [0.5, 0.25, 1.0]})
+    return table, np.arange(12, dtype="float64").reshape(3, 4), b"\xff\x00binary"
+
+
+@pipeline
+def previews():
+    frames()
+
+
+def test_artifact_page_previews_tables_arrays_and_bytes() -> None:
+    run = previews()
+    http = app_for(Client())
+    outputs = run.steps["frames"].outputs
+    table = http.get(f"/ui/artifacts/{outputs['table'].id}").text
+    assert "3 rows × 2 columns" in table
+    assert '<th scope="col">name<br>' in table and "&lt;b&gt;a&lt;/b&gt;" in table and "0.25" in table
+    array = http.get(f"/ui/artifacts/{outputs['array'].id}").text
+    assert "(3, 4)" in array and "float64" in array and ">11<" in array.replace(".0", "")
+    blob = http.get(f"/ui/artifacts/{outputs['blob'].id}").text
+    assert "hex ff0062696e617279" in blob
