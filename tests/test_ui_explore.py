@@ -3,7 +3,7 @@ browser: the lineage explorer's graph (depth, expansions, the summary past a lim
 backend, runs side by side, the metric chart's SVG, streamed artifact files and tars, image
 previews, and ``pipeledger ui export`` (its refusals, and a page with no script or outside link);
 the artifact, compare and metrics pages' statement counts (bounded) and previews (TestClient).
-The pages themselves are opened in a real browser by ``tests/ui/test_explore_browser.py``."""
+The pages themselves are opened in a real browser by ``tests/ui/test_ui_explore.py``."""
 
 from __future__ import annotations
 
@@ -238,8 +238,8 @@ def test_export_is_self_contained(training_run: RunView, tmp_path: Path) -> None
     assert "<link" not in page.lower()  # the stylesheet is inline
     links = re.findall(r'(?:href|src)="([^"]*)"', page)
     assert links and all(link.startswith("#") for link in links), [x for x in links if not x.startswith("#")]
-    for step in training_run.steps.values():
-        assert f'id="step-{step.id}"' in page
+    for step_view in training_run.steps.values():
+        assert f'id="step-{step_view.id}"' in page
     assert "<svg" in page and 'class="gantt"' in page
 
 
