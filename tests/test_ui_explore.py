@@ -255,6 +255,8 @@ def test_export_refuses_a_non_empty_directory_unless_forced(training_run: RunVie
     a_file.write_text("x")
     with pytest.raises(ExportError, match="is a file"):
         write_export(training_run, a_file)
+    with pytest.raises(ExportError, match="cannot write .*; choose a directory you can write"):
+        write_export(training_run, a_file / "below")
 
 
 def test_export_command(training_run: RunView, tmp_path: Path) -> None:

@@ -132,12 +132,16 @@ def write_export(run: RunView, out: Path, force: bool = False) -> Path:
         raise ExportError(f"{out} is not empty: give a new or empty directory, or --force to replace its {INDEX}")
     page = render_export(run)
     target = out / INDEX
+    partial = out / f".{INDEX}.{os.getpid()}.tmp"
     try:
         out.mkdir(parents=True, exist_ok=True)
-        partial = out / f".{INDEX}.{os.getpid()}.tmp"
-        partial.write_text(page, encoding="utf-8")
-        set_mode(partial, file_mode(PRIVATE))
+        with open(partial, "x", encoding="utf-8") as sink:  # created private, then filled
+            set_mode(partial, file_mode(PRIVATE))
+            sink.write(page)
         os.replace(partial, target)
     except OSError as exc:
         raise ExportError(f"cannot write {target}: {exc.strerror or exc}; choose a directory you can write") from None
+    finally:
+        if partial.exists():
+            partial.unlink()
     return target
