@@ -50,7 +50,11 @@ def test_runs_and_step_pages_cost_the_same_statements_at_any_store_size() -> Non
         if count not in (6, 30):
             continue
         step = client.get_pipeline("training").latest_run.steps["train"]
-        for page, path in (("runs", "/ui/runs?limit=5"), ("step", f"/ui/steps/{step.id}"), ("run", "/ui/runs/training-3")):
+        for page, path in (
+            ("runs", "/ui/runs?limit=5"),
+            ("step", f"/ui/steps/{step.id}"),
+            ("run", "/ui/runs/training-3"),
+        ):
             with counted(client.store) as statements:
                 answer = http.get(path)
             assert answer.status_code == 200, answer.text[:300]

@@ -25,6 +25,8 @@ router = APIRouter()
 
 #: A stand-in for "the first page" in the ``prev`` list (whose token is none).
 FIRST = "-"
+#: Most earlier page tokens kept in the URL for "Previous" (older ones: back to "First").
+MAX_PREVIOUS = 50
 
 
 def order_of(sort: str, direction: str) -> tuple[str, str, str]:
@@ -48,13 +50,15 @@ def runs_page(
     dir: str = "desc",
     page: str | None = None,
     prev: list[str] = Query(default_factory=list),
-    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+    limit: int = DEFAULT_LIMIT,
     param: list[str] = Query(default_factory=list),
     metric: list[str] = Query(default_factory=list),
     cols: str = "",
 ) -> HTMLResponse:
     """The runs table (one page of runs, never all)."""
     column, direction, order_by = order_of(sort, dir)
+    limit = min(max(limit, 1), MAX_LIMIT)
+    prev = prev[-MAX_PREVIOUS:]
     error = None
     runs: list[Any] = []
     next_token = None
@@ -92,9 +96,7 @@ def runs_page(
 
 
 @router.get("/api/runs/live")
-def runs_live(
-    reader: UiReader = Depends(ui_reader), ids: list[str] = Query(default_factory=list, max_length=MAX_LIMIT)
-) -> JSONResponse:
+def runs_live(reader: UiReader = Depends(ui_reader), ids: list[str] = Query(default_factory=list)) -> JSONResponse:
     """The changing values (status, duration, step counts) of the runs ``ids``: what the runs
     table's script polls while some of its runs run."""
     wanted = [i for i in ids if i][:MAX_LIMIT]
