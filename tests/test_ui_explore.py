@@ -255,7 +255,7 @@ def test_export_refuses_a_non_empty_directory_unless_forced(training_run: RunVie
     a_file.write_text("x")
     with pytest.raises(ExportError, match="is a file"):
         write_export(training_run, a_file)
-    with pytest.raises(ExportError, match="cannot write .*; choose a directory you can write"):
+    with pytest.raises(ExportError, match=r"cannot write .*; choose a directory you can write"):
         write_export(training_run, a_file / "below")
 
 
