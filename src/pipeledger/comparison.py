@@ -257,3 +257,84 @@ def diff_runs(store: MetadataStore, a_run: RunRecord, b_run: RunRecord) -> list[
     )
     compare("environment", a.environment.get("packages") or {}, b.environment.get("packages") or {}, "package ")
     return found
+
+
+#: The most runs :func:`side_by_side` compares at once.
+MAX_COMPARED = 10
+
+
+@dataclass(frozen=True)
+class ComparedRow:
+    """One compared item: its ``section`` (parameters, metrics, outputs, code, environment,
+    steps), what it is, one value per run (None where a run has none) and whether they differ."""
+
+    section: str
+    item: str
+    values: list[JSON]
+    differs: bool
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Runs side by side (:func:`side_by_side`): the runs in the order given and one row per item
+    any of them has, sections in a fixed order, items sorted within a section."""
+
+    runs: list[RunRecord]
+    rows: list[ComparedRow]
+
+    @property
+    def differences(self) -> list[ComparedRow]:
+        """The rows whose values differ."""
+        return [row for row in self.rows if row.differs]
+
+
+SECTIONS = ("parameters", "metrics", "outputs", "steps", "code", "environment")
+
+
+def side_by_side(store: MetadataStore, runs: Sequence[RunRecord]) -> Comparison:
+    """Parameters (the pipeline's and each step's), metrics (what steps logged), outputs (content
+    hashes, short), steps present, code (git, step sources) and environment of 2 to
+    :data:`MAX_COMPARED` runs, one row per item: the many-run form of :func:`diff_runs`. Three
+    store calls per run.
+
+    Raises:
+        PipeledgerError: fewer than 2 or more than :data:`MAX_COMPARED` runs, or a run given twice.
+    """
+    if not 2 <= len(runs) <= MAX_COMPARED:
+        raise PipeledgerError(f"compare 2 to {MAX_COMPARED} runs, not {len(runs)}")
+    if len({r.id for r in runs}) != len(runs):
+        raise PipeledgerError("a run is given twice: compare distinct runs")
+    facts = [_facts(store, run) for run in runs]
+    items: dict[tuple[str, str], list[JSON]] = {}
+
+    def put(section: str, item: str, index: int, value: JSON) -> None:
+        items.setdefault((section, item), [None] * len(runs))[index] = value
+
+    for index, f in enumerate(facts):
+        run = f.run
+        for key, value in run.parameters.items():
+            put("parameters", f"pipeline {key}", index, value)
+        for name, step in f.steps.items():
+            put("steps", name, index, step.status.value)
+            for key, value in step.parameters.items():
+                put("parameters", f"{name} {key}", index, value)
+            for key, value in f.metadata.get(step.id, {}).items():
+                put("metrics", f"{name}.{key}", index, value)
+            for output, digest in f.outputs.get(step.id, {}).items():
+                put("outputs", f"{name}.{output}", index, _short(digest))
+            for source, digest in dict((step.cache_components or {}).get("code") or {}).items():
+                put("code", f"source of {source}", index, _short(digest))
+        git = run.environment.get("git") or {}
+        put("code", "git commit", index, run.git_sha)
+        put("code", "git dirty", index, run.git_dirty)
+        put("code", "git diff", index, git.get("diff_hash") if isinstance(git, dict) else None)
+        put("environment", "python", index, run.environment.get("python"))
+        put("environment", "platform", index, run.environment.get("platform"))
+        packages = run.environment.get("packages") or {}
+        for package, version in packages.items() if isinstance(packages, dict) else ():
+            put("environment", f"package {package}", index, version)
+    rows = []
+    for (section, item), values in sorted(items.items(), key=lambda kv: (SECTIONS.index(kv[0][0]), kv[0][1])):
+        shown = {json.dumps(v, sort_keys=True, default=str) for v in values}
+        rows.append(ComparedRow(section, item, values, len(shown) > 1))
+    return Comparison(list(runs), rows)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from pipeledger import __version__
-from pipeledger.cli import artifact, run_compare, run_lineage  # noqa: F401  (more `run` and `artifact` commands)
+from pipeledger.cli import artifact, run_compare, run_lineage, ui_export  # noqa: F401  (more `run`, `artifact`, `ui` commands)
 from pipeledger.cli.api_key import api_key_group
 from pipeledger.cli.artifact_store import artifact_store_group
 from pipeledger.cli.cache import cache_group

@@ -133,7 +133,7 @@ def render_graphviz(dot_source: str, fmt: str) -> bytes:
     return result.stdout
 
 
-def _layers(graph: LineageGraph) -> dict[str, int]:
+def layers(graph: LineageGraph) -> dict[str, int]:
     """Longest distance of each node from a source (a node without incoming edges).
 
     Iterative (a lineage across many runs can be thousands of nodes deep); a cycle, which a
@@ -167,7 +167,7 @@ def _layers(graph: LineageGraph) -> dict[str, int]:
 
 def to_svg_fragment(graph: LineageGraph, width_per_layer: int = 190, height_per_row: int = 64) -> str:
     """An inline ``<svg>`` drawing of the graph with the built-in layered layout."""
-    layer = _layers(graph)
+    layer = layers(graph)
     columns: dict[int, list[LineageNode]] = {}
     for node in sorted(graph.nodes, key=lambda n: (layer[n.id], n.kind, n.name)):
         columns.setdefault(layer[node.id], []).append(node)

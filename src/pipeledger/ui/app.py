@@ -28,6 +28,8 @@ PAGE_MODULES = [
     "pipeledger.ui.runs_page",
     "pipeledger.ui.run_page",
     "pipeledger.ui.step_page",
+    "pipeledger.ui.artifact_page",
+    "pipeledger.ui.compare_page",
 ]
 
 #: Sent with every page: scripts and styles only from this server, nothing inline, no frames, no

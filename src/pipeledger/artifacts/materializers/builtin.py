@@ -106,7 +106,36 @@ class BytesMaterializer(Materializer):
             text: str | None = shown.decode("utf-8")
         except UnicodeDecodeError:
             text = None
-        return {"kind": "bytes", "hex": shown[:64].hex(), "text": text, "truncated": len(head) > PREVIEW_TEXT_BYTES}
+        preview: dict[str, JSON] = {
+            "kind": "bytes",
+            "hex": shown[:64].hex(),
+            "text": text,
+            "truncated": len(head) > PREVIEW_TEXT_BYTES,
+        }
+        media_type = image_type(head)
+        if media_type is not None:
+            preview["media_type"] = media_type
+        return preview
+
+
+#: Magic numbers of the raster image formats a browser shows (never SVG: it can hold scripts).
+_IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def image_type(head: bytes) -> str | None:
+    """The media type of the raster image whose first bytes are ``head`` (PNG, JPEG, GIF,
+    WebP), or None."""
+    for magic, media_type in _IMAGE_MAGIC:
+        if head.startswith(magic):
+            return media_type
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
 
 
 class PickleMaterializer(Materializer):
