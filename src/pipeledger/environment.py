@@ -93,8 +93,9 @@ def package_versions(modules: Iterable[ModuleType | str]) -> dict[str, str]:
     """Installed distributions (name -> version) providing the given modules' top-level packages.
 
     Standard-library and unpackaged (project) modules are left out. Versions are read
-    once and kept until a directory of ``sys.path`` changes (installing, upgrading or
-    removing a distribution adds or removes its ``.dist-info`` directory there).
+    once and kept until ``sys.path`` or one of its directories that hold distributions
+    changes (installing, upgrading or removing a distribution adds or removes its
+    ``.dist-info`` directory there).
     """
     mapping = _packages_distributions()
     found: dict[str, str] = {}
@@ -122,9 +123,21 @@ def installed_distributions() -> dict[str, list[str]]:
     return _packages_distributions()
 
 
-def _sys_path_stamp() -> tuple[tuple[str, int], ...]:
+#: Names in a ``sys.path`` directory that make it hold installed distributions.
+_DIST_SUFFIXES = (".dist-info", ".egg-info")
+
+
+def _holds_distributions(entry: str) -> bool:
+    try:
+        with os.scandir(entry or ".") as found:
+            return any(e.name.endswith(_DIST_SUFFIXES) for e in found)
+    except OSError:  # not a directory (a zip file), or gone
+        return False
+
+
+def _sys_path_stamp(entries: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
     stamp = []
-    for entry in sys.path:
+    for entry in entries:
         try:
             stamp.append((entry, os.stat(entry or ".").st_mtime_ns))
         except OSError:
@@ -132,10 +145,25 @@ def _sys_path_stamp() -> tuple[tuple[str, int], ...]:
     return tuple(stamp)
 
 
+_PATH: list[str] = []
+_WATCHED: tuple[str, ...] = ()
+
+
 def _packages_distributions() -> dict[str, list[str]]:
-    """The mapping and the version cache, read again when ``sys.path``'s directories changed."""
-    global _DISTRIBUTIONS, _STAMP
-    stamp = _sys_path_stamp()
+    """The mapping and the version cache, read again when ``sys.path`` changed or one of its
+    directories holding distributions (``site-packages``) changed.
+
+    Only those directories are watched: a directory of code or data on ``sys.path`` (the
+    script's own, where a pipeline may write files on every run) changes often and never
+    holds a ``.dist-info``; watching it would re-read every distribution's metadata
+    (~0.1-0.5 s) on each run.
+    """
+    global _DISTRIBUTIONS, _STAMP, _PATH, _WATCHED
+    if _DISTRIBUTIONS is None or sys.path != _PATH:
+        _PATH = list(sys.path)
+        _WATCHED = tuple(entry for entry in _PATH if _holds_distributions(entry))
+        _DISTRIBUTIONS = None
+    stamp = _sys_path_stamp(_WATCHED)
     if _DISTRIBUTIONS is None or stamp != _STAMP:
         _DISTRIBUTIONS = dict(importlib.metadata.packages_distributions())
         _VERSIONS.clear()
