@@ -57,36 +57,75 @@ def git_info(path: Path) -> GitInfo:
     ``git diff HEAD`` (changes to tracked files, staged or not: the tree is dirty when
     it prints anything, and its output is hashed). Untracked files do not count.
     """
-    directory = path if path.is_dir() else path.parent
-    try:
-        head = subprocess.Popen(
-            ["git", "rev-parse", "--verify", "-q", "HEAD"],
-            cwd=directory,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        diff = subprocess.Popen(
-            ["git", "diff", "HEAD", "--no-color", "--no-ext-diff"],
-            cwd=directory,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-    except OSError:  # no git on this machine
-        return GitInfo(None, None, None)
-    try:
-        sha_out, _ = head.communicate(timeout=10)
-        diff_out, _ = diff.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        head.kill()
-        diff.kill()
-        return GitInfo(None, None, None)
-    sha = sha_out.decode().strip()
-    if head.returncode != 0 or diff.returncode != 0 or len(sha) < 40:
-        return GitInfo(None, None, None)  # not a repository, or no commit yet
-    dirty = bool(diff_out)
-    diff_hash = hashlib.sha256(diff_out).hexdigest() if dirty else None
-    root, remote = _repository(directory)
-    return GitInfo(sha, dirty, diff_hash, remote, root)
+    return start_git_info(path).result()
+
+
+class PendingGitInfo:
+    """The git processes of :func:`git_info`, started: :meth:`result` waits for them. Starting
+    them first and collecting the result later lets a caller do its other work meanwhile
+    (a run's setup), instead of waiting ~10 ms or more for two processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.directory = path if path.is_dir() else path.parent
+        self._processes: tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]] | None = None
+        try:
+            head = subprocess.Popen(
+                ["git", "rev-parse", "--verify", "-q", "HEAD"],
+                cwd=self.directory,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:  # no git on this machine
+            return
+        try:
+            diff = subprocess.Popen(
+                ["git", "diff", "HEAD", "--no-color", "--no-ext-diff"],
+                cwd=self.directory,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            head.kill()
+            head.communicate()
+            return
+        self._processes = (head, diff)
+
+    def result(self) -> GitInfo:
+        """Wait for the processes (10 s at most each) and read what they printed."""
+        if self._processes is None:
+            return GitInfo(None, None, None)
+        head, diff = self._processes
+        self._processes = None
+        try:
+            sha_out, _ = head.communicate(timeout=10)
+            diff_out, _ = diff.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            _stop(head, diff)
+            return GitInfo(None, None, None)
+        sha = sha_out.decode().strip()
+        if head.returncode != 0 or diff.returncode != 0 or len(sha) < 40:
+            return GitInfo(None, None, None)  # not a repository, or no commit yet
+        dirty = bool(diff_out)
+        diff_hash = hashlib.sha256(diff_out).hexdigest() if dirty else None
+        root, remote = _repository(self.directory)
+        return GitInfo(sha, dirty, diff_hash, remote, root)
+
+    def cancel(self) -> None:
+        """Stop the processes (the caller no longer needs the result)."""
+        if self._processes is not None:
+            _stop(*self._processes)
+            self._processes = None
+
+
+def _stop(*processes: subprocess.Popen[bytes]) -> None:
+    for process in processes:
+        process.kill()
+        process.communicate()
+
+
+def start_git_info(path: Path) -> PendingGitInfo:
+    """Start :func:`git_info`'s processes for ``path``; ``.result()`` gives what it returns."""
+    return PendingGitInfo(path)
 
 
 def package_versions(modules: Iterable[ModuleType | str]) -> dict[str, str]:
