@@ -5,7 +5,7 @@ The public API::
     from pipeledger import step, pipeline, Client, log_metadata, rerun
 """
 
-from typing import TYPE_CHECKING, Any
+import typing
 
 from pipeledger.exceptions import (
     ArtifactIntegrityError,
@@ -26,7 +26,7 @@ from pipeledger.exceptions import (
 )
 from pipeledger.models import Status
 
-if TYPE_CHECKING:  # imported on first use, see __getattr__
+if typing.TYPE_CHECKING:  # imported on first use, see __getattr__
     from pipeledger.artifacts.materializers import Materializer, register_materializer
     from pipeledger.client import ArtifactView, Client, PipelineView, RunView, StepView
     from pipeledger.context import StepContext, get_step_context, log_metadata
@@ -56,7 +56,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     """Import a public name of :data:`_LAZY` on first access (PEP 562) and keep it here."""
     module = _LAZY.get(name)
     if module is None:
