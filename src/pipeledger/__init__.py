@@ -30,7 +30,7 @@ if typing.TYPE_CHECKING:  # imported on first use, see __getattr__
     from pipeledger.artifacts.materializers import Materializer, register_materializer
     from pipeledger.client import ArtifactView, Client, PipelineView, RunView, StepView
     from pipeledger.context import StepContext, get_step_context, log_metadata
-    from pipeledger.pipelines import Pipeline, pipeline
+    from pipeledger.pipelines.pipeline import Pipeline, pipeline
     from pipeledger.reproduce import rerun
     from pipeledger.steps import Step, step
 
