@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-#: Libraries that take tens of milliseconds each to import.
-HEAVY = ["sqlalchemy", "alembic", "pydantic", "fsspec", "rich", "click", "cloudpickle", "yaml", "asyncio"]
+#: Libraries that take tens of milliseconds each to import (``email``: what ``importlib.metadata`` loads).
+HEAVY = ["sqlalchemy", "alembic", "pydantic", "fsspec", "rich", "click", "cloudpickle", "yaml", "asyncio", "email"]
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
