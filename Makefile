@@ -10,8 +10,8 @@ help:
 	@echo "make test   - install dev extras, run ruff, mypy and the test suite"
 	@echo "make stress - the concurrency tests at full size (8 processes x 25 runs x 5 steps per database)"
 	@echo "make bench  - ledger-bench: pipeledger vs a raw SQLite floor vs ML Metadata (BENCH_ARGS=--quick),"
-	@echo "              end-to-end overhead, parallel/dask speed-up (benchmarks/parallel.py)"
-	@echo "make bench-server - ledger-bench for pipeledger on MariaDB and PostgreSQL, then through pipeledger server"
+	@echo "              end-to-end overhead, import cost, parallel/dask speed-up (benchmarks/parallel.py)"
+	@echo "make bench-server - ledger-bench for pipeledger and a raw-driver floor on MariaDB and PostgreSQL, then through pipeledger server"
 	@echo "make bench-search - ledger-bench search phase: R = 1,000 and 100,000 on SQLite and PostgreSQL"
 
 $(BIN)/python:
@@ -65,6 +65,7 @@ $(BENCH_VENV)/.installed: pyproject.toml
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m benchmarks.run $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.e2e
+	$(BENCH_VENV)/bin/python -m benchmarks.imports
 	$(BENCH_VENV)/bin/python -m benchmarks.parallel
 	$(BENCH_VENV)/bin/python -m benchmarks.artifacts
 

@@ -1,8 +1,8 @@
 """ledger-bench driver: measure every system at every size, print tables and ratios, save JSON lines.
 
-    python -m benchmarks.run                 # R = 100, 1,000, 10,000 (about 15 minutes)
+    python -m benchmarks.run                 # R = 100, 1,000, 10,000, 100,000 (MLMD to 10,000; about 1.5 hours)
     python -m benchmarks.run --quick         # R = 100, 1,000
-    python -m benchmarks.run --server        # pipeledger on MariaDB and PostgreSQL too
+    python -m benchmarks.run --server        # pipeledger and a raw-driver floor on MariaDB and PostgreSQL
     python -m benchmarks.run --search        # the search phase (benchmarks/search.py), R = 1,000 and 100,000
 
 Each (system, R) is measured in its own process (see benchmarks.worker), all in
@@ -83,17 +83,18 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×" if b else "-"
 
 
-def table(rows: dict[str, dict[str, Any]], runs: int) -> str:
+def table(rows: dict[str, dict[str, Any]], runs: int, where: str = "") -> str:
     keys = list(rows)
-    lines = [f"### R = {runs:,} runs ({runs * 10:,} steps)", ""]
+    lines = [f"### R = {runs:,} runs ({runs * 10:,} steps){where}", ""]
     header = ["phase", *(rows[k]["system"] for k in keys)]
+    pl_key = next((k for k in keys if k.startswith("pipeledger")), keys[0])
+    pl = rows[pl_key]
     if "floor" in rows:
         header.append("pipeledger / floor")
     if "mlmd" in rows:
         header.append("MLMD / pipeledger")
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
-    pl = rows.get("pipeledger-sqlite") or next(iter(rows.values()))
     measured_size = any(rows[k]["db_mib"] for k in keys)  # servers: not measured
     for key, label, better in PHASES:
         if key == "db_mib" and not measured_size:
@@ -107,12 +108,45 @@ def table(rows: dict[str, dict[str, Any]], runs: int) -> str:
     lines.append("")
     if "floor" not in rows and "mlmd" not in rows:
         return "\n".join(lines)
+    if "floor" in rows and pl is not rows["floor"]:
+        lines.append(targets(pl, rows["floor"], pl_key.rpartition("-")[2]))
+        lines.append("")
     lines.append(
         "Ratios: `pipeledger / floor` is pipeledger's figure over the floor's (for record throughput, higher is "
         "better; for times, lower is better). `MLMD / pipeledger` is how many times faster pipeledger is than ML "
         "Metadata (for record throughput: pipeledger's steps/s over MLMD's)."
     )
     return "\n".join(lines)
+
+
+#: Issue 23's targets against the floor on the same database: (phase, bound, at least?). On a
+#: server the floor is the raw driver's (benchmarks/systems/server_floor.py).
+TARGETS = {
+    "sqlite": [
+        ("steps_per_s", 0.5, True),
+        ("list_ms", 3.0, False),
+        ("run_view_ms", 4.0, False),
+        ("lineage_ms", 2.0, False),
+        ("cache_us", 3.0, False),
+    ],
+    "server": [
+        ("steps_per_s", 0.5, True),
+        ("run_view_ms", 3.0, False),
+        ("lineage_ms", 3.0, False),
+        ("cache_us", 3.0, False),
+    ],
+}
+
+
+def targets(pl: dict[str, Any], floor: dict[str, Any], backend: str) -> str:
+    """One line: each target against the floor, its measured ratio and whether it is met."""
+    labels = {key: label for key, label, _ in PHASES}
+    parts = []
+    for key, bound, at_least in TARGETS["sqlite" if backend == "sqlite" else "server"]:
+        value = pl[key] / floor[key] if floor[key] else float("nan")
+        met = value >= bound if at_least else value <= bound
+        parts.append(f"{labels[key]} {value:.2f}× ({'≥' if at_least else '≤'} {bound}×: {'met' if met else 'MISSED'})")
+    return "Targets against the floor: " + "; ".join(parts) + "."
 
 
 def main() -> None:
@@ -126,15 +160,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="R = 100 and 1,000 only")
     parser.add_argument("--runs", help="comma-separated sizes, e.g. 100,1000")
     parser.add_argument("--systems", default="floor,pipeledger,mlmd", help="comma-separated: floor,pipeledger,mlmd")
-    parser.add_argument("--server", action="store_true", help="measure pipeledger on MariaDB and PostgreSQL only")
+    parser.add_argument(
+        "--server", action="store_true", help="pipeledger and the raw-driver floor on MariaDB and PostgreSQL"
+    )
+    parser.add_argument(
+        "--mlmd-max", type=int, default=10000, help="largest R measured for ML Metadata (it records ~100 steps/s)"
+    )
     parser.add_argument("--output", type=Path, default=HERE / "results", help="directory for the JSON lines")
     args = parser.parse_args()
-    sizes = [int(r) for r in args.runs.split(",")] if args.runs else [100, 1000] if args.quick else [100, 1000, 10000]
-    plan: list[tuple[str, str]] = (
-        [("pipeledger", "mysql"), ("pipeledger", "postgresql")]
-        if args.server
-        else [(s, "sqlite") for s in args.systems.split(",")]
-    )
+    full = [100, 1000, 10000, 100000]
+    sizes = [int(r) for r in args.runs.split(",")] if args.runs else [100, 1000] if args.quick else full
+    backends = ["mysql", "postgresql"] if args.server else ["sqlite"]
+    systems = ["floor", "pipeledger"] if args.server else args.systems.split(",")
     args.output.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = args.output / f"ledger-bench-{'server-' if args.server else ''}{stamp}.jsonl"
@@ -146,17 +183,21 @@ def main() -> None:
     report = []
     with out.open("w") as sink:
         for runs in sizes:
-            rows: dict[str, dict[str, Any]] = {}
-            for system, backend in plan:
-                print(f"  measuring {system} ({backend}) at R={runs} ...", flush=True)
-                row = measure(system, runs, backend)
-                row["measured_at"] = stamp
-                sink.write(json.dumps(row) + "\n")
-                sink.flush()
-                rows[row["key"]] = row
-            text = table(rows, runs)
-            report.append(text)
-            print("\n" + text + "\n", flush=True)
+            for backend in backends:  # on a server: its floor, then pipeledger, on the same server
+                rows: dict[str, dict[str, Any]] = {}
+                for system in systems:
+                    if system == "mlmd" and runs > args.mlmd_max:
+                        print(f"  skipping ML Metadata at R={runs} (--mlmd-max {args.mlmd_max})", flush=True)
+                        continue
+                    print(f"  measuring {system} ({backend}) at R={runs} ...", flush=True)
+                    row = measure(system, runs, backend)
+                    row["measured_at"] = stamp
+                    sink.write(json.dumps(row) + "\n")
+                    sink.flush()
+                    rows["floor" if system == "floor" else row["key"]] = row
+                text = table(rows, runs, f" on {backend}" if args.server else "")
+                report.append(text)
+                print("\n" + text + "\n", flush=True)
     (args.output / "latest.md").write_text("\n\n".join(report) + "\n")
 
 

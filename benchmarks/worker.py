@@ -38,8 +38,15 @@ def median_ms(call: Any, repeat: int = 20) -> float:
 
 
 def measure(system_name: str, runs: int, directory: Path, backend: str, seed: int = 7) -> dict[str, Any]:
-    module = importlib.import_module(MODULES[system_name])
-    system = module.System(directory, backend) if system_name == "pipeledger" else module.System(directory)
+    if system_name == "floor" and backend != "sqlite":
+        module = importlib.import_module("benchmarks.systems.server_floor")
+    else:
+        module = importlib.import_module(MODULES[system_name])
+    system = (
+        module.System(directory)
+        if backend == "sqlite" and system_name != "pipeledger"
+        else module.System(directory, backend)
+    )
     rng = random.Random(seed)
     start = time.perf_counter()
     for run in range(1, runs + 1):
@@ -68,7 +75,7 @@ def measure(system_name: str, runs: int, directory: Path, backend: str, seed: in
     size = sum(f.stat().st_size for f in files if f.exists())
     return {
         "system": system.name,
-        "key": system_name if system_name != "pipeledger" else f"pipeledger-{backend}",
+        "key": system_name if backend == "sqlite" and system_name != "pipeledger" else f"{system_name}-{backend}",
         "runs": runs,
         "steps": runs * STEPS,
         "record_s": record_s,

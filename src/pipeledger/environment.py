@@ -57,44 +57,84 @@ def git_info(path: Path) -> GitInfo:
     ``git diff HEAD`` (changes to tracked files, staged or not: the tree is dirty when
     it prints anything, and its output is hashed). Untracked files do not count.
     """
-    directory = path if path.is_dir() else path.parent
-    try:
-        head = subprocess.Popen(
-            ["git", "rev-parse", "--verify", "-q", "HEAD"],
-            cwd=directory,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        diff = subprocess.Popen(
-            ["git", "diff", "HEAD", "--no-color", "--no-ext-diff"],
-            cwd=directory,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-    except OSError:  # no git on this machine
-        return GitInfo(None, None, None)
-    try:
-        sha_out, _ = head.communicate(timeout=10)
-        diff_out, _ = diff.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        head.kill()
-        diff.kill()
-        return GitInfo(None, None, None)
-    sha = sha_out.decode().strip()
-    if head.returncode != 0 or diff.returncode != 0 or len(sha) < 40:
-        return GitInfo(None, None, None)  # not a repository, or no commit yet
-    dirty = bool(diff_out)
-    diff_hash = hashlib.sha256(diff_out).hexdigest() if dirty else None
-    root, remote = _repository(directory)
-    return GitInfo(sha, dirty, diff_hash, remote, root)
+    return start_git_info(path).result()
+
+
+class PendingGitInfo:
+    """The git processes of :func:`git_info`, started: :meth:`result` waits for them. Starting
+    them first and collecting the result later lets a caller do its other work meanwhile
+    (a run's setup), instead of waiting ~10 ms or more for two processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.directory = path if path.is_dir() else path.parent
+        self._processes: tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]] | None = None
+        try:
+            head = subprocess.Popen(
+                ["git", "rev-parse", "--verify", "-q", "HEAD"],
+                cwd=self.directory,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:  # no git on this machine
+            return
+        try:
+            diff = subprocess.Popen(
+                ["git", "diff", "HEAD", "--no-color", "--no-ext-diff"],
+                cwd=self.directory,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            head.kill()
+            head.communicate()
+            return
+        self._processes = (head, diff)
+
+    def result(self) -> GitInfo:
+        """Wait for the processes (10 s at most each) and read what they printed."""
+        if self._processes is None:
+            return GitInfo(None, None, None)
+        head, diff = self._processes
+        self._processes = None
+        try:
+            sha_out, _ = head.communicate(timeout=10)
+            diff_out, _ = diff.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            _stop(head, diff)
+            return GitInfo(None, None, None)
+        sha = sha_out.decode().strip()
+        if head.returncode != 0 or diff.returncode != 0 or len(sha) < 40:
+            return GitInfo(None, None, None)  # not a repository, or no commit yet
+        dirty = bool(diff_out)
+        diff_hash = hashlib.sha256(diff_out).hexdigest() if dirty else None
+        root, remote = _repository(self.directory)
+        return GitInfo(sha, dirty, diff_hash, remote, root)
+
+    def cancel(self) -> None:
+        """Stop the processes (the caller no longer needs the result)."""
+        if self._processes is not None:
+            _stop(*self._processes)
+            self._processes = None
+
+
+def _stop(*processes: subprocess.Popen[bytes]) -> None:
+    for process in processes:
+        process.kill()
+        process.communicate()
+
+
+def start_git_info(path: Path) -> PendingGitInfo:
+    """Start :func:`git_info`'s processes for ``path``; ``.result()`` gives what it returns."""
+    return PendingGitInfo(path)
 
 
 def package_versions(modules: Iterable[ModuleType | str]) -> dict[str, str]:
     """Installed distributions (name -> version) providing the given modules' top-level packages.
 
     Standard-library and unpackaged (project) modules are left out. Versions are read
-    once and kept until a directory of ``sys.path`` changes (installing, upgrading or
-    removing a distribution adds or removes its ``.dist-info`` directory there).
+    once and kept until ``sys.path`` or one of its directories that hold distributions
+    changes (installing, upgrading or removing a distribution adds or removes its
+    ``.dist-info`` directory there).
     """
     mapping = _packages_distributions()
     found: dict[str, str] = {}
@@ -122,9 +162,21 @@ def installed_distributions() -> dict[str, list[str]]:
     return _packages_distributions()
 
 
-def _sys_path_stamp() -> tuple[tuple[str, int], ...]:
+#: Names in a ``sys.path`` directory that make it hold installed distributions.
+_DIST_SUFFIXES = (".dist-info", ".egg-info")
+
+
+def _holds_distributions(entry: str) -> bool:
+    try:
+        with os.scandir(entry or ".") as found:
+            return any(e.name.endswith(_DIST_SUFFIXES) for e in found)
+    except OSError:  # not a directory (a zip file), or gone
+        return False
+
+
+def _sys_path_stamp(entries: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
     stamp = []
-    for entry in sys.path:
+    for entry in entries:
         try:
             stamp.append((entry, os.stat(entry or ".").st_mtime_ns))
         except OSError:
@@ -132,10 +184,25 @@ def _sys_path_stamp() -> tuple[tuple[str, int], ...]:
     return tuple(stamp)
 
 
+_PATH: list[str] = []
+_WATCHED: tuple[str, ...] = ()
+
+
 def _packages_distributions() -> dict[str, list[str]]:
-    """The mapping and the version cache, read again when ``sys.path``'s directories changed."""
-    global _DISTRIBUTIONS, _STAMP
-    stamp = _sys_path_stamp()
+    """The mapping and the version cache, read again when ``sys.path`` changed or one of its
+    directories holding distributions (``site-packages``) changed.
+
+    Only those directories are watched: a directory of code or data on ``sys.path`` (the
+    script's own, where a pipeline may write files on every run) changes often and never
+    holds a ``.dist-info``; watching it would re-read every distribution's metadata
+    (~0.1-0.5 s) on each run.
+    """
+    global _DISTRIBUTIONS, _STAMP, _PATH, _WATCHED
+    if _DISTRIBUTIONS is None or sys.path != _PATH:
+        _PATH = list(sys.path)
+        _WATCHED = tuple(entry for entry in _PATH if _holds_distributions(entry))
+        _DISTRIBUTIONS = None
+    stamp = _sys_path_stamp(_WATCHED)
     if _DISTRIBUTIONS is None or stamp != _STAMP:
         _DISTRIBUTIONS = dict(importlib.metadata.packages_distributions())
         _VERSIONS.clear()

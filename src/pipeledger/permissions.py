@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 from typing import Literal
 
 Permissions = Literal["private", "group"]
@@ -74,21 +73,22 @@ def restrict(path: str | os.PathLike[str], permissions: Permissions) -> None:
 def make_dirs(path: str | os.PathLike[str], permissions: Permissions) -> None:
     """Create ``path`` and its missing parents, each created one with the directory mode of
     ``permissions``; existing directories are left as they are."""
-    target = Path(path)
-    missing: list[Path] = []
-    current = target
-    while not current.exists():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
+    target = os.fspath(path)
     mode = dir_mode(permissions)
-    for directory in reversed(missing):
+    try:  # the common case first: only the last directory is missing (one system call)
+        os.mkdir(target, mode)
+    except FileExistsError:  # there already (or created by another process meanwhile, which sets its mode)
+        return
+    except FileNotFoundError:
+        parent = os.path.dirname(target.rstrip(os.sep)) or "."
+        if parent == target:
+            raise
+        make_dirs(parent, permissions)
         try:
-            directory.mkdir(mode=mode)
-        except FileExistsError:  # created by another process meanwhile; it sets the mode too
-            continue
-        set_mode(directory, mode)
+            os.mkdir(target, mode)
+        except FileExistsError:
+            return
+    set_mode(target, mode)
 
 
 def ensure_dir(path: str | os.PathLike[str], permissions: Permissions) -> None:

@@ -90,6 +90,37 @@ def hash_tree(fs: Any, path: str, copy_to: str | None = None) -> tuple[str, int,
     return digest.hexdigest(), size, sizes
 
 
+def hash_local_tree(path: str, dir_mode: int, file_mode: int) -> tuple[str, int]:
+    """:func:`hash_tree` of a local directory, read with the ``os`` module (no filesystem object),
+    giving every directory and file under ``path`` (itself included) the mode ``dir_mode`` /
+    ``file_mode`` on the way (see :func:`pipeledger.permissions.set_mode`): the content hash and
+    total size."""
+    from pipeledger.permissions import set_mode
+
+    set_mode(path, dir_mode)
+    files: list[tuple[str, str]] = []
+    for root, dirs, names in os.walk(path):
+        rel_root = os.path.relpath(root, path).replace(os.sep, "/")
+        for name in dirs:
+            set_mode(os.path.join(root, name), dir_mode)
+        for name in names:
+            if rel_root == "." and name == MANIFEST:
+                continue
+            full = os.path.join(root, name)
+            set_mode(full, file_mode)
+            files.append((name if rel_root == "." else f"{rel_root}/{name}", full))
+    digest = hashlib.sha256()
+    size = 0
+    for rel, full in sorted(files):
+        digest.update(rel.encode() + b"\0")
+        with open(full, "rb") as f:
+            while chunk := f.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest(), size
+
+
 def import_type(path: str) -> type | None:
     """The class named ``module.QualName``, or None when it cannot be imported."""
     module, _, qualname = path.rpartition(".")

@@ -41,6 +41,7 @@ import json
 import os
 import posixpath
 import re
+import shutil
 import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Mapping
@@ -51,7 +52,7 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from pipeledger.artifacts.files import MANIFEST, Manifest, artifact_files, hash_tree, import_type
+from pipeledger.artifacts.files import MANIFEST, Manifest, artifact_files, hash_local_tree, hash_tree, import_type
 from pipeledger.artifacts.materializers import Materializer, MaterializerRegistry
 from pipeledger.exceptions import (
     ArtifactIntegrityError,
@@ -62,7 +63,16 @@ from pipeledger.exceptions import (
     PipeledgerError,
 )
 from pipeledger.models import JSON, ArtifactRecord, StoreIdentity
-from pipeledger.permissions import PRIVATE, Permissions, ensure_dir, file_mode, make_dirs, secure_tree, set_mode
+from pipeledger.permissions import (
+    PRIVATE,
+    Permissions,
+    dir_mode,
+    ensure_dir,
+    file_mode,
+    make_dirs,
+    secure_tree,
+    set_mode,
+)
 from pipeledger.text import article
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -331,6 +341,8 @@ class ArtifactStore:
         with self.failures(f"writing artifact {artifact_id}"):
             if self.manifests:
                 content_hash, size, metadata = self._upload(value, materializer, target, artifact_id)
+            elif self._local:
+                content_hash, size, metadata = self._write_local(value, materializer, target, artifact_id)
             else:
                 content_hash, size, metadata = self._write_and_move(value, materializer, target, artifact_id)
         data_type = _type_name(value)
@@ -364,6 +376,29 @@ class ArtifactStore:
         except BaseException as exc:
             if self.fs.exists(tmp):
                 self.fs.rm(tmp, recursive=True)
+            if isinstance(exc, Exception) and not isinstance(exc, PipeledgerError) and not self.unavailable(exc):
+                raise MaterializerError(
+                    f"{materializer.import_path()} could not save {article(type(value).__name__)}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            raise
+        return content_hash, size, metadata
+
+    def _write_local(
+        self, value: Any, materializer: Materializer, target: str, artifact_id: str
+    ) -> tuple[str, int, dict[str, JSON]]:
+        """:meth:`_write_and_move` on the local disk with the ``os`` module: the modes set and the
+        files hashed in one walk, then one ``rename`` of the directory (atomic on one filesystem)."""
+        step_dir, output_dir = target.rsplit("/", 2)[0], target.rsplit("/", 1)[0]
+        tmp = f"{step_dir}/.tmp-{artifact_id}"  # in the step's directory, see the layout
+        self._makedirs(tmp)
+        try:
+            metadata = self._save(value, materializer, self.fs, tmp)
+            content_hash, size = hash_local_tree(tmp, dir_mode(self.permissions), file_mode(self.permissions))
+            self._makedirs(output_dir)
+            os.rename(tmp, target)
+        except BaseException as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(exc, Exception) and not isinstance(exc, PipeledgerError) and not self.unavailable(exc):
                 raise MaterializerError(
                     f"{materializer.import_path()} could not save {article(type(value).__name__)}: "

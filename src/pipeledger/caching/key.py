@@ -24,12 +24,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, get_origin
+from typing import TYPE_CHECKING, Any, get_origin
 
-from pipeledger.artifacts.materializers import MaterializerRegistry
 from pipeledger.models import JSON, ArtifactRecord
 from pipeledger.steps.signature import canonical_json
 from pipeledger.steps.step import Step
+
+if TYPE_CHECKING:
+    from pipeledger.artifacts.materializers import MaterializerRegistry
 
 KEY_FORMAT = "pipeledger-cache-key/1"
 

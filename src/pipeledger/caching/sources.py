@@ -21,7 +21,6 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
-import importlib.metadata
 import inspect
 import json
 import sys
@@ -49,6 +48,8 @@ def _library_prefixes() -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=1024)
 def _is_editable(distribution: str) -> bool:
+    import importlib.metadata  # on first use: ~20 ms to import (email, zipfile, csv)
+
     try:
         text = importlib.metadata.distribution(distribution).read_text("direct_url.json") or "{}"
         return bool(json.loads(text).get("dir_info", {}).get("editable"))

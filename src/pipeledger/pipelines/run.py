@@ -6,7 +6,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from pipeledger.artifacts.materializers import default_registry
-from pipeledger.environment import environment, git_info, modules_used_by
+from pipeledger.environment import environment, modules_used_by, start_git_info
 from pipeledger.exceptions import DefinitionError
 from pipeledger.models import JSON
 from pipeledger.orchestrators.base import RunPlan
@@ -37,16 +37,22 @@ def run_pipeline(p: Pipeline, parameters: dict[str, JSON]) -> RunView:
                 f"pipeline {p.name!r}: refresh_cache names unknown step {unknown[0]!r}; steps: "
                 + ", ".join(i.name for i in invocations)
             )
-    stack = get_stack(p.options.stack)
-    modules: set[str] = set()
-    for inv in invocations:
-        modules |= modules_used_by(inv.step.func)
     source = p.source_path()
-    git = git_info(source) if source else None
-    code_hash = hashlib.sha256(
-        "".join(sorted([p.source_hash(), *(i.step.source_hash for i in invocations)])).encode()
-    ).hexdigest()
-    env = environment(modules)
+    pending = start_git_info(source) if source else None  # git runs while the rest is gathered
+    try:
+        stack = get_stack(p.options.stack)
+        modules: set[str] = set()
+        for inv in invocations:
+            modules |= modules_used_by(inv.step.func)
+        code_hash = hashlib.sha256(
+            "".join(sorted([p.source_hash(), *(i.step.source_hash for i in invocations)])).encode()
+        ).hexdigest()
+        env = environment(modules)
+    except BaseException:
+        if pending is not None:
+            pending.cancel()
+        raise
+    git = pending.result() if pending is not None else None
     if git is not None and git.sha is not None:
         env["git"] = {"diff_hash": git.diff_hash, "remote": git.remote, "root": git.root}
     create = new_run_create(

@@ -9,8 +9,6 @@ import sys
 import warnings
 from typing import Any, ClassVar
 
-import cloudpickle
-
 from pipeledger.artifacts.materializers.base import PREVIEW_TEXT_BYTES, Materializer, read_head, text_preview
 from pipeledger.exceptions import PipeledgerWarning
 from pipeledger.models import JSON
@@ -172,6 +170,8 @@ class PickleMaterializer(Materializer):
                 filename="pipeledger",
                 lineno=0,
             )
+        import cloudpickle  # on first use: ~25 ms to import
+
         with fs.open(f"{path}/data.pkl", "wb") as f:
             cloudpickle.dump(value, f)
         from pipeledger.environment import package_versions
@@ -180,6 +180,8 @@ class PickleMaterializer(Materializer):
         return {"python_version": platform.python_version(), "packages": dict(packages)}
 
     def load(self, fs: Any, path: str, data_type: type | None) -> Any:
+        import cloudpickle
+
         with fs.open(f"{path}/data.pkl", "rb") as f:
             return cloudpickle.load(f)
 

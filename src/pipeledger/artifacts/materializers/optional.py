@@ -6,8 +6,6 @@ import importlib
 import json
 from typing import Any
 
-from pydantic import BaseModel
-
 from pipeledger.artifacts.materializers.base import (
     PREVIEW_DATA_BYTES,
     PREVIEW_ROWS,
@@ -20,10 +18,16 @@ from pipeledger.models import JSON
 
 
 class PydanticMaterializer(Materializer):
-    """A pydantic model as ``model.json`` plus the model class's import path."""
+    """A pydantic model as ``model.json`` plus the model class's import path (registered on
+    first use, see ``registry._LAZY_MATERIALIZERS``: ``import pipeledger`` does not import pydantic)."""
 
-    handled_types = (BaseModel,)
     verify_before_load = False  # JSON, validated by the model
+
+    def __init__(self) -> None:
+        from pydantic import BaseModel
+
+        self._base = BaseModel
+        type(self).handled_types = (BaseModel,)
 
     def save(self, value: Any, fs: Any, path: str) -> dict[str, JSON]:
         cls = type(value)
@@ -35,7 +39,7 @@ class PydanticMaterializer(Materializer):
 
     def load(self, fs: Any, path: str, data_type: type | None) -> Any:
         cls = data_type
-        if cls is None or not issubclass(cls, BaseModel):
+        if cls is None or not issubclass(cls, self._base):
             with fs.open(f"{path}/class.json", "r", encoding="utf-8") as f:
                 module, _, qualname = json.load(f)["class"].partition(":")
             try:
@@ -46,7 +50,7 @@ class PydanticMaterializer(Materializer):
                 raise MaterializerError(
                     f"cannot import pydantic model {module}:{qualname} to load {path}: {exc}"
                 ) from exc
-            if not (isinstance(obj, type) and issubclass(obj, BaseModel)):
+            if not (isinstance(obj, type) and issubclass(obj, self._base)):
                 raise MaterializerError(f"{module}:{qualname} named in {path}/class.json is not a pydantic model")
             cls = obj
         with fs.open(f"{path}/model.json", "r", encoding="utf-8") as f:

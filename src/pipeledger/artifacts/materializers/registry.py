@@ -15,7 +15,6 @@ from pipeledger.artifacts.materializers.builtin import (
 from pipeledger.artifacts.materializers.optional import (
     NumpyMaterializer,
     PandasMaterializer,
-    PydanticMaterializer,
 )
 from pipeledger.exceptions import MaterializerError
 
@@ -28,8 +27,9 @@ class MaterializerRegistry:
     beats the built-in one. The pickle materializer takes whatever is left.
 
     Built-in materializers of libraries that are slow to import (scikit-learn with
-    skops) are registered by class name and created the first time a class of that
-    name is looked up: a value of that class means the library is already imported.
+    skops, pydantic) are registered by class name and created the first time a class of
+    that name is looked up (or a user's materializer is registered for it): a value of
+    that class means the library is already imported.
     """
 
     def __init__(self) -> None:
@@ -49,6 +49,7 @@ class MaterializerRegistry:
                 "pipeledger.Materializer and register an instance of it"
             )
         for cls in materializer.handled_types:
+            self._entries(cls)  # a lazily registered built-in one first, so that a user's goes before it
             entries = self._by_type.setdefault(cls, [])
             if first:
                 entries.insert(0, materializer)
@@ -105,7 +106,7 @@ class MaterializerRegistry:
 
 
 def _builtin_materializers() -> list[Materializer]:
-    found: list[Materializer] = [JSONMaterializer(), BytesMaterializer(), PydanticMaterializer()]
+    found: list[Materializer] = [JSONMaterializer(), BytesMaterializer()]
     for optional in (NumpyMaterializer, PandasMaterializer):
         try:
             found.append(optional())
@@ -117,6 +118,7 @@ def _builtin_materializers() -> list[Materializer]:
 #: Built-in materializers created on first use: class name -> materializer import path.
 _LAZY_MATERIALIZERS = {
     "sklearn.base.BaseEstimator": "pipeledger.artifacts.materializers.optional.SkopsMaterializer",
+    "pydantic.main.BaseModel": "pipeledger.artifacts.materializers.optional.PydanticMaterializer",
 }
 
 _default: MaterializerRegistry | None = None

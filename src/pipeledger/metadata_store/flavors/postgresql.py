@@ -16,6 +16,7 @@ from pipeledger.exceptions import StoreUnavailableError
 from pipeledger.metadata_store.flavors.sql_flavor import ServerConfig, SqlFlavor
 from pipeledger.metadata_store.sql import Database
 from pipeledger.metadata_store.sql.engine import driver_message, json_dumps
+from pipeledger.metadata_store.sql.statistics import PlannerStatistics
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
@@ -73,6 +74,7 @@ class PostgreSQLMetadataStoreFlavor(SqlFlavor):
                 ) from exc.__cause__
             _create_database(url, connect_args, where)
             database.check_connection()
+        PlannerStatistics(database).install()  # statistics current after a bulk load, not a minute later
         return database
 
 

@@ -97,6 +97,8 @@ class Database:
             **{"json_serializer": json_dumps, **(engine_options or {})},
         )
         self.dialect = self.engine.dialect.name
+        #: Called after each committed write transaction (see :mod:`.statistics`).
+        self.after_write: Callable[[], None] | None = None
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
 
@@ -144,7 +146,10 @@ class Database:
         while True:
             try:
                 with begin() as begun:
-                    return work(begun)
+                    result = work(begun)
+                if self.after_write is not None:
+                    self.after_write()
+                return result
             except TransientStoreError:
                 if attempt >= self.max_retries:
                     raise
