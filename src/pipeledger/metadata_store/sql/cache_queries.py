@@ -120,12 +120,11 @@ class CacheQueries(SqlQueries):
     def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
         with self.db.session() as reader:
             if not_before is None:
-                rows = sql.FIND_CACHED.all(reader, {"b_key": cache_key})
+                statement, params = sql.FIND_CACHED, {"b_key": cache_key}
             else:
-                rows = sql.FIND_CACHED_SINCE.all(reader, {"b_key": cache_key, "b_since": not_before})
-        if not rows:
-            return None
-        return records.cache_hit(rows)
+                statement, params = sql.FIND_CACHED_SINCE, {"b_key": cache_key, "b_since": not_before}
+            found = statement.rows(reader, params)
+        return records.cache_hit_from(statement, found) if found[0] else None
 
     def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
         query = (
