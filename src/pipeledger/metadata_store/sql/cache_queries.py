@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -119,10 +120,11 @@ class CacheQueries(SqlQueries):
 
     def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
         with self.db.session() as reader:
+            params: dict[str, Any] = {"b_key": cache_key}
             if not_before is None:
-                statement, params = sql.FIND_CACHED, {"b_key": cache_key}
+                statement = sql.FIND_CACHED
             else:
-                statement, params = sql.FIND_CACHED_SINCE, {"b_key": cache_key, "b_since": not_before}
+                statement, params["b_since"] = sql.FIND_CACHED_SINCE, not_before
             found = statement.rows(reader, params)
         return records.cache_hit_from(statement, found) if found[0] else None
 

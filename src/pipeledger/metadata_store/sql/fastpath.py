@@ -193,7 +193,7 @@ class CoreSession(Session):
             result = self.connection.execute(statement.statement, dict(parameters))
         except sa_exc.DBAPIError as exc:
             raise self._translate(exc, None, parameters) from exc
-        rows = list(result.all())  # rows index like tuples; Core has converted every value already
+        rows: list[Sequence[Any]] = list(result.all())  # rows index like tuples; Core has converted every value
         return rows, (None,) * len(statement.statement.selected_columns)
 
 

@@ -71,18 +71,23 @@ class Shape(Generic[R]):
         index = {key: i for i, key in enumerate(keys)}
         convert = dict(convert or {})
         self._fields: list[tuple[str, int, Decoder, bool]] = []
-        for field in dataclasses.fields(cls):
+        for field in dataclasses.fields(cls):  # type: ignore[arg-type]  # a dataclass by contract
             if field.name in given:
                 continue
             self._fields.append((field.name, index[prefix + field.name], convert.get(field.name), field.name in lazy))
         self._bound: dict[tuple[Decoder, ...], Builder] = {}
+        self._last: tuple[Sequence[Decoder], Builder] | None = None
 
     def builder(self, processors: Sequence[Decoder]) -> Builder:
         """A function ``build(row, **given) -> record`` for rows with these column processors."""
+        last = self._last
+        if last is not None and last[0] is processors:  # the driver session's tuple, the same every time
+            return last[1]
         key = tuple(processors)
         found = self._bound.get(key)
         if found is None:
             found = self._bound[key] = self._bind(key)
+        self._last = (processors, found)
         return found
 
     def _bind(self, processors: tuple[Decoder, ...]) -> Builder:

@@ -10,7 +10,6 @@ metrics), :mod:`.maintenance_queries` (deletion, crash detection, integrity).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -286,9 +285,9 @@ class SqlMetadataStore(
                 found = statement.rows(reader, {"b_id": name_or_id})
                 if not found[0]:
                     return None
-            (run,) = records.runs_from(statement, found, {})
-            tags = [r["tag"] for r in sql.TAGS_OF.all(reader, {"b_kind": EntityKind.RUN.value, "b_id": run.id})]
-        return dataclasses.replace(run, tags=tags) if tags else run
+            run_id = found[0][0][statement.keys().index("id")]
+            tags = [tag for (tag,) in sql.TAGS_OF.rows(reader, {"b_kind": EntityKind.RUN.value, "b_id": run_id})[0]]
+        return records.runs_from(statement, found, {run_id: tags})[0]
 
     def list_runs(
         self,
