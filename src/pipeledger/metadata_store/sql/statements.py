@@ -11,7 +11,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Insert, Integer, Select, String, and_, bindparam, func, insert, select, update
+from sqlalchemy import BigInteger, Insert, Select, String, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from pipeledger.exceptions import RunExistsError, StepRunExistsError
@@ -161,7 +161,7 @@ def run_page(names_only: bool, pipeline: bool, status: bool, since: bool, newest
         query = query.where(pipeline_runs.c.start_time >= bindparam("b_since", type_=pipeline_runs.c.start_time.type))
     start, tiebreak = pipeline_runs.c.start_time, pipeline_runs.c.id
     query = query.order_by(*((start.desc(), tiebreak.desc()) if newest_first else (start, tiebreak)))
-    return FastRead(query.limit(bindparam("b_limit", type_=Integer)).offset(bindparam("b_offset", type_=Integer)))
+    return FastRead(query.limit(bindparam("b_limit", type_=BigInteger)).offset(bindparam("b_offset", type_=BigInteger)))
 
 
 @functools.lru_cache(maxsize=64)
