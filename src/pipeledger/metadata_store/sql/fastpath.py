@@ -265,6 +265,9 @@ class FastRead:
         )
         self._processors: weakref.WeakKeyDictionary[Dialect, tuple[_Processor, ...]] = weakref.WeakKeyDictionary()
         self._keys: list[str] | None = None
+        self.shapes: dict[str, Any] = {}
+        """How this statement's rows become records, by record kind (kept with the statement: see
+        :mod:`.row_shapes`)."""
 
     def compiled(self, dialect: Dialect) -> tuple[_Compiled, list[tuple[str, _Processor]]]:
         """The statement compiled for ``dialect``, with each column's key and result processor."""

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Row
@@ -172,19 +171,33 @@ _STATUS = enum_lookup(Status)
 _DIRECTION = enum_lookup(Direction)
 
 
-@functools.cache
+def _shape(statement: FastRead, kind: str, make: Callable[[list[str]], Shape[Any]]) -> Shape[Any]:
+    """The shape of ``kind`` records of ``statement``, made once and kept on the statement (so
+    it goes when the statement does)."""
+    found = statement.shapes.get(kind)
+    if found is None:
+        found = statement.shapes[kind] = make(statement.keys())
+    return found
+
+
 def _run_shape(statement: FastRead) -> Shape[RunRecord]:
-    return Shape(RunRecord, statement.keys(), lazy=RUN_LAZY, convert={"status": _STATUS}, given=("tags",))
+    return _shape(
+        statement,
+        "run",
+        lambda keys: Shape(RunRecord, keys, lazy=RUN_LAZY, convert={"status": _STATUS}, given=("tags",)),
+    )
 
 
-@functools.cache
 def _step_run_shape(statement: FastRead) -> Shape[StepRunRecord]:
-    return Shape(StepRunRecord, statement.keys(), lazy=STEP_RUN_LAZY, convert={"status": _STATUS})
+    return _shape(
+        statement, "step_run", lambda keys: Shape(StepRunRecord, keys, lazy=STEP_RUN_LAZY, convert={"status": _STATUS})
+    )
 
 
-@functools.cache
 def _artifact_shape(statement: FastRead, prefix: str) -> Shape[ArtifactRecord]:
-    return Shape(ArtifactRecord, statement.keys(), lazy=ARTIFACT_LAZY, prefix=prefix)
+    return _shape(
+        statement, f"artifact:{prefix}", lambda keys: Shape(ArtifactRecord, keys, lazy=ARTIFACT_LAZY, prefix=prefix)
+    )
 
 
 def runs_from(statement: FastRead, found: Rows, tags: Mapping[str, Sequence[str]]) -> list[RunRecord]:
