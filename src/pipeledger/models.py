@@ -136,14 +136,12 @@ def lazy_record(cls: type[LazyT], values: dict[str, Any], row: Any, encoded: dic
     return record
 
 
-def lazy_field_defaults(cls: type, *names: str) -> None:
-    """Let ``names`` (fields of ``cls`` with a plain default) be left encoded by :func:`lazy_record`.
-
-    A dataclass keeps a plain default as a class attribute, which attribute look-up would find
-    before :meth:`LazyFields.__getattr__`; the constructor does not need it (the default is part of
-    its signature), so it is removed."""
-    for name in names:
-        delattr(cls, name)
+def no_value() -> None:
+    """The default of a field that a store may leave encoded (:func:`lazy_record`) and whose
+    default is None: given as ``default_factory`` because a plain default is also a class
+    attribute, which attribute look-up finds before :meth:`LazyFields.__getattr__` (and which
+    pydantic puts back on the class when it builds a schema of the dataclass)."""
+    return None
 
 
 @dataclass(frozen=True)
@@ -235,7 +233,7 @@ class StepRunRecord(LazyFields):
     cached_from_id: str | None = None
     error: str | None = None
     logs_uri: str | None = None
-    cache_components: dict[str, JSON] | None = None
+    cache_components: dict[str, JSON] | None = field(default_factory=no_value)
     cache_invalidated_at: datetime | None = None
     error_message: str | None = None
 
@@ -249,9 +247,6 @@ class StepRunRecord(LazyFields):
         if not self.error or not self.error.strip():
             return None
         return self.error.strip().splitlines()[-1].strip()
-
-
-lazy_field_defaults(StepRunRecord, "cache_components")
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,8 @@ class Shape(Generic[R]):
     Args:
         cls: a :class:`~pipeledger.models.LazyFields` dataclass.
         keys: the statement's column keys, in order.
-        lazy: fields decoded on first access (a field with a plain default must be declared with
-            :func:`~pipeledger.models.lazy_field_defaults`).
+        lazy: fields decoded on first access (none with a plain default: see
+            :func:`~pipeledger.models.no_value`).
         convert: a conversion after the column's processor (e.g. a status string to ``Status``).
         prefix: the prefix of the record's columns in ``keys`` (``a_`` for ``a_id``...).
         given: fields not read from the row: the caller passes them to the builder.
