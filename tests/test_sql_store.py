@@ -110,3 +110,49 @@ def test_ten_steps_deep_lineage_is_one_sql_statement(store: SqlMetadataStore) ->
     ((statement, parameters),) = queries
     assert statement.lstrip().upper().startswith("WITH RECURSIVE"), statement
     print(f"\nlineage statement on {store.db.dialect} (parameters {parameters!r}):\n{statement}")
+
+
+def test_read_records_decode_json_fields_on_first_access_only(store: SqlMetadataStore) -> None:
+    """A run view's records leave parameters, configuration and cache-key components encoded until
+    read (a view of step names, statuses and edges decodes none of them); once read, and for every
+    way a caller can look at a record (``==``, ``asdict``, ``replace``, pickling), they are the
+    values recorded."""
+    import dataclasses
+    import pickle
+
+    import pydantic
+
+    from pipeledger.models import RunCreate, Status, StepRunCreate, StepRunRecord, utcnow
+
+    run = store.create_run(RunCreate(pipeline_name="p", name="r", parameters={"lr": 0.5}, environment={"py": "3"}))
+    started = store.start_step(
+        StepRunCreate(
+            run_id=run.id,
+            name="train",
+            parameters={"n": 3, "lr": 1.0},
+            config={"outputs": ["model"]},
+            cache_key="k" * 64,
+            cache_components={"code": {"m.train": "f" * 64}},
+        )
+    )
+    store.finish_step(started.id, Status.COMPLETED, end_time=utcnow())
+    pydantic.TypeAdapter(StepRunRecord)  # as the server does: it must not give fields class defaults back
+
+    (step,) = store.list_step_runs(run.id)
+    assert (step.name, step.status) == ("train", Status.COMPLETED)
+    assert store.list_step_io([step.id]) == []
+    assert {"parameters", "config", "cache_components"}.isdisjoint(vars(step))  # not decoded (nor set) yet
+    assert step == dataclasses.replace(started, status=Status.COMPLETED, end_time=step.end_time)
+    assert type(step.parameters["lr"]) is float and step.cache_components == {"code": {"m.train": "f" * 64}}
+    copied = pickle.loads(pickle.dumps(store.list_step_runs(run.id)[0]))
+    assert copied == step and "_encoded" not in vars(copied)
+    assert dataclasses.asdict(store.list_step_runs(run.id)[0])["config"] == {"outputs": ["model"]}
+
+    fetched = store.get_run("r")
+    assert fetched.parameters == {"lr": 0.5} and fetched.environment == {"py": "3"}
+    hit = store.find_cached_step("k" * 64)
+    assert hit is not None and hit.step_run == step and hit.run_name == "r"
+    (listed,) = store.list_runs(pipeline="p", limit=50)
+    assert listed == fetched and listed.tags == []
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        step.nope  # type: ignore[attr-defined]  # noqa: B018

@@ -10,12 +10,14 @@ from __future__ import annotations
 import enum
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 JSON = Any
 """A JSON-compatible value: None, bool, int, float, str, list or dict of them."""
+
+LazyT = TypeVar("LazyT", bound="LazyFields")
 
 
 class Status(str, enum.Enum):
@@ -93,6 +95,59 @@ def new_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
+class LazyFields:
+    """Base of the records a store may build with some fields still encoded (JSON text, stored
+    timestamps): each such field is decoded on its first read, once.
+
+    A store builds one with :func:`lazy_record`. To every caller it is the record it says it is:
+    reading a field, ``==``, ``repr``, :func:`dataclasses.asdict` and :func:`dataclasses.replace`
+    see decoded values, and a pickled or copied record carries decoded values only. A view that
+    reads a run's step names and statuses therefore never decodes their parameters. A record
+    built by its constructor has nothing pending and behaves exactly as a plain dataclass.
+    """
+
+    __slots__ = ()
+
+    if not TYPE_CHECKING:  # for type checkers, a record has its declared fields and nothing else
+
+        def __getattr__(self, name: str) -> Any:
+            # Reached only for an attribute the instance does not hold: a field still encoded.
+            pending = self.__dict__.get("_encoded")
+            found = None if pending is None else pending[1].get(name)
+            if found is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            index, decode = found
+            raw = pending[0][index]
+            value = raw if decode is None or raw is None else decode(raw)
+            object.__setattr__(self, name, value)
+            return value
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+
+Decoder = Any
+"""A function from a stored value to a field's value (None: the stored value as it is)."""
+
+
+def lazy_record(cls: type[LazyT], values: dict[str, Any], row: Any, encoded: dict[str, tuple[int, Decoder]]) -> LazyT:
+    """An instance of ``cls`` (a :class:`LazyFields` dataclass) with the fields in ``values``,
+    and each field named in ``encoded`` read from ``row[index]`` through its decoder on first
+    access. Every field must be in one of them. ``values`` becomes the instance's ``__dict__``."""
+    record = object.__new__(cls)
+    values["_encoded"] = (row, encoded)
+    object.__setattr__(record, "__dict__", values)
+    return record
+
+
+def no_value() -> None:
+    """The default of a field that a store may leave encoded (:func:`lazy_record`) and whose
+    default is None: given as ``default_factory`` because a plain default is also a class
+    attribute, which attribute look-up finds before :meth:`LazyFields.__getattr__` (and which
+    pydantic puts back on the class when it builds a schema of the dataclass)."""
+    return None
+
+
 @dataclass(frozen=True)
 class PipelineRecord:
     """A pipeline: the name under which its runs are grouped."""
@@ -104,7 +159,7 @@ class PipelineRecord:
 
 
 @dataclass(frozen=True)
-class RunRecord:
+class RunRecord(LazyFields):
     """One execution of a pipeline.
 
     ``config`` holds the resolved run configuration (options and the traced DAG:
@@ -157,7 +212,7 @@ class RunCreate:
 
 
 @dataclass(frozen=True)
-class StepRunRecord:
+class StepRunRecord(LazyFields):
     """One execution (or cache hit) of a step within a run.
 
     A failed step run has its ``error`` (the traceback, or a sentence saying what ended it) and
@@ -182,7 +237,7 @@ class StepRunRecord:
     cached_from_id: str | None = None
     error: str | None = None
     logs_uri: str | None = None
-    cache_components: dict[str, JSON] | None = None
+    cache_components: dict[str, JSON] | None = field(default_factory=no_value)
     cache_invalidated_at: datetime | None = None
     error_message: str | None = None
 
@@ -220,7 +275,7 @@ class StepRunCreate:
 
 
 @dataclass(frozen=True)
-class ArtifactRecord:
+class ArtifactRecord(LazyFields):
     """An artifact: a value a step produced, stored in an artifact store.
 
     ``type`` is the artifact's kind for humans and tools (``"Data"``,

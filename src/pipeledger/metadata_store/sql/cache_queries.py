@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -119,13 +120,13 @@ class CacheQueries(SqlQueries):
 
     def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
         with self.db.session() as reader:
+            params: dict[str, Any] = {"b_key": cache_key}
             if not_before is None:
-                rows = sql.FIND_CACHED.all(reader, {"b_key": cache_key})
+                statement = sql.FIND_CACHED
             else:
-                rows = sql.FIND_CACHED_SINCE.all(reader, {"b_key": cache_key, "b_since": not_before})
-        if not rows:
-            return None
-        return records.cache_hit(rows)
+                statement, params["b_since"] = sql.FIND_CACHED_SINCE, not_before
+            found = statement.rows(reader, params)
+        return records.cache_hit_from(statement, found) if found[0] else None
 
     def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
         query = (

@@ -46,6 +46,8 @@ from sqlalchemy.engine import Dialect
 from pipeledger.exceptions import MetadataStoreError
 
 _Processor = Callable[[Any], Any] | None
+Rows = tuple[list[Sequence[Any]], Sequence[_Processor]]
+"""Rows as the driver returned them, and the result processor of each column (None: as it is)."""
 Writable = Insert | Update
 DuplicateError = Callable[[Mapping[str, Any]], MetadataStoreError]
 """Builds the error a duplicate row means for a statement, from the (first) row given."""
@@ -97,6 +99,11 @@ class Session:
         """Every row of ``statement`` as a dict by column key."""
         raise NotImplementedError
 
+    def read_rows(self, statement: FastRead, parameters: Mapping[str, Any]) -> Rows:  # pragma: no cover
+        """Every row of ``statement`` as a tuple of stored values, with each column's result
+        processor (None where the value needs no conversion, or is converted already)."""
+        raise NotImplementedError
+
 
 class DriverSession(Session):
     """Prebuilt statements on a pooled DBAPI connection, without a SQLAlchemy ``Connection``
@@ -145,6 +152,11 @@ class DriverSession(Session):
             {key: value if proc is None else proc(value) for (key, proc), value in zip(columns, row)} for row in rows
         ]
 
+    def read_rows(self, statement: FastRead, parameters: Mapping[str, Any]) -> Rows:
+        compiled, _columns = statement.compiled(self.dialect)
+        _count, rows = self._run(compiled, [compiled.parameters(parameters)], None, parameters)
+        return rows, statement.processors(self.dialect)
+
 
 class CoreSession(Session):
     """Prebuilt statements executed by SQLAlchemy Core on a ``Connection``: what a transaction gets
@@ -175,6 +187,14 @@ class CoreSession(Session):
         except sa_exc.DBAPIError as exc:
             raise self._translate(exc, None, parameters) from exc
         return [dict(row) for row in result.mappings()]
+
+    def read_rows(self, statement: FastRead, parameters: Mapping[str, Any]) -> Rows:
+        try:
+            result = self.connection.execute(statement.statement, dict(parameters))
+        except sa_exc.DBAPIError as exc:
+            raise self._translate(exc, None, parameters) from exc
+        rows: list[Sequence[Any]] = list(result.all())  # rows index like tuples; Core has converted every value
+        return rows, (None,) * len(statement.statement.selected_columns)
 
 
 def observed(target: Connection | Engine) -> bool:
@@ -243,6 +263,11 @@ class FastRead:
         self._compiled: weakref.WeakKeyDictionary[Dialect, tuple[_Compiled, list[tuple[str, _Processor]]]] = (
             weakref.WeakKeyDictionary()
         )
+        self._processors: weakref.WeakKeyDictionary[Dialect, tuple[_Processor, ...]] = weakref.WeakKeyDictionary()
+        self._keys: list[str] | None = None
+        self.shapes: dict[str, Any] = {}
+        """How this statement's rows become records, by record kind (kept with the statement: see
+        :mod:`.row_shapes`)."""
 
     def compiled(self, dialect: Dialect) -> tuple[_Compiled, list[tuple[str, _Processor]]]:
         """The statement compiled for ``dialect``, with each column's key and result processor."""
@@ -256,6 +281,24 @@ class FastRead:
             self._compiled[dialect] = found
         return found
 
+    def processors(self, dialect: Dialect) -> tuple[_Processor, ...]:
+        """Each selected column's result processor for ``dialect``, in order."""
+        found = self._processors.get(dialect)
+        if found is None:
+            found = self._processors[dialect] = tuple(proc for _key, proc in self.compiled(dialect)[1])
+        return found
+
+    def keys(self) -> list[str]:
+        """The selected columns' keys (labels), in order."""
+        if self._keys is None:
+            self._keys = [str(column.key) for column in self.statement.selected_columns]
+        return self._keys
+
     def all(self, session: Session, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Every row of the statement with ``parameters``."""
         return session.read(self, parameters)
+
+    def rows(self, session: Session, parameters: Mapping[str, Any]) -> Rows:
+        """Every row of the statement with ``parameters``, unconverted where the session can (see
+        :meth:`Session.read_rows`): for records that decode their fields on first access."""
+        return session.read_rows(self, parameters)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Row
 
+from pipeledger.metadata_store.sql.fastpath import FastRead, Rows
+from pipeledger.metadata_store.sql.row_shapes import Shape, enum_lookup, plain_record
 from pipeledger.metadata_store.sql.schema import metadata_number
 from pipeledger.models import (
     ArtifactRecord,
@@ -108,23 +110,6 @@ def artifact(row: Row | Mapping[str, Any], prefix: str = "") -> ArtifactRecord:
     )
 
 
-def step_io(row: Row | Mapping[str, Any]) -> StepIO:
-    m = _values(row)
-    return StepIO(
-        step_run_id=m["step_run_id"],
-        name=m["io_name"],
-        direction=Direction(m["direction"]),
-        artifact=artifact(row),
-    )
-
-
-def cache_hit(rows: Sequence[Mapping[str, Any]]) -> CacheHit:
-    """The cache hit from the rows of the cache look-up (one per output; the step run and its run's
-    name on each)."""
-    outputs = {row["io_name"]: artifact(row, prefix="a_") for row in rows if row["io_name"] is not None}
-    return CacheHit(step_run(rows[0]), outputs, rows[0]["r_name"])
-
-
 def cache_entry(row: Row) -> CacheEntry:
     m = row._mapping
     return CacheEntry(
@@ -175,6 +160,93 @@ def lineage(rows: Sequence[Row | Mapping[str, Any]]) -> LineageRecord:
         edges.append(LineageEdge(m["step_run_id"], art.id, Direction(m["direction"]), m["io_name"]))
     edges.sort(key=lambda e: (e.step_run_id, e.direction.value, e.name))
     return LineageRecord(found_artifacts, steps, edges, producers)
+
+
+# ------------------------------------------------ records decoded on first access (row_shapes)
+
+RUN_LAZY = ("parameters", "config", "environment", "stack")
+STEP_RUN_LAZY = ("parameters", "config", "cache_components", "start_time")
+ARTIFACT_LAZY = ("created_at",)
+_STATUS = enum_lookup(Status)
+_DIRECTION = enum_lookup(Direction)
+
+
+def _shape(statement: FastRead, kind: str, make: Callable[[list[str]], Shape[Any]]) -> Shape[Any]:
+    """The shape of ``kind`` records of ``statement``, made once and kept on the statement (so
+    it goes when the statement does)."""
+    found = statement.shapes.get(kind)
+    if found is None:
+        found = statement.shapes[kind] = make(statement.keys())
+    return found
+
+
+def _run_shape(statement: FastRead) -> Shape[RunRecord]:
+    return _shape(
+        statement,
+        "run",
+        lambda keys: Shape(RunRecord, keys, lazy=RUN_LAZY, convert={"status": _STATUS}, given=("tags",)),
+    )
+
+
+def _step_run_shape(statement: FastRead) -> Shape[StepRunRecord]:
+    return _shape(
+        statement, "step_run", lambda keys: Shape(StepRunRecord, keys, lazy=STEP_RUN_LAZY, convert={"status": _STATUS})
+    )
+
+
+def _artifact_shape(statement: FastRead, prefix: str) -> Shape[ArtifactRecord]:
+    return _shape(
+        statement, f"artifact:{prefix}", lambda keys: Shape(ArtifactRecord, keys, lazy=ARTIFACT_LAZY, prefix=prefix)
+    )
+
+
+def runs_from(statement: FastRead, found: Rows, tags: Mapping[str, Sequence[str]]) -> list[RunRecord]:
+    """Run records from the rows of ``statement`` (run columns and ``pipeline_name``), with their
+    tags by run id; parameters, configuration, environment and stack decoded on first access."""
+    rows, processors = found
+    build = _run_shape(statement).builder(processors)
+    ids = statement.keys().index("id")
+    return [build(row, tags=sorted(tags.get(row[ids], ()))) for row in rows]
+
+
+def step_runs_from(statement: FastRead, found: Rows) -> list[StepRunRecord]:
+    """Step run records from the rows of ``statement`` (the step run columns); parameters,
+    configuration, cache-key components and start time decoded on first access."""
+    rows, processors = found
+    build = _step_run_shape(statement).builder(processors)
+    return [build(row) for row in rows]
+
+
+def edges_from(statement: FastRead, found: Rows) -> list[StepIO]:
+    """Edges from the rows of ``statement`` (``step_run_id``, ``direction``, ``io_name`` and the
+    artifact's columns); each artifact's creation time decoded on first access."""
+    rows, processors = found
+    build = _artifact_shape(statement, "").builder(processors)
+    step, direction, name = (statement.keys().index(k) for k in ("step_run_id", "direction", "io_name"))
+    return [
+        plain_record(
+            StepIO,
+            {
+                "step_run_id": row[step],
+                "name": row[name],
+                "direction": _DIRECTION(row[direction]),
+                "artifact": build(row),
+            },
+        )
+        for row in rows
+    ]
+
+
+def cache_hit_from(statement: FastRead, found: Rows) -> CacheHit:
+    """The cache hit from the rows of the cache look-up (one per output; the step run and its run's
+    name on each, the artifact's columns prefixed ``a_``)."""
+    rows, processors = found
+    keys = statement.keys()
+    io_name, run_name = keys.index("io_name"), keys.index("r_name")
+    artifact = _artifact_shape(statement, "a_").builder(processors)
+    outputs = {row[io_name]: artifact(row) for row in rows if row[io_name] is not None}
+    step = _step_run_shape(statement).builder(processors)(rows[0])
+    return CacheHit(step, outputs, rows[0][run_name])
 
 
 def step_run_values(step: StepRunCreate, status: Status, **extra: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Insert, Select, String, and_, bindparam, func, insert, select, update
+from sqlalchemy import BigInteger, Insert, Select, String, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from pipeledger.exceptions import RunExistsError, StepRunExistsError
@@ -138,6 +138,40 @@ def edges_of_steps(count: int) -> FastRead:
         select(step_io.c.step_run_id, step_io.c.direction, step_io.c.name.label("io_name"), *artifacts.c)
         .select_from(step_io.join(artifacts, step_io.c.artifact_id == artifacts.c.id))
         .where(step_io.c.step_run_id.in_(ids))
+    )
+
+
+NO_LIMIT = 2**62
+"""The ``LIMIT`` bound for "every row" (the three databases take a large number, not all take NULL)."""
+
+
+@functools.cache
+def run_page(names_only: bool, pipeline: bool, status: bool, since: bool, newest_first: bool) -> FastRead:
+    """A page of runs (their columns and ``pipeline_name``, or only their names) in start order,
+    filtered by whichever of ``b_pipeline`` (name), ``b_status`` and ``b_since`` (start time) are
+    present, ``b_limit`` rows (:data:`NO_LIMIT` for all) after the first ``b_offset``. One statement
+    per combination, built once."""
+    query = select(pipeline_runs.c.name) if names_only else select(*RUN_COLUMNS)
+    query = query.select_from(RUNS_FROM)
+    if pipeline:
+        query = query.where(pipelines.c.name == bindparam("b_pipeline", type_=pipelines.c.name.type))
+    if status:
+        query = query.where(pipeline_runs.c.status == bindparam("b_status", type_=pipeline_runs.c.status.type))
+    if since:
+        query = query.where(pipeline_runs.c.start_time >= bindparam("b_since", type_=pipeline_runs.c.start_time.type))
+    start, tiebreak = pipeline_runs.c.start_time, pipeline_runs.c.id
+    query = query.order_by(*((start.desc(), tiebreak.desc()) if newest_first else (start, tiebreak)))
+    return FastRead(query.limit(bindparam("b_limit", type_=BigInteger)).offset(bindparam("b_offset", type_=BigInteger)))
+
+
+@functools.lru_cache(maxsize=64)
+def tags_of_entities(count: int) -> FastRead:
+    """The tags of ``count`` entities of kind ``b_kind``, ids bound as ``b_0``..., by entity and tag."""
+    ids = [bindparam(f"b_{i}", type_=entity_tags.c.entity_id.type) for i in range(count)]
+    return FastRead(
+        select(entity_tags.c.entity_id, entity_tags.c.tag)
+        .where(entity_tags.c.entity_kind == bindparam("b_kind"), entity_tags.c.entity_id.in_(ids))
+        .order_by(entity_tags.c.entity_id, entity_tags.c.tag)
     )
 
 

@@ -25,9 +25,9 @@ from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql import statements as sql
 from pipeledger.metadata_store.sql.cache_queries import CacheQueries
-from pipeledger.metadata_store.sql.common import RUN_COLUMNS, RUNS_FROM, chunks
+from pipeledger.metadata_store.sql.common import RUNS_FROM, chunks
 from pipeledger.metadata_store.sql.engine import Database, DuplicateRowError, MissingReferenceError
-from pipeledger.metadata_store.sql.fastpath import Session
+from pipeledger.metadata_store.sql.fastpath import FastRead, Session
 from pipeledger.metadata_store.sql.history_queries import HistoryQueries
 from pipeledger.metadata_store.sql.maintenance_queries import MaintenanceQueries
 from pipeledger.metadata_store.sql.migrate import ensure_schema
@@ -40,7 +40,7 @@ from pipeledger.metadata_store.sql.schema import (
     step_runs,
 )
 from pipeledger.metadata_store.sql.search_queries import SearchQueries
-from pipeledger.metadata_store.sql.tag_queries import TagQueries, tag_values, tags_of
+from pipeledger.metadata_store.sql.tag_queries import TagQueries, tag_values
 from pipeledger.models import (
     JSON,
     ArtifactCreate,
@@ -278,13 +278,16 @@ class SqlMetadataStore(
 
     def _find_run(self, name_or_id: str) -> RunRecord | None:
         with self.db.session() as reader:
-            found = sql.RUN_BY_NAME.all(reader, {"b_name": name_or_id}) or sql.RUN_BY_ID.all(
-                reader, {"b_id": name_or_id}
-            )
-            if not found:
-                return None
-            tags = [r["tag"] for r in sql.TAGS_OF.all(reader, {"b_kind": EntityKind.RUN.value, "b_id": found[0]["id"]})]
-        return records.run(found[0], tags)
+            statement = sql.RUN_BY_NAME
+            found = statement.rows(reader, {"b_name": name_or_id})
+            if not found[0]:
+                statement = sql.RUN_BY_ID
+                found = statement.rows(reader, {"b_id": name_or_id})
+                if not found[0]:
+                    return None
+            run_id = found[0][0][statement.keys().index("id")]
+            tags = [tag for (tag,) in sql.TAGS_OF.rows(reader, {"b_kind": EntityKind.RUN.value, "b_id": run_id})[0]]
+        return records.runs_from(statement, found, {run_id: tags})[0]
 
     def list_runs(
         self,
@@ -296,15 +299,18 @@ class SqlMetadataStore(
         offset: int = 0,
         newest_first: bool = True,
     ) -> list[RunRecord]:
-        query = select(*RUN_COLUMNS).select_from(RUNS_FROM)
-        query = query.where(*_run_filters(pipeline, status, since))
-        order = pipeline_runs.c.start_time.desc() if newest_first else pipeline_runs.c.start_time
-        tiebreak = pipeline_runs.c.id.desc() if newest_first else pipeline_runs.c.id
-        query = query.order_by(order, tiebreak).limit(limit).offset(offset)
-        with self.db.read() as conn:
-            rows = conn.execute(query).all()
-            tags = tags_of(conn, EntityKind.RUN, [r.id for r in rows])
-        return [records.run(r, tags.get(r.id, ())) for r in rows]
+        statement, params = _run_page(False, pipeline, status, since, limit, offset, newest_first)
+        with self.db.session() as reader:
+            found = statement.rows(reader, params)
+            at = statement.keys().index("id")
+            ids = [row[at] for row in found[0]]
+            tags: dict[str, list[str]] = {}
+            for chunk in chunks(ids):
+                by_id = sql.tags_of_entities(len(chunk))
+                bound = {"b_kind": EntityKind.RUN.value, **{f"b_{i}": id_ for i, id_ in enumerate(chunk)}}
+                for entity_id, tag in by_id.rows(reader, bound)[0]:
+                    tags.setdefault(entity_id, []).append(tag)
+        return records.runs_from(statement, found, tags)
 
     def list_run_names(
         self,
@@ -314,12 +320,9 @@ class SqlMetadataStore(
         offset: int = 0,
         newest_first: bool = True,
     ) -> list[str]:
-        query = select(pipeline_runs.c.name).select_from(RUNS_FROM).where(*_run_filters(pipeline, None, None))
-        order = pipeline_runs.c.start_time.desc() if newest_first else pipeline_runs.c.start_time
-        tiebreak = pipeline_runs.c.id.desc() if newest_first else pipeline_runs.c.id
-        query = query.order_by(order, tiebreak).limit(limit).offset(offset)
-        with self.db.read() as conn:
-            return list(conn.execute(query).scalars())
+        statement, params = _run_page(True, pipeline, None, None, limit, offset, newest_first)
+        with self.db.session() as reader:
+            return [row[0] for row in statement.rows(reader, params)[0]]
 
     def count_runs(self, *, pipeline: str | None = None, status: Status | str | None = None) -> int:
         query = select(func.count()).select_from(RUNS_FROM).where(*_run_filters(pipeline, status, None))
@@ -328,8 +331,7 @@ class SqlMetadataStore(
 
     def list_step_runs(self, run_id: str) -> list[StepRunRecord]:
         with self.db.session() as reader:
-            rows = sql.STEPS_OF_RUN.all(reader, {"b_run": run_id})
-        return [records.step_run(r) for r in rows]
+            return records.step_runs_from(sql.STEPS_OF_RUN, sql.STEPS_OF_RUN.rows(reader, {"b_run": run_id}))
 
     def get_step_run(self, step_run_id: str) -> StepRunRecord:
         with self.db.read() as conn:
@@ -342,8 +344,9 @@ class SqlMetadataStore(
         result: list[StepIO] = []
         with self.db.session() as reader:
             for chunk in chunks(step_run_ids):
-                rows = sql.edges_of_steps(len(chunk)).all(reader, {f"b_{i}": id_ for i, id_ in enumerate(chunk)})
-                result.extend(records.step_io(r) for r in rows)
+                statement = sql.edges_of_steps(len(chunk))
+                found = statement.rows(reader, {f"b_{i}": id_ for i, id_ in enumerate(chunk)})
+                result.extend(records.edges_from(statement, found))
         return result
 
     def _find_artifact(self, artifact_id: str) -> ArtifactRecord | None:
@@ -364,6 +367,27 @@ class SqlMetadataStore(
                 for entity_id, key, value in rows:
                     out.setdefault(entity_id, {})[key] = value
         return out
+
+
+def _run_page(
+    names_only: bool,
+    pipeline: str | None,
+    status: Status | str | None,
+    since: datetime | None,
+    limit: int | None,
+    offset: int,
+    newest_first: bool,
+) -> tuple[FastRead, dict[str, Any]]:
+    """The prebuilt page-of-runs statement for these filters, and its parameters."""
+    statement = sql.run_page(names_only, pipeline is not None, status is not None, since is not None, newest_first)
+    params: dict[str, Any] = {"b_limit": sql.NO_LIMIT if limit is None else limit, "b_offset": offset}
+    if pipeline is not None:
+        params["b_pipeline"] = pipeline
+    if status is not None:
+        params["b_status"] = Status(status).value
+    if since is not None:
+        params["b_since"] = since
+    return statement, params
 
 
 def _run_filters(pipeline: str | None, status: Status | str | None, since: datetime | None) -> list[Any]:
