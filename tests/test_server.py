@@ -130,10 +130,10 @@ def test_every_api_route_goes_through_the_caller_check(tmp_path: object) -> None
         raise ApiError(401, "NotAuthenticated", "who are you?")
 
     app.dependency_overrides[authorize] = refuse
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         paths = client.get("/api/v1/openapi.json").json()["paths"]  # the document is no API route
         api = [(method, path) for path, item in paths.items() if path.startswith("/api/v1/") for method in item]
-        assert len(api) == len(contract_methods()) + 1 + 8  # + /info, the artifact routes
+        assert len(api) == len(contract_methods()) + 1 + 8 + 2  # + /info, the artifact and audit routes
         for method, path in api:
             answer = client.request(method.upper(), path, json={})
             assert answer.status_code == 401, path

@@ -406,3 +406,42 @@ class SearchPage:
 
     items: list[Any]
     next_page_token: str | None
+
+
+#: The outcomes of an audited request: done, refused (401/403, or 404 hiding a denied object), or
+#: failed for another reason (an error of the request or of the server).
+AUDIT_OUTCOMES = ("allowed", "denied", "failed")
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One entry of a server's audit log (table ``audit_events``): ``principal`` did ``action``
+    (a route's name, e.g. ``store.create_run``) on ``target`` in ``project`` at ``at`` from
+    ``remote``, with this ``outcome`` (:data:`AUDIT_OUTCOMES`) and HTTP ``status``. ``principal``
+    is None when the caller was not authenticated; ``detail`` is one line, never a secret.
+    ``id`` is given by the store (None before it is written)."""
+
+    at: datetime
+    principal: str | None
+    action: str
+    outcome: str
+    status: int
+    project: str | None = None
+    target: str | None = None
+    remote: str | None = None
+    detail: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which audit events to list: each field set must match (``action`` may end with ``*``, a
+    prefix); ``since`` inclusive, ``until`` exclusive. Newest first, at most ``limit``."""
+
+    principal: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    project: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100

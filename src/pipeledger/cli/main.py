@@ -10,6 +10,7 @@ import click
 from pipeledger import __version__
 from pipeledger.cli import artifact, run_compare, run_lineage  # noqa: F401  (more `run` and `artifact` commands)
 from pipeledger.cli.artifact_store import artifact_store_group
+from pipeledger.cli.audit import audit_group
 from pipeledger.cli.cache import cache_group
 from pipeledger.cli.errors import DEBUG_VARIABLE, PipeledgerGroup
 from pipeledger.cli.gc import gc
@@ -50,6 +51,7 @@ for group in (
     gc,
     import_group,
     server_group,
+    audit_group,
 ):
     cli.add_command(group)
 

@@ -6,9 +6,13 @@ Routes:
 * ``GET /ready``: the metadata store answers too (200), else 503 with the store's error;
 * ``GET /api/v1/info``: versions and the (non-secret) description of the store;
 * ``POST /api/v1/store/<method>``: the metadata store contract (:mod:`.store_routes`);
+* ``GET /api/v1/audit/events``, ``POST /api/v1/audit/prune``: the audit log (:mod:`.audit_routes`);
 * ``GET /api/v1/openapi.json`` (and ``/api/v1/docs``): the OpenAPI document.
 
-Every route under ``/api/v1`` goes through :func:`pipeledger.server.auth.authorize`.
+Every route under ``/api/v1`` goes through :func:`pipeledger.server.auth.authorize`. Every
+request first passes :class:`~pipeledger.server.security.http.HardeningMiddleware` (Host
+header, credentials in URLs, body size) and, under ``/api/v1``, the audit log's middleware
+(:mod:`pipeledger.server.security.audit`); CORS only when origins are configured.
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ from pipeledger.exceptions import ConfigError, PipeledgerError
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.rest.protocol import API_PREFIX, API_VERSION
 from pipeledger.server.artifact_routes import artifact_router
+from pipeledger.server.audit_routes import audit_router
 from pipeledger.server.auth import authorize
 from pipeledger.server.errors import error_response, install_handlers
+from pipeledger.server.security.audit import AuditLog, AuditMiddleware, retention_days, sink_for
+from pipeledger.server.security.http import HardeningMiddleware, HttpSettings, cors_headers
 from pipeledger.server.store_routes import add_schemas, store_of, store_router
 
 if TYPE_CHECKING:
@@ -40,18 +47,31 @@ if TYPE_CHECKING:
 STACK_VARIABLE = "PIPELEDGER_SERVER_STACK"
 
 
-def create_app(open_store: Callable[[], MetadataStore], artifact_store: ArtifactStore | None = None) -> FastAPI:
+def create_app(
+    open_store: Callable[[], MetadataStore],
+    artifact_store: ArtifactStore | None = None,
+    *,
+    settings: HttpSettings | None = None,
+    audit_retention_days: int | None = None,
+) -> FastAPI:
     """The application serving the store ``open_store()`` opens when the application starts
     (and closes when it stops), and the files of ``artifact_store`` when it is local
-    (:mod:`.artifact_routes`)."""
+    (:mod:`.artifact_routes`), with the HTTP ``settings`` (default: loopback names only, no
+    CORS, the default body limit) and the audit log's retention (default:
+    :func:`~pipeledger.server.security.audit.retention_days`). The audit log's writer starts
+    with the application and writes every queued event before the store closes."""
+    settings = settings or HttpSettings()
+    retention = retention_days() if audit_retention_days is None else audit_retention_days
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.artifact_store = artifact_store
         app.state.store = await run_in_threadpool(open_store)
+        app.state.audit_log = AuditLog(sink_for(app.state.store), retention_days=retention)
         try:
             yield
         finally:
+            await run_in_threadpool(app.state.audit_log.close)
             app.state.store.close()
 
     app = FastAPI(
@@ -68,11 +88,24 @@ def create_app(open_store: Callable[[], MetadataStore], artifact_store: Artifact
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authorize)])
     api.include_router(store_router(schemas))
     api.include_router(artifact_router())
+    api.include_router(audit_router())
     api.add_api_route("/info", info, methods=["GET"], summary="Versions, and where the store keeps its data.")
     app.include_router(api)
     app.add_api_route("/health", health, methods=["GET"], summary="The server process answers.")
     app.add_api_route("/ready", ready, methods=["GET"], summary="The server and its metadata store answer.")
     add_schemas(app, schemas)
+    app.add_middleware(AuditMiddleware, audit_log=lambda: getattr(app.state, "audit_log", None))
+    app.add_middleware(HardeningMiddleware, settings=settings)
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=list(cors_headers()),
+        )
     return app
 
 
@@ -123,4 +156,4 @@ def app_from_environment() -> FastAPI:
     """The application of a ``pipeledger server start`` process (uvicorn's factory): the stores
     of the stack named by ``$PIPELEDGER_SERVER_STACK`` (the active stack if unset)."""
     built = open_stack(os.environ.get(STACK_VARIABLE) or None)
-    return create_app(lambda: built.metadata_store, built.artifact_store)
+    return create_app(lambda: built.metadata_store, built.artifact_store, settings=HttpSettings.from_environment())

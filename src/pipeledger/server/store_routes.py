@@ -19,6 +19,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.rest.protocol import Method, contract_methods
 from pipeledger.server.auth import authorize
+from pipeledger.server.security.audit import note, target_of
 
 #: Where the schemas of the records go in the OpenAPI document.
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -54,6 +55,7 @@ def _endpoint(method: Method) -> Callable[[Request], Any]:
 
         async def stream(request: Request) -> StreamingResponse:
             arguments = method.decode_args(await request.body())
+            note(request, target=target_of(arguments))
             batches: Iterator[Any] = getattr(store_of(request), method.name)(**arguments)
             return StreamingResponse(_lines(method, batches), media_type=NDJSON_TYPE)
 
@@ -61,6 +63,7 @@ def _endpoint(method: Method) -> Callable[[Request], Any]:
 
     async def call(request: Request) -> Response:
         arguments = method.decode_args(await request.body())
+        note(request, target=target_of(arguments))
         result = await run_in_threadpool(getattr(store_of(request), method.name), **arguments)
         return Response(method.encode_result(result), media_type=JSON_TYPE)
 

@@ -146,6 +146,20 @@ class Transport:
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 2.0)
 
+    def admin(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+        """One call of an administration route (``GET``/``POST`` ``path`` under ``/api/v1``, query
+        ``params``, JSON ``body``), not retried; its JSON answer.
+
+        Raises:
+            StoreUnavailableError: the server cannot be reached (the message names the URL).
+            the error the server answered with (e.g. 403 for a caller who is not an administrator).
+        """
+        try:
+            response = self.http.request(method, path, params=params, json=body)
+        except httpx.TransportError as exc:
+            raise self._unavailable(exc) from None
+        return self._checked(response).json()
+
     def stream(self, path: str, body: bytes) -> Iterator[bytes]:
         """POST ``body`` and yield the response's lines (no retries once lines arrived)."""
         try:
