@@ -13,6 +13,8 @@
      ├── MaterializerError          no materializer can save or load a value
      │    └── ArtifactIntegrityError an artifact's files differ from their recorded content hash
      ├── OrchestratorUnavailableError  the orchestrator's cluster cannot be reached, or was lost
+     ├── AuthenticationError        a pipeledger server refused the credentials (no, unknown, expired or revoked key)
+     ├── AccessDeniedError          the caller is authenticated but its role does not allow this
      ├── QueryError (ValueError)    a search filter or order is malformed; the message shows a caret under it
      ├── ConfigError (ValueError)   invalid stack, component or flavor configuration
  │    ├── FlavorNotFoundError   no flavor of that name (also a NotFoundError)
@@ -90,6 +92,17 @@ class NotFoundError(PipeledgerError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
+
+
+class AuthenticationError(PipeledgerError):
+    """A pipeledger server refused the request's credentials: no API key where one is needed, a
+    malformed, unknown, expired or revoked key, a disabled principal, or a wrong user name or
+    password. The message names the fix (``pipeledger login URL``...), never the key."""
+
+
+class AccessDeniedError(PipeledgerError):
+    """The caller is authenticated but not allowed to do this (its role in the project, or not a
+    server administrator). The message never tells whether the object exists."""
 
 
 class ConfigError(PipeledgerError, ValueError):

@@ -178,3 +178,39 @@ def flavor_fields(model: type[BaseModel]) -> list[dict[str, JSONValue]]:
             }
         )
     return fields
+
+
+def principal(found: dict[str, JSONValue]) -> dict[str, JSONValue]:
+    """A user or service account as ``user list`` shows it."""
+    return {
+        "name": found["name"],
+        "kind": found["kind"],
+        "server_admin": found["server_admin"],
+        "has_password": found["has_password"],
+        "disabled": found.get("disabled_at") is not None,
+        "roles": found.get("roles", {}),
+        "created_at": found["created_at"],
+    }
+
+
+def api_key(found: dict[str, JSONValue]) -> dict[str, JSONValue]:
+    """An API key (never its secret) as ``api-key list`` shows it."""
+    return {
+        "id": found["id"],
+        "user": found["principal"],
+        "label": found.get("label"),
+        "created_at": found["created_at"],
+        "expires_at": found.get("expires_at"),
+        "revoked_at": found.get("revoked_at"),
+        "last_used_at": found.get("last_used_at"),
+    }
+
+
+def project(found: dict[str, JSONValue]) -> dict[str, JSONValue]:
+    """A project as ``project list`` shows it."""
+    return {"name": found["name"], "description": found.get("description"), "created_at": found["created_at"]}
+
+
+def member(found: dict[str, JSONValue]) -> dict[str, JSONValue]:
+    """A project member as ``project member list`` shows it."""
+    return {"user": found["principal"], "kind": found["kind"], "role": found["role"]}

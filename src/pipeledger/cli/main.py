@@ -9,6 +9,7 @@ import click
 
 from pipeledger import __version__
 from pipeledger.cli import artifact, run_compare, run_lineage  # noqa: F401  (more `run` and `artifact` commands)
+from pipeledger.cli.api_key import api_key_group
 from pipeledger.cli.artifact_store import artifact_store_group
 from pipeledger.cli.audit import audit_group
 from pipeledger.cli.cache import cache_group
@@ -16,13 +17,16 @@ from pipeledger.cli.errors import DEBUG_VARIABLE, PipeledgerGroup
 from pipeledger.cli.gc import gc
 from pipeledger.cli.importer import import_group
 from pipeledger.cli.lineage import lineage_command
+from pipeledger.cli.login import login, logout
 from pipeledger.cli.metadata_store import metadata_store_group
 from pipeledger.cli.orchestrator import orchestrator_group
 from pipeledger.cli.pipeline import pipeline_group
+from pipeledger.cli.project import project_group
 from pipeledger.cli.run import run_group
 from pipeledger.cli.search import artifact_group, step_group
 from pipeledger.cli.server import server_group
 from pipeledger.cli.stack import stack_group
+from pipeledger.cli.user import user_group
 
 
 @click.group(cls=PipeledgerGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -51,6 +55,11 @@ for group in (
     gc,
     import_group,
     server_group,
+    login,
+    logout,
+    user_group,
+    api_key_group,
+    project_group,
     audit_group,
 ):
     cli.add_command(group)

@@ -42,3 +42,10 @@ def limit_option(default: int, what: str, newest_first: bool = True) -> Callable
 def pipeline_option(help: str = "Only runs of this pipeline.") -> Callable[[F], F]:
     """``--pipeline``/``-p``: restrict to one pipeline's runs or entries."""
     return click.option("--pipeline", "-p", help=help)
+
+
+def server_stack_option() -> Callable[[F], F]:
+    """``--stack``/``-s``: the stack whose server (``rest`` metadata store) a command talks to."""
+    return click.option(
+        "--stack", "-s", default=None, help="Stack whose pipeledger server to talk to (default: the active stack)."
+    )

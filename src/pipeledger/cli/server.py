@@ -1,4 +1,4 @@
-"""``pipeledger server start|stop|status``: the HTTP API in front of a stack's metadata store
+"""``pipeledger server init|start|stop|status``: the HTTP API in front of a stack's metadata store
 (the library: :mod:`pipeledger.server`)."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def server_group() -> None:
 @click.option(
     "--insecure-no-auth",
     is_flag=True,
-    help="Allow a non-loopback --host although the store has no user (`server init` never ran).",
+    help="Allow a non-loopback --host although the store has no users (`pipeledger server init` never ran).",
 )
 @click.option(
     "--server-name",
@@ -101,6 +101,39 @@ def start(
         console().print(f"Server started in the background at {where}.")
         return
     serve(options)
+
+
+@server_group.command("init")
+@click.option("--stack", default=None, help="Stack whose metadata store the server serves (default: the active stack).")
+@click.option("--admin", default="admin", show_default=True, help="Name of the first server administrator.")
+def init(stack: str | None, admin: str) -> None:
+    """Create the first server administrator and print its API key, once.
+
+    Run on the server's machine, against the served stack's database directly. From then on,
+    every request to the server needs an API key (`pipeledger login URL`). Refused when the
+    store has users already. There is no default password: the administrator logs in with
+    the key, and may make others (`pipeledger user create`, `pipeledger api-key create`).
+
+    \b
+    Example:
+      pipeledger server init --stack served --admin alice
+    """
+    from pipeledger.server.app import open_stack
+    from pipeledger.server.security.directory import Directory
+
+    built = open_stack(stack)
+    store = built.metadata_store
+    try:
+        principal, issued = Directory.of_store(store).create_first_admin(admin)
+    finally:
+        store.close()
+    console().print(f"Server administrator {esc(principal.name)} created on stack {esc(built.name)!r}.")
+    console().print("Its API key is shown only now (only a hash is kept); store it safely:")
+    click.echo(issued.key)
+    console().print(
+        "Every request to the server now needs a key; log in with `pipeledger login URL` and paste it. "
+        "The server may now listen beyond loopback."
+    )
 
 
 @server_group.command("stop")

@@ -36,7 +36,7 @@ def audit_events(store: MetadataStore, where: AuditFilter) -> list[AuditEvent]:
             moment: datetime | None = getattr(where, key)
             if moment is not None:
                 params[key] = moment.astimezone(timezone.utc).isoformat()
-        return _EVENTS.validate_python(store.transport.admin("GET", "/audit/events", params=params))
+        return _EVENTS.validate_python(store.transport.request("GET", "/audit/events", params=params))
     if isinstance(store, SqlMetadataStore):
         from pipeledger.metadata_store.sql.audit_queries import list_events
 
@@ -52,7 +52,7 @@ def prune_audit(store: MetadataStore, older_than: timedelta) -> int:
 
     if isinstance(store, RestMetadataStore):
         days = int(older_than.total_seconds() // 86400)
-        answer = store.transport.admin("POST", "/audit/prune", body={"older_than_days": days})
+        answer = store.transport.request("POST", "/audit/prune", {"older_than_days": days})
         return int(answer["deleted"])
     if isinstance(store, SqlMetadataStore):
         from pipeledger.metadata_store.sql.audit_queries import prune_events

@@ -5,11 +5,14 @@ Routes:
 * ``GET /health``: the process answers (200), with pipeledger's and the API's versions;
 * ``GET /ready``: the metadata store answers too (200), else 503 with the store's error;
 * ``GET /api/v1/info``: versions and the (non-secret) description of the store;
+* ``/api/v1/auth/...``, ``/api/v1/users``, ``/api/v1/keys``, ``/api/v1/projects``: identities
+  (:mod:`.identity_routes`);
 * ``POST /api/v1/store/<method>``: the metadata store contract (:mod:`.store_routes`);
 * ``GET /api/v1/audit/events``, ``POST /api/v1/audit/prune``: the audit log (:mod:`.audit_routes`);
 * ``GET /api/v1/openapi.json`` (and ``/api/v1/docs``): the OpenAPI document.
 
-Every route under ``/api/v1`` goes through :func:`pipeledger.server.auth.authorize`. Every
+Every route under ``/api/v1`` goes through :func:`pipeledger.server.auth.authorize`, except
+``POST /api/v1/auth/login`` (:data:`pipeledger.server.auth.PUBLIC_ROUTES`). Every
 request first passes :class:`~pipeledger.server.security.http.HardeningMiddleware` (Host
 header, credentials in URLs, body size) and, under ``/api/v1``, the audit log's middleware
 (:mod:`pipeledger.server.security.audit`); CORS only when origins are configured.
@@ -35,8 +38,11 @@ from pipeledger.server.artifact_routes import artifact_router
 from pipeledger.server.audit_routes import audit_router
 from pipeledger.server.auth import authorize
 from pipeledger.server.errors import error_response, install_handlers
+from pipeledger.server.identity_routes import identity_router, login_router
 from pipeledger.server.security.audit import AuditLog, AuditMiddleware, retention_days, sink_for
+from pipeledger.server.security.directory import Directory
 from pipeledger.server.security.http import HardeningMiddleware, HttpSettings, cors_headers
+from pipeledger.server.security.sessions import session_authenticator
 from pipeledger.server.store_routes import add_schemas, store_of, store_router
 
 if TYPE_CHECKING:
@@ -68,6 +74,9 @@ def create_app(
         app.state.artifact_store = artifact_store
         app.state.store = await run_in_threadpool(open_store)
         app.state.audit_log = AuditLog(sink_for(app.state.store), retention_days=retention)
+        app.state.directory = directory_for(app.state.store)
+        if app.state.directory is not None:
+            app.state.session_authenticator = session_authenticator(app.state.directory)
         try:
             yield
         finally:
@@ -89,8 +98,10 @@ def create_app(
     api.include_router(store_router(schemas))
     api.include_router(artifact_router())
     api.include_router(audit_router())
+    api.include_router(identity_router())
     api.add_api_route("/info", info, methods=["GET"], summary="Versions, and where the store keeps its data.")
     app.include_router(api)
+    app.include_router(login_router(), prefix=API_PREFIX)
     app.add_api_route("/health", health, methods=["GET"], summary="The server process answers.")
     app.add_api_route("/ready", ready, methods=["GET"], summary="The server and its metadata store answer.")
     add_schemas(app, schemas)
@@ -107,6 +118,15 @@ def create_app(
             allow_headers=list(cors_headers()),
         )
     return app
+
+
+def directory_for(store: MetadataStore) -> Directory | None:
+    """The identity store of ``store`` (None when it is not SQL: the server then has no users,
+    and every caller is anonymous)."""
+    try:
+        return Directory.of_store(store)
+    except ConfigError:
+        return None
 
 
 def versions() -> dict[str, str]:

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from pipeledger.exceptions import AccessDeniedError
 from pipeledger.models import AuditEvent, AuditFilter
 from pipeledger.server.auth import authorize, principal_of
-from pipeledger.server.errors import ApiError
 from pipeledger.server.security.audit import AuditLog
 
 #: Most events one listing returns.
@@ -42,11 +42,11 @@ def require_server_admin(request: Request) -> None:
     """Refuse a caller who is not a server administrator.
 
     Raises:
-        ApiError: (403) naming what the caller lacks.
+        AccessDeniedError: (403) naming what the caller lacks.
     """
     principal = principal_of(request)
     if not principal.server_admin:
-        raise ApiError(403, "PermissionDeniedError", "only a server administrator may read or prune the audit log")
+        raise AccessDeniedError("only a server administrator may read or prune the audit log")
 
 
 def audit_log_of(request: Request) -> AuditLog:

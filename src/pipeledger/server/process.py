@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeledger.exceptions import ConfigError, PipeledgerError
+from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.stack.home import pipeledger_home
 
 DEFAULT_HOST = "127.0.0.1"
@@ -70,35 +71,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(options: ServerOptions, *, authentication: bool) -> None:
-    """Refuse to listen beyond loopback without authentication: a store with no principal
-    (``pipeledger server init`` never ran) lets every caller in as administrator.
-
-    Raises:
-        ConfigError: a non-loopback host, ``authentication`` False and no ``--insecure-no-auth``.
-    """
-    if not is_loopback(options.host) and not authentication and not options.insecure_no_auth:
-        raise ConfigError(
-            f"refusing to listen on {options.host}: the server has no user yet, so anyone who reaches it "
-            "could read and change every record; run `pipeledger server init` first, listen on 127.0.0.1, "
-            "or add --insecure-no-auth on a network you trust"
-        )
-
-
-def authentication_configured(store: Any) -> bool:
-    """Whether ``store`` (the served stack's metadata store) has at least one principal, so that
-    the server authenticates its callers. A store that is not SQL has no principals."""
-    from sqlalchemy import select
-
-    from pipeledger.metadata_store.sql.schema import principals
-    from pipeledger.metadata_store.sql.store import SqlMetadataStore
-
-    if not isinstance(store, SqlMetadataStore):
-        return False
-    with store.db.read() as conn:
-        return conn.execute(select(principals.c.id).limit(1)).first() is not None
-
-
 def check_options(options: ServerOptions) -> None:
     """Refuse options the server cannot run with, in one line each (the bind address is checked
     against the store's principals by :func:`check_bind`).
@@ -130,6 +102,41 @@ def check_options(options: ServerOptions) -> None:
             ) from None
 
 
+def check_bind(options: ServerOptions, authenticated: bool) -> None:
+    """Refuse to listen beyond loopback without authentication.
+
+    Args:
+        authenticated: whether the store has principals (``pipeledger server init`` ran), so that
+            every request needs an API key.
+
+    Raises:
+        ConfigError: a non-loopback host, no principals, and no ``--insecure-no-auth``.
+    """
+    if not is_loopback(options.host) and not authenticated and not options.insecure_no_auth:
+        raise ConfigError(
+            f"refusing to listen on {options.host}: the server has no users yet, so anyone who reaches it "
+            "could read and change every record; run `pipeledger server init` first (then every request "
+            "needs an API key), listen on 127.0.0.1, or add --insecure-no-auth on a network you trust"
+        )
+
+
+def authentication_mode(store: MetadataStore) -> tuple[bool, str]:
+    """Whether the server on ``store`` authenticates its callers, and a line saying so for its log."""
+    from pipeledger.server.app import directory_for
+
+    directory = directory_for(store)
+    if directory is None:
+        return False, (
+            f"authentication: none (the {store.flavor} store keeps no users): every caller acts as administrator"
+        )
+    count = directory.count_principals()
+    if count == 0:
+        return False, (
+            "authentication: none yet (`pipeledger server init` never ran): every caller acts as administrator"
+        )
+    return True, f"authentication: API keys ({count} users and service accounts); requests without a key get 401"
+
+
 def serve(options: ServerOptions) -> None:
     """Serve in the foreground until interrupted, with access logs on stderr. The stack's
     metadata store is opened first, so a store that cannot be opened is one error line."""
@@ -140,7 +147,8 @@ def serve(options: ServerOptions) -> None:
     from pipeledger.server.security.http import access_log_config
 
     check_options(options)
-    check_stack(options)
+    mode = check_stack(options)
+    print(f"pipeledger server: {mode}", file=sys.stderr, flush=True)
     if options.stack:
         os.environ[STACK_VARIABLE] = options.stack
     else:
@@ -163,16 +171,19 @@ def serve(options: ServerOptions) -> None:
     )
 
 
-def check_stack(options: ServerOptions) -> None:
+def check_stack(options: ServerOptions) -> str:
     """Open the stack's metadata store once (a store that cannot be opened is one error line)
-    and check the bind address against its principals (:func:`check_bind`)."""
+    and check the bind address against its principals (:func:`check_bind`); the line saying how
+    the server authenticates (:func:`authentication_mode`)."""
     from pipeledger.server.app import open_stack
 
     checked = open_stack(options.stack)
     try:
-        check_bind(options, authentication=authentication_configured(checked.metadata_store))
+        authenticated, mode = authentication_mode(checked.metadata_store)
     finally:
         checked.metadata_store.close()
+    check_bind(options, authenticated)
+    return mode
 
 
 def worker_environment(options: ServerOptions) -> dict[str, str]:

@@ -43,6 +43,8 @@ STREAMED = frozenset({"iter_artifacts"})
 
 #: HTTP status of each error class sent by the server (the most specific class wins).
 ERROR_STATUS: dict[type[Exception], int] = {
+    exceptions.AuthenticationError: 401,
+    exceptions.AccessDeniedError: 403,
     exceptions.QueryError: 422,
     exceptions.DefinitionError: 422,
     exceptions.CacheEntryGoneError: 410,

@@ -146,16 +146,17 @@ class Transport:
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 2.0)
 
-    def admin(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None) -> Any:
-        """One call of an administration route (``GET``/``POST`` ``path`` under ``/api/v1``, query
-        ``params``, JSON ``body``), not retried; its JSON answer.
+    def request(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        """One JSON call (``method`` on ``path`` under ``/api/v1``, ``body`` as JSON) without
+        retries: the identity commands are run by a person, who sees the failure at once. The
+        decoded answer.
 
         Raises:
             StoreUnavailableError: the server cannot be reached (the message names the URL).
-            the error the server answered with (e.g. 403 for a caller who is not an administrator).
+            the error the server answered with (its class from :mod:`pipeledger.exceptions`).
         """
         try:
-            response = self.http.request(method, path, params=params, json=body)
+            response = self.http.request(method, path, json=body, params=params)
         except httpx.TransportError as exc:
             raise self._unavailable(exc) from None
         return self._checked(response).json()

@@ -24,13 +24,19 @@ import hashlib
 import hmac
 import inspect
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pipeledger.server.errors import ApiError
+from pipeledger.exceptions import AccessDeniedError
 from pipeledger.server.security.principal import Principal
+
+if TYPE_CHECKING:
+    from pipeledger.server.security.directory import Directory
 
 SESSION_COOKIE = "pipeledger_session"
 CSRF_COOKIE = "pipeledger_csrf"
@@ -78,21 +84,19 @@ def require_csrf(request: Request) -> None:
     CSRF token, or from another origin (safe methods pass).
 
     Raises:
-        ApiError: (403) naming what is missing.
+        AccessDeniedError: (403) naming what is missing.
     """
     if request.method.upper() in SAFE_METHODS:
         return
     token = session_token(request)
     if token is None:
-        raise ApiError(403, "PermissionDeniedError", "no session: log in again")
+        raise AccessDeniedError("no session: log in again")
     origin = request.headers.get("origin")
     if origin is not None and not _same_origin(origin, request):
-        raise ApiError(403, "PermissionDeniedError", "refusing a cross-site request made with a session cookie")
+        raise AccessDeniedError("refusing a cross-site request made with a session cookie")
     sent = request.headers.get(CSRF_HEADER, "")
     if not sent or not hmac.compare_digest(sent.encode(), csrf_token_for(token).encode()):
-        raise ApiError(
-            403,
-            "PermissionDeniedError",
+        raise AccessDeniedError(
             f"missing or wrong CSRF token: send the {CSRF_HEADER} header with the value of the {CSRF_COOKIE} cookie",
         )
 
@@ -118,3 +122,25 @@ def _same_origin(origin: str, request: Request) -> bool:
     parts = urlsplit(origin)
     host = request.headers.get("host", "")
     return bool(parts.netloc) and parts.netloc.lower() == host.lower() and parts.scheme == request.url.scheme
+
+
+def open_session(
+    directory: Directory, response: Response, principal: str, *, secure: bool, max_age: int = DEFAULT_MAX_AGE
+) -> str:
+    """Issue a login token for ``principal`` (an API key labelled ``session`` expiring with the
+    session; only its hash is stored) and start the session on ``response``; returns the CSRF
+    token. (The UI calls this after it has checked the user's password or key.)"""
+    expires_at = directory.clock() + timedelta(seconds=max_age)
+    issued = directory.issue_key(principal, label="session", expires_at=expires_at)
+    return start_session(response, issued.key, secure=secure, max_age=max_age)
+
+
+def session_authenticator(directory: Directory) -> Callable[[Request], Awaitable[Principal | None]]:
+    """The server's ``app.state.session_authenticator`` (see :mod:`pipeledger.server.auth`): the
+    principal of a request's session cookie, checked by ``directory`` as an API key, its CSRF
+    token checked first; None without a cookie."""
+
+    async def authenticate(request: Request) -> Principal | None:
+        return await session_principal(request, lambda token: run_in_threadpool(directory.authenticate, token))
+
+    return authenticate
