@@ -101,6 +101,8 @@ class PipelineRecord:
     name: str
     created_at: datetime
     docstring: str | None = None
+    project: str = DEFAULT_PROJECT
+    """The project the pipeline (and so its runs, step runs and artifacts) belongs to."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,8 @@ class RunRecord:
     code_hash: str | None = None
     error: str | None = None
     tags: list[str] = field(default_factory=list)
+    project: str = DEFAULT_PROJECT
+    """Its pipeline's project."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,9 @@ class RunCreate:
     tags: list[str] = field(default_factory=list)
     id: str = field(default_factory=new_id)
     start_time: datetime = field(default_factory=utcnow)
+    project: str = DEFAULT_PROJECT
+    """The project of a new pipeline; a run of an existing pipeline must name that pipeline's
+    project (:class:`~pipeledger.exceptions.ConflictError` otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -341,6 +348,9 @@ class LineageRecord:
     edges: list[LineageEdge]
     #: artifact id -> (producer step name, output name, producer run name), when known.
     producers: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    #: Ids of the nodes (steps and artifacts) in projects the caller may not read: the server
+    #: replaces them by placeholders with no name, uri or metadata (see ``docs/server.md``).
+    hidden: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,11 @@ Rules every implementation keeps:
 * List methods filter and page in the store (``limit``/``offset``); none loads
   every row of a table.
 * Records returned are immutable :mod:`pipeledger.models` dataclasses.
+* Every pipeline belongs to a project (``RunCreate.project``, default ``default``), and so do
+  its runs and step runs; an artifact belongs to the projects of the step runs that produced or
+  consumed it. Methods that list, search, count, look up caches or read histories take
+  ``projects`` (None: every project): only records of those projects are seen, as if the others
+  did not exist. ``pipeledger server`` passes the projects its caller may read.
 
 Logic every backend shares lives here, not in helpers each backend must remember to call
 (template methods): a public method checks its arguments and words its errors, then calls a
@@ -32,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeledger.exceptions import NotFoundError, UnsupportedOperationError
 from pipeledger.models import (
+    DEFAULT_PROJECT,
     JSON,
     ArtifactCreate,
     ArtifactRecord,
@@ -63,18 +69,24 @@ class MetadataStore(abc.ABC):
 
     #: Short name of the flavor that built this store (``"sqlite"``, ``"mysql"``...).
     flavor: str = "custom"
+    #: The project runs recorded through this store create new pipelines in (the ``rest``
+    #: flavor's ``project`` setting; ``default`` elsewhere). The runner puts it in ``RunCreate``.
+    project: str = DEFAULT_PROJECT
 
     # ------------------------------------------------------------------ writes
 
     @abc.abstractmethod
     def create_run(self, run: RunCreate) -> RunRecord:
-        """Insert a run with status ``running``, creating its pipeline if it is new.
+        """Insert a run with status ``running``, creating its pipeline (in ``run.project``) if it
+        is new.
 
         The store assigns the run's ``number`` (1 + the highest number of the
         pipeline's runs) and replaces ``{n}`` in ``run.name`` with it. Atomic.
 
         Raises:
             RunExistsError: a run named ``run.name`` already exists.
+            ConflictError: the pipeline exists in another project than ``run.project`` (the
+                message names it: :func:`pipeline_conflict`).
         """
 
     @abc.abstractmethod
@@ -146,9 +158,17 @@ class MetadataStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def invalidate_cache(self, *, at: datetime, pipeline: str | None = None, step: str | None = None) -> int:
+    def invalidate_cache(
+        self,
+        *,
+        at: datetime,
+        pipeline: str | None = None,
+        step: str | None = None,
+        projects: Collection[str] | None = None,
+    ) -> int:
         """Mark cache entries (completed step runs with a cache key) as no longer reusable,
-        optionally only those of a pipeline and/or a step name. Artifacts are untouched.
+        optionally only those of a pipeline and/or a step name (and of ``projects``). Artifacts
+        are untouched.
         Returns how many entries were invalidated. Atomic."""
 
     @abc.abstractmethod
@@ -159,6 +179,7 @@ class MetadataStore(abc.ABC):
         step: str | None = None,
         invalidated: bool | None = None,
         limit: int | None = None,
+        projects: Collection[str] | None = None,
     ) -> list[CacheEntry]:
         """The cache entries :meth:`invalidate_cache` considers (completed step runs with a cache
         key), newest first (by ``created``, then id), optionally only those of a pipeline and/or a
@@ -245,6 +266,7 @@ class MetadataStore(abc.ABC):
         order_by: Sequence[str] | str | None = None,
         limit: int | None = None,
         page_token: str | None = None,
+        projects: Collection[str] | None = None,
     ) -> SearchPage:
         """One page of runs (``entity="run"``), step runs (``"step"``) or artifacts
         (``"artifact"``) matching ``filter`` (the language of ``docs/searching.md``), ordered by
@@ -257,9 +279,14 @@ class MetadataStore(abc.ABC):
             QueryError: a malformed or ill-typed filter or order, a bad limit or page token.
             UnsupportedOperationError: the store cannot run this search.
         """
+        from dataclasses import replace
+
         from pipeledger.search import build_query
 
-        return self._search(build_query(entity, filter, order_by, limit, page_token))
+        query = build_query(entity, filter, order_by, limit, page_token)
+        if projects is not None:
+            query = replace(query, projects=frozenset(projects))
+        return self._search(query)
 
     def _search(self, query: SearchQuery) -> SearchPage:
         """:meth:`search` with a checked query.
@@ -274,15 +301,17 @@ class MetadataStore(abc.ABC):
 
     # ------------------------------------------------------------------- reads
 
-    def get_pipeline(self, name: str) -> PipelineRecord:
-        """The pipeline called ``name``.
+    def get_pipeline(self, name: str, *, projects: Collection[str] | None = None) -> PipelineRecord:
+        """The pipeline called ``name`` (in one of ``projects``, if given).
 
         Raises:
-            NotFoundError: no such pipeline (the message lists some that exist).
+            NotFoundError: no such pipeline (the message lists some that exist in ``projects``).
         """
         found = self._find_pipeline(name)
-        if found is None:
-            raise NotFoundError(_not_found_message("pipeline", name, [p.name for p in self.list_pipelines(limit=10)]))
+        if found is None or (projects is not None and found.project not in projects):
+            within = {} if projects is None else {"projects": projects}  # stores written before projects
+            known = [p.name for p in self.list_pipelines(limit=10, **within)]
+            raise NotFoundError(_not_found_message("pipeline", name, known))
         return found
 
     @abc.abstractmethod
@@ -290,18 +319,21 @@ class MetadataStore(abc.ABC):
         """The pipeline called ``name``, or None (for :meth:`get_pipeline`)."""
 
     @abc.abstractmethod
-    def list_pipelines(self, *, limit: int | None = None, offset: int = 0) -> list[PipelineRecord]:
+    def list_pipelines(
+        self, *, limit: int | None = None, offset: int = 0, projects: Collection[str] | None = None
+    ) -> list[PipelineRecord]:
         """Pipelines ordered by name."""
 
-    def get_run(self, name_or_id: str) -> RunRecord:
-        """The run with this name, or else this id.
+    def get_run(self, name_or_id: str, *, projects: Collection[str] | None = None) -> RunRecord:
+        """The run with this name, or else this id (in one of ``projects``, if given).
 
         Raises:
-            NotFoundError: no such run (the message lists the latest runs).
+            NotFoundError: no such run (the message lists the latest runs of ``projects``).
         """
         found = self._find_run(name_or_id)
-        if found is None:
-            latest = self.list_run_names(limit=5)
+        if found is None or (projects is not None and found.project not in projects):
+            within = {} if projects is None else {"projects": projects}
+            latest = self.list_run_names(limit=5, **within)
             raise NotFoundError(_not_found_message("run", name_or_id, latest, "latest runs"))
         return found
 
@@ -319,6 +351,7 @@ class MetadataStore(abc.ABC):
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
+        projects: Collection[str] | None = None,
     ) -> list[RunRecord]:
         """Runs filtered by pipeline name, status and start time (``>= since``).
 
@@ -334,11 +367,18 @@ class MetadataStore(abc.ABC):
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
+        projects: Collection[str] | None = None,
     ) -> list[str]:
         """Names of the runs :meth:`list_runs` would return, without loading the records."""
 
     @abc.abstractmethod
-    def count_runs(self, *, pipeline: str | None = None, status: Status | str | None = None) -> int:
+    def count_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: Status | str | None = None,
+        projects: Collection[str] | None = None,
+    ) -> int:
         """How many runs match the filters of :meth:`list_runs`."""
 
     @abc.abstractmethod
@@ -361,15 +401,21 @@ class MetadataStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
+    def find_cached_step(
+        self, cache_key: str, *, not_before: datetime | None = None, projects: Collection[str] | None = None
+    ) -> CacheHit | None:
         """The latest ``completed``, not invalidated step run with this cache key (finished at or
-        after ``not_before`` if given) and its outputs; None if there is none.
+        after ``not_before`` if given, in a run of ``projects`` if given) and its outputs; None
+        if there is none. A cache never crosses into a project its caller cannot read: the hit
+        would hand over that project's artifacts.
 
         One indexed query.
         """
 
     @abc.abstractmethod
-    def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
+    def latest_step_run(
+        self, pipeline: str, step: str, *, before: datetime, projects: Collection[str] | None = None
+    ) -> StepRunRecord | None:
         """The latest run of step ``step`` in pipeline ``pipeline`` that started before ``before``
         (a ``skipped`` step run did not run: it is passed over)."""
 
@@ -409,7 +455,12 @@ class MetadataStore(abc.ABC):
 
     @abc.abstractmethod
     def metric_history(
-        self, pipeline: str, *, keys: Sequence[str] | None = None, limit: int | None = None
+        self,
+        pipeline: str,
+        *,
+        keys: Sequence[str] | None = None,
+        limit: int | None = None,
+        projects: Collection[str] | None = None,
     ) -> list[MetricPoint]:
         """Values the steps of ``pipeline``'s runs logged (all keys, or ``keys``), oldest run
         first; with ``limit``, only the latest ``limit`` runs. One query."""
@@ -469,8 +520,10 @@ class MetadataStore(abc.ABC):
         """Which of ``ids`` are recorded artifacts (for finding orphaned files)."""
 
     @abc.abstractmethod
-    def iter_artifacts(self, *, batch: int = 500) -> Iterator[list[ArtifactRecord]]:
-        """Every artifact, in batches (ordered by id; memory stays flat)."""
+    def iter_artifacts(
+        self, *, batch: int = 500, projects: Collection[str] | None = None
+    ) -> Iterator[list[ArtifactRecord]]:
+        """Every artifact (of ``projects``, if given), in batches (ordered by id; memory stays flat)."""
 
     @abc.abstractmethod
     def integrity_problems(self, *, heartbeat_before: datetime | None = None) -> list[str]:
@@ -539,6 +592,14 @@ class MetadataStore(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def pipeline_conflict(pipeline: str, held: str, asked: str) -> str:
+    """The message of a run in project ``asked`` of ``pipeline``, which belongs to ``held``."""
+    return (
+        f"pipeline {pipeline!r} belongs to project {held!r}, not {asked!r}: run it in project {held!r} "
+        "(the store's project setting), or give the pipeline another name"
+    )
 
 
 def _not_found_message(kind: str, name: str, known: list[str], label: str | None = None) -> str:

@@ -50,6 +50,8 @@ ERROR_STATUS: dict[type[Exception], int] = {
     exceptions.CacheEntryGoneError: 410,
     exceptions.NotFoundError: 404,
     exceptions.RunExistsError: 409,
+    exceptions.ConflictError: 409,
+    exceptions.PermissionDeniedError: 403,
     exceptions.StepRunExistsError: 409,
     exceptions.UnsupportedOperationError: 501,
     exceptions.StoreUnavailableError: 503,

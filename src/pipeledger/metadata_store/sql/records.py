@@ -10,6 +10,7 @@ from sqlalchemy import Row
 
 from pipeledger.metadata_store.sql.schema import metadata_number
 from pipeledger.models import (
+    DEFAULT_PROJECT,
     ArtifactRecord,
     CacheEntry,
     CacheHit,
@@ -35,7 +36,9 @@ def _values(row: Row | Mapping[str, Any]) -> Mapping[str, Any]:
 
 def pipeline(row: Row) -> PipelineRecord:
     m = row._mapping
-    return PipelineRecord(id=m["id"], name=m["name"], created_at=m["created_at"], docstring=m["docstring"])
+    return PipelineRecord(
+        id=m["id"], name=m["name"], created_at=m["created_at"], docstring=m["docstring"], project=m["project"]
+    )
 
 
 def run(row: Row | Mapping[str, Any], tags: Sequence[str] = ()) -> RunRecord:
@@ -60,6 +63,7 @@ def run(row: Row | Mapping[str, Any], tags: Sequence[str] = ()) -> RunRecord:
         code_hash=m["code_hash"],
         error=m.get("error"),
         tags=sorted(tags),
+        project=m.get("project") or DEFAULT_PROJECT,
     )
 
 

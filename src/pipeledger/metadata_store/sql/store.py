@@ -10,22 +10,23 @@ metrics), :mod:`.maintenance_queries` (deletion, crash detection, integrity).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
 from pipeledger.exceptions import (
+    ConflictError,
     MetadataStoreError,
     NotFoundError,
     RunExistsError,
 )
-from pipeledger.metadata_store.base import MetadataStore
+from pipeledger.metadata_store.base import MetadataStore, pipeline_conflict
 from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql import statements as sql
 from pipeledger.metadata_store.sql.cache_queries import CacheQueries
-from pipeledger.metadata_store.sql.common import RUN_COLUMNS, RUNS_FROM, chunks
+from pipeledger.metadata_store.sql.common import RUN_COLUMNS, RUNS_FROM, chunks, in_projects
 from pipeledger.metadata_store.sql.engine import Database, DuplicateRowError, MissingReferenceError
 from pipeledger.metadata_store.sql.fastpath import Session
 from pipeledger.metadata_store.sql.history_queries import HistoryQueries
@@ -118,7 +119,7 @@ class SqlMetadataStore(
         return run.name if found else None
 
     def _insert_run(self, conn: Session, run: RunCreate) -> RunRecord:
-        pipeline_id = self._pipeline_id(conn, run.pipeline_name, run.pipeline_docstring)
+        pipeline_id = self._pipeline_id(conn, run)
         number = int(sql.NEXT_RUN_NUMBER.all(conn, {"b_pipeline": pipeline_id})[0]["number"])
         name = run.name.replace("{n}", str(number))
         if "{n}" in run.name:
@@ -146,16 +147,28 @@ class SqlMetadataStore(
         tags = list(dict.fromkeys(run.tags))
         if tags:
             sql.INSERT_TAGS.execute(conn, tag_values(EntityKind.RUN, run.id, run.start_time, tags))
-        return records.run({**values, "pipeline_name": run.pipeline_name}, tags)
+        return records.run({**values, "pipeline_name": run.pipeline_name, "project": run.project}, tags)
 
-    def _pipeline_id(self, conn: Session, name: str, docstring: str | None) -> str:
-        found = sql.PIPELINE_ID.all(conn, {"b_name": name})
+    def _pipeline_id(self, conn: Session, run: RunCreate) -> str:
+        """The id of ``run``'s pipeline, created in ``run.project`` if it is new.
+
+        Raises:
+            ConflictError: the pipeline exists in another project.
+        """
+        found = sql.PIPELINE_ID.all(conn, {"b_name": run.pipeline_name})
         if found:
+            if found[0]["project"] != run.project:
+                raise ConflictError(pipeline_conflict(run.pipeline_name, found[0]["project"], run.project))
             return str(found[0]["id"])
         pipeline_id = new_id()
-        sql.INSERT_PIPELINE.execute(
-            conn, [{"id": pipeline_id, "name": name, "docstring": docstring, "created_at": utcnow()}]
-        )
+        row = {
+            "id": pipeline_id,
+            "name": run.pipeline_name,
+            "docstring": run.pipeline_docstring,
+            "created_at": utcnow(),
+            "project": run.project,
+        }
+        sql.INSERT_PIPELINE.execute(conn, [row])
         return pipeline_id
 
     def finish_run(self, run_id: str, status: Status, *, end_time: datetime, error: str | None = None) -> None:
@@ -271,8 +284,10 @@ class SqlMetadataStore(
             row = conn.execute(select(pipelines).where(pipelines.c.name == name)).first()
         return None if row is None else records.pipeline(row)
 
-    def list_pipelines(self, *, limit: int | None = None, offset: int = 0) -> list[PipelineRecord]:
-        query = select(pipelines).order_by(pipelines.c.name).limit(limit).offset(offset)
+    def list_pipelines(
+        self, *, limit: int | None = None, offset: int = 0, projects: Collection[str] | None = None
+    ) -> list[PipelineRecord]:
+        query = select(pipelines).where(*in_projects(projects)).order_by(pipelines.c.name).limit(limit).offset(offset)
         with self.db.read() as conn:
             return [records.pipeline(r) for r in conn.execute(query)]
 
@@ -295,9 +310,10 @@ class SqlMetadataStore(
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
+        projects: Collection[str] | None = None,
     ) -> list[RunRecord]:
         query = select(*RUN_COLUMNS).select_from(RUNS_FROM)
-        query = query.where(*_run_filters(pipeline, status, since))
+        query = query.where(*_run_filters(pipeline, status, since), *in_projects(projects))
         order = pipeline_runs.c.start_time.desc() if newest_first else pipeline_runs.c.start_time
         tiebreak = pipeline_runs.c.id.desc() if newest_first else pipeline_runs.c.id
         query = query.order_by(order, tiebreak).limit(limit).offset(offset)
@@ -313,16 +329,25 @@ class SqlMetadataStore(
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
+        projects: Collection[str] | None = None,
     ) -> list[str]:
-        query = select(pipeline_runs.c.name).select_from(RUNS_FROM).where(*_run_filters(pipeline, None, None))
+        query = select(pipeline_runs.c.name).select_from(RUNS_FROM)
+        query = query.where(*_run_filters(pipeline, None, None), *in_projects(projects))
         order = pipeline_runs.c.start_time.desc() if newest_first else pipeline_runs.c.start_time
         tiebreak = pipeline_runs.c.id.desc() if newest_first else pipeline_runs.c.id
         query = query.order_by(order, tiebreak).limit(limit).offset(offset)
         with self.db.read() as conn:
             return list(conn.execute(query).scalars())
 
-    def count_runs(self, *, pipeline: str | None = None, status: Status | str | None = None) -> int:
-        query = select(func.count()).select_from(RUNS_FROM).where(*_run_filters(pipeline, status, None))
+    def count_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: Status | str | None = None,
+        projects: Collection[str] | None = None,
+    ) -> int:
+        query = select(func.count()).select_from(RUNS_FROM)
+        query = query.where(*_run_filters(pipeline, status, None), *in_projects(projects))
         with self.db.read() as conn:
             return int(conn.execute(query).scalar_one())
 
