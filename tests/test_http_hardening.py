@@ -214,7 +214,7 @@ def test_binding_beyond_loopback_needs_principals_or_insecure_no_auth(tmp_path: 
     ):
         assert runner.invoke(cli, command).exit_code == 0
     options = ServerOptions(host="0.0.0.0", port=free_port(), stack="team")
-    with pytest.raises(ConfigError, match="refusing to listen on 0.0.0.0.*server init"):
+    with pytest.raises(ConfigError, match=r"refusing to listen on 0\.0\.0\.0.*server init"):
         check_stack(options)
     check_bind(ServerOptions(host="0.0.0.0", insecure_no_auth=True), False)
     check_bind(ServerOptions(host="127.0.0.1"), False)
