@@ -8,7 +8,9 @@ Routes:
 * ``POST /api/v1/store/<method>``: the metadata store contract (:mod:`.store_routes`);
 * ``GET /api/v1/openapi.json`` (and ``/api/v1/docs``): the OpenAPI document.
 
-Every route under ``/api/v1`` goes through :func:`pipeledger.server.auth.authorize`.
+Every route under ``/api/v1`` goes through :func:`pipeledger.server.auth.authorize` (who calls)
+and :func:`pipeledger.server.security.policy.require_rule` (the route declares its access rule
+in its OpenAPI operation, ``x-access``; a route without one is refused).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pipeledger.metadata_store.rest.protocol import API_PREFIX, API_VERSION
 from pipeledger.server.artifact_routes import artifact_router
 from pipeledger.server.auth import authorize
 from pipeledger.server.errors import error_response, install_handlers
+from pipeledger.server.security.policy import authenticated, public, require_rule
 from pipeledger.server.store_routes import add_schemas, store_of, store_router
 
 if TYPE_CHECKING:
@@ -65,13 +68,31 @@ def create_app(open_store: Callable[[], MetadataStore], artifact_store: Artifact
     )
     install_handlers(app)
     schemas: dict[str, Any] = {}
-    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authorize)])
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authorize), Depends(require_rule)])
     api.include_router(store_router(schemas))
     api.include_router(artifact_router())
-    api.add_api_route("/info", info, methods=["GET"], summary="Versions, and where the store keeps its data.")
+    api.add_api_route(
+        "/info",
+        info,
+        methods=["GET"],
+        summary="Versions, and where the store keeps its data.",
+        openapi_extra=authenticated("reading the server's versions").operation(),
+    )
     app.include_router(api)
-    app.add_api_route("/health", health, methods=["GET"], summary="The server process answers.")
-    app.add_api_route("/ready", ready, methods=["GET"], summary="The server and its metadata store answer.")
+    app.add_api_route(
+        "/health",
+        health,
+        methods=["GET"],
+        summary="The server process answers.",
+        openapi_extra=public("checking the server answers").operation(),
+    )
+    app.add_api_route(
+        "/ready",
+        ready,
+        methods=["GET"],
+        summary="The server and its metadata store answer.",
+        openapi_extra=public("checking the server is ready").operation(),
+    )
     add_schemas(app, schemas)
     return app
 

@@ -18,7 +18,9 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.rest.protocol import Method, contract_methods
-from pipeledger.server.auth import authorize
+from pipeledger.server.auth import authorize, principal_of
+from pipeledger.server.security.access import Access
+from pipeledger.server.security.policy import STORE_RULES, After, Answer, guard
 
 #: Where the schemas of the records go in the OpenAPI document.
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -38,7 +40,7 @@ def store_router(schemas: dict[str, Any]) -> APIRouter:
             name=method.name,
             summary=method.doc,
             response_class=Response,
-            openapi_extra=_openapi(method, schemas),
+            openapi_extra={**_openapi(method, schemas), **STORE_RULES[method.name].operation()},
         )
     return router
 
@@ -50,10 +52,13 @@ def store_of(request: Request) -> MetadataStore:
 
 
 def _endpoint(method: Method) -> Callable[[Request], Any]:
+    """The route of ``method``: its arguments decoded, its rule applied (:func:`guard`), the
+    store called in a worker thread, its result filtered by the rule and encoded."""
     if method.streamed:
 
         async def stream(request: Request) -> StreamingResponse:
             arguments = method.decode_args(await request.body())
+            await run_in_threadpool(_guarded, method, request, arguments)  # a listing: no filter
             batches: Iterator[Any] = getattr(store_of(request), method.name)(**arguments)
             return StreamingResponse(_lines(method, batches), media_type=NDJSON_TYPE)
 
@@ -61,10 +66,24 @@ def _endpoint(method: Method) -> Callable[[Request], Any]:
 
     async def call(request: Request) -> Response:
         arguments = method.decode_args(await request.body())
-        result = await run_in_threadpool(getattr(store_of(request), method.name), **arguments)
+        result = await run_in_threadpool(_call, method, request, arguments)
         return Response(method.encode_result(result), media_type=JSON_TYPE)
 
     return call
+
+
+def _guarded(method: Method, request: Request, arguments: dict[str, Any]) -> After | Answer | None:
+    store = store_of(request)
+    principal = principal_of(request)
+    return guard(method.name, principal, Access(principal, store), arguments)
+
+
+def _call(method: Method, request: Request, arguments: dict[str, Any]) -> Any:
+    outcome = _guarded(method, request, arguments)
+    if isinstance(outcome, Answer):
+        return outcome.value
+    result = getattr(store_of(request), method.name)(**arguments)
+    return result if outcome is None else outcome(result)
 
 
 async def _lines(method: Method, batches: Iterator[Any]) -> AsyncIterator[bytes]:
