@@ -309,8 +309,11 @@ class MetadataStore(abc.ABC):
         """
         found = self._find_pipeline(name)
         if found is None or (projects is not None and found.project not in projects):
-            within = {} if projects is None else {"projects": projects}  # stores written before projects
-            known = [p.name for p in self.list_pipelines(limit=10, **within)]
+            # Stores written before projects take no such argument: pass it only when given.
+            listed = (
+                self.list_pipelines(limit=10) if projects is None else self.list_pipelines(limit=10, projects=projects)
+            )
+            known = [p.name for p in listed]
             raise NotFoundError(_not_found_message("pipeline", name, known))
         return found
 
@@ -332,8 +335,9 @@ class MetadataStore(abc.ABC):
         """
         found = self._find_run(name_or_id)
         if found is None or (projects is not None and found.project not in projects):
-            within = {} if projects is None else {"projects": projects}
-            latest = self.list_run_names(limit=5, **within)
+            latest = (
+                self.list_run_names(limit=5) if projects is None else self.list_run_names(limit=5, projects=projects)
+            )
             raise NotFoundError(_not_found_message("run", name_or_id, latest, "latest runs"))
         return found
 

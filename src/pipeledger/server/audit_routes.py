@@ -21,6 +21,7 @@ from pipeledger.exceptions import AccessDeniedError
 from pipeledger.models import AuditEvent, AuditFilter
 from pipeledger.server.auth import authorize, principal_of
 from pipeledger.server.security.audit import AuditLog
+from pipeledger.server.security.policy import Rule
 
 #: Most events one listing returns.
 MAX_LIMIT = 10_000
@@ -65,7 +66,12 @@ def audit_router() -> APIRouter:
     """The audit log's routes (through :func:`authorize`, then server administrators only)."""
     router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[Depends(authorize)])
 
-    @router.get("/events", name="audit.list", summary="Audit events, newest first (server administrators).")
+    @router.get(
+        "/events",
+        name="audit.list",
+        summary="Audit events, newest first (server administrators).",
+        openapi_extra=Rule(None, "server", "reading the audit log").operation(),
+    )
     async def events(
         request: Request,
         principal: str | None = None,
@@ -82,7 +88,12 @@ def audit_router() -> APIRouter:
         await run_in_threadpool(log.flush, 5.0)
         return await run_in_threadpool(log.sink.read, where)
 
-    @router.post("/prune", name="audit.prune", summary="Delete audit events older than N days (server administrators).")
+    @router.post(
+        "/prune",
+        name="audit.prune",
+        summary="Delete audit events older than N days (server administrators).",
+        openapi_extra=Rule(None, "server", "pruning the audit log").operation(),
+    )
     async def prune(request: Request, body: Prune) -> Pruned:
         require_server_admin(request)
         log = audit_log_of(request)
