@@ -13,10 +13,13 @@ How a caller is authenticated (:func:`authenticate`):
 * no ``Authorization`` header: a web UI session, if the application has a session
   authenticator (``app.state.session_authenticator``, an async function of the request returning
   a principal or None; see :func:`session_principal`);
-* neither: a server whose store has no principal yet (``pipeledger server init`` never ran)
-  treats the caller as :data:`~pipeledger.server.security.ANONYMOUS`, a server administrator
-  (such a server listens only on loopback unless started with ``--insecure-no-auth``:
-  :func:`pipeledger.server.process.check_bind`); a server with principals answers 401.
+* neither: 401.
+
+A server whose store has no principal yet (``pipeledger server init`` never ran), or is not SQL,
+treats every caller as :data:`~pipeledger.server.security.ANONYMOUS`, a server administrator,
+whatever the request carries (as before authentication existed: a proxy in front may check a
+token of its own); such a server listens only on loopback unless started with
+``--insecure-no-auth`` (:func:`pipeledger.server.process.check_bind`).
 
 Every refusal is a 401 :class:`~pipeledger.exceptions.AuthenticationError` whose message is one
 line naming the fix; a key's secret is never in a message or a log line.
@@ -79,18 +82,24 @@ async def authenticate(request: Request) -> Principal:
     """The principal of ``request`` (see the module docstring).
 
     Raises:
-        AuthenticationError: a malformed ``Authorization`` header; a malformed, unknown, expired or
-            revoked key or a disabled principal; no credentials on a server that has principals;
-            a key sent to a server that keeps no principals (its store is not SQL).
+        AuthenticationError: on a server with principals: no credentials, a malformed
+            ``Authorization`` header, a malformed, unknown, expired or revoked key, a disabled
+            principal.
     """
     header = request.headers.get("Authorization")
     directory = directory_of(request)
+    required = directory is not None and (
+        directory.authentication_known or await run_in_threadpool(directory.authentication_required)
+    )
+    if not required:
+        # No principals: today's behaviour, whatever the request carries (a proxy in front may
+        # check its own token and pass the header on).
+        return ANONYMOUS
+    assert directory is not None
     if header is None:
         session = await session_principal(request)
         if session is not None:
             return session
-        if directory is None or not await run_in_threadpool(directory.authentication_required):
-            return ANONYMOUS
         raise AuthenticationError(
             "this server needs an API key: log in with `pipeledger login URL` "
             "(or send 'Authorization: Bearer <API key>')"
@@ -98,11 +107,6 @@ async def authenticate(request: Request) -> Principal:
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationError("malformed Authorization header: send 'Authorization: Bearer <API key>'")
-    if directory is None:
-        raise AuthenticationError(
-            "this server keeps no users or API keys (its metadata store is not a SQL database); "
-            "remove the token from the stack's metadata store"
-        )
     return await run_in_threadpool(directory.authenticate, token.strip())
 
 

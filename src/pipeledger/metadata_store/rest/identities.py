@@ -65,6 +65,12 @@ class IdentityClient:
         """Close the connections."""
         self.transport.close()
 
+    def __enter__(self) -> IdentityClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # ------------------------------------------------------------------ session
 
     def login(self, user: str, password: str, lifetime: timedelta | None = None) -> dict[str, Any]:

@@ -111,6 +111,11 @@ class Directory:
         with self.db.read() as conn:
             return conn.execute(select(principals.c.id).limit(1)).first() is not None
 
+    @property
+    def authentication_known(self) -> bool:
+        """Whether :meth:`authentication_required` already found principals (no database read)."""
+        return self._required
+
     def authentication_required(self) -> bool:
         """Whether requests need a key: some principal exists. Once true it stays true (principals
         are disabled, never deleted), so only a server without principals reads the database here."""
@@ -416,8 +421,7 @@ class Directory:
         Raises:
             AuthenticationError: wrong user name or password, a locked or disabled user.
         """
-        with self.db.read() as conn:
-            row = conn.execute(select(principals).where(principals.c.name == name)).mappings().first()
+        row = self._principal_row(name)
         now = self.clock()
         if row is None or row["password_hash"] is None:
             verify_secret(dummy_hash(), password)
@@ -441,6 +445,11 @@ class Directory:
             return self._insert_key(conn, row["id"], name, LOGIN_LABEL, now + lifetime)
 
         return self.db.run_transaction(work)
+
+    def _principal_row(self, name: str) -> Any:
+        """The ``principals`` row of ``name`` (with its hash and lockout state), or None."""
+        with self.db.read() as conn:
+            return conn.execute(select(principals).where(principals.c.name == name)).mappings().first()
 
     def _failed_login(self, principal_id: str, now: datetime) -> None:
         def work(conn: Connection) -> None:
