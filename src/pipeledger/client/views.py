@@ -220,6 +220,11 @@ class RunView(Taggable, View[RunRecord, "StepView"]):
         return self._record.pipeline_name
 
     @property
+    def project(self) -> str:
+        """Its pipeline's project (``default`` unless created in another)."""
+        return self._record.project
+
+    @property
     def start_time(self) -> datetime:
         """When the run started (UTC)."""
         return self._record.start_time
