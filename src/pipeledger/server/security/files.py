@@ -41,6 +41,9 @@ class Place:
 
     pipeline: str | None
     owner_file: bool = False
+    partial: bool = False
+    """The ownership token's temporary file (``.owner.json.<pid>-<random>.tmp``, written then
+    renamed onto ``.owner.json`` by :meth:`ArtifactStore.claim`)."""
 
 
 def place_of(store: ArtifactStore, path: str) -> Place:
@@ -50,6 +53,8 @@ def place_of(store: ArtifactStore, path: str) -> Place:
     if len(parts) >= 3 and parts[0] == "stores":
         if len(parts) == 3 and parts[2] == OWNER_FILE:
             return Place(None, owner_file=True)
+        if len(parts) == 3 and parts[2].startswith(OWNER_FILE + ".") and parts[2].endswith(".tmp"):
+            return Place(None, owner_file=True, partial=True)
         return Place(parts[2])
     return Place(None)
 
@@ -93,7 +98,9 @@ def check_write(access: Access, store: ArtifactStore, path: str, action: str) ->
                 error = access.missing("pipeline", place.pipeline)
                 raise ApiError(404, "NotFoundError", str(error))
             access.need("pipeline", place.pipeline, Role.WRITE, action)
-        elif place.owner_file and action == "uploading files" and not os.path.exists(path):
+        elif place.owner_file and (
+            place.partial or (action in ("uploading files", "moving files") and not os.path.exists(path))
+        ):
             access.require_somewhere(Role.WRITE, "claiming the artifact store")
         else:
             raise ApiError(
