@@ -152,6 +152,7 @@ def test_users_keys_projects_and_members_end_to_end(server: tuple[ServerProcess,
     shown = ok(erin, "logout")
     assert "revoked on the server" in shown and not (erin / "credentials" / "team.token").exists()
     fails(erin, "logout", words=("no login is saved",))
+    fails(erin, "run", "list", words=("log in again with `pipeledger login URL`",))
 
     # The --json shapes are the documented ones.
     documented = documented_fields()
@@ -163,6 +164,7 @@ def test_users_keys_projects_and_members_end_to_end(server: tuple[ServerProcess,
     ):
         value = as_json(admin, *path.split(), *args)
         assert value and list(value[0]) == documented[path], path
+        assert str(value[0].get("created_at", "+00:00")).endswith("+00:00"), path  # the times' convention
 
 
 def test_identity_commands_need_a_server_stack(tmp_path: Path) -> None:

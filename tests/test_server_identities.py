@@ -313,6 +313,7 @@ def test_a_server_without_users_lets_everyone_in_as_administrator(rest_servers: 
         assert me["name"] == "anonymous" and me["server_admin"] and not me["authentication"]
         with pytest.raises(ConfigError, match="pipeledger server init"):
             client.list_users()
+    assert "authentication: none yet" in server.log.read_text()  # the start message says so
     # A token is ignored, as before authentication existed (a proxy in front may check its own).
     answer = httpx.post(server.url + "/api/v1/store/count_runs", json={}, headers={"Authorization": "Bearer x"})
     assert answer.status_code == 200
@@ -391,3 +392,33 @@ def test_the_address_limiter_refuses_after_the_limit_within_the_window() -> None
     assert limiter.retry_after("10.0.0.2") is None  # per address
     now[0] += 57.0
     assert limiter.retry_after("10.0.0.1") is None  # the first failure left the window
+
+
+def test_a_session_authenticator_is_asked_when_there_is_no_key(tmp_path: Path) -> None:
+    """The hook the web UI's cookie sessions use: ``app.state.session_authenticator`` is asked
+    for requests without an ``Authorization`` header (in process: FastAPI's test client)."""
+    from fastapi import Request
+    from fastapi.testclient import TestClient
+
+    from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, open_sqlite_store
+    from pipeledger.server.app import create_app
+    from pipeledger.server.security import Principal, Role
+
+    store_path = tmp_path / "s.db"
+    app = create_app(lambda: open_sqlite_store(SqliteMetadataStoreConfig(path=str(store_path))))
+    with TestClient(app) as client:
+        assert client.get("/api/v1/auth/whoami").json()["name"] == "anonymous"  # no users yet
+        app.state.directory.create_principal("ui-user")  # now the server authenticates
+        assert client.get("/api/v1/auth/whoami").status_code == 401
+
+        async def session(request: Request) -> Principal | None:
+            if request.cookies.get("session") != "valid":
+                return None
+            return Principal(name="ui-user", kind="user", roles={"vision": Role.READ})
+
+        app.state.session_authenticator = session
+        client.cookies.set("session", "valid")
+        me = client.get("/api/v1/auth/whoami").json()
+        assert me["name"] == "ui-user" and me["roles"] == {"vision": "read"}
+        client.cookies.set("session", "forged")
+        assert client.get("/api/v1/auth/whoami").status_code == 401

@@ -190,7 +190,7 @@ def principal(found: dict[str, JSONValue]) -> dict[str, JSONValue]:
         "has_password": found["has_password"],
         "disabled": found.get("disabled_at") is not None,
         "roles": found.get("roles", {}),
-        "created_at": found["created_at"],
+        "created_at": _server_time(found["created_at"]),
     }
 
 
@@ -200,18 +200,27 @@ def api_key(found: dict[str, JSONValue]) -> dict[str, JSONValue]:
         "id": found["id"],
         "user": found["principal"],
         "label": found.get("label"),
-        "created_at": found["created_at"],
-        "expires_at": found.get("expires_at"),
-        "revoked_at": found.get("revoked_at"),
-        "last_used_at": found.get("last_used_at"),
+        "created_at": _server_time(found["created_at"]),
+        "expires_at": _server_time(found.get("expires_at")),
+        "revoked_at": _server_time(found.get("revoked_at")),
+        "last_used_at": _server_time(found.get("last_used_at")),
     }
 
 
 def project(found: dict[str, JSONValue]) -> dict[str, JSONValue]:
     """A project as ``project list`` shows it."""
-    return {"name": found["name"], "description": found.get("description"), "created_at": found["created_at"]}
+    return {
+        "name": found["name"],
+        "description": found.get("description"),
+        "created_at": _server_time(found["created_at"]),
+    }
 
 
 def member(found: dict[str, JSONValue]) -> dict[str, JSONValue]:
     """A project member as ``project member list`` shows it."""
     return {"user": found["principal"], "kind": found["kind"], "role": found["role"]}
+
+
+def _server_time(value: str | None) -> str | None:
+    """A time the server sent (ISO 8601, ``Z`` for UTC) in this document's convention."""
+    return None if value is None else iso(datetime.fromisoformat(value.replace("Z", "+00:00")))

@@ -124,7 +124,7 @@ def _directory(request: Request) -> Directory:
             "this server keeps no users (its metadata store is not a SQL database); "
             "serve a stack whose metadata store is sqlite, mysql or postgresql"
         )
-    if not directory.authentication_required():
+    if not (directory.authentication_known or directory.authentication_required()):
         raise ConfigError("this server has no users yet: run `pipeledger server init` on the server's machine first")
     return directory
 

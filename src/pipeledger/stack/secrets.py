@@ -78,7 +78,10 @@ def resolve(field: str, value: str, where: str) -> str:
     try:
         return Path(target).expanduser().read_text(encoding="utf-8").rstrip("\n")
     except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {field} from file {target}: {exc.strerror}") from exc
+        hint = ""
+        if Path(target).expanduser().parent.name == "credentials" and target.endswith(".token"):
+            hint = "; log in again with `pipeledger login URL` (`pipeledger logout` deleted it)"
+        raise ConfigError(f"{where}: cannot read {field} from file {target}: {exc.strerror}{hint}") from exc
 
 
 def _check_file_path(field: str, reference: str, where: str) -> None:
