@@ -457,3 +457,14 @@ def test_the_owner_file_and_store_listings(world: World) -> None:
     assert listing("reader", f"{root}/stores/s/load").status_code == 404
     removed = world.client.post("/api/v1/artifacts/remove", json={"path": owner}, headers={CALLER: "owner"})
     assert removed.status_code == 403
+
+
+def test_a_search_walking_lineage_from_a_hidden_artifact_finds_nothing(world: World) -> None:
+    ids = world.ids
+    walk = f"downstream_of('{ids['source']}')"
+    assert world.call("admin", "search", entity="step", filter=walk).json()["items"]
+    hidden = world.call("reader", "search", entity="step", filter=walk).json()
+    absent = world.call("reader", "search", entity="step", filter=f"downstream_of('{'f' * 32}')").json()
+    assert hidden == absent == {"items": [], "next_page_token": None}
+    readable = world.call("reader", "search", entity="artifact", filter=f"downstream_of('{ids['clean']}')").json()
+    assert [a["id"] for a in readable["items"]] == [ids["model"]]
