@@ -468,3 +468,19 @@ def test_a_search_walking_lineage_from_a_hidden_artifact_finds_nothing(world: Wo
     assert hidden == absent == {"items": [], "next_page_token": None}
     readable = world.call("reader", "search", entity="artifact", filter=f"downstream_of('{ids['clean']}')").json()
     assert [a["id"] for a in readable["items"]] == [ids["model"]]
+
+
+def test_an_artifact_is_readable_in_the_projects_that_used_it(world: World) -> None:
+    ids = world.ids
+
+    def status(caller: str, key: str) -> int:
+        return int(world.call(caller, "get_artifact", artifact_id=key).status_code)
+
+    assert status("reader", ids["clean"]) == 200  # made in etl, read by ml's training
+    assert status("reader", ids["source"]) == 404  # etl's only
+    assert status("other", ids["clean"]) == 200 and status("other", ids["model"]) == 404
+    external = world.call("writer", "register_artifact", artifact=artifact("ext"), at=at(1)).json()
+    assert status("writer", external["id"]) == 200  # unclaimed: for callers who may register
+    assert status("reader", external["id"]) == 404
+    tagged = world.call("reader", "add_tags", kind=EntityKind.ARTIFACT, entity_id=ids["clean"], tags=["x"])
+    assert tagged.status_code == 403  # readable through ml, where the reader may not write
