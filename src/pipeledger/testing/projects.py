@@ -156,3 +156,24 @@ class ProjectsContract:
         with pytest.raises(NotFoundError):
             store.get_pipeline("etl", projects=other)
         assert store.get_run(run.name, projects=default).id == run.id
+
+    def test_projects_of_names_each_object_s_projects(self, store: MetadataStore) -> None:
+        etl = make_run(store, "etl", start_time=at(1))
+        make = make_step(store, etl, "make")
+        (made,) = finish(store, make, [artifact("data")])
+        external = store.register_artifact(artifact("ext"), at=at(2))
+        assert store.projects_of("pipeline", ["etl", "nope"]) == {"etl": [DEFAULT_PROJECT]}
+        assert store.projects_of("run", [etl.id, etl.name, "nope"]) == {
+            etl.id: [DEFAULT_PROJECT],
+            etl.name: [DEFAULT_PROJECT],
+        }
+        assert store.projects_of("step_run", [make.id, "0" * 32]) == {make.id: [DEFAULT_PROJECT]}
+        assert store.projects_of("artifact", [made.id, external.id, "0" * 32]) == {
+            made.id: [DEFAULT_PROJECT],
+            external.id: [],  # no step run touched it
+        }
+        ml = run_in(store, "ml", "train")
+        store.start_step(StepRunCreate(run_id=ml.id, name="use", inputs={"data": made.id}))
+        assert store.projects_of("artifact", [made.id]) == {made.id: [DEFAULT_PROJECT, "ml"]}
+        with pytest.raises(ValueError, match="unknown kind"):
+            store.projects_of("planet", ["x"])

@@ -20,7 +20,6 @@ look-up.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import suppress
 from dataclasses import dataclass, field
 
 from pipeledger.exceptions import NotFoundError, PermissionDeniedError
@@ -105,23 +104,8 @@ class Access:
         return self._found[cached]
 
     def _look_up(self, kind: str, key: str) -> frozenset[str] | None:
-        store = self.store
-        with suppress(NotFoundError):
-            if kind == "pipeline":
-                return frozenset([store.get_pipeline(key).project])
-            if kind == "run":
-                return frozenset([store.get_run(key).project])
-            if kind == "step_run":
-                return self.projects_of("run", store.get_step_run(key).run_id)
-            if kind == "artifact":
-                store.get_artifact(key)
-                graph = store.lineage(artifact_id=key, direction="both", depth=1)
-                projects: set[str] = set()
-                for step in graph.steps.values():
-                    projects |= self.projects_of("run", step.run_id) or frozenset()
-                return frozenset(projects)
-            raise ValueError(f"unknown kind of object {kind!r}; one of {', '.join(KINDS)}")
-        return None
+        found = self.store.projects_of(kind, [key])
+        return frozenset(found[key]) if key in found else None
 
     def may_read(self, kind: str, key: str) -> bool:
         """Whether the object exists and the caller may read it."""
