@@ -103,7 +103,7 @@ async def require_rule(request: Request) -> None:
     """
     from pipeledger.server.auth import principal_of
 
-    route = request.scope.get("route")
+    route = request.scope.get("route") or _route_of_endpoint(request)
     rule = rule_of(getattr(route, "openapi_extra", None))
     if rule is None:
         name = getattr(route, "name", request.url.path)
@@ -114,6 +114,16 @@ async def require_rule(request: Request) -> None:
         raise ApiError(403, "PermissionDeniedError", f"{rule['action']} needs a server administrator")
     if rule["scope"] in ("any", "listing") and principal.projects_with(role) == frozenset():
         raise ApiError(403, "PermissionDeniedError", str(denied(principal, role, rule["action"], None)))
+
+
+def _route_of_endpoint(request: Request) -> Any:
+    """The matched route, for servers whose Starlette does not put it in the scope: the flat
+    route whose endpoint the request reached (None: no rule can be found, the route is refused)."""
+    endpoint = request.scope.get("endpoint")
+    for route in request.app.routes:
+        if endpoint is not None and getattr(route, "endpoint", None) is endpoint:
+            return route
+    return None
 
 
 def guard(method: str, principal: Principal, access: Access, arguments: dict[str, Any]) -> After | Answer | None:
