@@ -484,3 +484,14 @@ def test_an_artifact_is_readable_in_the_projects_that_used_it(world: World) -> N
     assert status("reader", external["id"]) == 404
     tagged = world.call("reader", "add_tags", kind=EntityKind.ARTIFACT, entity_id=ids["clean"], tags=["x"])
     assert tagged.status_code == 403  # readable through ml, where the reader may not write
+
+
+def test_the_rest_client_raises_the_server_s_refusals_as_their_classes() -> None:
+    """403 and 409 travel as their classes: the CLI prints their one line."""
+    from pipeledger.exceptions import ConflictError, PermissionDeniedError
+    from pipeledger.metadata_store.rest.protocol import error_status, rebuild_error
+
+    denied = rebuild_error("PermissionDeniedError", "you have read access to project 'ml'; ...")
+    assert isinstance(denied, PermissionDeniedError) and error_status(denied) == 403
+    conflict = rebuild_error("ConflictError", "pipeline 'x' belongs to project 'ml', not 'default'")
+    assert isinstance(conflict, ConflictError) and error_status(conflict) == 409
