@@ -176,8 +176,8 @@ CASES: dict[str, tuple[Calls, Calls | None]] = {
     "heartbeat": (lambda w: {"run_id": w.ids["ml_run"], "at": at(20)}, lambda w: {"run_id": "f" * 32, "at": at(20)}),
     "start_step": (lambda w: {"step": _step(w)}, None),
     "finish_step": (
-        lambda w: {"step_run_id": w.ids["ml_step"], "status": Status.COMPLETED, "end_time": at(20)},
-        lambda w: {"step_run_id": "f" * 32, "status": Status.COMPLETED, "end_time": at(20)},
+        lambda w: {"step_run_id": w.ids["ml_step"], "status": Status.COMPLETED, "end_time": at(20), "outputs": []},
+        lambda w: {"step_run_id": "f" * 32, "status": Status.COMPLETED, "end_time": at(20), "outputs": []},
     ),
     "record_cached_step": (
         lambda w: {"step": _step(w), "cached_from_id": w.ids["ml_step"], "outputs": {"model": w.ids["model"]}},
