@@ -103,6 +103,15 @@ class Access:
             self._found[cached] = self._look_up(kind, key)
         return self._found[cached]
 
+    def prefetch(self, kind: str, keys: Iterable[str]) -> None:
+        """Look up the projects of many objects in one call (for lists, lineage graphs)."""
+        wanted = [key for key in dict.fromkeys(keys) if (kind, key) not in self._found]
+        if self.admin or not wanted:
+            return
+        found = self.store.projects_of(kind, wanted)
+        for key in wanted:
+            self._found[(kind, key)] = frozenset(found[key]) if key in found else None
+
     def _look_up(self, kind: str, key: str) -> frozenset[str] | None:
         found = self.store.projects_of(kind, [key])
         return frozenset(found[key]) if key in found else None
@@ -156,4 +165,6 @@ class Access:
 
     def keep_readable(self, kind: str, keys: Iterable[str]) -> list[str]:
         """The ``keys`` of objects the caller may read (others are dropped as if absent)."""
-        return [key for key in keys if self.may_read(kind, key)]
+        listed = list(keys)
+        self.prefetch(kind, listed)
+        return [key for key in listed if self.may_read(kind, key)]

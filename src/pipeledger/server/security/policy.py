@@ -236,7 +236,7 @@ def _lineage(access: Access, arguments: dict[str, Any]) -> After:
 
 
 def _readable_runs(access: Access, arguments: dict[str, Any]) -> After:
-    return lambda ids: [run_id for run_id in ids if access.may_read("run", run_id)]
+    return lambda ids: access.keep_readable("run", ids)
 
 
 def _search(access: Access, arguments: dict[str, Any]) -> Answer | None:
@@ -285,6 +285,8 @@ def hide_lineage(access: Access, graph: LineageRecord) -> LineageRecord:
     of the graph used it (it is then in that step's project) or else by its own projects."""
     steps: dict[str, LineageStep] = {}
     hidden: list[str] = []
+    access.prefetch("run", [step.run_id for step in graph.steps.values()])
+    access.prefetch("artifact", list(graph.artifacts))
     for step_id, step in graph.steps.items():
         if access.may_read("run", step.run_id):
             steps[step_id] = step

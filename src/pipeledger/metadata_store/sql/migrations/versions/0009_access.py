@@ -74,9 +74,7 @@ def upgrade() -> None:
         sa.Column("principal_id", ID, nullable=False),
         sa.Column("role", sa.String(16), nullable=False),
         sa.ForeignKeyConstraint(["project"], ["projects.name"], name="fk_project_members_project_projects"),
-        sa.ForeignKeyConstraint(
-            ["principal_id"], ["principals.id"], name="fk_project_members_principal_id_principals"
-        ),
+        sa.ForeignKeyConstraint(["principal_id"], ["principals.id"], name="fk_project_members_principal_id_principals"),
         sa.PrimaryKeyConstraint("project", "principal_id", name="pk_project_members"),
         **MYSQL_TABLE_OPTIONS,
     )
