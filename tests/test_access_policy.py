@@ -176,8 +176,8 @@ CASES: dict[str, tuple[Calls, Calls | None]] = {
     "heartbeat": (lambda w: {"run_id": w.ids["ml_run"], "at": at(20)}, lambda w: {"run_id": "f" * 32, "at": at(20)}),
     "start_step": (lambda w: {"step": _step(w)}, None),
     "finish_step": (
-        lambda w: {"step_run_id": w.ids["ml_step"], "status": Status.COMPLETED, "end_time": at(20)},
-        lambda w: {"step_run_id": "f" * 32, "status": Status.COMPLETED, "end_time": at(20)},
+        lambda w: {"step_run_id": w.ids["ml_step"], "status": Status.COMPLETED, "end_time": at(20), "outputs": []},
+        lambda w: {"step_run_id": "f" * 32, "status": Status.COMPLETED, "end_time": at(20), "outputs": []},
     ),
     "record_cached_step": (
         lambda w: {"step": _step(w), "cached_from_id": w.ids["ml_step"], "outputs": {"model": w.ids["model"]}},
@@ -457,3 +457,41 @@ def test_the_owner_file_and_store_listings(world: World) -> None:
     assert listing("reader", f"{root}/stores/s/load").status_code == 404
     removed = world.client.post("/api/v1/artifacts/remove", json={"path": owner}, headers={CALLER: "owner"})
     assert removed.status_code == 403
+
+
+def test_a_search_walking_lineage_from_a_hidden_artifact_finds_nothing(world: World) -> None:
+    ids = world.ids
+    walk = f"downstream_of('{ids['source']}')"
+    assert world.call("admin", "search", entity="step", filter=walk).json()["items"]
+    hidden = world.call("reader", "search", entity="step", filter=walk).json()
+    absent = world.call("reader", "search", entity="step", filter=f"downstream_of('{'f' * 32}')").json()
+    assert hidden == absent == {"items": [], "next_page_token": None}
+    readable = world.call("reader", "search", entity="artifact", filter=f"downstream_of('{ids['clean']}')").json()
+    assert [a["id"] for a in readable["items"]] == [ids["model"]]
+
+
+def test_an_artifact_is_readable_in_the_projects_that_used_it(world: World) -> None:
+    ids = world.ids
+
+    def status(caller: str, key: str) -> int:
+        return int(world.call(caller, "get_artifact", artifact_id=key).status_code)
+
+    assert status("reader", ids["clean"]) == 200  # made in etl, read by ml's training
+    assert status("reader", ids["source"]) == 404  # etl's only
+    assert status("other", ids["clean"]) == 200 and status("other", ids["model"]) == 404
+    external = world.call("writer", "register_artifact", artifact=artifact("ext"), at=at(1)).json()
+    assert status("writer", external["id"]) == 200  # unclaimed: for callers who may register
+    assert status("reader", external["id"]) == 404
+    tagged = world.call("reader", "add_tags", kind=EntityKind.ARTIFACT, entity_id=ids["clean"], tags=["x"])
+    assert tagged.status_code == 403  # readable through ml, where the reader may not write
+
+
+def test_the_rest_client_raises_the_server_s_refusals_as_their_classes() -> None:
+    """403 and 409 travel as their classes: the CLI prints their one line."""
+    from pipeledger.exceptions import ConflictError, PermissionDeniedError
+    from pipeledger.metadata_store.rest.protocol import error_status, rebuild_error
+
+    denied = rebuild_error("PermissionDeniedError", "you have read access to project 'ml'; ...")
+    assert isinstance(denied, PermissionDeniedError) and error_status(denied) == 403
+    conflict = rebuild_error("ConflictError", "pipeline 'x' belongs to project 'ml', not 'default'")
+    assert isinstance(conflict, ConflictError) and error_status(conflict) == 409

@@ -83,6 +83,11 @@ class PipelineView(View[PipelineRecord, "RunView"]):
         return self._record.created_at
 
     @property
+    def project(self) -> str:
+        """The project the pipeline (and its runs) belongs to."""
+        return self._record.project
+
+    @property
     def runs(self) -> RunSequence:
         """The pipeline's runs, oldest first, fetched page by page: ``p.runs[-1]``, ``len(p.runs)``."""
         return RunSequence(self._store, self.name)

@@ -534,6 +534,44 @@ class MetadataStore(abc.ABC):
         """Referential problems in the records (edges to missing artifacts or step runs, dangling
         producers, finished runs with running steps, stale running runs...). Changes nothing."""
 
+    # ---------------------------------------------------------------- projects
+
+    def projects_of(self, kind: str, keys: Sequence[str]) -> dict[str, list[str]]:
+        """The projects of each object of ``kind`` named in ``keys`` that exists (absent ones are
+        left out), sorted: ``pipeline`` (by name) and ``run`` (by name or id) are in one project,
+        a ``step_run`` (by id) in its run's, an ``artifact`` (by id) in those of the step runs
+        that produced or consumed it (none for an artifact no step run touched). Not a route:
+        the server's authorization reads it (:mod:`pipeledger.server.security.access`).
+
+        The default reads records one by one; the SQL store answers in one query per kind.
+
+        Raises:
+            ValueError: an unknown ``kind``.
+        """
+        found: dict[str, list[str]] = {}
+        for key in dict.fromkeys(keys):
+            projects = self._projects_of_one(kind, key)
+            if projects is not None:
+                found[key] = sorted(projects)
+        return found
+
+    def _projects_of_one(self, kind: str, key: str) -> set[str] | None:
+        try:
+            if kind == "pipeline":
+                return {self.get_pipeline(key).project}
+            if kind == "run":
+                return {self.get_run(key).project}
+            if kind == "step_run":
+                return {self.get_run(self.get_step_run(key).run_id).project}
+            if kind == "artifact":
+                self.get_artifact(key)
+                graph = self.lineage(artifact_id=key, direction="both", depth=1)
+                runs = {step.run_id for step in graph.steps.values()}
+                return {self.get_run(run_id).project for run_id in runs}
+        except NotFoundError:
+            return None
+        raise ValueError(f"unknown kind of object {kind!r}: one of pipeline, run, step_run, artifact")
+
     # ------------------------------------------------- ownership of artifact files
 
     def store_identity(self) -> StoreIdentity | None:

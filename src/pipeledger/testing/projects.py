@@ -131,3 +131,49 @@ class ProjectsContract:
         assert store.search("artifact", projects=[DEFAULT_PROJECT]).items == []
         store.add_tags(EntityKind.RUN, ml.id, ["keep"])
         assert store.search("run", "tag = 'keep'", projects=[DEFAULT_PROJECT]).items == []
+
+    def test_a_restriction_to_other_projects_sees_nothing_of_default(self, store: MetadataStore) -> None:
+        """Every store, ML Metadata too: records of ``default`` are outside ``projects=["other"]``
+        and inside ``projects=["default"]``."""
+        run = make_run(store, "etl", start_time=at(1))
+        cached_step(store, run, 10)
+        other, default = ["other"], [DEFAULT_PROJECT]
+        assert store.list_pipelines(projects=other) == [] and len(store.list_pipelines(projects=default)) == 1
+        assert store.list_runs(projects=other) == [] and len(store.list_runs(projects=default)) == 1
+        assert store.list_run_names(projects=other) == [] and store.count_runs(projects=other) == 0
+        assert store.find_cached_step(KEY, projects=other) is None
+        assert store.find_cached_step(KEY, projects=default) is not None
+        assert store.list_cache_entries(projects=other) == []
+        assert store.metric_history("etl", projects=other) == []
+        assert store.metric_history("etl", projects=default)
+        assert store.latest_step_run("etl", "train", before=at(100), projects=other) is None
+        assert [a for batch in store.iter_artifacts(projects=other) for a in batch] == []
+        assert store.search("run", projects=other).items == []
+        assert [r.id for r in store.search("run", projects=default).items] == [run.id]
+        assert store.invalidate_cache(at=at(50), projects=other) == 0
+        with pytest.raises(NotFoundError):
+            store.get_run(run.name, projects=other)
+        with pytest.raises(NotFoundError):
+            store.get_pipeline("etl", projects=other)
+        assert store.get_run(run.name, projects=default).id == run.id
+
+    def test_projects_of_names_each_object_s_projects(self, store: MetadataStore) -> None:
+        etl = make_run(store, "etl", start_time=at(1))
+        make = make_step(store, etl, "make")
+        (made,) = finish(store, make, [artifact("data")])
+        external = store.register_artifact(artifact("ext"), at=at(2))
+        assert store.projects_of("pipeline", ["etl", "nope"]) == {"etl": [DEFAULT_PROJECT]}
+        assert store.projects_of("run", [etl.id, etl.name, "nope"]) == {
+            etl.id: [DEFAULT_PROJECT],
+            etl.name: [DEFAULT_PROJECT],
+        }
+        assert store.projects_of("step_run", [make.id, "0" * 32]) == {make.id: [DEFAULT_PROJECT]}
+        assert store.projects_of("artifact", [made.id, external.id, "0" * 32]) == {
+            made.id: [DEFAULT_PROJECT],
+            external.id: [],  # no step run touched it
+        }
+        ml = run_in(store, "ml", "train")
+        store.start_step(StepRunCreate(run_id=ml.id, name="use", inputs={"data": made.id}))
+        assert store.projects_of("artifact", [made.id]) == {made.id: [DEFAULT_PROJECT, "ml"]}
+        with pytest.raises(ValueError, match="unknown kind"):
+            store.projects_of("planet", ["x"])

@@ -33,6 +33,7 @@ from pipeledger.metadata_store.sql.history_queries import HistoryQueries
 from pipeledger.metadata_store.sql.maintenance_queries import MaintenanceQueries
 from pipeledger.metadata_store.sql.migrate import ensure_schema
 from pipeledger.metadata_store.sql.ownership_queries import OwnershipQueries
+from pipeledger.metadata_store.sql.project_queries import ProjectQueries
 from pipeledger.metadata_store.sql.schema import (
     artifacts,
     entity_metadata,
@@ -61,7 +62,14 @@ from pipeledger.models import (
 
 
 class SqlMetadataStore(
-    CacheQueries, HistoryQueries, MaintenanceQueries, OwnershipQueries, SearchQueries, TagQueries, MetadataStore
+    CacheQueries,
+    HistoryQueries,
+    MaintenanceQueries,
+    OwnershipQueries,
+    ProjectQueries,
+    SearchQueries,
+    TagQueries,
+    MetadataStore,
 ):
     """A :class:`MetadataStore` on any SQLAlchemy database.
 

@@ -20,7 +20,6 @@ look-up.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import suppress
 from dataclasses import dataclass, field
 
 from pipeledger.exceptions import NotFoundError, PermissionDeniedError
@@ -104,24 +103,18 @@ class Access:
             self._found[cached] = self._look_up(kind, key)
         return self._found[cached]
 
+    def prefetch(self, kind: str, keys: Iterable[str]) -> None:
+        """Look up the projects of many objects in one call (for lists, lineage graphs)."""
+        wanted = [key for key in dict.fromkeys(keys) if (kind, key) not in self._found]
+        if self.admin or not wanted:
+            return
+        found = self.store.projects_of(kind, wanted)
+        for key in wanted:
+            self._found[(kind, key)] = frozenset(found[key]) if key in found else None
+
     def _look_up(self, kind: str, key: str) -> frozenset[str] | None:
-        store = self.store
-        with suppress(NotFoundError):
-            if kind == "pipeline":
-                return frozenset([store.get_pipeline(key).project])
-            if kind == "run":
-                return frozenset([store.get_run(key).project])
-            if kind == "step_run":
-                return self.projects_of("run", store.get_step_run(key).run_id)
-            if kind == "artifact":
-                store.get_artifact(key)
-                graph = store.lineage(artifact_id=key, direction="both", depth=1)
-                projects: set[str] = set()
-                for step in graph.steps.values():
-                    projects |= self.projects_of("run", step.run_id) or frozenset()
-                return frozenset(projects)
-            raise ValueError(f"unknown kind of object {kind!r}; one of {', '.join(KINDS)}")
-        return None
+        found = self.store.projects_of(kind, [key])
+        return frozenset(found[key]) if key in found else None
 
     def may_read(self, kind: str, key: str) -> bool:
         """Whether the object exists and the caller may read it."""
@@ -172,4 +165,6 @@ class Access:
 
     def keep_readable(self, kind: str, keys: Iterable[str]) -> list[str]:
         """The ``keys`` of objects the caller may read (others are dropped as if absent)."""
-        return [key for key in keys if self.may_read(kind, key)]
+        listed = list(keys)
+        self.prefetch(kind, listed)
+        return [key for key in listed if self.may_read(kind, key)]

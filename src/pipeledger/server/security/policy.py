@@ -30,7 +30,6 @@ from fastapi import Request
 from pipeledger.exceptions import ConflictError, NotFoundError
 from pipeledger.models import (
     ArtifactRecord,
-    LineageEdge,
     LineageRecord,
     LineageStep,
     RunCreate,
@@ -104,7 +103,7 @@ async def require_rule(request: Request) -> None:
     """
     from pipeledger.server.auth import principal_of
 
-    route = request.scope.get("route")
+    route = request.scope.get("route") or _route_of_endpoint(request)
     rule = rule_of(getattr(route, "openapi_extra", None))
     if rule is None:
         name = getattr(route, "name", request.url.path)
@@ -115,6 +114,16 @@ async def require_rule(request: Request) -> None:
         raise ApiError(403, "PermissionDeniedError", f"{rule['action']} needs a server administrator")
     if rule["scope"] in ("any", "listing") and principal.projects_with(role) == frozenset():
         raise ApiError(403, "PermissionDeniedError", str(denied(principal, role, rule["action"], None)))
+
+
+def _route_of_endpoint(request: Request) -> Any:
+    """The matched route, for servers whose Starlette does not put it in the scope: the flat
+    route whose endpoint the request reached (None: no rule can be found, the route is refused)."""
+    endpoint = request.scope.get("endpoint")
+    for route in request.app.routes:
+        if endpoint is not None and getattr(route, "endpoint", None) is endpoint:
+            return route
+    return None
 
 
 def guard(method: str, principal: Principal, access: Access, arguments: dict[str, Any]) -> After | Answer | None:
@@ -227,7 +236,29 @@ def _lineage(access: Access, arguments: dict[str, Any]) -> After:
 
 
 def _readable_runs(access: Access, arguments: dict[str, Any]) -> After:
-    return lambda ids: [run_id for run_id in ids if access.may_read("run", run_id)]
+    return lambda ids: access.keep_readable("run", ids)
+
+
+def _search(access: Access, arguments: dict[str, Any]) -> Answer | None:
+    """A search walking lineage from an artifact the caller cannot read finds nothing (its
+    results would tell that the artifact exists and what it touches)."""
+    from pipeledger.models import SearchPage
+    from pipeledger.search import parse_filter
+    from pipeledger.search.ast import And, Lineage, Node, Not, Or
+
+    def starts(node: Node | None) -> list[str]:
+        if isinstance(node, Lineage):
+            return [node.artifact_id]
+        if isinstance(node, (And, Or)):
+            return [found for item in node.items for found in starts(item)]
+        if isinstance(node, Not):
+            return starts(node.item)
+        return []
+
+    node = parse_filter(arguments.get("filter"), arguments["entity"])  # a bad filter: the store's error
+    if all(access.may_read("artifact", artifact_id) for artifact_id in starts(node)):
+        return None
+    return Answer(SearchPage([], None))
 
 
 def _deletion_preview(access: Access, arguments: dict[str, Any]) -> None:
@@ -254,6 +285,8 @@ def hide_lineage(access: Access, graph: LineageRecord) -> LineageRecord:
     of the graph used it (it is then in that step's project) or else by its own projects."""
     steps: dict[str, LineageStep] = {}
     hidden: list[str] = []
+    access.prefetch("run", [step.run_id for step in graph.steps.values()])
+    access.prefetch("artifact", list(graph.artifacts))
     for step_id, step in graph.steps.items():
         if access.may_read("run", step.run_id):
             steps[step_id] = step
@@ -299,8 +332,6 @@ def _hidden_producer(graph: LineageRecord, artifact_id: str, secret: set[str]) -
     return producer is not None and producer in secret
 
 
-_ = LineageEdge  # the edges keep their type; named for readers of hide_lineage
-
 # ------------------------------------------------------------------- rules
 
 R, W, A = Role.READ, Role.WRITE, Role.ADMIN
@@ -322,7 +353,7 @@ STORE_RULES: dict[str, Rule] = {
     "change_tags": Rule(W, "objects", "tagging", _on_entity(W, "tagging")),
     # reads
     "get_tags": Rule(R, "objects", "reading tags", _readable_ids(None, "entity_ids")),
-    "search": Rule(R, "listing", "searching"),
+    "search": Rule(R, "listing", "searching", _search),
     "get_pipeline": Rule(R, "listing", "reading pipelines"),
     "list_pipelines": Rule(R, "listing", "reading pipelines"),
     "get_run": Rule(R, "listing", "reading runs"),
