@@ -138,7 +138,7 @@ def test_two_projects_on_one_server(team: tuple[ServerProcess, dict[str, Path], 
     # Stored data: the database, the server's home and every user's home hold no key or
     # password in clear (only the token files that `login` wrote, mode 0600, hold a user's own).
     server.stop()
-    secrets = [*keys.values(), PASSWORD, *(k.rsplit("_", 1)[1] for k in keys.values())]
+    secrets = [*keys.values(), PASSWORD, *(k[36:] for k in keys.values())]
     places = [server.sqlite_path, server.home, server.log, *homes.values()]
     for place in places:
         files = [place] if place.is_file() else [p for p in place.rglob("*") if p.is_file()]
