@@ -314,7 +314,11 @@ def test_audit_list_and_prune_on_the_servers_database(tmp_path: Path, home: Path
         assert result.exit_code == 0, result.output
     listed = runner.invoke(cli, ["audit", "list", "--json"])
     assert listed.exit_code == 0, listed.output
-    assert [e["principal"] for e in json.loads(listed.stdout)] == ["alice", "bob", "old"]
+    listed_events = json.loads(listed.stdout)
+    assert [e["principal"] for e in listed_events] == ["alice", "bob", "old"]
+    from tests.test_cli_json import documented_fields
+
+    assert list(listed_events[0]) == documented_fields()["audit list"]
     denied = runner.invoke(cli, ["audit", "list", "--filter", "outcome=denied", "--filter", "since=1h"])
     assert denied.exit_code == 0 and "bob" in denied.stdout and "10.0.0.7" in denied.stdout
     assert "alice" not in denied.stdout
