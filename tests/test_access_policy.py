@@ -199,8 +199,8 @@ CASES: dict[str, tuple[Calls, Calls | None]] = {
         lambda w: {"kind": EntityKind.RUN, "entity_id": "f" * 32, "tags": ["x"]},
     ),
     "change_tags": (
-        lambda w: {"kind": EntityKind.STEP_RUN, "entity_id": w.ids["ml_step"], "add": ["t"]},
-        lambda w: {"kind": EntityKind.STEP_RUN, "entity_id": "f" * 32, "add": ["t"]},
+        lambda w: {"kind": EntityKind.STEP_RUN, "entity_id": w.ids["ml_step"], "add": ["t"], "remove": []},
+        lambda w: {"kind": EntityKind.STEP_RUN, "entity_id": "f" * 32, "add": ["t"], "remove": []},
     ),
     "get_tags": (lambda w: {"kind": EntityKind.RUN, "entity_ids": [w.ids["ml_run"]]}, None),
     "search": (lambda w: {"entity": "run"}, None),
@@ -229,7 +229,10 @@ CASES: dict[str, tuple[Calls, Calls | None]] = {
     "integrity_problems": (lambda w: {}, None),
     "store_identity": (lambda w: {}, None),
     "step_run_statuses": (lambda w: {"ids": [w.ids["ml_step"]]}, lambda w: {"ids": ["f" * 32]}),
-    "deletion_preview": (lambda w: {"run_id": w.ids["ml_run"]}, lambda w: {"run_id": "f" * 32}),
+    "deletion_preview": (
+        lambda w: {"run_id": w.ids["ml_run"], "also_deleted": []},
+        lambda w: {"run_id": "f" * 32, "also_deleted": []},
+    ),
 }
 
 
