@@ -39,6 +39,14 @@ def training(lr: float = 0.01, n_rows: int = 4):
     evaluate(model)
 
 
+@pipeline
+def forecasting(lr: float = 0.01, n_rows: int = 4):
+    """The training steps in another pipeline (pipeline names are unique across projects: a
+    second team's pipeline, tests/test_access_end_to_end.py)."""
+    data = load(n_rows=n_rows)
+    train(data, lr=lr)
+
+
 @step
 def explode(data: dict) -> int:
     print("about to fail")

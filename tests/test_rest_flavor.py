@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from pipeledger import Client
 from pipeledger.cli.main import cli
-from pipeledger.exceptions import ApiVersionError, StoreUnavailableError
+from pipeledger.exceptions import ApiVersionError, ConflictError, StoreUnavailableError
 from pipeledger.metadata_store.rest import RestMetadataStore
 from pipeledger.metadata_store.rest.transport import Transport
 from tests import pipelines as P
@@ -160,3 +160,28 @@ def test_the_client_calls_the_server_for_every_contract_method() -> None:
 
     missing = [name for name in contract_methods() if name not in vars(RestMetadataStore)]
     assert missing == []
+
+
+def test_a_rest_stack_records_into_its_project(rest_servers: object, home: Path) -> None:
+    """The flavor's ``project`` setting: the runner creates the pipeline there; `run list` shows
+    the project; a stack of another project running the same pipeline is refused, naming it."""
+    server: ServerProcess = rest_servers.get("sqlite")  # type: ignore[attr-defined]
+    server.empty()
+    runner = CliRunner()
+    for args in (
+        ["metadata-store", "register", "ml", "--flavor=rest", f"--url={server.url}", "--project=ml"],
+        ["metadata-store", "register", "plain", "--flavor=rest", f"--url={server.url}"],
+        ["stack", "register", "ml", "-m", "ml"],
+        ["stack", "register", "plain", "-m", "plain"],
+        ["stack", "set", "ml"],
+    ):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, result.output
+    run = P.training.with_options(run_name="ml-{n}")(lr=0.3)
+    assert Client().get_run(run.name).project == "ml"
+    listed = runner.invoke(cli, ["run", "list"])
+    assert listed.exit_code == 0 and "project" in listed.stdout and "ml" in listed.stdout
+    assert json.loads(runner.invoke(cli, ["run", "list", "--json"]).stdout)[0]["project"] == "ml"
+    assert runner.invoke(cli, ["stack", "set", "plain"]).exit_code == 0
+    with pytest.raises(ConflictError, match="pipeline 'training' belongs to project 'ml', not 'default'"):
+        P.training.with_options(run_name="plain-{n}")(lr=0.3)

@@ -31,8 +31,10 @@ def start_options(args: list[str]) -> dict[str, Any]:
     """The options ``pipeledger server start`` parses from ``args`` (refused ones raise)."""
     context = start.make_context("start", list(args))
     params = dict(context.params)
-    if not is_loopback(params["host"]):
-        assert params["insecure_no_auth"], "a non-loopback host is refused without --insecure-no-auth"
+    if not is_loopback(params["host"]) and not params["insecure_no_auth"]:
+        assert "pipeledger server init --stack " + str(params["stack"]) in DOC.read_text(), (
+            "a non-loopback host is refused until `server init` ran: the docs must say to run it"
+        )
     return params
 
 

@@ -16,6 +16,7 @@
      ├── AuthenticationError        a pipeledger server refused the credentials (no, unknown, expired or revoked key)
      ├── AccessDeniedError          the caller is authenticated but its role does not allow this
      ├── QueryError (ValueError)    a search filter or order is malformed; the message shows a caret under it
+     ├── PermissionDeniedError      the server refused: the caller's role in the project is too low
      ├── ConfigError (ValueError)   invalid stack, component or flavor configuration
  │    ├── FlavorNotFoundError   no flavor of that name (also a NotFoundError)
  │    └── ComponentNotFoundError no component or stack of that name (also a NotFoundError)
@@ -26,6 +27,7 @@
           ├── UnsupportedOperationError  the store's flavor cannot do this (MLMD cannot delete)
           ├── TransientStoreError   busy database, deadlock, serialization failure: retried, then raised
           ├── RunExistsError        a run name is taken
+          ├── ConflictError         a write contradicts the records (a run in another project than its pipeline's)
           └── StepRunExistsError    a step run of that id, or that name in its run, is already recorded
 
 Every message is one line that names the problem and, where there is one, the fix.
@@ -167,6 +169,16 @@ class RunExistsError(MetadataStoreError):
 
 class StepRunExistsError(MetadataStoreError):
     """A step run with this id, or with this name in its run, is already recorded."""
+
+
+class ConflictError(MetadataStoreError):
+    """A write contradicts what is recorded, e.g. a run in one project of a pipeline that
+    belongs to another; the message names both and the fix."""
+
+
+class PermissionDeniedError(PipeledgerError):
+    """The server refused a request: the caller's role in the project is too low. The message
+    names the role held and the role needed."""
 
 
 class TransientStoreError(MetadataStoreError):

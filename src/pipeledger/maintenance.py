@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pipeledger.artifacts.store import ArtifactStore, uri_exists
-from pipeledger.exceptions import ArtifactStoreUnavailableError, NotFoundError
+from pipeledger.exceptions import ArtifactStoreUnavailableError, NotFoundError, PermissionDeniedError
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.models import RunDeletion, RunRecord, Status, utcnow
 from pipeledger.settings import heartbeat_timeout
@@ -26,9 +26,14 @@ log = logging.getLogger(__name__)
 
 
 def mark_crashed_runs(store: MetadataStore) -> list[str]:
-    """Mark running runs whose heartbeat is older than the timeout as crashed; their ids."""
+    """Mark running runs whose heartbeat is older than the timeout as crashed; their ids. A
+    caller the server does not let mark runs (``admin`` in no project) marks none: listings
+    still work for it, and show such runs as recorded until someone allowed lists them."""
     now = utcnow()
-    return store.mark_crashed(heartbeat_before=now - timedelta(seconds=heartbeat_timeout()), at=now)
+    try:
+        return store.mark_crashed(heartbeat_before=now - timedelta(seconds=heartbeat_timeout()), at=now)
+    except PermissionDeniedError:
+        return []
 
 
 def verified_owner(store: MetadataStore, artifact_store: ArtifactStore | None) -> tuple[str | None, str | None]:

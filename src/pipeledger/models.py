@@ -156,6 +156,8 @@ class PipelineRecord:
     name: str
     created_at: datetime
     docstring: str | None = None
+    project: str = DEFAULT_PROJECT
+    """The project the pipeline (and so its runs, step runs and artifacts) belongs to."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,8 @@ class RunRecord(LazyFields):
     code_hash: str | None = None
     error: str | None = None
     tags: list[str] = field(default_factory=list)
+    project: str = DEFAULT_PROJECT
+    """Its pipeline's project."""
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,9 @@ class RunCreate:
     tags: list[str] = field(default_factory=list)
     id: str = field(default_factory=new_id)
     start_time: datetime = field(default_factory=utcnow)
+    project: str = DEFAULT_PROJECT
+    """The project of a new pipeline; a run of an existing pipeline must name that pipeline's
+    project (:class:`~pipeledger.exceptions.ConflictError` otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -396,6 +403,9 @@ class LineageRecord:
     edges: list[LineageEdge]
     #: artifact id -> (producer step name, output name, producer run name), when known.
     producers: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    #: Ids of the nodes (steps and artifacts) in projects the caller may not read: the server
+    #: replaces them by placeholders with no name, uri or metadata (see ``docs/server.md``).
+    hidden: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -461,3 +471,42 @@ class SearchPage:
 
     items: list[Any]
     next_page_token: str | None
+
+
+#: The outcomes of an audited request: done, refused (401/403, or 404 hiding a denied object), or
+#: failed for another reason (an error of the request or of the server).
+AUDIT_OUTCOMES = ("allowed", "denied", "failed")
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One entry of a server's audit log (table ``audit_events``): ``principal`` did ``action``
+    (a route's name, e.g. ``store.create_run``) on ``target`` in ``project`` at ``at`` from
+    ``remote``, with this ``outcome`` (:data:`AUDIT_OUTCOMES`) and HTTP ``status``. ``principal``
+    is None when the caller was not authenticated; ``detail`` is one line, never a secret.
+    ``id`` is given by the store (None before it is written)."""
+
+    at: datetime
+    principal: str | None
+    action: str
+    outcome: str
+    status: int
+    project: str | None = None
+    target: str | None = None
+    remote: str | None = None
+    detail: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which audit events to list: each field set must match (``action`` may end with ``*``, a
+    prefix); ``since`` inclusive, ``until`` exclusive. Newest first, at most ``limit``."""
+
+    principal: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    project: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100

@@ -49,6 +49,7 @@ def run_summary(run: RunView) -> dict[str, JSONValue]:
         "name": run.name,
         "number": run.number,
         "pipeline": run.pipeline_name,
+        "project": run.project,
         "status": run.status.value,
         "start_time": iso(run.start_time),
         "end_time": iso(run.end_time),

@@ -11,6 +11,7 @@ from pipeledger import __version__
 from pipeledger.cli import artifact, run_compare, run_lineage, ui_export  # noqa: F401  (more `run`, `artifact`, `ui` commands)
 from pipeledger.cli.api_key import api_key_group
 from pipeledger.cli.artifact_store import artifact_store_group
+from pipeledger.cli.audit import audit_group
 from pipeledger.cli.cache import cache_group
 from pipeledger.cli.errors import DEBUG_VARIABLE, PipeledgerGroup
 from pipeledger.cli.gc import gc
@@ -61,6 +62,7 @@ for group in (
     api_key_group,
     project_group,
     ui_group,
+    audit_group,
 ):
     cli.add_command(group)
 

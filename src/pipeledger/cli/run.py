@@ -25,7 +25,7 @@ from pipeledger.client import Client, RunView
 from pipeledger.client.client import list_filter
 from pipeledger.exceptions import NotFoundError, PipeledgerError
 from pipeledger.maintenance import mark_crashed_runs
-from pipeledger.models import EntityKind, Status
+from pipeledger.models import DEFAULT_PROJECT, EntityKind, Status
 from pipeledger.search import parse_filter
 
 STATUSES = [s.value for s in Status]
@@ -97,10 +97,13 @@ def list_runs(
     if not runs:
         console().print("No run matches.")
         return
-    table = Table("run", "pipeline", "status", "started (UTC)", "duration", "tags")
+    # The project column shows once a run of another project than `default` is listed.
+    projects = any(run.project != DEFAULT_PROJECT for run in runs)
+    table = Table("run", *(["project"] if projects else []), "pipeline", "status", "started (UTC)", "duration", "tags")
     for run in runs:
         table.add_row(
             esc(run.name),
+            *([esc(run.project)] if projects else []),
             esc(run.pipeline_name),
             status_text(run.status.value),
             when(run.start_time),
@@ -187,6 +190,7 @@ def show_run(run: str | None, show_cache: bool, graph_file: Path | None, as_json
     summary.add_column()
     summary.add_row("run", esc(view.name))
     summary.add_row("pipeline", esc(view.pipeline_name))
+    summary.add_row("project", esc(view.project))
     summary.add_row("status", status_text(view.status.value))
     summary.add_row("started (UTC)", when(view.start_time))
     summary.add_row("duration", duration(view.duration))

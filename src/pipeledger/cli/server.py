@@ -33,6 +33,30 @@ def server_group() -> None:
     is_flag=True,
     help="Allow a non-loopback --host although the store has no users (`pipeledger server init` never ran).",
 )
+@click.option(
+    "--server-name",
+    "server_names",
+    multiple=True,
+    help="A name clients reach the server by (Host header check; loopback names always pass; * any).",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    help="An origin (https://ui.example) whose pages may call the API; none: CORS off.",
+)
+@click.option(
+    "--max-request-bytes",
+    type=int,
+    default=None,
+    help="Largest request body but artifact uploads (default 64 MiB).",
+)
+@click.option(
+    "--audit-retention-days",
+    type=int,
+    default=None,
+    help="Days the audit log keeps events; 0 keeps them all (default 90).",
+)
 def start(
     host: str,
     port: int,
@@ -42,6 +66,10 @@ def start(
     ssl_keyfile: str | None,
     daemon: bool,
     insecure_no_auth: bool,
+    server_names: tuple[str, ...],
+    cors_origins: tuple[str, ...],
+    max_request_bytes: int | None,
+    audit_retention_days: int | None,
 ) -> None:
     """Serve the metadata store of a stack at /api/v1, with /health and /ready.
 
@@ -54,7 +82,19 @@ def start(
     """
     from pipeledger.server.process import ServerOptions, serve, start_daemon
 
-    options = ServerOptions(host, port, workers, stack, ssl_certfile, ssl_keyfile, insecure_no_auth)
+    options = ServerOptions(
+        host,
+        port,
+        workers,
+        stack,
+        ssl_certfile,
+        ssl_keyfile,
+        insecure_no_auth,
+        server_names,
+        cors_origins,
+        max_request_bytes,
+        audit_retention_days,
+    )
     if daemon:
         state = start_daemon(options)
         where = f"{esc(state.url)} (pid {state.pid}, log {esc(state.log)})"

@@ -83,6 +83,11 @@ class PipelineView(View[PipelineRecord, "RunView"]):
         return self._record.created_at
 
     @property
+    def project(self) -> str:
+        """The project the pipeline (and its runs) belongs to."""
+        return self._record.project
+
+    @property
     def runs(self) -> RunSequence:
         """The pipeline's runs, oldest first, fetched page by page: ``p.runs[-1]``, ``len(p.runs)``."""
         return RunSequence(self._store, self.name)
@@ -218,6 +223,11 @@ class RunView(Taggable, View[RunRecord, "StepView"]):
     def pipeline_name(self) -> str:
         """Its pipeline's name."""
         return self._record.pipeline_name
+
+    @property
+    def project(self) -> str:
+        """Its pipeline's project (``default`` unless created in another)."""
+        return self._record.project
 
     @property
     def start_time(self) -> datetime:

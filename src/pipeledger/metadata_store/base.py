@@ -16,6 +16,11 @@ Rules every implementation keeps:
 * List methods filter and page in the store (``limit``/``offset``); none loads
   every row of a table.
 * Records returned are immutable :mod:`pipeledger.models` dataclasses.
+* Every pipeline belongs to a project (``RunCreate.project``, default ``default``), and so do
+  its runs and step runs; an artifact belongs to the projects of the step runs that produced or
+  consumed it. Methods that list, search, count, look up caches or read histories take
+  ``projects`` (None: every project): only records of those projects are seen, as if the others
+  did not exist. ``pipeledger server`` passes the projects its caller may read.
 
 Logic every backend shares lives here, not in helpers each backend must remember to call
 (template methods): a public method checks its arguments and words its errors, then calls a
@@ -32,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeledger.exceptions import NotFoundError, UnsupportedOperationError
 from pipeledger.models import (
+    DEFAULT_PROJECT,
     JSON,
     ArtifactCreate,
     ArtifactRecord,
@@ -63,18 +69,24 @@ class MetadataStore(abc.ABC):
 
     #: Short name of the flavor that built this store (``"sqlite"``, ``"mysql"``...).
     flavor: str = "custom"
+    #: The project runs recorded through this store create new pipelines in (the ``rest``
+    #: flavor's ``project`` setting; ``default`` elsewhere). The runner puts it in ``RunCreate``.
+    project: str = DEFAULT_PROJECT
 
     # ------------------------------------------------------------------ writes
 
     @abc.abstractmethod
     def create_run(self, run: RunCreate) -> RunRecord:
-        """Insert a run with status ``running``, creating its pipeline if it is new.
+        """Insert a run with status ``running``, creating its pipeline (in ``run.project``) if it
+        is new.
 
         The store assigns the run's ``number`` (1 + the highest number of the
         pipeline's runs) and replaces ``{n}`` in ``run.name`` with it. Atomic.
 
         Raises:
             RunExistsError: a run named ``run.name`` already exists.
+            ConflictError: the pipeline exists in another project than ``run.project`` (the
+                message names it: :func:`pipeline_conflict`).
         """
 
     @abc.abstractmethod
@@ -146,9 +158,17 @@ class MetadataStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def invalidate_cache(self, *, at: datetime, pipeline: str | None = None, step: str | None = None) -> int:
+    def invalidate_cache(
+        self,
+        *,
+        at: datetime,
+        pipeline: str | None = None,
+        step: str | None = None,
+        projects: Collection[str] | None = None,
+    ) -> int:
         """Mark cache entries (completed step runs with a cache key) as no longer reusable,
-        optionally only those of a pipeline and/or a step name. Artifacts are untouched.
+        optionally only those of a pipeline and/or a step name (and of ``projects``). Artifacts
+        are untouched.
         Returns how many entries were invalidated. Atomic."""
 
     @abc.abstractmethod
@@ -159,6 +179,7 @@ class MetadataStore(abc.ABC):
         step: str | None = None,
         invalidated: bool | None = None,
         limit: int | None = None,
+        projects: Collection[str] | None = None,
     ) -> list[CacheEntry]:
         """The cache entries :meth:`invalidate_cache` considers (completed step runs with a cache
         key), newest first (by ``created``, then id), optionally only those of a pipeline and/or a
@@ -245,6 +266,7 @@ class MetadataStore(abc.ABC):
         order_by: Sequence[str] | str | None = None,
         limit: int | None = None,
         page_token: str | None = None,
+        projects: Collection[str] | None = None,
     ) -> SearchPage:
         """One page of runs (``entity="run"``), step runs (``"step"``) or artifacts
         (``"artifact"``) matching ``filter`` (the language of ``docs/searching.md``), ordered by
@@ -257,9 +279,14 @@ class MetadataStore(abc.ABC):
             QueryError: a malformed or ill-typed filter or order, a bad limit or page token.
             UnsupportedOperationError: the store cannot run this search.
         """
+        from dataclasses import replace
+
         from pipeledger.search import build_query
 
-        return self._search(build_query(entity, filter, order_by, limit, page_token))
+        query = build_query(entity, filter, order_by, limit, page_token)
+        if projects is not None:
+            query = replace(query, projects=frozenset(projects))
+        return self._search(query)
 
     def _search(self, query: SearchQuery) -> SearchPage:
         """:meth:`search` with a checked query.
@@ -274,15 +301,20 @@ class MetadataStore(abc.ABC):
 
     # ------------------------------------------------------------------- reads
 
-    def get_pipeline(self, name: str) -> PipelineRecord:
-        """The pipeline called ``name``.
+    def get_pipeline(self, name: str, *, projects: Collection[str] | None = None) -> PipelineRecord:
+        """The pipeline called ``name`` (in one of ``projects``, if given).
 
         Raises:
-            NotFoundError: no such pipeline (the message lists some that exist).
+            NotFoundError: no such pipeline (the message lists some that exist in ``projects``).
         """
         found = self._find_pipeline(name)
-        if found is None:
-            raise NotFoundError(_not_found_message("pipeline", name, [p.name for p in self.list_pipelines(limit=10)]))
+        if found is None or (projects is not None and found.project not in projects):
+            # Stores written before projects take no such argument: pass it only when given.
+            listed = (
+                self.list_pipelines(limit=10) if projects is None else self.list_pipelines(limit=10, projects=projects)
+            )
+            known = [p.name for p in listed]
+            raise NotFoundError(_not_found_message("pipeline", name, known))
         return found
 
     @abc.abstractmethod
@@ -290,18 +322,22 @@ class MetadataStore(abc.ABC):
         """The pipeline called ``name``, or None (for :meth:`get_pipeline`)."""
 
     @abc.abstractmethod
-    def list_pipelines(self, *, limit: int | None = None, offset: int = 0) -> list[PipelineRecord]:
+    def list_pipelines(
+        self, *, limit: int | None = None, offset: int = 0, projects: Collection[str] | None = None
+    ) -> list[PipelineRecord]:
         """Pipelines ordered by name."""
 
-    def get_run(self, name_or_id: str) -> RunRecord:
-        """The run with this name, or else this id.
+    def get_run(self, name_or_id: str, *, projects: Collection[str] | None = None) -> RunRecord:
+        """The run with this name, or else this id (in one of ``projects``, if given).
 
         Raises:
-            NotFoundError: no such run (the message lists the latest runs).
+            NotFoundError: no such run (the message lists the latest runs of ``projects``).
         """
         found = self._find_run(name_or_id)
-        if found is None:
-            latest = self.list_run_names(limit=5)
+        if found is None or (projects is not None and found.project not in projects):
+            latest = (
+                self.list_run_names(limit=5) if projects is None else self.list_run_names(limit=5, projects=projects)
+            )
             raise NotFoundError(_not_found_message("run", name_or_id, latest, "latest runs"))
         return found
 
@@ -319,6 +355,7 @@ class MetadataStore(abc.ABC):
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
+        projects: Collection[str] | None = None,
     ) -> list[RunRecord]:
         """Runs filtered by pipeline name, status and start time (``>= since``).
 
@@ -334,11 +371,18 @@ class MetadataStore(abc.ABC):
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
+        projects: Collection[str] | None = None,
     ) -> list[str]:
         """Names of the runs :meth:`list_runs` would return, without loading the records."""
 
     @abc.abstractmethod
-    def count_runs(self, *, pipeline: str | None = None, status: Status | str | None = None) -> int:
+    def count_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: Status | str | None = None,
+        projects: Collection[str] | None = None,
+    ) -> int:
         """How many runs match the filters of :meth:`list_runs`."""
 
     @abc.abstractmethod
@@ -361,15 +405,21 @@ class MetadataStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
+    def find_cached_step(
+        self, cache_key: str, *, not_before: datetime | None = None, projects: Collection[str] | None = None
+    ) -> CacheHit | None:
         """The latest ``completed``, not invalidated step run with this cache key (finished at or
-        after ``not_before`` if given) and its outputs; None if there is none.
+        after ``not_before`` if given, in a run of ``projects`` if given) and its outputs; None
+        if there is none. A cache never crosses into a project its caller cannot read: the hit
+        would hand over that project's artifacts.
 
         One indexed query.
         """
 
     @abc.abstractmethod
-    def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
+    def latest_step_run(
+        self, pipeline: str, step: str, *, before: datetime, projects: Collection[str] | None = None
+    ) -> StepRunRecord | None:
         """The latest run of step ``step`` in pipeline ``pipeline`` that started before ``before``
         (a ``skipped`` step run did not run: it is passed over)."""
 
@@ -409,7 +459,12 @@ class MetadataStore(abc.ABC):
 
     @abc.abstractmethod
     def metric_history(
-        self, pipeline: str, *, keys: Sequence[str] | None = None, limit: int | None = None
+        self,
+        pipeline: str,
+        *,
+        keys: Sequence[str] | None = None,
+        limit: int | None = None,
+        projects: Collection[str] | None = None,
     ) -> list[MetricPoint]:
         """Values the steps of ``pipeline``'s runs logged (all keys, or ``keys``), oldest run
         first; with ``limit``, only the latest ``limit`` runs. One query."""
@@ -469,13 +524,53 @@ class MetadataStore(abc.ABC):
         """Which of ``ids`` are recorded artifacts (for finding orphaned files)."""
 
     @abc.abstractmethod
-    def iter_artifacts(self, *, batch: int = 500) -> Iterator[list[ArtifactRecord]]:
-        """Every artifact, in batches (ordered by id; memory stays flat)."""
+    def iter_artifacts(
+        self, *, batch: int = 500, projects: Collection[str] | None = None
+    ) -> Iterator[list[ArtifactRecord]]:
+        """Every artifact (of ``projects``, if given), in batches (ordered by id; memory stays flat)."""
 
     @abc.abstractmethod
     def integrity_problems(self, *, heartbeat_before: datetime | None = None) -> list[str]:
         """Referential problems in the records (edges to missing artifacts or step runs, dangling
         producers, finished runs with running steps, stale running runs...). Changes nothing."""
+
+    # ---------------------------------------------------------------- projects
+
+    def projects_of(self, kind: str, keys: Sequence[str]) -> dict[str, list[str]]:
+        """The projects of each object of ``kind`` named in ``keys`` that exists (absent ones are
+        left out), sorted: ``pipeline`` (by name) and ``run`` (by name or id) are in one project,
+        a ``step_run`` (by id) in its run's, an ``artifact`` (by id) in those of the step runs
+        that produced or consumed it (none for an artifact no step run touched). Not a route:
+        the server's authorization reads it (:mod:`pipeledger.server.security.access`).
+
+        The default reads records one by one; the SQL store answers in one query per kind.
+
+        Raises:
+            ValueError: an unknown ``kind``.
+        """
+        found: dict[str, list[str]] = {}
+        for key in dict.fromkeys(keys):
+            projects = self._projects_of_one(kind, key)
+            if projects is not None:
+                found[key] = sorted(projects)
+        return found
+
+    def _projects_of_one(self, kind: str, key: str) -> set[str] | None:
+        try:
+            if kind == "pipeline":
+                return {self.get_pipeline(key).project}
+            if kind == "run":
+                return {self.get_run(key).project}
+            if kind == "step_run":
+                return {self.get_run(self.get_step_run(key).run_id).project}
+            if kind == "artifact":
+                self.get_artifact(key)
+                graph = self.lineage(artifact_id=key, direction="both", depth=1)
+                runs = {step.run_id for step in graph.steps.values()}
+                return {self.get_run(run_id).project for run_id in runs}
+        except NotFoundError:
+            return None
+        raise ValueError(f"unknown kind of object {kind!r}: one of pipeline, run, step_run, artifact")
 
     # ------------------------------------------------- ownership of artifact files
 
@@ -539,6 +634,14 @@ class MetadataStore(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def pipeline_conflict(pipeline: str, held: str, asked: str) -> str:
+    """The message of a run in project ``asked`` of ``pipeline``, which belongs to ``held``."""
+    return (
+        f"pipeline {pipeline!r} belongs to project {held!r}, not {asked!r}: run it in project {held!r} "
+        "(the store's project setting), or give the pipeline another name"
+    )
 
 
 def _not_found_message(kind: str, name: str, known: list[str], label: str | None = None) -> str:

@@ -64,6 +64,7 @@ def run_pipeline(p: Pipeline, parameters: dict[str, JSON]) -> RunView:
         git_sha=git.sha if git else None,
         git_dirty=git.dirty if git else None,
         code_hash=code_hash,
+        project=stack.metadata_store.project,
     )
     quiet = is_quiet(p.options.quiet)
     plan = RunPlan(

@@ -89,6 +89,9 @@ class SearchQuery:
     limit: int
     after: tuple[tuple[Any, ...], str] | None
     fingerprint: str
+    projects: frozenset[str] | None = None
+    """Only records of these projects (the server's restriction to what its caller may read);
+    None: every project. Not part of the fingerprint: a page token stays valid."""
 
     def page_token(self, values: Sequence[Any], last_id: str) -> str:
         """The token of the page after a row with these sort ``values`` and id."""

@@ -1,11 +1,11 @@
 """The identifiers each search knows, their types, and the type check of a parsed filter.
 
-Runs: ``id name pipeline status started ended duration git.sha git.dirty number tag``,
+Runs: ``id name pipeline project status started ended duration git.sha git.dirty number tag``,
 ``params.X`` (pipeline parameters, nested: ``params.opt.name``), ``metrics.KEY`` (metadata any
 of its steps logged) and ``metrics.STEP.KEY`` (that step's). Step runs: ``id step run pipeline
-status started ended duration cached cache_key tag``, ``params.X`` (the step's parameters) and
+project status started ended duration cached cache_key tag``, ``params.X`` (the step's parameters) and
 ``metrics.KEY`` (its own metadata). Artifacts: ``id type data_type size content_hash producer
-run pipeline created uri tag`` and ``metrics.KEY`` (the artifact's metadata).
+run pipeline project created uri tag`` and ``metrics.KEY`` (the artifact's metadata).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ ATTRIBUTES: dict[Entity, dict[str, tuple[ValueType, bool]]] = {
         "id": (T, False),
         "name": (T, False),
         "pipeline": (T, False),
+        "project": (T, False),
         "status": (S, False),
         "started": (TM, False),
         "ended": (TM, True),
@@ -59,6 +60,7 @@ ATTRIBUTES: dict[Entity, dict[str, tuple[ValueType, bool]]] = {
         "step": (T, False),
         "run": (T, False),
         "pipeline": (T, False),
+        "project": (T, False),
         "status": (S, False),
         "started": (TM, False),
         "ended": (TM, True),
@@ -75,6 +77,7 @@ ATTRIBUTES: dict[Entity, dict[str, tuple[ValueType, bool]]] = {
         "producer": (T, True),
         "run": (T, True),
         "pipeline": (T, True),
+        "project": (T, True),
         "created": (TM, False),
         "uri": (T, False),
     },

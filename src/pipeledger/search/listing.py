@@ -63,6 +63,8 @@ def search_by_listing(store: MetadataStore, query: SearchQuery) -> SearchPage:
     if len(query.order) != 1 or query.order[0].field.name != "started":
         raise _refuse(store, "in another order")
     arguments = _arguments(store, query.filter)
+    if query.projects is not None:
+        arguments["projects"] = query.projects
     newest_first = query.order[0].descending
     offset = 0
     if query.after is not None:  # the cursor's place among the runs (stores without keyset reads)

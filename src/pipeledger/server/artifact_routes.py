@@ -12,7 +12,9 @@ and read the server's artifact store with these routes; the paths they name are 
   target, counted against the size limit (``$PIPELEDGER_SERVER_MAX_UPLOAD_BYTES``, 413 beyond)
   and hashed as it arrives; only when the sha256 matches the client's ``Content-SHA256`` header
   is it renamed into place (else 422, and nothing is left);
-* downloads are streamed (``GET /api/v1/artifacts/file?path=``).
+* downloads are streamed (``GET /api/v1/artifacts/file?path=``);
+* who may read or write a path is decided by its pipeline's project
+  (:mod:`pipeledger.server.security.files`): each route declares its rule and checks it.
 """
 
 from __future__ import annotations
@@ -32,8 +34,12 @@ from starlette.concurrency import run_in_threadpool
 from pipeledger.artifacts.files import hash_tree
 from pipeledger.artifacts.store import ArtifactStore
 from pipeledger.permissions import file_mode, make_dirs, set_mode
-from pipeledger.server.auth import authorize
+from pipeledger.server.auth import authorize, principal_of
 from pipeledger.server.errors import ApiError
+from pipeledger.server.security.access import Access
+from pipeledger.server.security.files import check_list, check_read, check_write
+from pipeledger.server.security.policy import Rule, authenticated
+from pipeledger.server.security.principal import Role
 
 #: The environment variable bounding one uploaded file, in bytes (default 5 GiB).
 MAX_UPLOAD_VARIABLE = "PIPELEDGER_SERVER_MAX_UPLOAD_BYTES"
@@ -103,19 +109,36 @@ def inside(store: ArtifactStore, path: str, *, root: bool = False) -> str:
     return path
 
 
+def access_of(request: Request) -> Access:
+    """The checks of ``request``'s caller on the server's metadata store."""
+    return Access(principal_of(request), request.app.state.store)
+
+
+#: The rule of each route (their checks depend on the path: see :mod:`.security.files`).
+READ_FILES = Rule(Role.READ, "custom", "reading artifact files")
+WRITE_FILES = Rule(Role.WRITE, "custom", "writing artifact files")
+LIST_FILES = Rule(Role.READ, "custom", "listing artifact files")
+
+
 def artifact_router() -> APIRouter:
     """The routes of artifact files (every one through :func:`authorize`)."""
     router = APIRouter(prefix="/artifacts", tags=["artifacts"], dependencies=[Depends(authorize)])
+    reads, writes = READ_FILES.operation(), WRITE_FILES.operation()
 
-    @router.get("/info", summary="Where the server's artifact store is, and the upload limit.")
+    @router.get(
+        "/info",
+        summary="Where the server's artifact store is, and the upload limit.",
+        openapi_extra=authenticated("reading the artifact store's settings").operation(),
+    )
     async def info(request: Request) -> dict[str, Any]:
         store = artifact_store_of(request)
         return {"root": store.root, "name": store.name, "max_upload_bytes": max_upload()}
 
-    @router.put("/file", summary="Upload one file (streamed; its sha256 is checked on arrival).")
+    @router.put("/file", summary="Upload one file (streamed; its sha256 is checked on arrival).", openapi_extra=writes)
     async def upload(request: Request, path: str) -> dict[str, Any]:
         store = artifact_store_of(request)
         target = inside(store, path)
+        await run_in_threadpool(check_write, access_of(request), store, target, "uploading files")
         expected = request.headers.get(HASH_HEADER, "").lower()
         if len(expected) != 64:
             raise ApiError(400, "ValueError", f"an upload needs the {HASH_HEADER} header (sha256, hex)")
@@ -125,39 +148,49 @@ def artifact_router() -> APIRouter:
             raise ApiError(413, "ValueError", f"{path}: {declared} bytes exceed the upload limit of {limit}")
         return await _receive(store, target, request.stream(), expected, limit)
 
-    @router.get("/file", summary="Download one file (streamed).")
+    @router.get("/file", summary="Download one file (streamed).", openapi_extra=reads)
     async def download(request: Request, path: str) -> FileResponse:
-        target = inside(artifact_store_of(request), path)
+        store = artifact_store_of(request)
+        target = inside(store, path)
+        await run_in_threadpool(check_read, access_of(request), store, target, f"no file at {path}")
         if not os.path.isfile(target):
             raise ApiError(404, "NotFoundError", f"no file at {path}")
         return FileResponse(target, media_type="application/octet-stream")
 
-    @router.get("/stat", summary="Size, type and modification time of a path.")
+    @router.get("/stat", summary="Size, type and modification time of a path.", openapi_extra=reads)
     async def stat(request: Request, path: str) -> dict[str, Any]:
-        target = inside(artifact_store_of(request), path, root=True)
+        store = artifact_store_of(request)
+        target = inside(store, path, root=True)
+        await run_in_threadpool(check_read, access_of(request), store, target, f"nothing at {path}")
         return await run_in_threadpool(_stat, target, path)
 
-    @router.get("/list", summary="The entries of a directory.")
+    @router.get("/list", summary="The entries of a directory.", openapi_extra=LIST_FILES.operation())
     async def listing(request: Request, path: str) -> list[dict[str, Any]]:
-        target = inside(artifact_store_of(request), path, root=True)
+        store = artifact_store_of(request)
+        target = inside(store, path, root=True)
+        shown = await run_in_threadpool(check_list, access_of(request), store, target, f"no directory at {path}")
         if not os.path.isdir(target):
             raise ApiError(404, "NotFoundError", f"no directory at {path}")
-        names = sorted(os.listdir(target))
+        names = sorted(name for name in os.listdir(target) if shown is None or name in shown)
         return [await run_in_threadpool(_stat, f"{target}/{name}", f"{path}/{name}") for name in names]
 
-    @router.get("/hash", summary="Content hash and size of an artifact's files, as recorded.")
+    @router.get("/hash", summary="Content hash and size of an artifact's files, as recorded.", openapi_extra=reads)
     async def content_hash(request: Request, path: str) -> dict[str, Any]:
         store = artifact_store_of(request)
         target = inside(store, path)
+        await run_in_threadpool(check_read, access_of(request), store, target, f"nothing at {path}")
         if not os.path.exists(target):
             raise ApiError(404, "NotFoundError", f"nothing at {path}")
         digest, size, files = await run_in_threadpool(hash_tree, store.fs, target)
         return {"content_hash": digest, "size": size, "files": files}
 
-    @router.post("/move", summary="Rename a file or directory inside the store.")
+    @router.post("/move", summary="Rename a file or directory inside the store.", openapi_extra=writes)
     async def move(request: Request, body: Move) -> dict[str, str]:
         store = artifact_store_of(request)
         source, target = inside(store, body.source), inside(store, body.target)
+        access = access_of(request)
+        for path in (source, target):
+            await run_in_threadpool(check_write, access, store, path, "moving files")
         if not os.path.exists(source):
             if os.path.exists(target):
                 return {"moved": body.target}  # a retried move that was done
@@ -169,9 +202,11 @@ def artifact_router() -> APIRouter:
             raise ApiError(409, "OSError", f"cannot move {body.source} to {body.target}: {exc.strerror}") from None
         return {"moved": body.target}
 
-    @router.post("/remove", summary="Delete a file, or a directory with recursive.")
+    @router.post("/remove", summary="Delete a file, or a directory with recursive.", openapi_extra=writes)
     async def remove(request: Request, body: Remove) -> dict[str, bool]:
-        target = inside(artifact_store_of(request), body.path)
+        store = artifact_store_of(request)
+        target = inside(store, body.path)
+        await run_in_threadpool(check_write, access_of(request), store, target, "removing files")
         try:
             if os.path.isdir(target) and not os.path.islink(target):
                 if body.recursive:

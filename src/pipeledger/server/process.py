@@ -43,6 +43,15 @@ class ServerOptions:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     insecure_no_auth: bool = False
+    server_names: tuple[str, ...] = ()
+    """Names clients reach the server by (checked against the ``Host`` header; loopback names
+    are always accepted)."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins whose pages may call the API from a browser (none: CORS off)."""
+    max_request_bytes: int | None = None
+    """The largest request body but artifact uploads (None: the default, 64 MiB)."""
+    audit_retention_days: int | None = None
+    """Days the audit log keeps events (0: forever; None: the default, 90)."""
 
     @property
     def url(self) -> str:
@@ -63,13 +72,17 @@ def is_loopback(host: str) -> bool:
 
 
 def check_options(options: ServerOptions) -> None:
-    """Refuse options the server cannot run with, in one line each.
+    """Refuse options the server cannot run with, in one line each (the bind address is checked
+    against the store's principals by :func:`check_bind`).
 
     Raises:
         ConfigError: half a TLS configuration, an unreadable certificate, fewer than one worker,
-            or the port is taken. (Whether the host may be listened on depends on the store:
-            :func:`check_bind`.)
+            a negative limit or retention, or the port is taken.
     """
+    if options.max_request_bytes is not None and options.max_request_bytes < 1:
+        raise ConfigError(f"--max-request-bytes must be positive, not {options.max_request_bytes}")
+    if options.audit_retention_days is not None and options.audit_retention_days < 0:
+        raise ConfigError(f"--audit-retention-days must be 0 (keep) or more, not {options.audit_retention_days}")
     if (options.ssl_certfile is None) != (options.ssl_keyfile is None):
         raise ConfigError("give both --ssl-certfile and --ssl-keyfile for TLS, or neither")
     for path in (options.ssl_certfile, options.ssl_keyfile):
@@ -129,21 +142,18 @@ def serve(options: ServerOptions) -> None:
     metadata store is opened first, so a store that cannot be opened is one error line."""
     import uvicorn
 
-    from pipeledger.server.app import STACK_VARIABLE, open_stack
+    from pipeledger.server.app import STACK_VARIABLE
     from pipeledger.server.http_protocol import NoDelayH11Protocol
+    from pipeledger.server.security.http import access_log_config
 
     check_options(options)
-    checked = open_stack(options.stack)
-    try:
-        authenticated, mode = authentication_mode(checked.metadata_store)
-    finally:
-        checked.metadata_store.close()
-    check_bind(options, authenticated)
+    mode = check_stack(options)
     print(f"pipeledger server: {mode}", file=sys.stderr, flush=True)
     if options.stack:
         os.environ[STACK_VARIABLE] = options.stack
     else:
         os.environ.pop(STACK_VARIABLE, None)
+    os.environ.update(worker_environment(options))
     uvicorn.run(
         "pipeledger.server.app:app_from_environment",
         factory=True,
@@ -154,9 +164,42 @@ def serve(options: ServerOptions) -> None:
         ssl_certfile=options.ssl_certfile,
         ssl_keyfile=options.ssl_keyfile,
         access_log=True,
+        log_config=access_log_config(),
         log_level="info",
         timeout_keep_alive=30,
+        server_header=False,
     )
+
+
+def check_stack(options: ServerOptions) -> str:
+    """Open the stack's metadata store once (a store that cannot be opened is one error line)
+    and check the bind address against its principals (:func:`check_bind`); the line saying how
+    the server authenticates (:func:`authentication_mode`)."""
+    from pipeledger.server.app import open_stack
+
+    checked = open_stack(options.stack)
+    try:
+        authenticated, mode = authentication_mode(checked.metadata_store)
+    finally:
+        checked.metadata_store.close()
+    check_bind(options, authenticated)
+    return mode
+
+
+def worker_environment(options: ServerOptions) -> dict[str, str]:
+    """The environment variables that carry the HTTP and audit settings to uvicorn's workers."""
+    from pipeledger.server.security.audit import RETENTION_VARIABLE
+    from pipeledger.server.security.http import DEFAULT_MAX_REQUEST, HttpSettings
+
+    settings = HttpSettings(
+        frozenset(name.lower() for name in options.server_names),
+        options.cors_origins,
+        options.max_request_bytes or DEFAULT_MAX_REQUEST,
+    )
+    found = settings.environment()
+    if options.audit_retention_days is not None:
+        found[RETENTION_VARIABLE] = str(options.audit_retention_days)
+    return found
 
 
 # ------------------------------------------------------------------------------- daemon
@@ -224,6 +267,7 @@ def start_daemon(options: ServerOptions, home: Path | None = None) -> DaemonStat
     if running is not None and alive(running.pid):
         raise ConfigError(f"a server already runs (pid {running.pid}, {running.url}); `pipeledger server stop` first")
     check_options(options)
+    check_stack(options)
     directory = state_dir(home)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     log_path = directory / "server.log"
@@ -236,6 +280,14 @@ def start_daemon(options: ServerOptions, home: Path | None = None) -> DaemonStat
         command += ["--ssl-keyfile", options.ssl_keyfile]
     if options.insecure_no_auth:
         command.append("--insecure-no-auth")
+    for name in options.server_names:
+        command += ["--server-name", name]
+    for origin in options.cors_origins:
+        command += ["--cors-origin", origin]
+    if options.max_request_bytes is not None:
+        command += ["--max-request-bytes", str(options.max_request_bytes)]
+    if options.audit_retention_days is not None:
+        command += ["--audit-retention-days", str(options.audit_retention_days)]
     with open(log_path, "ab") as log:
         os.chmod(log_path, 0o600)
         process = subprocess.Popen(

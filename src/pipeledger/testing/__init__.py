@@ -39,6 +39,7 @@ from pipeledger.testing.cache import CacheContract
 from pipeledger.testing.lineage import LineageContract
 from pipeledger.testing.metadata import MetadataContract
 from pipeledger.testing.names import NamesContract
+from pipeledger.testing.projects import ProjectsContract
 from pipeledger.testing.register_artifact import RegisterArtifactContract
 from pipeledger.testing.runs import RunsContract
 from pipeledger.testing.search import SearchContract
@@ -53,6 +54,7 @@ __all__ = [
     "MetadataContract",
     "MetadataStoreContract",
     "NamesContract",
+    "ProjectsContract",
     "RegisterArtifactContract",
     "RunsContract",
     "SearchContract",
@@ -72,6 +74,7 @@ class MetadataStoreContract(
     NamesContract,
     TagsContract,
     SearchContract,
+    ProjectsContract,
 ):
     """Every contract test. Subclass it as ``Test<YourStore>`` and define a ``store`` fixture
     yielding an open, empty store (closed after the test)."""

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from pipeledger.exceptions import ConfigError
 from pipeledger.metadata_store.base import MetadataStore
+from pipeledger.models import DEFAULT_PROJECT
 from pipeledger.redact import url_credentials
 from pipeledger.stack.flavor import FlavorConfig, MetadataStoreFlavor
 
@@ -34,6 +35,10 @@ class RestMetadataStoreConfig(FlavorConfig):
     )
     ca_cert: str | None = Field(None, description="CA certificate that signed the server's (HTTPS).")
     verify_tls: bool = Field(True, description="Check the server's TLS certificate.")
+    project: str = Field(
+        DEFAULT_PROJECT,
+        description="Project new pipelines are created in (runs of an existing pipeline go to its project).",
+    )
 
     @field_validator("url")
     @classmethod
@@ -73,4 +78,4 @@ class RestMetadataStoreFlavor(MetadataStoreFlavor):
             retry_window=config.retry_window,
             verify=verify,
         )
-        return RestMetadataStore(transport, flavor=self.name)
+        return RestMetadataStore(transport, flavor=self.name, project=config.project)

@@ -11,12 +11,12 @@ width.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from pipeledger.metadata_store.mlmd import records
 from pipeledger.metadata_store.mlmd.core import MlmdCore
-from pipeledger.metadata_store.mlmd.values import quote
+from pipeledger.metadata_store.mlmd.values import outside_default, quote
 from pipeledger.models import Direction, LineageEdge, LineageRecord, LineageStep, MetricPoint
 
 _Edge = tuple[Direction, str, str]  # direction, edge name, artifact id
@@ -137,8 +137,15 @@ class MlmdHistory(MlmdCore):
         return LineageRecord(found, steps, edges, named)
 
     def metric_history(
-        self, pipeline: str, *, keys: Sequence[str] | None = None, limit: int | None = None
+        self,
+        pipeline: str,
+        *,
+        keys: Sequence[str] | None = None,
+        limit: int | None = None,
+        projects: Collection[str] | None = None,
     ) -> list[MetricPoint]:
+        if outside_default(projects):
+            return []
         found = self.pipeline_named(pipeline)
         if found is None:
             return []

@@ -3,7 +3,7 @@ delete API, so :meth:`delete_run` (and with it ``gc``) is not available on this 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 
 from ml_metadata.proto import metadata_store_pb2 as mlmd
@@ -13,7 +13,7 @@ from pipeledger.exceptions import UnsupportedOperationError
 from pipeledger.metadata_store.mlmd import records
 from pipeledger.metadata_store.mlmd.kfp_view import MlmdKfpView
 from pipeledger.metadata_store.mlmd.types import ARTIFACT_TYPE, STATES
-from pipeledger.metadata_store.mlmd.values import micros, quote, string, time_value
+from pipeledger.metadata_store.mlmd.values import micros, outside_default, quote, string, time_value
 from pipeledger.models import ArtifactRecord, RunDeletion, Status
 
 
@@ -67,7 +67,11 @@ class MlmdMaintenance(MlmdKfpView):
     def recorded_artifact_ids(self, ids: Sequence[str]) -> set[str]:
         return set(self.artifacts_by_external_id(ids))
 
-    def iter_artifacts(self, *, batch: int = 500) -> Iterator[list[ArtifactRecord]]:
+    def iter_artifacts(
+        self, *, batch: int = 500, projects: Collection[str] | None = None
+    ) -> Iterator[list[ArtifactRecord]]:
+        if outside_default(projects):
+            return
         request = service.GetArtifactsByTypeRequest(type_name=ARTIFACT_TYPE)
         request.options.order_by_field.field = mlmd.ListOperationOptions.OrderByField.ID
         request.options.order_by_field.is_asc = True

@@ -8,7 +8,7 @@ grows with the number of runs that match the filters.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from ml_metadata.proto import metadata_store_service_pb2 as service
 from pipeledger.metadata_store.mlmd import records
 from pipeledger.metadata_store.mlmd.core import MlmdCore
 from pipeledger.metadata_store.mlmd.types import PIPELINE_TYPE, RUN_TYPE, STEP_TYPE, step_key
-from pipeledger.metadata_store.mlmd.values import micros, quote
+from pipeledger.metadata_store.mlmd.values import micros, outside_default, quote
 from pipeledger.models import (
     JSON,
     ArtifactRecord,
@@ -40,7 +40,11 @@ class MlmdReads(MlmdCore):
         found = self.pipeline_named(name)
         return None if found is None else records.pipeline_record(found)
 
-    def list_pipelines(self, *, limit: int | None = None, offset: int = 0) -> list[PipelineRecord]:
+    def list_pipelines(
+        self, *, limit: int | None = None, offset: int = 0, projects: Collection[str] | None = None
+    ) -> list[PipelineRecord]:
+        if outside_default(projects):
+            return []
         request = service.GetContextsByTypeRequest(type_name=PIPELINE_TYPE)
         found = sorted(
             (records.pipeline_record(c) for c in self.conn.pages("GetContextsByType", request, "contexts")),
@@ -93,7 +97,10 @@ class MlmdReads(MlmdCore):
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
+        projects: Collection[str] | None = None,
     ) -> list[RunRecord]:
+        if outside_default(projects):
+            return []
         return self._sorted_runs(pipeline, status, since, limit, offset, newest_first)
 
     def list_run_names(
@@ -103,10 +110,21 @@ class MlmdReads(MlmdCore):
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
+        projects: Collection[str] | None = None,
     ) -> list[str]:
+        if outside_default(projects):
+            return []
         return [r.name for r in self._sorted_runs(pipeline, None, None, limit, offset, newest_first)]
 
-    def count_runs(self, *, pipeline: str | None = None, status: Status | str | None = None) -> int:
+    def count_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: Status | str | None = None,
+        projects: Collection[str] | None = None,
+    ) -> int:
+        if outside_default(projects):
+            return 0
         return len(self._runs(pipeline, status, None))
 
     def list_step_runs(self, run_id: str) -> list[StepRunRecord]:
@@ -132,7 +150,11 @@ class MlmdReads(MlmdCore):
             )
         return edges
 
-    def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
+    def find_cached_step(
+        self, cache_key: str, *, not_before: datetime | None = None, projects: Collection[str] | None = None
+    ) -> CacheHit | None:
+        if outside_default(projects):
+            return None
         query = (
             f"properties.cache_key.string_value = {quote(cache_key)} AND "
             "properties.cache_state.string_value = 'valid' AND properties.status.string_value = 'completed'"
@@ -157,7 +179,10 @@ class MlmdReads(MlmdCore):
         step: str | None = None,
         invalidated: bool | None = None,
         limit: int | None = None,
+        projects: Collection[str] | None = None,
     ) -> list[CacheEntry]:
+        if outside_default(projects):
+            return []
         states = ["valid", "invalidated"] if invalidated is None else ["invalidated" if invalidated else "valid"]
         query = "properties.status.string_value = 'completed' AND properties.cache_state.string_value IN ("
         query += ", ".join(quote(s) for s in states) + ")"
@@ -179,7 +204,11 @@ class MlmdReads(MlmdCore):
         }
         return [records.cache_entry(s, runs.get(s.run_id)) for s in steps]
 
-    def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
+    def latest_step_run(
+        self, pipeline: str, step: str, *, before: datetime, projects: Collection[str] | None = None
+    ) -> StepRunRecord | None:
+        if outside_default(projects):
+            return None
         found = self.pipeline_named(pipeline)
         if found is None:
             return None

@@ -11,7 +11,7 @@ fields (the heartbeat thread, say) are never overwritten.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,8 +33,9 @@ from pipeledger.metadata_store.mlmd.history import MlmdHistory
 from pipeledger.metadata_store.mlmd.maintenance import MlmdMaintenance
 from pipeledger.metadata_store.mlmd.reads import MlmdReads
 from pipeledger.metadata_store.mlmd.types import KFP_RUN_TYPE, RUN_TYPE, register_types, step_key
-from pipeledger.metadata_store.mlmd.values import json_value, quote, string, time_value
+from pipeledger.metadata_store.mlmd.values import json_value, outside_default, quote, string, time_value
 from pipeledger.models import (
+    DEFAULT_PROJECT,
     JSON,
     ArtifactCreate,
     ArtifactRecord,
@@ -92,6 +93,11 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
     # ------------------------------------------------------------------- runs
 
     def create_run(self, run: RunCreate) -> RunRecord:
+        if run.project != DEFAULT_PROJECT:
+            raise UnsupportedOperationError(
+                f"the {self.flavor} metadata store keeps every pipeline in project {DEFAULT_PROJECT!r}, "
+                f"not {run.project!r}: record runs of other projects in a SQL store or through a server"
+            )
         existing = self.contexts_by_external_id([run.id]).get(run.id)
         if existing is not None:  # a retried call whose first attempt was recorded
             record = records.run_record(existing)
@@ -305,7 +311,16 @@ class MlmdMetadataStore(MlmdReads, MlmdHistory, MlmdMaintenance, MetadataStore):
         self._put_new_execution(step, execution, events, contexts)
         return records.step_record(execution)
 
-    def invalidate_cache(self, *, at: datetime, pipeline: str | None = None, step: str | None = None) -> int:
+    def invalidate_cache(
+        self,
+        *,
+        at: datetime,
+        pipeline: str | None = None,
+        step: str | None = None,
+        projects: Collection[str] | None = None,
+    ) -> int:
+        if outside_default(projects):
+            return 0
         query = "properties.cache_state.string_value = 'valid'"
         if step is not None:
             query += f" AND properties.step_key.string_value = '{step_key(step)}'"

@@ -15,12 +15,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
-from pipeledger.models import JSON
+from pipeledger.models import DEFAULT_PROJECT, JSON
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _INT64 = 2**63
@@ -123,3 +124,9 @@ class Props:
 
     def document(self, key: str, default: JSON = None) -> JSON:
         return json.loads(self._props[key].string_value) if key in self._props else default
+
+
+def outside_default(projects: Collection[str] | None) -> bool:
+    """Whether a restriction to ``projects`` excludes every record of an ML Metadata store: its
+    pipelines are all in project ``default`` (it keeps no project of its own)."""
+    return projects is not None and DEFAULT_PROJECT not in projects

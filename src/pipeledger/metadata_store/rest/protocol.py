@@ -37,7 +37,7 @@ API_PREFIX = f"/api/v{API_VERSION}"
 VERSION_HEADER = "Pipeledger-Api-Version"
 
 #: Contract methods that are not routes: local to the client, or derived there from others.
-NOT_ROUTED = frozenset({"close", "describe", "store_id"})
+NOT_ROUTED = frozenset({"close", "describe", "store_id", "projects_of"})
 #: Methods whose response is streamed, one JSON array (a batch of records) per line.
 STREAMED = frozenset({"iter_artifacts"})
 
@@ -50,6 +50,8 @@ ERROR_STATUS: dict[type[Exception], int] = {
     exceptions.CacheEntryGoneError: 410,
     exceptions.NotFoundError: 404,
     exceptions.RunExistsError: 409,
+    exceptions.ConflictError: 409,
+    exceptions.PermissionDeniedError: 403,
     exceptions.StepRunExistsError: 409,
     exceptions.UnsupportedOperationError: 501,
     exceptions.StoreUnavailableError: 503,

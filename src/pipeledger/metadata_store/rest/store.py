@@ -20,6 +20,7 @@ from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.rest.protocol import contract_methods
 from pipeledger.metadata_store.rest.transport import Transport
 from pipeledger.models import (
+    DEFAULT_PROJECT,
     JSON,
     ArtifactCreate,
     ArtifactRecord,
@@ -59,8 +60,9 @@ class RestMetadataStore(MetadataStore):
 
     flavor = "rest"
 
-    def __init__(self, transport: Transport, *, flavor: str = "rest") -> None:
+    def __init__(self, transport: Transport, *, flavor: str = "rest", project: str = DEFAULT_PROJECT) -> None:
         self.flavor = flavor
+        self.project = project
         self.transport = transport
         self._identity: StoreIdentity | None = None
         try:
@@ -153,8 +155,15 @@ class RestMetadataStore(MetadataStore):
         )
         return result
 
-    def invalidate_cache(self, *, at: datetime, pipeline: str | None = None, step: str | None = None) -> int:
-        result: int = self._call("invalidate_cache", at=at, pipeline=pipeline, step=step)
+    def invalidate_cache(
+        self,
+        *,
+        at: datetime,
+        pipeline: str | None = None,
+        step: str | None = None,
+        projects: Collection[str] | None = None,
+    ) -> int:
+        result: int = self._call("invalidate_cache", at=at, pipeline=pipeline, step=step, projects=_listed(projects))
         return result
 
     def list_cache_entries(
@@ -164,9 +173,15 @@ class RestMetadataStore(MetadataStore):
         step: str | None = None,
         invalidated: bool | None = None,
         limit: int | None = None,
+        projects: Collection[str] | None = None,
     ) -> list[CacheEntry]:
         result: list[CacheEntry] = self._call(
-            "list_cache_entries", pipeline=pipeline, step=step, invalidated=invalidated, limit=limit
+            "list_cache_entries",
+            pipeline=pipeline,
+            step=step,
+            invalidated=invalidated,
+            limit=limit,
+            projects=_listed(projects),
         )
         return result
 
@@ -204,6 +219,7 @@ class RestMetadataStore(MetadataStore):
         order_by: Sequence[str] | str | None = None,
         limit: int | None = None,
         page_token: str | None = None,
+        projects: Collection[str] | None = None,
     ) -> SearchPage:
         page: SearchPage = self._call(
             "search",
@@ -212,13 +228,14 @@ class RestMetadataStore(MetadataStore):
             order_by=order_by if order_by is None or isinstance(order_by, str) else list(order_by),
             limit=limit,
             page_token=page_token,
+            projects=_listed(projects),
         )
         # The page's items are typed by the entity, not by the signature: decode them so.
         records = _SEARCHED[Entity(entity)].validate_python(page.items)
         return SearchPage(records, page.next_page_token)
 
-    def get_pipeline(self, name: str) -> PipelineRecord:
-        result: PipelineRecord = self._call("get_pipeline", name=name)
+    def get_pipeline(self, name: str, *, projects: Collection[str] | None = None) -> PipelineRecord:
+        result: PipelineRecord = self._call("get_pipeline", name=name, projects=_listed(projects))
         return result
 
     def _find_pipeline(self, name: str) -> PipelineRecord | None:
@@ -226,12 +243,16 @@ class RestMetadataStore(MetadataStore):
             return self.get_pipeline(name)
         return None
 
-    def list_pipelines(self, *, limit: int | None = None, offset: int = 0) -> list[PipelineRecord]:
-        result: list[PipelineRecord] = self._call("list_pipelines", limit=limit, offset=offset)
+    def list_pipelines(
+        self, *, limit: int | None = None, offset: int = 0, projects: Collection[str] | None = None
+    ) -> list[PipelineRecord]:
+        result: list[PipelineRecord] = self._call(
+            "list_pipelines", limit=limit, offset=offset, projects=_listed(projects)
+        )
         return result
 
-    def get_run(self, name_or_id: str) -> RunRecord:
-        result: RunRecord = self._call("get_run", name_or_id=name_or_id)
+    def get_run(self, name_or_id: str, *, projects: Collection[str] | None = None) -> RunRecord:
+        result: RunRecord = self._call("get_run", name_or_id=name_or_id, projects=_listed(projects))
         return result
 
     def _find_run(self, name_or_id: str) -> RunRecord | None:
@@ -248,6 +269,7 @@ class RestMetadataStore(MetadataStore):
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
+        projects: Collection[str] | None = None,
     ) -> list[RunRecord]:
         result: list[RunRecord] = self._call(
             "list_runs",
@@ -257,6 +279,7 @@ class RestMetadataStore(MetadataStore):
             limit=limit,
             offset=offset,
             newest_first=newest_first,
+            projects=_listed(projects),
         )
         return result
 
@@ -267,14 +290,26 @@ class RestMetadataStore(MetadataStore):
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
+        projects: Collection[str] | None = None,
     ) -> list[str]:
         result: list[str] = self._call(
-            "list_run_names", pipeline=pipeline, limit=limit, offset=offset, newest_first=newest_first
+            "list_run_names",
+            pipeline=pipeline,
+            limit=limit,
+            offset=offset,
+            newest_first=newest_first,
+            projects=_listed(projects),
         )
         return result
 
-    def count_runs(self, *, pipeline: str | None = None, status: Status | str | None = None) -> int:
-        result: int = self._call("count_runs", pipeline=pipeline, status=status)
+    def count_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: Status | str | None = None,
+        projects: Collection[str] | None = None,
+    ) -> int:
+        result: int = self._call("count_runs", pipeline=pipeline, status=status, projects=_listed(projects))
         return result
 
     def list_step_runs(self, run_id: str) -> list[StepRunRecord]:
@@ -289,12 +324,20 @@ class RestMetadataStore(MetadataStore):
         result: list[StepIO] = self._call("list_step_io", step_run_ids=list(step_run_ids))
         return result
 
-    def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
-        result: CacheHit | None = self._call("find_cached_step", cache_key=cache_key, not_before=not_before)
+    def find_cached_step(
+        self, cache_key: str, *, not_before: datetime | None = None, projects: Collection[str] | None = None
+    ) -> CacheHit | None:
+        result: CacheHit | None = self._call(
+            "find_cached_step", cache_key=cache_key, not_before=not_before, projects=_listed(projects)
+        )
         return result
 
-    def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
-        result: StepRunRecord | None = self._call("latest_step_run", pipeline=pipeline, step=step, before=before)
+    def latest_step_run(
+        self, pipeline: str, step: str, *, before: datetime, projects: Collection[str] | None = None
+    ) -> StepRunRecord | None:
+        result: StepRunRecord | None = self._call(
+            "latest_step_run", pipeline=pipeline, step=step, before=before, projects=_listed(projects)
+        )
         return result
 
     def lineage(
@@ -316,10 +359,19 @@ class RestMetadataStore(MetadataStore):
         return self.lineage(artifact_id=artifact_id, step_run_id=step_run_id, direction=direction, depth=depth)
 
     def metric_history(
-        self, pipeline: str, *, keys: Sequence[str] | None = None, limit: int | None = None
+        self,
+        pipeline: str,
+        *,
+        keys: Sequence[str] | None = None,
+        limit: int | None = None,
+        projects: Collection[str] | None = None,
     ) -> list[MetricPoint]:
         result: list[MetricPoint] = self._call(
-            "metric_history", pipeline=pipeline, keys=None if keys is None else list(keys), limit=limit
+            "metric_history",
+            pipeline=pipeline,
+            keys=None if keys is None else list(keys),
+            limit=limit,
+            projects=_listed(projects),
         )
         return result
 
@@ -352,9 +404,12 @@ class RestMetadataStore(MetadataStore):
         result: set[str] = self._call("recorded_artifact_ids", ids=list(ids))
         return result
 
-    def iter_artifacts(self, *, batch: int = 500) -> Iterator[list[ArtifactRecord]]:
+    def iter_artifacts(
+        self, *, batch: int = 500, projects: Collection[str] | None = None
+    ) -> Iterator[list[ArtifactRecord]]:
         method = contract_methods()["iter_artifacts"]
-        for line in self.transport.stream("/store/iter_artifacts", method.encode_args({"batch": batch})):
+        arguments = method.encode_args({"batch": batch, "projects": _listed(projects)})
+        for line in self.transport.stream("/store/iter_artifacts", arguments):
             records: list[ArtifactRecord] = method.decode_result(line)
             yield records
 
@@ -374,3 +429,8 @@ class RestMetadataStore(MetadataStore):
     def deletion_preview(self, run_id: str, *, also_deleted: Collection[str] = ()) -> RunDeletion:
         result: RunDeletion = self._call("deletion_preview", run_id=run_id, also_deleted=list(also_deleted))
         return result
+
+
+def _listed(projects: Collection[str] | None) -> list[str] | None:
+    """``projects`` as the wire carries it (a sorted list), or None (every project)."""
+    return None if projects is None else sorted(set(projects))

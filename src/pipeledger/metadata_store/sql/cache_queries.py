@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from pipeledger.exceptions import CacheEntryGoneError, NotFoundError
 from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql import statements as sql
-from pipeledger.metadata_store.sql.common import RUNS_FROM, SqlQueries
+from pipeledger.metadata_store.sql.common import RUNS_FROM, SqlQueries, in_projects
 from pipeledger.metadata_store.sql.engine import MissingReferenceError
 from pipeledger.metadata_store.sql.fastpath import Session
 from pipeledger.metadata_store.sql.schema import (
@@ -71,7 +71,14 @@ class CacheQueries(SqlQueries):
             f"cannot record cached step {step.name!r}: its run {step.run_id!r} or an input artifact does not exist"
         )
 
-    def invalidate_cache(self, *, at: datetime, pipeline: str | None = None, step: str | None = None) -> int:
+    def invalidate_cache(
+        self,
+        *,
+        at: datetime,
+        pipeline: str | None = None,
+        step: str | None = None,
+        projects: Collection[str] | None = None,
+    ) -> int:
         query = update(step_runs).where(
             step_runs.c.cache_key.is_not(None),
             step_runs.c.status == Status.COMPLETED.value,
@@ -79,9 +86,10 @@ class CacheQueries(SqlQueries):
         )
         if step is not None:
             query = query.where(step_runs.c.name == step)
-        if pipeline is not None:
-            runs_of_pipeline = select(pipeline_runs.c.id).select_from(RUNS_FROM).where(pipelines.c.name == pipeline)
-            query = query.where(step_runs.c.run_id.in_(runs_of_pipeline))
+        if pipeline is not None or projects is not None:
+            named = [pipelines.c.name == pipeline] if pipeline is not None else []
+            runs = select(pipeline_runs.c.id).select_from(RUNS_FROM).where(*named, *in_projects(projects))
+            query = query.where(step_runs.c.run_id.in_(runs))
         return int(self.db.run_transaction(lambda conn: conn.execute(query.values(cache_invalidated_at=at)).rowcount))
 
     def list_cache_entries(
@@ -91,6 +99,7 @@ class CacheQueries(SqlQueries):
         step: str | None = None,
         invalidated: bool | None = None,
         limit: int | None = None,
+        projects: Collection[str] | None = None,
     ) -> list[CacheEntry]:
         query = (
             select(
@@ -104,6 +113,7 @@ class CacheQueries(SqlQueries):
             )
             .select_from(step_runs.join(RUNS_FROM, step_runs.c.run_id == pipeline_runs.c.id))
             .where(step_runs.c.cache_key.is_not(None), step_runs.c.status == Status.COMPLETED.value)
+            .where(*in_projects(projects))
             .order_by(step_runs.c.end_time.desc(), step_runs.c.id.desc())
             .limit(limit)
         )
@@ -118,17 +128,29 @@ class CacheQueries(SqlQueries):
             rows = conn.execute(query).all()
         return [records.cache_entry(row) for row in rows]
 
-    def find_cached_step(self, cache_key: str, *, not_before: datetime | None = None) -> CacheHit | None:
+    def find_cached_step(
+        self, cache_key: str, *, not_before: datetime | None = None, projects: Collection[str] | None = None
+    ) -> CacheHit | None:
         with self.db.session() as reader:
             params: dict[str, Any] = {"b_key": cache_key}
-            if not_before is None:
+            if projects is not None:
+                names = sorted(set(projects))
+                if not names:
+                    return None
+                params.update({f"b_p{i}": p for i, p in enumerate(names)})
+                if not_before is not None:
+                    params["b_since"] = not_before
+                statement = sql.find_cached_in(not_before is not None, len(names))
+            elif not_before is None:
                 statement = sql.FIND_CACHED
             else:
                 statement, params["b_since"] = sql.FIND_CACHED_SINCE, not_before
             found = statement.rows(reader, params)
         return records.cache_hit_from(statement, found) if found[0] else None
 
-    def latest_step_run(self, pipeline: str, step: str, *, before: datetime) -> StepRunRecord | None:
+    def latest_step_run(
+        self, pipeline: str, step: str, *, before: datetime, projects: Collection[str] | None = None
+    ) -> StepRunRecord | None:
         query = (
             select(step_runs)
             .select_from(step_runs.join(RUNS_FROM, step_runs.c.run_id == pipeline_runs.c.id))
@@ -137,6 +159,7 @@ class CacheQueries(SqlQueries):
                 pipelines.c.name == pipeline,
                 step_runs.c.start_time < before,
                 step_runs.c.status != Status.SKIPPED.value,
+                *in_projects(projects),
             )
             .order_by(step_runs.c.start_time.desc())
             .limit(1)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import and_, select
 
 from pipeledger.metadata_store.sql import records
-from pipeledger.metadata_store.sql.common import RUNS_FROM, SqlQueries
+from pipeledger.metadata_store.sql.common import RUNS_FROM, SqlQueries, in_projects
 from pipeledger.metadata_store.sql.fastpath import FastRead
 from pipeledger.metadata_store.sql.lineage import LineageDirection, LineageStart, lineage_statement
 from pipeledger.metadata_store.sql.schema import (
@@ -43,7 +43,12 @@ class HistoryQueries(SqlQueries):
         return records.lineage(rows)
 
     def metric_history(
-        self, pipeline: str, *, keys: Sequence[str] | None = None, limit: int | None = None
+        self,
+        pipeline: str,
+        *,
+        keys: Sequence[str] | None = None,
+        limit: int | None = None,
+        projects: Collection[str] | None = None,
     ) -> list[MetricPoint]:
         m = entity_metadata.c
         query = (
@@ -61,7 +66,7 @@ class HistoryQueries(SqlQueries):
                     and_(m.entity_kind == EntityKind.STEP_RUN.value, m.entity_id == step_runs.c.id),
                 )
             )
-            .where(pipelines.c.name == pipeline)
+            .where(pipelines.c.name == pipeline, *in_projects(projects))
             .order_by(pipeline_runs.c.start_time, pipeline_runs.c.id, step_runs.c.start_time, m.key)
         )
         if keys is not None:

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, and_, column, delete, func, not_, select, tab
 
 from pipeledger.exceptions import NotFoundError
 from pipeledger.metadata_store.sql import records
-from pipeledger.metadata_store.sql.common import RUN_COLUMNS, RUNS_FROM, SqlQueries, chunks
+from pipeledger.metadata_store.sql.common import RUN_COLUMNS, RUNS_FROM, SqlQueries, artifacts_in_projects, chunks
 from pipeledger.metadata_store.sql.schema import (
     artifacts,
     entity_metadata,
@@ -62,12 +62,15 @@ class MaintenanceQueries(SqlQueries):
                 found.update(conn.execute(select(artifacts.c.id).where(artifacts.c.id.in_(chunk))).scalars())
         return found
 
-    def iter_artifacts(self, *, batch: int = 500) -> Iterator[list[ArtifactRecord]]:
+    def iter_artifacts(
+        self, *, batch: int = 500, projects: Collection[str] | None = None
+    ) -> Iterator[list[ArtifactRecord]]:
         last = ""
+        restrict = [] if projects is None else [artifacts_in_projects(artifacts.c.id, projects)]
         while True:
             with self.db.read() as conn:
                 rows = conn.execute(
-                    select(artifacts).where(artifacts.c.id > last).order_by(artifacts.c.id).limit(batch)
+                    select(artifacts).where(artifacts.c.id > last, *restrict).order_by(artifacts.c.id).limit(batch)
                 ).all()
             if not rows:
                 return

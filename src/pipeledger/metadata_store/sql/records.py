@@ -12,6 +12,7 @@ from pipeledger.metadata_store.sql.fastpath import FastRead, Rows
 from pipeledger.metadata_store.sql.row_shapes import Shape, enum_lookup, plain_record
 from pipeledger.metadata_store.sql.schema import metadata_number
 from pipeledger.models import (
+    DEFAULT_PROJECT,
     ArtifactRecord,
     CacheEntry,
     CacheHit,
@@ -37,7 +38,9 @@ def _values(row: Row | Mapping[str, Any]) -> Mapping[str, Any]:
 
 def pipeline(row: Row) -> PipelineRecord:
     m = row._mapping
-    return PipelineRecord(id=m["id"], name=m["name"], created_at=m["created_at"], docstring=m["docstring"])
+    return PipelineRecord(
+        id=m["id"], name=m["name"], created_at=m["created_at"], docstring=m["docstring"], project=m["project"]
+    )
 
 
 def run(row: Row | Mapping[str, Any], tags: Sequence[str] = ()) -> RunRecord:
@@ -62,6 +65,7 @@ def run(row: Row | Mapping[str, Any], tags: Sequence[str] = ()) -> RunRecord:
         code_hash=m["code_hash"],
         error=m.get("error"),
         tags=sorted(tags),
+        project=m.get("project") or DEFAULT_PROJECT,
     )
 
 

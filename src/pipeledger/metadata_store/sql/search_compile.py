@@ -17,7 +17,7 @@ to text taken from the filter. Conditions are two-valued: a comparison with an a
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, TypeGuard
 
 from sqlalchemy import (
@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import ColumnElement, FromClause, Select
 
+from pipeledger.metadata_store.sql.common import artifacts_in_projects
 from pipeledger.metadata_store.sql.schema import (
     artifacts,
     entity_metadata,
@@ -56,6 +57,7 @@ _KIND = {Entity.RUN: EntityKind.RUN, Entity.STEP: EntityKind.STEP_RUN, Entity.AR
 _MAX_WALK = 1000  # lineage steps walked when no depth is given (lineage is a DAG: a safety net)
 
 _RUN_PIPELINE = select(pipelines.c.name).where(pipelines.c.id == pipeline_runs.c.pipeline_id).scalar_subquery()
+_RUN_PROJECT = select(pipelines.c.project).where(pipelines.c.id == pipeline_runs.c.pipeline_id).scalar_subquery()
 _PRODUCER = step_runs.alias("producer")
 _PRODUCER_RUN = pipeline_runs.alias("producer_run")
 _PRODUCER_PIPELINE = pipelines.alias("producer_pipeline")
@@ -93,7 +95,11 @@ class SearchCompiler:
             # of pipeline_runs in the page's order (with a join, SQLite sorted every match).
             self.id = pipeline_runs.c.id
             self.from_: FromClause = pipeline_runs
-            self.columns: list[Any] = [*pipeline_runs.c, _RUN_PIPELINE.label("pipeline_name")]
+            self.columns: list[Any] = [
+                *pipeline_runs.c,
+                _RUN_PIPELINE.label("pipeline_name"),
+                _RUN_PROJECT.label("project"),
+            ]
         elif self.entity is Entity.STEP:
             self.id = step_runs.c.id
             self.from_ = step_runs.join(pipeline_runs, step_runs.c.run_id == pipeline_runs.c.id).join(
@@ -126,6 +132,8 @@ class SearchCompiler:
             items = list(self.query.filter.items) if isinstance(self.query.filter, And) else [self.query.filter]
         from_, id_, driven = self.drive(items, keys, conditions)
         conditions.extend(self.condition(item) for item in items)
+        if self.query.projects is not None:
+            conditions.append(self.in_projects(self.query.projects))
         if self.query.after is not None:
             conditions.append(self.after(keys, *self.query.after, id_=id_, not_null=driven))
         order: list[Any] = []
@@ -225,6 +233,15 @@ class SearchCompiler:
             conditions.append(not_(larger.exists()))
         return from_, self.id, {0}
 
+    def in_projects(self, projects: Collection[str]) -> ColumnElement[bool]:
+        """Rows of the searched entity in one of ``projects`` (the caller's readable ones)."""
+        names = sorted(set(projects))
+        if self.entity is Entity.RUN:
+            return pipeline_runs.c.pipeline_id.in_(select(pipelines.c.id).where(pipelines.c.project.in_(names)))
+        if self.entity is Entity.STEP:
+            return pipelines.c.project.in_(names)
+        return artifacts_in_projects(self.id, names)
+
     def numeric(self, node: Compare) -> bool:
         """Whether ``node`` (on a metric) compares ``metadata.number`` with numbers (:meth:`metric`)."""
         first = node.value[0] if isinstance(node.value, tuple) else node.value
@@ -288,6 +305,7 @@ class SearchCompiler:
                 "id": r.id,
                 "name": r.name,
                 "pipeline": _RUN_PIPELINE,
+                "project": _RUN_PROJECT,
                 "status": r.status,
                 "started": r.start_time,
                 "ended": r.end_time,
@@ -304,6 +322,7 @@ class SearchCompiler:
                 "step": s.name,
                 "run": pipeline_runs.c.name,
                 "pipeline": pipelines.c.name,
+                "project": pipelines.c.project,
                 "status": s.status,
                 "started": s.start_time,
                 "ended": s.end_time,
@@ -324,6 +343,7 @@ class SearchCompiler:
                 "producer": _PRODUCER.c.name,
                 "run": _PRODUCER_RUN.c.name,
                 "pipeline": _PRODUCER_PIPELINE.c.name,
+                "project": _PRODUCER_PIPELINE.c.project,
                 "created": a.created_at,
                 "uri": a.uri,
             }

@@ -110,7 +110,7 @@ COPY_STEP_METADATA = FastWrite(
 
 # -------------------------------------------------------------------- reads
 
-PIPELINE_ID = FastRead(select(pipelines.c.id).where(pipelines.c.name == bindparam("b_name")))
+PIPELINE_ID = FastRead(select(pipelines.c.id, pipelines.c.project).where(pipelines.c.name == bindparam("b_name")))
 RUN_ID_BY_NAME = FastRead(select(pipeline_runs.c.id).where(pipeline_runs.c.name == bindparam("b_name")))
 NEXT_RUN_NUMBER = FastRead(
     select((func.coalesce(func.max(pipeline_runs.c.number), 0) + 1).label("number")).where(
@@ -175,9 +175,11 @@ def tags_of_entities(count: int) -> FastRead:
     )
 
 
-def _find_cached(since: bool) -> Select[Any]:
+def _find_cached(since: bool, projects: int = 0) -> Select[Any]:
     """The cache look-up: the latest usable entry with the key (by index ``(cache_key, status,
-    end_time)``), joined with its output artifacts and its run's name: one statement."""
+    end_time)``), joined with its output artifacts and its run's name: one statement. With
+    ``projects`` > 0, only entries of runs whose pipeline is in one of the projects bound as
+    ``b_p0``..."""
     latest = (
         select(step_runs.c.id)
         .where(
@@ -190,6 +192,10 @@ def _find_cached(since: bool) -> Select[Any]:
     )
     if since:
         latest = latest.where(step_runs.c.end_time >= bindparam("b_since", type_=step_runs.c.end_time.type))
+    if projects:
+        names = [bindparam(f"b_p{i}", type_=pipelines.c.project.type) for i in range(projects)]
+        in_projects = select(pipeline_runs.c.id).select_from(RUNS_FROM).where(pipelines.c.project.in_(names))
+        latest = latest.where(step_runs.c.run_id.in_(in_projects))
     return (
         select(
             *step_runs.c,
@@ -211,3 +217,9 @@ def _find_cached(since: bool) -> Select[Any]:
 
 FIND_CACHED = FastRead(_find_cached(since=False))
 FIND_CACHED_SINCE = FastRead(_find_cached(since=True))
+
+
+@functools.lru_cache(maxsize=32)
+def find_cached_in(since: bool, projects: int) -> FastRead:
+    """The cache look-up restricted to ``projects`` projects (bound as ``b_p0``...)."""
+    return FastRead(_find_cached(since, projects))

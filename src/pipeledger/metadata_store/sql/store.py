@@ -10,28 +10,30 @@ metrics), :mod:`.maintenance_queries` (deletion, crash detection, integrity).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
 from pipeledger.exceptions import (
+    ConflictError,
     MetadataStoreError,
     NotFoundError,
     RunExistsError,
 )
-from pipeledger.metadata_store.base import MetadataStore
+from pipeledger.metadata_store.base import MetadataStore, pipeline_conflict
 from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql import statements as sql
 from pipeledger.metadata_store.sql.cache_queries import CacheQueries
-from pipeledger.metadata_store.sql.common import RUNS_FROM, chunks
+from pipeledger.metadata_store.sql.common import RUN_COLUMNS, RUNS_FROM, chunks, in_projects
 from pipeledger.metadata_store.sql.engine import Database, DuplicateRowError, MissingReferenceError
 from pipeledger.metadata_store.sql.fastpath import FastRead, Session
 from pipeledger.metadata_store.sql.history_queries import HistoryQueries
 from pipeledger.metadata_store.sql.maintenance_queries import MaintenanceQueries
 from pipeledger.metadata_store.sql.migrate import ensure_schema
 from pipeledger.metadata_store.sql.ownership_queries import OwnershipQueries
+from pipeledger.metadata_store.sql.project_queries import ProjectQueries
 from pipeledger.metadata_store.sql.schema import (
     artifacts,
     entity_metadata,
@@ -40,7 +42,7 @@ from pipeledger.metadata_store.sql.schema import (
     step_runs,
 )
 from pipeledger.metadata_store.sql.search_queries import SearchQueries
-from pipeledger.metadata_store.sql.tag_queries import TagQueries, tag_values
+from pipeledger.metadata_store.sql.tag_queries import TagQueries, tag_values, tags_of
 from pipeledger.models import (
     JSON,
     ArtifactCreate,
@@ -60,7 +62,14 @@ from pipeledger.models import (
 
 
 class SqlMetadataStore(
-    CacheQueries, HistoryQueries, MaintenanceQueries, OwnershipQueries, SearchQueries, TagQueries, MetadataStore
+    CacheQueries,
+    HistoryQueries,
+    MaintenanceQueries,
+    OwnershipQueries,
+    ProjectQueries,
+    SearchQueries,
+    TagQueries,
+    MetadataStore,
 ):
     """A :class:`MetadataStore` on any SQLAlchemy database.
 
@@ -118,7 +127,7 @@ class SqlMetadataStore(
         return run.name if found else None
 
     def _insert_run(self, conn: Session, run: RunCreate) -> RunRecord:
-        pipeline_id = self._pipeline_id(conn, run.pipeline_name, run.pipeline_docstring)
+        pipeline_id = self._pipeline_id(conn, run)
         number = int(sql.NEXT_RUN_NUMBER.all(conn, {"b_pipeline": pipeline_id})[0]["number"])
         name = run.name.replace("{n}", str(number))
         if "{n}" in run.name:
@@ -146,16 +155,28 @@ class SqlMetadataStore(
         tags = list(dict.fromkeys(run.tags))
         if tags:
             sql.INSERT_TAGS.execute(conn, tag_values(EntityKind.RUN, run.id, run.start_time, tags))
-        return records.run({**values, "pipeline_name": run.pipeline_name}, tags)
+        return records.run({**values, "pipeline_name": run.pipeline_name, "project": run.project}, tags)
 
-    def _pipeline_id(self, conn: Session, name: str, docstring: str | None) -> str:
-        found = sql.PIPELINE_ID.all(conn, {"b_name": name})
+    def _pipeline_id(self, conn: Session, run: RunCreate) -> str:
+        """The id of ``run``'s pipeline, created in ``run.project`` if it is new.
+
+        Raises:
+            ConflictError: the pipeline exists in another project.
+        """
+        found = sql.PIPELINE_ID.all(conn, {"b_name": run.pipeline_name})
         if found:
+            if found[0]["project"] != run.project:
+                raise ConflictError(pipeline_conflict(run.pipeline_name, found[0]["project"], run.project))
             return str(found[0]["id"])
         pipeline_id = new_id()
-        sql.INSERT_PIPELINE.execute(
-            conn, [{"id": pipeline_id, "name": name, "docstring": docstring, "created_at": utcnow()}]
-        )
+        row = {
+            "id": pipeline_id,
+            "name": run.pipeline_name,
+            "docstring": run.pipeline_docstring,
+            "created_at": utcnow(),
+            "project": run.project,
+        }
+        sql.INSERT_PIPELINE.execute(conn, [row])
         return pipeline_id
 
     def finish_run(self, run_id: str, status: Status, *, end_time: datetime, error: str | None = None) -> None:
@@ -271,8 +292,10 @@ class SqlMetadataStore(
             row = conn.execute(select(pipelines).where(pipelines.c.name == name)).first()
         return None if row is None else records.pipeline(row)
 
-    def list_pipelines(self, *, limit: int | None = None, offset: int = 0) -> list[PipelineRecord]:
-        query = select(pipelines).order_by(pipelines.c.name).limit(limit).offset(offset)
+    def list_pipelines(
+        self, *, limit: int | None = None, offset: int = 0, projects: Collection[str] | None = None
+    ) -> list[PipelineRecord]:
+        query = select(pipelines).where(*in_projects(projects)).order_by(pipelines.c.name).limit(limit).offset(offset)
         with self.db.read() as conn:
             return [records.pipeline(r) for r in conn.execute(query)]
 
@@ -298,19 +321,30 @@ class SqlMetadataStore(
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
+        projects: Collection[str] | None = None,
     ) -> list[RunRecord]:
-        statement, params = _run_page(False, pipeline, status, since, limit, offset, newest_first)
-        with self.db.session() as reader:
-            found = statement.rows(reader, params)
-            at = statement.keys().index("id")
-            ids = [row[at] for row in found[0]]
-            tags: dict[str, list[str]] = {}
-            for chunk in chunks(ids):
-                by_id = sql.tags_of_entities(len(chunk))
-                bound = {"b_kind": EntityKind.RUN.value, **{f"b_{i}": id_ for i, id_ in enumerate(chunk)}}
-                for entity_id, tag in by_id.rows(reader, bound)[0]:
-                    tags.setdefault(entity_id, []).append(tag)
-        return records.runs_from(statement, found, tags)
+        if projects is None:  # every project: the prebuilt statement (a server's caller: built below)
+            statement, params = _run_page(False, pipeline, status, since, limit, offset, newest_first)
+            with self.db.session() as reader:
+                found = statement.rows(reader, params)
+                at = statement.keys().index("id")
+                ids = [row[at] for row in found[0]]
+                tags: dict[str, list[str]] = {}
+                for chunk in chunks(ids):
+                    by_id = sql.tags_of_entities(len(chunk))
+                    bound = {"b_kind": EntityKind.RUN.value, **{f"b_{i}": id_ for i, id_ in enumerate(chunk)}}
+                    for entity_id, tag in by_id.rows(reader, bound)[0]:
+                        tags.setdefault(entity_id, []).append(tag)
+            return records.runs_from(statement, found, tags)
+        query = select(*RUN_COLUMNS).select_from(RUNS_FROM)
+        query = query.where(*_run_filters(pipeline, status, since), *in_projects(projects))
+        order = pipeline_runs.c.start_time.desc() if newest_first else pipeline_runs.c.start_time
+        tiebreak = pipeline_runs.c.id.desc() if newest_first else pipeline_runs.c.id
+        query = query.order_by(order, tiebreak).limit(limit).offset(offset)
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+            of_rows = tags_of(conn, EntityKind.RUN, [r.id for r in rows])
+        return [records.run(r, of_rows.get(r.id, ())) for r in rows]
 
     def list_run_names(
         self,
@@ -319,13 +353,29 @@ class SqlMetadataStore(
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
+        projects: Collection[str] | None = None,
     ) -> list[str]:
-        statement, params = _run_page(True, pipeline, None, None, limit, offset, newest_first)
-        with self.db.session() as reader:
-            return [row[0] for row in statement.rows(reader, params)[0]]
+        if projects is None:
+            statement, params = _run_page(True, pipeline, None, None, limit, offset, newest_first)
+            with self.db.session() as reader:
+                return [row[0] for row in statement.rows(reader, params)[0]]
+        query = select(pipeline_runs.c.name).select_from(RUNS_FROM)
+        query = query.where(*_run_filters(pipeline, None, None), *in_projects(projects))
+        order = pipeline_runs.c.start_time.desc() if newest_first else pipeline_runs.c.start_time
+        tiebreak = pipeline_runs.c.id.desc() if newest_first else pipeline_runs.c.id
+        query = query.order_by(order, tiebreak).limit(limit).offset(offset)
+        with self.db.read() as conn:
+            return list(conn.execute(query).scalars())
 
-    def count_runs(self, *, pipeline: str | None = None, status: Status | str | None = None) -> int:
-        query = select(func.count()).select_from(RUNS_FROM).where(*_run_filters(pipeline, status, None))
+    def count_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: Status | str | None = None,
+        projects: Collection[str] | None = None,
+    ) -> int:
+        query = select(func.count()).select_from(RUNS_FROM)
+        query = query.where(*_run_filters(pipeline, status, None), *in_projects(projects))
         with self.db.read() as conn:
             return int(conn.execute(query).scalar_one())
 
