@@ -51,6 +51,7 @@ from pipeledger.server.security.http import HardeningMiddleware, HttpSettings, c
 from pipeledger.server.security.policy import authenticated, custom, public, require_rule, rule_of
 from pipeledger.server.security.sessions import session_authenticator
 from pipeledger.server.store_routes import add_schemas, store_of, store_router
+from pipeledger.server.ui_access import sign_in_router, ui_gate
 from pipeledger.ui import mount_ui
 
 if TYPE_CHECKING:
@@ -131,6 +132,8 @@ def create_app(
         openapi_extra=public("checking the server is ready").operation(),
     )
     add_schemas(app, schemas)
+    app.state.ui_gate = ui_gate  # pages only for signed-in users, once the server has users
+    app.include_router(sign_in_router())
     mount_ui(app)
     app.add_middleware(AuditMiddleware, audit_log=lambda: getattr(app.state, "audit_log", None))
     app.add_middleware(HardeningMiddleware, settings=settings)

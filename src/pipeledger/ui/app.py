@@ -6,9 +6,11 @@ See the package docstring (:mod:`pipeledger.ui`) for the conventions pages follo
 from __future__ import annotations
 
 import importlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote as quote_url
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Request
@@ -47,10 +49,11 @@ SECURITY_HEADERS = {
 
 @dataclass(frozen=True)
 class UiReader:
-    """What a page may read: the post-execution :class:`~pipeledger.Client` on the served store.
-    (When authentication lands, the caller's identity joins it here.)"""
+    """What a page may read: the post-execution :class:`~pipeledger.Client` on the served store,
+    as the signed-in user may see it (``user`` None: a server without users, or ``pipeledger ui``)."""
 
     client: Client
+    user: str | None = None
 
     @property
     def store(self) -> MetadataStore:
@@ -58,11 +61,29 @@ class UiReader:
         return self.client.store
 
 
+class SignInRequired(Exception):
+    """The page needs a signed-in user: the browser is sent to the sign-in page
+    (:func:`mount_ui` installs the redirect)."""
+
+
+#: ``app.state.ui_gate``, set by a server that authenticates: the store a request may read (the
+#: server's, seen with the signed-in user's roles) and the user's name; raises
+#: :class:`SignInRequired` without a valid session. The server also leaves the session's CSRF
+#: token in ``request.state.ui_csrf`` (the sign-out form sends it).
+UiGate = Callable[[Request], Awaitable[tuple[MetadataStore, str | None]]]
+
+
 async def ui_reader(request: Request) -> UiReader:
-    """The one dependency every UI route goes through: it hands the page a reader of the store
-    the application serves (``app.state.store``). Authentication will check the session here.
-    (A coroutine: a plain function would cost a thread hop per request.)"""
-    return UiReader(Client(store=request.app.state.store))
+    """The one dependency every UI route goes through: a reader of the store the application
+    serves (``app.state.store``), through the application's gate (``app.state.ui_gate``) when
+    it has one: then only what the signed-in user may read, and :class:`SignInRequired` when
+    nobody is signed in. (A coroutine: a plain function would cost a thread hop per request.)"""
+    gate: UiGate | None = getattr(request.app.state, "ui_gate", None)
+    if gate is None:
+        return UiReader(Client(store=request.app.state.store))
+    store, user = await gate(request)
+    request.state.ui_user = user
+    return UiReader(Client(store=store), user)
 
 
 def _environment() -> Environment:
@@ -101,7 +122,8 @@ ENVIRONMENT = _environment()
 
 def render(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
     """The page ``template`` rendered with ``context`` (and ``request``), with the security headers."""
-    html = ENVIRONMENT.get_template(template).render(request=request, **context)
+    signed_in = {"signed_in": getattr(request.state, "ui_user", None), "csrf": getattr(request.state, "ui_csrf", "")}
+    html = ENVIRONMENT.get_template(template).render(request=request, **signed_in, **context)
     return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
 
 
@@ -129,8 +151,15 @@ def mount_ui(app: FastAPI) -> None:
     """Serve the UI from ``app`` (whose ``app.state.store`` is the store to show): the pages under
     ``/ui``, their static files under ``/ui/static``, and ``/`` redirecting to ``/ui/``."""
     app.include_router(ui_router())
+    app.add_exception_handler(SignInRequired, _to_sign_in)
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
     app.add_api_route("/", index, methods=["GET"], include_in_schema=False)
+
+
+async def _to_sign_in(request: Request, exc: Exception) -> Response:
+    """Send the browser to the sign-in page, which brings it back here afterwards."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/ui/login?next={quote_url(here, safe='')}", status_code=303)
 
 
 def no_store(response: Response) -> Response:
