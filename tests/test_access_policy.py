@@ -24,7 +24,7 @@ from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, 
 from pipeledger.metadata_store.rest.protocol import contract_methods
 from pipeledger.models import EntityKind, RunCreate, Status, StepRunCreate, new_id
 from pipeledger.server.app import create_app
-from pipeledger.server.auth import authorize
+from pipeledger.server.auth import PUBLIC_ROUTES, authorize
 from pipeledger.server.errors import install_handlers
 from pipeledger.server.security import Principal, Role
 from pipeledger.server.security.policy import STORE_RULES, require_rule, rule_of
@@ -105,7 +105,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         return principal
 
     app.dependency_overrides[authorize] = caller_of
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         store: MetadataStore = app.state.store
         yield World(app, client, store, files, seed(store, files.root))
 
@@ -131,6 +131,9 @@ def test_every_api_route_declares_a_rule_and_goes_through_the_check(world: World
     assert len(routes) >= len(contract_methods()) + 9
     for route in routes:
         assert rule_of(route.openapi_extra) is not None, f"{route.path} declares no access rule"
+        if route.path in PUBLIC_ROUTES:  # login: public, authenticated by its body
+            assert rule_of(route.openapi_extra)["scope"] == "public"
+            continue
         checks = {d.call for d in route.dependant.dependencies}
         assert {authorize, require_rule} <= checks, f"{route.path} skips the caller or rule check"
     assert set(STORE_RULES) == set(contract_methods())
@@ -154,7 +157,7 @@ def test_a_route_without_a_rule_is_refused() -> None:
         return {"secret": "yes"}
 
     app.include_router(router)
-    answer = TestClient(app).get("/sneaky")
+    answer = TestClient(app, base_url="http://localhost").get("/sneaky")
     assert answer.status_code == 403 and "declares no access rule" in answer.json()["error"]["message"]
 
 

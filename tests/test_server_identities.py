@@ -92,9 +92,11 @@ class _nothing:
         return None
 
 
-def call(secured: Secured, key: str | None, path: str = "/api/v1/store/count_runs") -> httpx.Response:
+def call(secured: Secured, key: str | None) -> httpx.Response:
+    """``GET /api/v1/auth/whoami``: any authenticated caller may (a user of no project too,
+    whom the store routes' rules refuse with 403)."""
     headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
-    return httpx.post(secured.url + path, json={}, headers=headers)
+    return httpx.get(secured.url + "/api/v1/auth/whoami", headers=headers)
 
 
 def refused(answer: httpx.Response, *words: str) -> str:
@@ -406,7 +408,7 @@ def test_a_session_authenticator_is_asked_when_there_is_no_key(tmp_path: Path) -
 
     store_path = tmp_path / "s.db"
     app = create_app(lambda: open_sqlite_store(SqliteMetadataStoreConfig(path=str(store_path))))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         assert client.get("/api/v1/auth/whoami").json()["name"] == "anonymous"  # no users yet
         app.state.directory.create_principal("ui-user")  # now the server authenticates
         assert client.get("/api/v1/auth/whoami").status_code == 401

@@ -48,7 +48,7 @@ from pipeledger.server.identity_routes import identity_router, login_router
 from pipeledger.server.security.audit import AuditLog, AuditMiddleware, retention_days, sink_for
 from pipeledger.server.security.directory import Directory
 from pipeledger.server.security.http import HardeningMiddleware, HttpSettings, cors_headers
-from pipeledger.server.security.policy import authenticated, custom, public, require_rule, rule_of
+from pipeledger.server.security.policy import Rule, authenticated, custom, public, require_rule, rule_of
 from pipeledger.server.security.sessions import session_authenticator
 from pipeledger.server.store_routes import add_schemas, store_of, store_router
 from pipeledger.server.ui_access import sign_in_router, ui_gate
@@ -107,7 +107,7 @@ def create_app(
     api.include_router(store_router(schemas))
     api.include_router(artifact_router())
     api.include_router(audit_router())
-    api.include_router(with_rules(identity_router()))
+    api.include_router(with_rules(identity_router(), custom("managing identities")))
     api.add_api_route(
         "/info",
         info,
@@ -116,7 +116,7 @@ def create_app(
         openapi_extra=authenticated("reading the server's versions").operation(),
     )
     app.include_router(api)
-    app.include_router(login_router(), prefix=API_PREFIX)
+    app.include_router(with_rules(login_router(), public("logging in with a password")), prefix=API_PREFIX)
     app.add_api_route(
         "/health",
         health,
@@ -150,16 +150,17 @@ def create_app(
     return app
 
 
-def with_rules(router: APIRouter) -> APIRouter:
-    """``router`` (the identity routes) with the ``custom`` access rule on each route that
-    declares none: their endpoints check the caller themselves (server administrators, the
-    caller's own keys, a project's admins; see :mod:`.identity_routes`).
+def with_rules(router: APIRouter, rule: Rule) -> APIRouter:
+    """``router`` with ``rule`` on each route that declares none: the identity routes, whose
+    endpoints check the caller themselves (``custom``: server administrators, the caller's own
+    keys, a project's admins; see :mod:`.identity_routes`), and the login route (``public``: it
+    authenticates by its body).
 
     TODO(access-identity): declare each identity route's rule where the route is defined, then
-    drop this: a route added there without a rule should be refused, not given ``custom``."""
+    drop this: a route added there without a rule should be refused, not given a rule here."""
     for route in router.routes:
         if isinstance(route, APIRoute) and rule_of(route.openapi_extra) is None:
-            route.openapi_extra = {**(route.openapi_extra or {}), **custom("managing identities").operation()}
+            route.openapi_extra = {**(route.openapi_extra or {}), **rule.operation()}
     return router
 
 

@@ -56,6 +56,12 @@ def install_handlers(app: FastAPI) -> None:
             return error_response(422, "ValueError", f"invalid request: {_first_error(exc)}")
         return error_response(422, "ValueError", str(exc))
 
+    @app.exception_handler(OverflowError)
+    async def overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        # A number beyond what the database or a date can hold (e.g. a limit of 2**70): the
+        # request's fault, found by fuzzing (tests/test_fuzz_api.py).
+        return error_response(422, "ValueError", f"invalid request: a number is out of range ({exc})")
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()

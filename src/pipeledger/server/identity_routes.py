@@ -42,7 +42,9 @@ class LoginRequest(BaseModel):
 
     user: str = Field(max_length=255)
     password: str = Field(max_length=1024)
-    lifetime_seconds: int | None = Field(None, gt=0, description="How long the token lasts (at most 30 days).")
+    lifetime_seconds: int | None = Field(
+        None, gt=0, le=30 * 86400, description="How long the token lasts (at most 30 days)."
+    )
 
 
 class LogoutAnswer(BaseModel):
@@ -72,7 +74,7 @@ class CreatePrincipal(BaseModel):
     server_admin: bool = False
     password: str | None = Field(None, max_length=1024)
     issue_key: bool = True
-    key_expires_seconds: int | None = Field(None, gt=0)
+    key_expires_seconds: int | None = Field(None, gt=0, le=100 * 365 * 86400)  # within datetime's range
 
 
 class CreatedPrincipal(BaseModel):
@@ -93,7 +95,7 @@ class CreateKey(BaseModel):
 
     user: str | None = Field(None, max_length=255)
     label: str | None = Field(None, max_length=255)
-    expires_seconds: int | None = Field(None, gt=0)
+    expires_seconds: int | None = Field(None, gt=0, le=100 * 365 * 86400)  # within datetime's range
 
 
 class CreateProject(BaseModel):
