@@ -21,6 +21,7 @@ policy's (:mod:`pipeledger.server.security.policy`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -259,6 +260,8 @@ def check_route(client: TestClient, world: World, method: str, path: str, name: 
         return problems
     if rule["scope"] == "public":
         return []
+    if rule["scope"] == "session":
+        return check_page(client, world, method, path)
     example = requests_of(name, path, rule, world.ids)
     if example is None:
         return [f"{where} ({name}): no example request: add one to requests_of in tests/test_route_access.py"]
@@ -282,6 +285,47 @@ def check_route(client: TestClient, world: World, method: str, path: str, name: 
             message = reader.json()["error"]["message"]
             if "\n" in message or not message:
                 problems.append(f"{where}: its 403 is not one clear line: {message!r}")
+    return problems
+
+
+#: What each path parameter of a web UI page names, in the world's ids.
+PAGE_PARAMETERS = {
+    "run": "run_name",
+    "run_id": "run_id",
+    "step_id": "step_run_id",
+    "artifact_id": "artifact_id",
+    "name": "pipeline",
+}
+
+
+def check_page(client: TestClient, world: World, method: str, path: str) -> list[str]:
+    """A web UI page (scope ``session``): without a session, with an expired or a revoked one,
+    the browser is sent to sign in; a user of another project's session sees nothing of alpha."""
+    where = f"{method} {path}"
+    url = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: world.ids.get(PAGE_PARAMETERS.get(m.group(1), ""), "dot"), path)
+    problems = []
+    for who in (None, "expired", "revoked"):
+        client.cookies.clear()
+        if who is not None:
+            client.cookies.set("pipeledger_session", world.keys[who])
+        answer = client.request(method, url, follow_redirects=False)
+        if answer.status_code != 303 or not answer.headers.get("location", "").startswith("/ui/login?next="):
+            problems.append(
+                f"{where}: answered {answer.status_code} to {who or 'no'} session (expected 303 to sign in)"
+            )
+    client.cookies.clear()
+    client.cookies.set("pipeledger_session", world.keys["outsider"])
+    outsider = client.request(method, url, follow_redirects=False)
+    client.cookies.clear()
+    if outsider.status_code < 400:
+        # ids, names and paths as they are; bare words (JSON strings in the API's secrets) as
+        # the text of an element (the runs page's filter placeholder names 'training' itself)
+        shown = [s if not s.startswith('"') else f">{s.strip(chr(34))}<" for s in world.secrets_of_alpha]
+        leaked = [s for s in shown if s in outsider.text]
+        if leaked:
+            problems.append(f"{where}: showed project alpha's {leaked} to a user of project beta")
+    elif outsider.status_code not in REFUSED:
+        problems.append(f"{where}: answered {outsider.status_code} to a user of another project")
     return problems
 
 

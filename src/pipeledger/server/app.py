@@ -51,7 +51,7 @@ from pipeledger.server.security.http import HardeningMiddleware, HttpSettings, c
 from pipeledger.server.security.policy import Rule, authenticated, custom, public, require_rule, rule_of
 from pipeledger.server.security.sessions import session_authenticator
 from pipeledger.server.store_routes import add_schemas, store_of, store_router
-from pipeledger.server.ui_access import sign_in_router, ui_gate
+from pipeledger.server.ui_access import INDEX_RULE, PAGE_RULE, sign_in_router, ui_gate
 from pipeledger.ui import mount_ui
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def create_app(
     add_schemas(app, schemas)
     app.state.ui_gate = ui_gate  # pages only for signed-in users, once the server has users
     app.include_router(sign_in_router())
-    mount_ui(app)
+    mount_ui(app, page_extra=PAGE_RULE, index_extra=INDEX_RULE)
     app.add_middleware(AuditMiddleware, audit_log=lambda: getattr(app.state, "audit_log", None))
     app.add_middleware(HardeningMiddleware, settings=settings)
     if settings.cors_origins:

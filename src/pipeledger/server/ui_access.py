@@ -31,6 +31,7 @@ from pipeledger.server.auth import directory_of, session_principal
 from pipeledger.server.security.guarded import guarded
 from pipeledger.server.security.keys import parse_key
 from pipeledger.server.security.limits import FailureLimiter
+from pipeledger.server.security.policy import public, session
 from pipeledger.server.security.sessions import (
     CSRF_COOKIE,
     DEFAULT_MAX_AGE,
@@ -89,13 +90,15 @@ def sign_in_router(limiter: FailureLimiter | None = None) -> APIRouter:
     limiter = limiter or FailureLimiter()
     router = APIRouter(prefix="/ui", include_in_schema=False)
 
-    @router.get("/login")
+    signing_in = public("signing in to the web UI").operation()
+
+    @router.get("/login", openapi_extra=signing_in)
     async def sign_in_page(request: Request, next: str | None = None) -> Response:
         if not await authentication_required(request):
             return RedirectResponse(safe_next(next), status_code=303)
         return render(request, "login.html", {"next": safe_next(next), "error": None, "user": None})
 
-    @router.post("/login")
+    @router.post("/login", openapi_extra=signing_in)
     async def sign_in(request: Request) -> Response:
         directory = directory_of(request)
         body = await request.body()
@@ -133,7 +136,7 @@ def sign_in_router(limiter: FailureLimiter | None = None) -> APIRouter:
             return _page(request, target, user, message, 401)
         return response
 
-    @router.post("/logout")
+    @router.post("/logout", openapi_extra=signing_in)
     async def sign_out(request: Request) -> Response:
         directory = directory_of(request)
         token = session_token(request)
@@ -153,6 +156,14 @@ def sign_in_router(limiter: FailureLimiter | None = None) -> APIRouter:
         return response
 
     return router
+
+
+#: The access rules of the UI's pages and of its redirects to the runs page (``/``, ``/ui``), as
+#: :func:`pipeledger.ui.app.mount_ui` puts them on the routes: pages read through
+#: :func:`pipeledger.ui.app.ui_reader`, i.e. :func:`ui_gate`. The route enumeration test checks
+#: that each page really sends a browser without a session to sign in.
+PAGE_RULE = session("reading the web UI").operation()
+INDEX_RULE = public("opening the web UI").operation()
 
 
 def _page(request: Request, target: str, user: str | None, error: str, status: int) -> HTMLResponse:

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -137,23 +138,31 @@ def index() -> RedirectResponse:
     return RedirectResponse("/ui/runs", status_code=307)
 
 
-def ui_router() -> APIRouter:
-    """Every page of :data:`PAGE_MODULES` under ``/ui`` (static files are mounted by :func:`mount_ui`)."""
+def ui_router(page_extra: dict[str, Any] | None = None, index_extra: dict[str, Any] | None = None) -> APIRouter:
+    """Every page of :data:`PAGE_MODULES` under ``/ui`` (static files are mounted by :func:`mount_ui`).
+    ``page_extra`` and ``index_extra`` join the OpenAPI operation of each page and of the
+    redirects to the runs page (a server puts its access rule there)."""
     router = APIRouter(prefix="/ui", include_in_schema=False)
-    router.add_api_route("/", index, methods=["GET"])
-    router.add_api_route("", index, methods=["GET"])
+    router.add_api_route("/", index, methods=["GET"], openapi_extra=index_extra)
+    router.add_api_route("", index, methods=["GET"], openapi_extra=index_extra)
     for name in PAGE_MODULES:
-        router.include_router(importlib.import_module(name).router)
+        pages: APIRouter = importlib.import_module(name).router
+        if page_extra:
+            for route in pages.routes:
+                if isinstance(route, APIRoute):
+                    route.openapi_extra = {**(route.openapi_extra or {}), **page_extra}
+        router.include_router(pages)
     return router
 
 
-def mount_ui(app: FastAPI) -> None:
+def mount_ui(app: FastAPI, page_extra: dict[str, Any] | None = None, index_extra: dict[str, Any] | None = None) -> None:
     """Serve the UI from ``app`` (whose ``app.state.store`` is the store to show): the pages under
-    ``/ui``, their static files under ``/ui/static``, and ``/`` redirecting to ``/ui/``."""
-    app.include_router(ui_router())
+    ``/ui``, their static files under ``/ui/static``, and ``/`` redirecting to ``/ui/``
+    (``page_extra``, ``index_extra``: see :func:`ui_router`)."""
+    app.include_router(ui_router(page_extra, index_extra))
     app.add_exception_handler(SignInRequired, _to_sign_in)
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
-    app.add_api_route("/", index, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/", index, methods=["GET"], include_in_schema=False, openapi_extra=index_extra)
 
 
 async def _to_sign_in(request: Request, exc: Exception) -> Response:

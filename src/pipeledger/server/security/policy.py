@@ -5,8 +5,10 @@ request names, found by :class:`~.access.Access`), ``listing`` (results restrict
 projects where the caller holds the role: the store method's ``projects`` argument becomes
 those, narrowed to what the client asked), ``any`` (the role in at least one project),
 ``server`` (a server administrator), ``authenticated`` (any caller authentication let in:
-versions, ``/api/v1/info``), ``public`` (no check: ``/health``) or ``custom`` (the
-route's endpoint checks itself, e.g. the identity routes, which know their own rules).
+versions, ``/api/v1/info``), ``public`` (no check: ``/health``), ``custom`` (the
+route's endpoint checks itself, e.g. the identity routes, which know their own rules) or
+``session`` (a web UI page: a signed-in user's session, every read through
+:class:`~.guarded.GuardedStore`, i.e. these same rules; see :mod:`pipeledger.server.ui_access`).
 
 Each route carries its rule in its OpenAPI operation (``x-access``: role, scope, action), so
 the OpenAPI document shows it and :func:`require_rule`, a dependency of every ``/api/v1``
@@ -41,7 +43,7 @@ from pipeledger.server.security.principal import Principal, Role
 
 #: The key of a route's rule in its OpenAPI operation.
 RULE_KEY = "x-access"
-SCOPES = ("objects", "listing", "any", "server", "authenticated", "public", "custom")
+SCOPES = ("objects", "listing", "any", "server", "authenticated", "public", "custom", "session")
 
 After = Callable[[Any], Any]
 Check = Callable[[Access, dict[str, Any]], "After | Answer | None"]
@@ -85,6 +87,12 @@ def authenticated(action: str) -> Rule:
 def custom(action: str, role: Role | None = None) -> Rule:
     """The rule of a route whose endpoint checks the caller itself (identity routes)."""
     return Rule(role, "custom", action)
+
+
+def session(action: str) -> Rule:
+    """The rule of a web UI page: a session of a signed-in user, who reads what the API's rules
+    let it read (:class:`~.guarded.GuardedStore`)."""
+    return Rule(Role.READ, "session", action)
 
 
 def rule_of(operation: Mapping[str, Any] | None) -> dict[str, Any] | None:
