@@ -156,3 +156,15 @@ def test_read_records_decode_json_fields_on_first_access_only(store: SqlMetadata
     assert listed == fetched and listed.tags == []
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         step.nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_a_run_id_given_twice_is_a_conflict_not_a_retry_loop(store: SqlMetadataStore) -> None:
+    """Found by fuzzing the server: a second run with a taken id (client-made ids) was retried as
+    a name race and ended as a 500; it is a ConflictError (409) naming the fix."""
+    from pipeledger.exceptions import ConflictError
+    from pipeledger.models import RunCreate
+
+    store.create_run(RunCreate(pipeline_name="p", name="first", id="0" * 32))
+    with pytest.raises(ConflictError, match=r"a run with id '0{32}' already exists"):
+        store.create_run(RunCreate(pipeline_name="p", name="second", id="0" * 32))
+    assert [r.name for r in store.list_runs()] == ["first"]

@@ -117,6 +117,10 @@ class SqlMetadataStore(
                 taken = self._run_name_taken(run)
                 if taken is not None and not templated:
                     raise RunExistsError(f"a run named {taken!r} already exists; choose another run_name") from None
+                if taken is None and self._find_run(run.id) is not None:
+                    raise ConflictError(
+                        f"a run with id {run.id!r} already exists: leave RunCreate.id unset, the store makes ids"
+                    ) from None
         raise MetadataStoreError(f"could not allocate a unique name for run {run.name!r}")
 
     def _run_name_taken(self, run: RunCreate) -> str | None:
