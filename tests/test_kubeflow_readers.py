@@ -11,6 +11,7 @@ the flavor's records with ML Metadata's own client, over the same gRPC service.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -238,7 +239,8 @@ def _assert_same_runs(source: MetadataStore, target: MetadataStore, run_ids: lis
     (but the pipeline ids, which each store gives its pipelines)."""
     for run_id in run_ids:
         ours, theirs = source.get_run(run_id), target.get_run(run_id)
-        assert {**vars(ours), "pipeline_id": ""} == {**vars(theirs), "pipeline_id": ""}
+        # every field (records read from SQL decode theirs on first access: not vars())
+        assert dataclasses.replace(ours, pipeline_id="") == dataclasses.replace(theirs, pipeline_id="")
         steps = source.list_step_runs(run_id)
         assert steps == target.list_step_runs(run_id)
         ids = [s.id for s in steps]
