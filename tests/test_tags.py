@@ -211,7 +211,7 @@ def test_migration_0008_copies_each_entitys_time_into_its_tags(backend: str, tmp
             ("run", "r" * 32, started),
             ("step_run", "s" * 32, step_started),
         ]
-        store = SqlMetadataStore(db, flavor=backend)
+        store = SqlMetadataStore(db, flavor=backend, auto_upgrade=True)  # and on to the current revision
         for entity, found in [("run", "r" * 32), ("step", "s" * 32), ("artifact", "a" * 32)]:
             assert [x.id for x in store.search(entity, "tag = 'prod'").items] == [found]
         store.close()

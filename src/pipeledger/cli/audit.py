@@ -16,6 +16,7 @@ from pipeledger.cli.output import console, esc, when
 from pipeledger.client import Client
 from pipeledger.metadata_store.audit import audit_events, prune_audit
 from pipeledger.models import AUDIT_OUTCOMES, AuditEvent, AuditFilter, utcnow
+from pipeledger.text import plural
 
 #: The keys ``--filter`` accepts.
 FILTER_KEYS = ("principal", "action", "outcome", "project", "since", "until")
@@ -137,4 +138,4 @@ def prune(older_than: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Delete every audit event older than {older_than}?", abort=True)
     deleted = prune_audit(Client().store, age)
-    console().print(f"Deleted {deleted} audit event(s) older than {esc(older_than)}.")
+    console().print(f"Deleted {plural(deleted, 'audit event')} older than {esc(older_than)}.")

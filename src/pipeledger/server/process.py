@@ -25,6 +25,7 @@ from typing import Any
 from pipeledger.exceptions import ConfigError, PipeledgerError
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.stack.home import pipeledger_home
+from pipeledger.text import plural
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8237
@@ -134,7 +135,11 @@ def authentication_mode(store: MetadataStore) -> tuple[bool, str]:
         return False, (
             "authentication: none yet (`pipeledger server init` never ran): every caller acts as administrator"
         )
-    return True, f"authentication: API keys ({count} users and service accounts); requests without a key get 401"
+    return (
+        True,
+        f"authentication: API keys ({plural(count, 'principal')}: users and service accounts); "
+        "requests without a key get 401",
+    )
 
 
 def serve(options: ServerOptions) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from pipeledger.lineage.render import visible
+from pipeledger.text import plural
 from pipeledger.ui.formatting import duration
 
 ROW = 26
@@ -124,7 +125,8 @@ def gantt_svg(
             parts.append(text + rect + after)
     if len(bars) > len(shown):
         parts.append(
-            f'<text class="gantt-axis" x="4" y="{height - 2}">{len(bars) - len(shown)} more steps not drawn</text>'
+            f'<text class="gantt-axis" x="4" y="{height - 2}">'
+            f"{plural(len(bars) - len(shown), 'more step')} not drawn</text>"
         )
     parts.append("</svg>")
     return "".join(parts)

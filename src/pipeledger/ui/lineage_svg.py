@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection
 
 from pipeledger.lineage.graph import LineageGraph, LineageNode
 from pipeledger.lineage.render import STATUS_COLORS, layers, visible
+from pipeledger.text import plural
 
 BOX_W, BOX_H, COL_W, ROW_H, PAD = 170, 42, 220, 58, 16
 
@@ -85,7 +86,7 @@ def explorer_svg(graph: LineageGraph, href: Callable[[LineageNode], str | None],
     height = 2 * PAD + max((len(v) for v in columns.values()), default=1) * ROW_H - (ROW_H - BOX_H)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="lineage" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="lineage graph, {len(graph)} nodes" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="lineage graph, {plural(len(graph), "node")}" '
         f'data-nodes="{len(graph)}" font-family="system-ui, sans-serif" font-size="11">',
         '<defs><marker id="lx-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#666"/></marker></defs>',

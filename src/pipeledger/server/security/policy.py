@@ -119,7 +119,8 @@ async def require_rule(request: Request) -> None:
     principal = principal_of(request)
     role = Role.parse(rule["role"]) if rule.get("role") else Role.READ
     if rule["scope"] == "server" and not principal.server_admin:
-        raise ApiError(403, "PermissionDeniedError", f"{rule['action']} needs a server administrator")
+        action = rule["action"]
+        raise ApiError(403, "PermissionDeniedError", f"{action} needs a server administrator")
     if rule["scope"] in ("any", "listing") and principal.projects_with(role) == frozenset():
         raise ApiError(403, "PermissionDeniedError", str(denied(principal, role, rule["action"], None)))
 
