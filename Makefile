@@ -43,13 +43,8 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-# Three test processes (pytest-xdist), a file's tests in one of them (module fixtures are shared):
-# most tests wait on servers, subprocesses and the browser, so three share the two cores well.
-# PYTEST_WORKERS=0 runs them in this process.
-PYTEST_WORKERS ?= 3
-
 unit: $(VENV)/.installed-dev
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25
+	$(BIN)/pytest --durations=25
 
 test: lint typecheck unit
 
