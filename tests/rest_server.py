@@ -61,7 +61,10 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         tls: tuple[Path, Path] | None = None,
         workers: int = 1,
+        artifact_store: list[str] | None = None,
     ) -> None:
+        """``artifact_store``: the options registering the server's artifact store (default: a
+        local one at :attr:`artifacts`)."""
         self.workers = workers
         self.backend = backend
         self.env = env or {}
@@ -80,12 +83,13 @@ class ServerProcess:
             assert url is not None
             values = server_config(backend, url)
             args = [f"--{k}={v}" for k, v in values.items() if k != "password"]
+        files = artifact_store or ["--flavor=local", f"--path={self.artifacts}"]
         for command in (
             ["metadata-store", "register", "served", f"--flavor={backend}", *args],
-            ["artifact-store", "register", "served", "--flavor=local", f"--path={self.artifacts}"],
+            ["artifact-store", "register", "served", *files],
             ["stack", "register", "served", "-m", "served", "-a", "served"],
         ):
-            result = pipeledger(self.home, *command)
+            result = pipeledger(self.home, *command, env=self.env)
             assert result.returncode == 0, result.stderr
 
     def start(self) -> ServerProcess:

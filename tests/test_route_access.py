@@ -197,6 +197,7 @@ def requests_of(name: str, path: str, rule: dict[str, Any], ids: dict[str, str])
         "artifacts.content_hash": Example("GET", f"{path}?path={file}"),
         "artifacts.move": Example("POST", path, {"source": file, "target": file + ".moved"}, low=True),
         "artifacts.remove": Example("POST", path, {"path": file, "recursive": True}, low=True),
+        "artifacts.sign": Example("POST", path, {"path": file, "method": "PUT", "sha256": "0" * 64}, low=True),
         "audit.audit.list": Example("GET", path, low=True),
         "audit.audit.prune": Example("POST", path, {"older_than_days": 0}, low=True),
         "auth.logout": Example("POST", path),

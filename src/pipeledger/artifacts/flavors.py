@@ -56,7 +56,7 @@ class RestArtifactStoreFlavor(ArtifactStoreFlavor):
     """Artifacts in a pipeledger server's artifact store, written and read through its API."""
 
     name = "rest"
-    description = "Artifacts kept by a pipeledger server (its local artifact store), through its HTTP API."
+    description = "Artifacts kept by a pipeledger server, through its HTTP API (and URLs it signs, on S3)."
 
     config_class = RestServerConfig
 
@@ -75,4 +75,9 @@ class RestArtifactStoreFlavor(ArtifactStoreFlavor):
         filesystem = ServerFileSystem(transport)
         transport.info()  # the server answers, in our API version (fails fast, naming its URL)
         found = filesystem.server_info()
-        return ArtifactStore(found["root"], name=component_name, fs=filesystem, manifests=False)
+        if found.get("local", True):
+            return ArtifactStore(found["root"], name=component_name, fs=filesystem, manifests=False)
+        from pipeledger.artifacts.signed_files import object_filesystem
+
+        served = object_filesystem(transport, found["uri"], signed_urls=bool(found.get("signed_urls")))
+        return ArtifactStore(found["uri"], name=component_name, fs=served, manifests=True)

@@ -136,6 +136,9 @@ class S3ArtifactStoreFlavor(ArtifactStoreFlavor):
                 "retries": {"max_attempts": config.retries, "mode": "standard"},
                 "connect_timeout": config.connect_timeout,
                 "read_timeout": config.read_timeout,
+                # SigV4 everywhere, signed URLs included (a server's, see pipeledger.server.object_files):
+                # botocore would presign with the legacy SigV2, which newer regions refuse.
+                "signature_version": "s3v4",
             },
             "skip_instance_cache": True,
             "default_block_size": config.part_size * 2**20,  # reads: one block in memory at a time

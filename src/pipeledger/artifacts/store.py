@@ -301,6 +301,8 @@ class ArtifactStore:
         try:
             if getattr(self.fs, "records_local_paths", False) and uri.startswith("/"):
                 fs, path = self.fs, uri  # the server's path: it checks real paths itself
+            elif getattr(self.fs, "served", False):  # a server's object store: no credentials here
+                fs, path = self.fs, self.fs._strip_protocol(uri) if "://" in uri else ""
             else:
                 fs, path = fsspec.core.url_to_fs(uri)
         except (ValueError, ImportError, OSError):

@@ -1,8 +1,11 @@
-"""Artifact files through the server, when its artifact store is local to it.
+"""Artifact files through the server: clients without access to the server's artifact store.
 
 Clients of the ``rest`` artifact-store flavor (:mod:`pipeledger.artifacts.server_files`) write
 and read the server's artifact store with these routes; the paths they name are the server's own
-(as recorded in artifact URIs), and none is trusted:
+(as recorded in artifact URIs), and none is trusted. When the store is object storage (S3, GCS),
+the same routes work through its filesystem (:mod:`pipeledger.server.object_files`), and on S3
+``POST /api/v1/artifacts/sign`` hands out short-lived signed URLs, so that the bytes go
+between the client and the bucket directly. On a store on the server's own disk:
 
 * every path must lie strictly inside the store's root: no ``.``/``..`` segment, no empty one,
   no backslash, NUL, ``#`` or ``?`` (``%``-encoded ones arrive decoded and are checked decoded),
@@ -27,13 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from pipeledger.artifacts.files import hash_tree
 from pipeledger.artifacts.store import ArtifactStore
 from pipeledger.permissions import file_mode, make_dirs, set_mode
+from pipeledger.server import object_files
 from pipeledger.server.auth import authorize, principal_of
 from pipeledger.server.errors import ApiError
 from pipeledger.server.security.access import Access
@@ -56,6 +60,14 @@ class Move(BaseModel):
     target: str
 
 
+class Sign(BaseModel):
+    """``POST /api/v1/artifacts/sign``: a signed URL to ``GET`` or ``PUT`` (with its sha256) ``path``."""
+
+    path: str
+    method: str = "GET"
+    sha256: str | None = None
+
+
 class Remove(BaseModel):
     """``POST /api/v1/artifacts/remove``: delete ``path`` (a directory only with ``recursive``)."""
 
@@ -70,21 +82,14 @@ def max_upload() -> int:
 
 
 def artifact_store_of(request: Request) -> ArtifactStore:
-    """The server's artifact store, if clients may reach it through the server.
+    """The server's artifact store.
 
     Raises:
-        ApiError: (501) the server has no artifact store, or it is not on the server's own disk.
+        ApiError: (501) the server has no artifact store.
     """
     store: ArtifactStore | None = getattr(request.app.state, "artifact_store", None)
     if store is None:
         raise ApiError(501, "UnsupportedOperationError", "this server serves no artifact store")
-    if not store.is_local:
-        raise ApiError(
-            501,
-            "UnsupportedOperationError",
-            f"the server's artifact store is at {store.uri_of(store.root)}, not on the server: "
-            "clients write there directly (register it on their stacks)",
-        )
     return store
 
 
@@ -95,6 +100,8 @@ def inside(store: ArtifactStore, path: str, *, root: bool = False) -> str:
     Raises:
         ApiError: (400) it does not, naming the path.
     """
+    if not store.is_local:
+        return object_files.inside(store, path, root=root)
     if root and path.rstrip("/") == store.root:
         return store.root
     parts = path.split("/")
@@ -118,6 +125,7 @@ def access_of(request: Request) -> Access:
 READ_FILES = Rule(Role.READ, "custom", "reading artifact files")
 WRITE_FILES = Rule(Role.WRITE, "custom", "writing artifact files")
 LIST_FILES = Rule(Role.READ, "custom", "listing artifact files")
+SIGN_FILES = Rule(Role.READ, "custom", "signing URLs of artifact files (GET: read, PUT: write)")
 
 
 def artifact_router() -> APIRouter:
@@ -132,7 +140,14 @@ def artifact_router() -> APIRouter:
     )
     async def info(request: Request) -> dict[str, Any]:
         store = artifact_store_of(request)
-        return {"root": store.root, "name": store.name, "max_upload_bytes": max_upload()}
+        return {
+            "root": store.root,
+            "uri": store.uri_of(store.root),
+            "name": store.name,
+            "max_upload_bytes": max_upload(),
+            "local": store.is_local,
+            "signed_urls": not store.is_local and object_files.can_sign(store),
+        }
 
     @router.put("/file", summary="Upload one file (streamed; its sha256 is checked on arrival).", openapi_extra=writes)
     async def upload(request: Request, path: str) -> dict[str, Any]:
@@ -146,13 +161,20 @@ def artifact_router() -> APIRouter:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise ApiError(413, "ValueError", f"{path}: {declared} bytes exceed the upload limit of {limit}")
+        if not store.is_local:
+            size = await object_files.receive(store, target, request.stream(), expected, limit)
+            return {"size": size, "sha256": expected}
         return await _receive(store, target, request.stream(), expected, limit)
 
     @router.get("/file", summary="Download one file (streamed).", openapi_extra=reads)
-    async def download(request: Request, path: str) -> FileResponse:
+    async def download(request: Request, path: str) -> Response:
         store = artifact_store_of(request)
         target = inside(store, path)
         await run_in_threadpool(check_read, access_of(request), store, target, f"no file at {path}")
+        if not store.is_local:
+            if not await run_in_threadpool(store.fs.isfile, target):
+                raise ApiError(404, "NotFoundError", f"no file at {path}")
+            return StreamingResponse(object_files.chunks_of(store, target), media_type="application/octet-stream")
         if not os.path.isfile(target):
             raise ApiError(404, "NotFoundError", f"no file at {path}")
         return FileResponse(target, media_type="application/octet-stream")
@@ -162,6 +184,8 @@ def artifact_router() -> APIRouter:
         store = artifact_store_of(request)
         target = inside(store, path, root=True)
         await run_in_threadpool(check_read, access_of(request), store, target, f"nothing at {path}")
+        if not store.is_local:
+            return await run_in_threadpool(object_files.stat, store, target, path)
         return await run_in_threadpool(_stat, target, path)
 
     @router.get("/list", summary="The entries of a directory.", openapi_extra=LIST_FILES.operation())
@@ -169,6 +193,8 @@ def artifact_router() -> APIRouter:
         store = artifact_store_of(request)
         target = inside(store, path, root=True)
         shown = await run_in_threadpool(check_list, access_of(request), store, target, f"no directory at {path}")
+        if not store.is_local:
+            return await run_in_threadpool(object_files.listing, store, target, shown)
         if not os.path.isdir(target):
             raise ApiError(404, "NotFoundError", f"no directory at {path}")
         names = sorted(name for name in os.listdir(target) if shown is None or name in shown)
@@ -179,6 +205,8 @@ def artifact_router() -> APIRouter:
         store = artifact_store_of(request)
         target = inside(store, path)
         await run_in_threadpool(check_read, access_of(request), store, target, f"nothing at {path}")
+        if not store.is_local:
+            return await run_in_threadpool(object_files.content_hash, store, target)
         if not os.path.exists(target):
             raise ApiError(404, "NotFoundError", f"nothing at {path}")
         digest, size, files = await run_in_threadpool(hash_tree, store.fs, target)
@@ -191,6 +219,13 @@ def artifact_router() -> APIRouter:
         access = access_of(request)
         for path in (source, target):
             await run_in_threadpool(check_write, access, store, path, "moving files")
+        if not store.is_local:
+            if not await run_in_threadpool(store.fs.exists, source):
+                if await run_in_threadpool(store.fs.exists, target):
+                    return {"moved": body.target}
+                raise ApiError(404, "NotFoundError", f"nothing at {body.source}")
+            await run_in_threadpool(object_files.move, store, source, target)
+            return {"moved": body.target}
         if not os.path.exists(source):
             if os.path.exists(target):
                 return {"moved": body.target}  # a retried move that was done
@@ -207,6 +242,8 @@ def artifact_router() -> APIRouter:
         store = artifact_store_of(request)
         target = inside(store, body.path)
         await run_in_threadpool(check_write, access_of(request), store, target, "removing files")
+        if not store.is_local:
+            return {"removed": await run_in_threadpool(object_files.remove, store, target, body.recursive)}
         try:
             if os.path.isdir(target) and not os.path.islink(target):
                 if body.recursive:
@@ -220,6 +257,29 @@ def artifact_router() -> APIRouter:
         except OSError as exc:  # e.g. a directory that is not empty: the client's OSError
             raise ApiError(409, "OSError", f"cannot remove {body.path}: {exc.strerror}") from None
         return {"removed": True}
+
+    @router.post(
+        "/sign",
+        summary="A short-lived signed URL to GET or PUT one object of the server's S3 artifact store.",
+        openapi_extra=SIGN_FILES.operation(),
+    )
+    async def sign(request: Request, body: Sign) -> dict[str, Any]:
+        store = artifact_store_of(request)
+        method = body.method.upper()
+        if method not in ("GET", "PUT"):
+            raise ApiError(400, "ValueError", f"cannot sign {body.method!r}: give GET or PUT")
+        target = inside(store, body.path)
+        if method == "PUT":
+            await run_in_threadpool(check_write, access_of(request), store, target, "uploading files")
+        else:
+            await run_in_threadpool(check_read, access_of(request), store, target, f"no file at {body.path}")
+        if store.is_local:
+            raise ApiError(
+                501,
+                "UnsupportedOperationError",
+                "the server's artifact store is on its disk: files go through the server",
+            )
+        return await run_in_threadpool(object_files.sign, store, target, method, body.sha256)
 
     return router
 

@@ -24,7 +24,6 @@ A server administrator passes every check.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from pipeledger.artifacts.store import OWNER_FILE, ArtifactStore
@@ -99,7 +98,7 @@ def check_write(access: Access, store: ArtifactStore, path: str, action: str) ->
                 raise ApiError(404, "NotFoundError", str(error))
             access.need("pipeline", place.pipeline, Role.WRITE, action)
         elif place.owner_file and (
-            place.partial or (action in ("uploading files", "moving files") and not os.path.exists(path))
+            place.partial or (action in ("uploading files", "moving files") and not store.fs.exists(path))
         ):
             access.require_somewhere(Role.WRITE, "claiming the artifact store")
         else:
@@ -130,5 +129,7 @@ def check_list(access: Access, store: ArtifactStore, path: str, absent: str) -> 
     relative = path[len(store.root) :].strip("/").split("/")
     if len(relative) != 2 or relative[0] != "stores":
         return None  # the root and stores/: store ids, no pipeline
-    names = os.listdir(path) if os.path.isdir(path) else []
+    names = (
+        [str(n).rstrip("/").rsplit("/", 1)[-1] for n in store.fs.ls(path, detail=False)] if store.fs.isdir(path) else []
+    )
     return {name for name in names if name == OWNER_FILE or access.may_read("pipeline", name)}
