@@ -6,8 +6,10 @@ lineage and cache look-up latencies, through the server (the ``rest`` flavor) an
 
 Each figure is measured in this one invocation on a fresh database per mode, so the two modes
 compare on the same machine at the same time. A client is a process recording whole runs (10
-steps: one ``start_step`` and one ``finish_step`` each, as the orchestrator does); throughput is
-all clients' steps over the wall time from the first start to the last finish.
+steps) as the sequential orchestrator does: the first step's ``start_step``, each step's end with
+the next one's start (``finish_and_start``: one request), the last one's ``finish_step``;
+``BENCH_HELD=0`` records a start and a finish apart (two requests per step), for an A/B.
+Throughput is all clients' steps over the wall time from the first start to the last finish.
 """
 
 from __future__ import annotations

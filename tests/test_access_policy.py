@@ -182,6 +182,15 @@ CASES: dict[str, tuple[Calls, Calls | None]] = {
         lambda w: {"step_run_id": w.ids["ml_step"], "status": Status.COMPLETED, "end_time": at(20), "outputs": []},
         lambda w: {"step_run_id": "f" * 32, "status": Status.COMPLETED, "end_time": at(20), "outputs": []},
     ),
+    "finish_and_start": (
+        lambda w: {
+            "step_run_id": w.ids["ml_step"],
+            "status": Status.COMPLETED,
+            "end_time": at(20),
+            "next_step": _step(w),
+        },
+        lambda w: {"step_run_id": "f" * 32, "status": Status.COMPLETED, "end_time": at(20), "next_step": _step(w)},
+    ),
     "record_cached_step": (
         lambda w: {"step": _step(w), "cached_from_id": w.ids["ml_step"], "outputs": {"model": w.ids["model"]}},
         None,

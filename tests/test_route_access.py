@@ -127,6 +127,7 @@ def store_arguments(method: str, ids: dict[str, str]) -> dict[str, Any] | None:
         "heartbeat": {"run_id": run, "at": now},
         "start_step": {"step": new_step},
         "finish_step": {"step_run_id": step, "status": "completed", "end_time": now},
+        "finish_and_start": {"step_run_id": step, "status": "completed", "end_time": now, "next_step": new_step},
         "record_cached_step": {"step": new_step, "cached_from_id": step, "outputs": {"model": artifact}},
         "invalidate_cache": {"at": now, "pipeline": "training"},
         "list_cache_entries": {"pipeline": "training"},

@@ -138,7 +138,7 @@ def test_every_api_route_goes_through_the_caller_check(tmp_path: object) -> None
             if path.startswith("/api/v1/") and path not in PUBLIC_ROUTES
             for method in item
         ]
-        assert len(api) == len(contract_methods()) + 1 + 8 + 16 + 2  # + /info, the artifact, identity and audit routes
+        assert len(api) == len(contract_methods()) + 1 + 9 + 16 + 2  # + /info, the artifact, identity and audit routes
         assert set(paths) >= PUBLIC_ROUTES  # login: checked by its body
         for method, path in api:
             answer = client.request(method.upper(), path, json={})

@@ -59,6 +59,9 @@ class System:
         )
         self.final: dict[int, str] = {}
         self.run_ids: dict[int, str] = {}
+        #: Record a step's end with the next step's start, as the sequential orchestrator does
+        #: (``finish_and_start``); ``BENCH_HELD=0`` records each apart (the A/B's other side).
+        self.held = os.environ.get("BENCH_HELD", "1") != "0"
 
     def record_run(self, run: int) -> None:
         self.record_named_run(run, f"run-{run}")
@@ -70,6 +73,7 @@ class System:
         )
         self.run_ids[run] = record.id
         previous = self.raw.id
+        pending: tuple[str, list[ArtifactCreate]] | None = None  # a finished step, held for the next start
         for index in range(STEPS):
             spec = StepSpec(run, index)
             components: dict[str, Any] = {
@@ -80,19 +84,23 @@ class System:
                 "outputs": {name: f"{MATERIALIZER}@1" for name, _, _ in OUTPUTS},
                 "cache_version": None,
             }
-            started = self.store.start_step(
-                StepRunCreate(
-                    run_id=record.id,
-                    name=spec.name,
-                    entrypoint=f"bench.{spec.name}",
-                    parameters=spec.parameters,
-                    config={"inputs": {"data": "previous.out_a"}, "outputs": ["out_a", "out_b"]},
-                    source_hash=spec.cache_key,
-                    cache_key=spec.cache_key,
-                    cache_components=components,
-                    inputs={"data": previous},
-                )
+            create = StepRunCreate(
+                run_id=record.id,
+                name=spec.name,
+                entrypoint=f"bench.{spec.name}",
+                parameters=spec.parameters,
+                config={"inputs": {"data": "previous.out_a"}, "outputs": ["out_a", "out_b"]},
+                source_hash=spec.cache_key,
+                cache_key=spec.cache_key,
+                cache_components=components,
+                inputs={"data": previous},
             )
+            if pending is None:
+                started = self.store.start_step(create)
+            else:
+                _, started = self.store.finish_and_start(
+                    pending[0], Status.COMPLETED, end_time=utcnow(), outputs=pending[1], logs_uri=None, next_step=create
+                )
             outputs = [
                 ArtifactCreate(
                     name=name,
@@ -106,10 +114,13 @@ class System:
                 )
                 for name, type_name, data_type in OUTPUTS
             ]
-            created = self.store.finish_step(
-                started.id, Status.COMPLETED, end_time=utcnow(), outputs=outputs, logs_uri=None
-            )
-            previous = created[0].id
+            pending = (started.id, outputs)
+            if not self.held:
+                self.store.finish_step(started.id, Status.COMPLETED, end_time=utcnow(), outputs=outputs, logs_uri=None)
+                pending = None
+            previous = outputs[0].id
+        if pending is not None:
+            self.store.finish_step(pending[0], Status.COMPLETED, end_time=utcnow(), outputs=pending[1], logs_uri=None)
         self.store.finish_run(record.id, Status.COMPLETED, end_time=utcnow())
         self.final[run] = previous
 

@@ -136,6 +136,48 @@ class MetadataStore(abc.ABC):
             NotFoundError: no step run has this id.
         """
 
+    def finish_and_start(
+        self,
+        step_run_id: str,
+        status: Status,
+        *,
+        end_time: datetime,
+        outputs: Sequence[ArtifactCreate] = (),
+        metadata: Mapping[str, JSON] | None = None,
+        error: str | None = None,
+        logs_uri: str | None = None,
+        error_message: str | None = None,
+        next_step: StepRunCreate,
+    ) -> tuple[list[ArtifactRecord], StepRunRecord]:
+        """Finish one step run and start the next: :meth:`finish_step` with these arguments, then
+        :meth:`start_step` of ``next_step`` (whose inputs may be the outputs just finished).
+
+        The sequential orchestrator records a step's end together with the next step's start
+        (:class:`~pipeledger.orchestrators.step_runner.StepRunner`): one transaction instead of
+        two on the SQL stores, one request instead of two on ``rest``. This default calls the two
+        methods in turn (not atomic); a store that can do both in one transaction overrides it,
+        and then either both are recorded or neither is.
+
+        Returns:
+            The finished step's artifacts (as :meth:`finish_step`) and the started step run.
+
+        Raises:
+            NotFoundError: no step run has ``step_run_id``; ``next_step``'s run or an input
+                artifact does not exist.
+            StepRunExistsError: as :meth:`start_step`.
+        """
+        created = self.finish_step(
+            step_run_id,
+            status,
+            end_time=end_time,
+            outputs=outputs,
+            metadata=metadata,
+            error=error,
+            logs_uri=logs_uri,
+            error_message=error_message,
+        )
+        return created, self.start_step(next_step)
+
     @abc.abstractmethod
     def record_cached_step(
         self, step: StepRunCreate, *, cached_from_id: str, outputs: Mapping[str, str]

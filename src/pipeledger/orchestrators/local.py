@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -9,7 +11,8 @@ from pydantic import Field, model_validator
 
 from pipeledger.models import ArtifactRecord, Status
 from pipeledger.orchestrators.base import Orchestrator, RunPlan
-from pipeledger.orchestrators.step_runner import StepOutcome, StepRunner
+from pipeledger.orchestrators.step_runner import HeldStepFailed, StepOutcome, StepRunner
+from pipeledger.pipelines.tracing import StepInvocation
 from pipeledger.stack.flavor import FlavorConfig, OrchestratorFlavor
 
 
@@ -63,30 +66,20 @@ class LocalOrchestrator(Orchestrator):
                 workers=self.config.workers,
                 on_failure=self.config.on_failure,
             )
-        outcomes: dict[str, StepOutcome] = {}
-        produced: dict[str, dict[str, ArtifactRecord]] = {}
-        blocked: dict[str, str] = {}  # step not to run -> the failed step it (indirectly) waits for
-        stopped_by: str | None = None
-        for invocation in plan.invocations:
-            broken = [blocked[u] for u in invocation.upstream if u in blocked]
-            if broken or stopped_by is not None:
-                blocked[invocation.name] = broken[0] if broken else str(stopped_by)
-                reason = f"upstream step {broken[0]} failed" if broken else f"step {stopped_by} failed (stop)"
-                outcomes[invocation.name] = runner.record_skipped(invocation, reason)
-                plan.reporter.step_skipped(invocation.name, reason)
-                continue
-            plan.reporter.step_started(invocation.name)
-            outcome = runner.run_step(invocation, produced)
-            outcomes[invocation.name] = outcome
-            error = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error else None
-            plan.reporter.step_finished(invocation.name, outcome.status.value, outcome.seconds, error)
-            if outcome.status is Status.FAILED:
-                blocked[invocation.name] = invocation.name
-                if self.config.on_failure != "continue":
-                    stopped_by = invocation.name
-            else:
-                produced[invocation.name] = outcome.outputs
-        return outcomes
+        runner.hold_finishes = True  # one step at a time: a step's end is recorded with the next start
+        turn = _Turn(plan, runner, self.config.on_failure)
+        try:
+            for invocation in plan.invocations:
+                turn.step(invocation)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the first error is the one to see
+                runner.flush()
+            raise
+        try:
+            runner.flush()
+        except HeldStepFailed as failed:
+            turn.failed_late(failed)
+        return turn.outcomes
 
     def describe(self) -> dict[str, Any]:
         return {"flavor": self.flavor, **self.config.model_dump()}
@@ -103,3 +96,57 @@ class LocalOrchestratorFlavor(OrchestratorFlavor):
 
     def create(self, component_name: str, config: Any, home: Path) -> LocalOrchestrator:
         return LocalOrchestrator(component_name, config)
+
+
+@dataclass
+class _Turn:
+    """The steps of one run executed one after another, in the plan's order."""
+
+    plan: RunPlan
+    runner: StepRunner
+    on_failure: str
+    outcomes: dict[str, StepOutcome] = field(default_factory=dict)
+    produced: dict[str, dict[str, ArtifactRecord]] = field(default_factory=dict)
+    blocked: dict[str, str] = field(default_factory=dict)
+    """Step not to run -> the failed step it (indirectly) waits for."""
+    stopped_by: str | None = None
+
+    def step(self, invocation: StepInvocation) -> None:
+        """Run ``invocation``, or record it skipped after a failure upstream (or anywhere, with
+        ``on_failure: stop``). When recording the held end of the previous step fails first,
+        that step is failed after all, and this one is decided again."""
+        try:
+            self._step(invocation)
+        except HeldStepFailed as failed:
+            self.failed_late(failed)
+            self._step(invocation)
+
+    def _step(self, invocation: StepInvocation) -> None:
+        plan, runner = self.plan, self.runner
+        broken = [self.blocked[u] for u in invocation.upstream if u in self.blocked]
+        if broken or self.stopped_by is not None:
+            self.blocked[invocation.name] = broken[0] if broken else str(self.stopped_by)
+            reason = f"upstream step {broken[0]} failed" if broken else f"step {self.stopped_by} failed (stop)"
+            self.outcomes[invocation.name] = runner.record_skipped(invocation, reason)
+            plan.reporter.step_skipped(invocation.name, reason)
+            return
+        plan.reporter.step_started(invocation.name)
+        outcome = runner.run_step(invocation, self.produced)
+        self._ended(invocation.name, outcome)
+
+    def _ended(self, name: str, outcome: StepOutcome) -> None:
+        self.outcomes[name] = outcome
+        error = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error else None
+        self.plan.reporter.step_finished(name, outcome.status.value, outcome.seconds, error)
+        if outcome.status is Status.FAILED:
+            self.blocked[name] = name
+            self.produced.pop(name, None)
+            if self.on_failure != "continue":
+                self.stopped_by = name
+        else:
+            self.produced[name] = outcome.outputs
+
+    def failed_late(self, failed: HeldStepFailed) -> None:
+        """The step whose end was held turned out failed: its results could not be recorded."""
+        done = self.outcomes[failed.step_name]
+        self._ended(failed.step_name, StepOutcome(Status.FAILED, done.step_run_id, done.seconds, {}, failed.error))

@@ -9,6 +9,15 @@ For one step invocation :func:`run_step`
    then moved into place) and stores the captured logs,
 5. records outputs, metadata and the final status (one transaction).
 
+With :attr:`StepRunner.hold_finishes` (the sequential local orchestrator sets it), step 5 of a
+completed step is held and recorded in the same transaction as the next step's start (2),
+:meth:`MetadataStore.finish_and_start`: a run of S steps commits S + 1 transactions instead of
+2S (one request instead of two per step through a server). The hold lasts from the step's end
+to the next step's start (its cache look-up): :meth:`StepRunner.flush` records a held finish
+at once, and every other write of the runner (a cache hit, a skipped step, the end of the run)
+flushes first. A process killed inside that window leaves the finished step ``running``, and
+crash detection then marks it ``crashed``, as for a process killed while the step ran.
+
 A step that raises, returns the wrong number of outputs or an output of another type
 than it declares, or whose outputs cannot be materialized is recorded ``failed``
 with the traceback text as its error. So is a step whose results cannot be recorded
@@ -27,6 +36,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from pipeledger.artifacts.materializers import MaterializerRegistry
 from pipeledger.artifacts.store import ArtifactStore, read_artifact, uri_exists, verify_artifact
@@ -66,6 +76,17 @@ ATTEMPTS_KEY = "pipeledger.attempts"
 """Step-run metadata key holding the number of attempts of a step whose worker was lost."""
 
 
+class HeldStepFailed(Exception):
+    """The held end of a completed step could not be recorded: the step was recorded ``failed``
+    with ``error`` (the store's), before anything of the step being started now was recorded.
+    Raised by :class:`StepRunner` for its orchestrator to count that step failed after all."""
+
+    def __init__(self, step_name: str, error: Exception) -> None:
+        super().__init__(f"could not record the results of step {step_name!r}: {error}")
+        self.step_name = step_name
+        self.error = error
+
+
 class WorkerLostError(Exception):
     """The worker running a step was lost (killed, out of memory) more often than retries allow."""
 
@@ -99,6 +120,54 @@ class StepRunner:
     streams in place when the step starts."""
     unfinished: set[str] = field(default_factory=set)
     """Ids of step runs recorded ``running`` whose end is not recorded yet."""
+    hold_finishes: bool = False
+    """Record a completed step's end with the next step's start (see the module docstring);
+    only for an orchestrator that runs one step at a time and calls :meth:`flush` at its end."""
+    _held: _HeldFinish | None = field(default=None, init=False, repr=False)
+
+    def flush(self) -> None:
+        """Record the held end of a completed step now, if there is one.
+
+        Raises:
+            HeldStepFailed: its results could not be recorded; it was recorded ``failed``.
+            Exception: the store's error, when even a ``failed`` record could not be written.
+        """
+        held, self._held = self._held, None
+        if held is not None:
+            self._record_held(held)
+
+    def _record_held(self, held: _HeldFinish) -> None:
+        try:
+            self.metadata_store.finish_step(held.step_run_id, Status.COMPLETED, **held.values)
+        except Exception as exc:
+            text = f"could not record the results of step {held.step_name!r}: {type(exc).__name__}: {exc}"
+            log.warning("%s", text)
+            self.metadata_store.finish_step(
+                held.step_run_id,
+                Status.FAILED,
+                end_time=held.values["end_time"],
+                error=storable_text(text),
+                error_message=storable_text(text),
+                logs_uri=held.values["logs_uri"],
+            )  # raises if even this fails: the step stays in unfinished, for the run's end to handle
+            self.unfinished.discard(held.step_run_id)
+            raise HeldStepFailed(held.step_name, exc) from exc
+        self.unfinished.discard(held.step_run_id)
+
+    def _start(self, create: StepRunCreate) -> StepRunRecord:
+        """Record ``create`` as started, with the held end of the previous step if any."""
+        held, self._held = self._held, None
+        if held is None:
+            return self.metadata_store.start_step(create)
+        try:
+            _, record = self.metadata_store.finish_and_start(
+                held.step_run_id, Status.COMPLETED, **held.values, next_step=create
+            )
+        except Exception:  # record them apart, so that an error is about the right one
+            self._record_held(held)
+            return self.metadata_store.start_step(create)
+        self.unfinished.discard(held.step_run_id)
+        return record
 
     def run_step(self, invocation: StepInvocation, upstream: Mapping[str, Mapping[str, ArtifactRecord]]) -> StepOutcome:
         """Execute ``invocation`` (or reuse a cached result); ``upstream[step][output]`` holds
@@ -108,6 +177,8 @@ class StepRunner:
         input_records = {name: upstream[ref.step][ref.output] for name, ref in invocation.inputs.items()}
         cache_key = compute_cache_key(step, invocation.parameters, input_records, self.materializers)
         enabled, disabled_by = self.cache.decide(invocation.name, step.enable_cache)
+        if self._held is not None and self._held.cache_key == cache_key.key:
+            self.flush()  # the held step is this one's cache entry (the same step twice in a run)
         create = StepRunCreate(
             run_id=self.run.id,
             name=invocation.name,
@@ -149,6 +220,7 @@ class StepRunner:
         is kept in the record's metadata (``pipeledger.attempts``, 2 for the first retry) and this
         attempt finishes ``record``. When the step has had ``max_attempts`` attempts already,
         it is not run again: it is recorded ``failed`` naming the lost attempts."""
+        self.flush()
         found = self.metadata_store.get_metadata(EntityKind.STEP_RUN, [record.id]).get(record.id, {})
         previous = found.get(ATTEMPTS_KEY)
         attempt = (previous if isinstance(previous, int) else 1) + 1
@@ -174,6 +246,7 @@ class StepRunner:
         :meth:`MetadataStore.latest_step_run` passes over it when a later run explains a cache
         miss. Recorded as one ``start_step`` and one ``finish_step`` at the same instant.
         """
+        self.flush()
         step = invocation.step
         now = utcnow()
         create = StepRunCreate(
@@ -214,6 +287,7 @@ class StepRunner:
         run_name = found.run_name or self.metadata_store.get_run(found.step_run.run_id).name
         message = f"{explain.HIT}: reused the outputs of step `{found.step_run.name}` of run `{run_name}`"
         cached = _with_cache_info(create, True, [message])
+        self.flush()
         try:
             record = self.metadata_store.record_cached_step(
                 cached, cached_from_id=found.step_run.id, outputs={n: a.id for n, a in found.outputs.items()}
@@ -286,7 +360,7 @@ class StepRunner:
             record = existing
         else:
             assert create is not None
-            record = self.metadata_store.start_step(create)
+            record = self._start(create)
         self.unfinished.add(record.id)
         step = invocation.step
         context = StepContext(self.run.pipeline_name, self.run.name, invocation.name, record.id)
@@ -324,7 +398,7 @@ class StepRunner:
                 logs_uri = None
         ended = utcnow()
         status, created, error = self._finish(
-            record.id, invocation.name, outputs, context.metadata, error, logs_uri, ended
+            record.id, invocation.name, outputs, context.metadata, error, logs_uri, ended, record.cache_key
         )
         by_name = {spec.name: art for spec, art in zip(outputs, created)}
         return StepOutcome(status, record.id, (ended - record.start_time).total_seconds(), by_name, error)
@@ -338,6 +412,7 @@ class StepRunner:
         error: BaseException | None,
         logs_uri: str | None,
         ended: datetime,
+        cache_key: str | None = None,
     ) -> tuple[Status, list[ArtifactRecord], BaseException | None]:
         """Record how a started step ended (at ``ended``); returns its final status, artifacts and error.
 
@@ -349,12 +424,20 @@ class StepRunner:
         raised: the step stays ``running`` in :attr:`unfinished`, for
         :meth:`Orchestrator.run <pipeledger.orchestrators.base.Orchestrator.run>` to end, or
         for crash detection (the run's heartbeat stops) to mark ``crashed``.
+
+        With :attr:`hold_finishes`, a completed step's checked results are held instead, for
+        the next step's start (see the module docstring).
         """
         status = Status.FAILED if error else Status.COMPLETED
         try:
             for output in outputs:
                 check_name(f"materializer {output.materializer}: artifact_type", output.type)
                 check_metadata(output.metadata, f"step {step_name!r}: metadata of output {output.name!r}")
+            if self.hold_finishes and error is None:
+                self.flush()  # nothing is held here (the step's start took it), but never drop one
+                values = {"end_time": ended, "outputs": outputs, "metadata": metadata, "logs_uri": logs_uri}
+                self._held = _HeldFinish(step_run_id, step_name, cache_key, values)
+                return status, [output.to_record(step_run_id, ended) for output in outputs], None
             created = self.metadata_store.finish_step(
                 step_run_id,
                 status,
@@ -439,6 +522,17 @@ class StepRunner:
                 )
             )
         return created
+
+
+@dataclass
+class _HeldFinish:
+    """The end of a completed step, held to be recorded with the next step's start."""
+
+    step_run_id: str
+    step_name: str
+    cache_key: str | None
+    values: dict[str, Any]
+    """``end_time``, ``outputs``, ``metadata`` and ``logs_uri`` of :meth:`MetadataStore.finish_step`."""
 
 
 def _with_cache_info(create: StepRunCreate, enabled: bool, reasons: list[str]) -> StepRunCreate:

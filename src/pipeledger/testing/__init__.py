@@ -36,6 +36,7 @@ from __future__ import annotations
 from pipeledger.testing.artifact_store import ArtifactStoreContract
 from pipeledger.testing.artifacts_and_io import ArtifactsContract
 from pipeledger.testing.cache import CacheContract
+from pipeledger.testing.finish_and_start import FinishAndStartContract
 from pipeledger.testing.lineage import LineageContract
 from pipeledger.testing.metadata import MetadataContract
 from pipeledger.testing.names import NamesContract
@@ -50,6 +51,7 @@ __all__ = [
     "ArtifactStoreContract",
     "ArtifactsContract",
     "CacheContract",
+    "FinishAndStartContract",
     "LineageContract",
     "MetadataContract",
     "MetadataStoreContract",
@@ -66,6 +68,7 @@ __all__ = [
 class MetadataStoreContract(
     RunsContract,
     StepRunsContract,
+    FinishAndStartContract,
     ArtifactsContract,
     MetadataContract,
     CacheContract,

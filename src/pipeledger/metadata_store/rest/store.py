@@ -143,6 +143,40 @@ class RestMetadataStore(MetadataStore):
         )
         return result
 
+    def finish_and_start(
+        self,
+        step_run_id: str,
+        status: Status,
+        *,
+        end_time: datetime,
+        outputs: Sequence[ArtifactCreate] = (),
+        metadata: Mapping[str, JSON] | None = None,
+        error: str | None = None,
+        logs_uri: str | None = None,
+        error_message: str | None = None,
+        next_step: StepRunCreate,
+    ) -> tuple[list[ArtifactRecord], StepRunRecord]:
+        def recover() -> tuple[list[ArtifactRecord], StepRunRecord] | None:
+            started = self._step_run_or_none(next_step.id)
+            if started is None:
+                return None  # the server records both in one transaction: neither was recorded
+            return [self.get_artifact(output.id) for output in outputs], started
+
+        result: tuple[list[ArtifactRecord], StepRunRecord] = self._call(
+            "finish_and_start",
+            recover=recover,
+            step_run_id=step_run_id,
+            status=status,
+            end_time=end_time,
+            outputs=list(outputs),
+            metadata=metadata,
+            error=error,
+            logs_uri=logs_uri,
+            error_message=error_message,
+            next_step=next_step,
+        )
+        return result
+
     def record_cached_step(
         self, step: StepRunCreate, *, cached_from_id: str, outputs: Mapping[str, str]
     ) -> StepRunRecord:

@@ -412,6 +412,27 @@ recording is ~10% faster in interleaved measurements (``benchmarks/RESULTS.md``)
 more on two cores."""
 
 
+def _use_wal(cursor: sqlite3.Cursor, patience: float = 30.0) -> None:
+    """Put the database in WAL mode (kept in the file: once done, only read back).
+
+    Switching a new file to WAL takes an exclusive lock, and SQLite may answer ``database is
+    locked`` at once instead of calling the busy handler when several processes open the same
+    new file together (it does so where waiting could deadlock): retried here for up to
+    ``patience`` seconds."""
+    deadline = time.monotonic() + patience
+    delay = 0.005
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """WAL journal, foreign keys and explicit BEGIN statements (the busy timeout is the
     driver's ``timeout`` connect argument: the flavor's ``busy_timeout``, else 30 s).
@@ -426,7 +447,7 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _use_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
             cursor.execute("PRAGMA foreign_keys = ON")

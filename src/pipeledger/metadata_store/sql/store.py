@@ -10,7 +10,7 @@ metrics), :mod:`.maintenance_queries` (deletion, crash detection, integrity).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -197,12 +197,22 @@ class SqlMetadataStore(
 
     def start_step(self, step: StepRunCreate) -> StepRunRecord:
         values = records.step_run_values(step, Status.RUNNING)
+        self._run_step_work(self._start_work(step, values), step)
+        return records.step_run_from_values(values)
+
+    def _start_work(self, step: StepRunCreate, values: dict[str, Any]) -> Callable[[Session], None]:
+        """The statements of :meth:`start_step` (run inside a transaction by the caller)."""
 
         def work(session: Session) -> None:
             sql.INSERT_STEP.execute(session, [values])
             if step.inputs:
                 sql.INSERT_IO.execute(session, records.edge_values(step.id, Direction.INPUT, step.inputs.items()))
 
+        return work
+
+    def _run_step_work(self, work: Callable[[Session], None], step: StepRunCreate) -> None:
+        """Run ``work`` (which starts ``step``) in one transaction; a missing run or input
+        artifact as :class:`NotFoundError` naming it."""
         try:
             self.db.run_session(work)
         except MissingReferenceError as exc:
@@ -212,7 +222,6 @@ class SqlMetadataStore(
             raise MetadataStoreError(
                 f"cannot record step {step.name!r} of run {step.run_id!r}: its run or an input artifact does not exist"
             ) from exc
-        return records.step_run_from_values(values)
 
     def _missing_step_refs(self, step: StepRunCreate) -> str | None:
         """Why ``step`` cannot be recorded if its run or an input artifact is missing."""
@@ -237,6 +246,50 @@ class SqlMetadataStore(
         logs_uri: str | None = None,
         error_message: str | None = None,
     ) -> list[ArtifactRecord]:
+        work, created = self._finish_work(
+            step_run_id, status, end_time, outputs, metadata, error, logs_uri, error_message
+        )
+        self.db.run_session(work)
+        return created
+
+    def finish_and_start(
+        self,
+        step_run_id: str,
+        status: Status,
+        *,
+        end_time: datetime,
+        outputs: Sequence[ArtifactCreate] = (),
+        metadata: Mapping[str, JSON] | None = None,
+        error: str | None = None,
+        logs_uri: str | None = None,
+        error_message: str | None = None,
+        next_step: StepRunCreate,
+    ) -> tuple[list[ArtifactRecord], StepRunRecord]:
+        finish, created = self._finish_work(
+            step_run_id, status, end_time, outputs, metadata, error, logs_uri, error_message
+        )
+        values = records.step_run_values(next_step, Status.RUNNING)
+        start = self._start_work(next_step, values)
+
+        def work(session: Session) -> None:  # one transaction: both recorded, or neither
+            finish(session)
+            start(session)
+
+        self._run_step_work(work, next_step)
+        return created, records.step_run_from_values(values)
+
+    def _finish_work(
+        self,
+        step_run_id: str,
+        status: Status,
+        end_time: datetime,
+        outputs: Sequence[ArtifactCreate],
+        metadata: Mapping[str, JSON] | None,
+        error: str | None,
+        logs_uri: str | None,
+        error_message: str | None,
+    ) -> tuple[Callable[[Session], None], list[ArtifactRecord]]:
+        """The statements of :meth:`finish_step`, and the artifacts they insert."""
         created = [a.to_record(step_run_id, end_time) for a in outputs]
         meta_rows = records.metadata_values(EntityKind.STEP_RUN, step_run_id, metadata or {})
         artifact_meta_rows = [
@@ -269,8 +322,7 @@ class SqlMetadataStore(
             if artifact_meta_rows:  # new artifacts: nothing to replace
                 sql.INSERT_METADATA.execute(conn, artifact_meta_rows)
 
-        self.db.run_session(work)
-        return created
+        return work, created
 
     def register_artifact(self, artifact: ArtifactCreate, *, at: datetime) -> ArtifactRecord:
         record = artifact.to_record(None, at)

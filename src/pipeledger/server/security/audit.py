@@ -89,6 +89,7 @@ WRITE_METHODS = frozenset(
         "heartbeat",
         "start_step",
         "finish_step",
+        "finish_and_start",
         "record_cached_step",
         "invalidate_cache",
         "register_artifact",

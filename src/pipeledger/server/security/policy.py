@@ -215,6 +215,16 @@ def _start_step(access: Access, arguments: dict[str, Any]) -> None:
         access.need("artifact", artifact_id, Role.READ, "reading an input")
 
 
+def _finish_and_start(access: Access, arguments: dict[str, Any]) -> None:
+    access.need("step_run", arguments["step_run_id"], Role.WRITE, "recording steps")
+    step: StepRunCreate = arguments["next_step"]
+    access.need("run", step.run_id, Role.WRITE, "recording steps")
+    created = {output.id for output in arguments.get("outputs") or ()}
+    for artifact_id in step.inputs.values():
+        if artifact_id not in created:  # the outputs finished in the same call are the caller's own
+            access.need("artifact", artifact_id, Role.READ, "reading an input")
+
+
 def _record_cached_step(access: Access, arguments: dict[str, Any]) -> None:
     _start_step(access, arguments)
     access.need("step_run", arguments["cached_from_id"], Role.READ, "reusing a cached step")
@@ -352,6 +362,7 @@ STORE_RULES: dict[str, Rule] = {
     "heartbeat": Rule(W, "objects", "recording runs", _on("run", "run_id", W, "recording runs")),
     "start_step": Rule(W, "objects", "recording steps", _start_step),
     "finish_step": Rule(W, "objects", "recording steps", _on("step_run", "step_run_id", W, "recording steps")),
+    "finish_and_start": Rule(W, "objects", "recording steps", _finish_and_start),
     "record_cached_step": Rule(W, "objects", "recording steps", _record_cached_step),
     "invalidate_cache": Rule(A, "listing", "invalidating caches", _invalidate_cache),
     "list_cache_entries": Rule(R, "listing", "reading caches"),
