@@ -9,7 +9,8 @@ help:
 	@echo "make demo   - install pipeledger in $(VENV), run examples/quickstart.py twice, show the cached run"
 	@echo "make test   - install dev extras, run ruff, mypy and the test suite"
 	@echo "make stress - the concurrency tests at full size (8 processes x 25 runs x 5 steps per database),"
-	@echo "              and the server's API fuzzed with 25 examples per operation (schemathesis)"
+	@echo "              the server's API fuzzed with 25 examples per operation (schemathesis), the contract"
+	@echo "              suite on the SQLAlchemy Core path of every server, 300 generated filters per search test"
 	@echo "make bench  - ledger-bench: pipeledger vs a raw SQLite floor vs ML Metadata (BENCH_ARGS=--quick),"
 	@echo "              end-to-end overhead, import cost, parallel/dask speed-up (benchmarks/parallel.py)"
 	@echo "make bench-server - ledger-bench for pipeledger and a raw-driver floor on MariaDB and PostgreSQL, then through pipeledger server"
@@ -51,6 +52,8 @@ test: lint typecheck unit
 stress: $(VENV)/.installed-dev
 	PIPELEDGER_STRESS=1 $(BIN)/pytest -m stress -v tests/test_concurrency.py
 	PIPELEDGER_STRESS=1 $(BIN)/pytest -s -v tests/test_fuzz_api.py
+	PIPELEDGER_STRESS=1 $(BIN)/pytest -q tests/test_store_contract.py -k fastpath-off
+	PIPELEDGER_STRESS=1 $(BIN)/pytest -q tests/test_search.py
 
 # ledger-bench runs in its own virtualenv: ML Metadata 1.17.1 needs Python 3.11 and is never a
 # dependency of pipeledger itself.

@@ -38,13 +38,23 @@ def test_a_run_on_gcs_is_recorded_cached_and_deleted(gcs_server: GcsEmulator) ->
 
 
 @pytest.mark.parametrize("problem", ["no bucket", "unreachable"])
-def test_an_unusable_gcs_store_fails_in_one_line(problem: str, gcs_server: GcsEmulator) -> None:
+def test_an_unusable_gcs_store_fails_in_one_line(
+    problem: str, gcs_server: GcsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if problem == "no bucket":
         register_gcs_stack(gcs_server.endpoint, "pl-missing-bucket")
         expected = "bucket pl-missing-bucket does not exist"
     else:
         register_gcs_stack(f"http://127.0.0.1:{free_port()}", "pl-any")
         expected = "cannot reach the endpoint"
+        # gcsfs retries a refused connection 6 times with a fixed backoff (about 18 s per request,
+        # not configurable per filesystem): its sleeps are shortened here, not its attempts.
+        import gcsfs.retry
+
+        real_sleep = gcsfs.retry.asyncio.sleep
+        monkeypatch.setattr(
+            gcsfs.retry.asyncio, "sleep", lambda delay, *args, **kwargs: real_sleep(min(delay, 0.01), *args, **kwargs)
+        )
     with pytest.raises(RunFailedError) as failed:
         P.training()
     assert isinstance(failed.value.__cause__, ArtifactStoreUnavailableError)

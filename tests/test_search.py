@@ -8,6 +8,7 @@ the ids :mod:`tests.search_reference` returns, in the same order, across pages.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -30,7 +31,9 @@ from tests.search_reference import Records, Reference
 from tests.servers import enabled_backends, scratch_database
 
 SQL = [b for b in enabled_backends() if b in ("sqlite", "mysql", "postgresql")]
-EXAMPLES = 150  # generated filters per entity and backend (three entities: hundreds per backend)
+#: Generated filters per entity and backend (three entities: hundreds per backend; 300 each under
+#: ``make stress``).
+EXAMPLES = 300 if os.environ.get("PIPELEDGER_STRESS") == "1" else 100
 
 TAGS = ["prod", "candidate", "exp:1", "exp:2", "EXP:3", "it's", "日本", "a%b", "a_b", "back\\slash"]
 TEXTS = ["adam", "sgd", "Adam", "o'neil", "日本語", "", "with space", "%", "_x"]
