@@ -429,12 +429,12 @@ class StepRunner:
         the next step's start (see the module docstring).
         """
         status = Status.FAILED if error else Status.COMPLETED
+        self.flush()  # nothing is held here (this step's start took it), but never drop one
         try:
             for output in outputs:
                 check_name(f"materializer {output.materializer}: artifact_type", output.type)
                 check_metadata(output.metadata, f"step {step_name!r}: metadata of output {output.name!r}")
             if self.hold_finishes and error is None:
-                self.flush()  # nothing is held here (the step's start took it), but never drop one
                 values = {"end_time": ended, "outputs": outputs, "metadata": metadata, "logs_uri": logs_uri}
                 self._held = _HeldFinish(step_run_id, step_name, cache_key, values)
                 return status, [output.to_record(step_run_id, ended) for output in outputs], None
