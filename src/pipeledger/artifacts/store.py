@@ -43,6 +43,7 @@ import posixpath
 import re
 import shutil
 import tempfile
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -235,13 +236,24 @@ class ArtifactStore:
                     if self._local:  # the token is a secret of the store: private like the database
                         set_mode(partial, file_mode(self.permissions))
                     self.fs.mv(partial, path)
-            elif token != identity.token:
+            elif token != identity.token and not self._becomes_owner_token(identity):
                 raise ArtifactStoreOwnerError(
                     f"{self.uri_of(path)} names another metadata store as the owner of stores/{identity.id}/ "
                     "(another token): this database's store id was copied or changed; give it its own "
                     "artifact store, or restore its store_identity row"
                 )
         self._claimed.add(identity.id)
+
+    def _becomes_owner_token(self, identity: StoreIdentity, tries: int = 20) -> bool:
+        """Whether ``.owner.json`` reads as ``identity``'s token within about a second: another
+        process claiming the directory at the same moment may be replacing it (through a server,
+        a read can miss the file between two renames); a foreign token stays foreign."""
+        for _ in range(tries):
+            token = self.owner_token(identity.id)
+            if token is not None:
+                return token == identity.token
+            time.sleep(0.05)
+        return False
 
     def owner_token(self, owner: str) -> str | None:
         """The token in ``stores/<owner>/.owner.json``; None if it is missing or unreadable.
