@@ -24,6 +24,7 @@ from tests import pipelines as P
 from tests.rest_server import ServerProcess
 from tests.s3 import KEY_VARIABLE, SECRET_VARIABLE, TEST_KEY, TEST_SECRET, MotoS3
 from tests.servers import rest_enabled
+from tests.test_server_artifacts import register_team_stack
 
 pytestmark = pytest.mark.skipif(not rest_enabled(), reason="rest is not among PIPELEDGER_TEST_BACKENDS")
 
@@ -52,18 +53,6 @@ def served(
     server.start()
     yield server, root
     server.stop()
-
-
-def register_team_stack(server: ServerProcess) -> None:
-    runner = CliRunner()
-    for args in (
-        ["metadata-store", "register", "team", "--flavor=rest", f"--url={server.url}"],
-        ["artifact-store", "register", "team", "--flavor=rest", f"--url={server.url}"],
-        ["stack", "register", "team", "-m", "team", "-a", "team"],
-        ["stack", "set", "team"],
-    ):
-        result = runner.invoke(cli, args)
-        assert result.exit_code == 0, result.output
 
 
 def requests_logged(server: ServerProcess) -> list[str]:
