@@ -222,6 +222,7 @@ CASES: dict[str, tuple[Calls, Calls | None]] = {
     "list_runs": (lambda w: {}, None),
     "list_run_names": (lambda w: {}, None),
     "count_runs": (lambda w: {}, None),
+    "get_run_steps": (lambda w: {"name_or_id": w.ids["ml_run"]}, lambda w: {"name_or_id": "f" * 32}),
     "list_step_runs": (lambda w: {"run_id": w.ids["ml_run"]}, lambda w: {"run_id": "f" * 32}),
     "get_step_run": (lambda w: {"step_run_id": w.ids["ml_step"]}, lambda w: {"step_run_id": "f" * 32}),
     "list_step_io": (lambda w: {"step_run_ids": [w.ids["ml_step"]]}, lambda w: {"step_run_ids": ["f" * 32]}),
@@ -287,7 +288,7 @@ READ_AS_ABSENT = {
     "list_step_runs",
 }
 #: Listings that name one object (not there for a caller who cannot read it).
-LOOK_UPS = {"get_pipeline", "get_run", "invalidate_cache"}
+LOOK_UPS = {"get_pipeline", "get_run", "get_run_steps", "invalidate_cache"}
 ORDER = ["none", "other", "reader", "writer", "owner", "admin"]  # the last ones may change records
 
 

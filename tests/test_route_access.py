@@ -144,6 +144,7 @@ def store_arguments(method: str, ids: dict[str, str]) -> dict[str, Any] | None:
         "list_runs": {},
         "list_run_names": {},
         "count_runs": {},
+        "get_run_steps": {"name_or_id": run},
         "list_step_runs": {"run_id": run},
         "get_step_run": {"step_run_id": step},
         "list_step_io": {"step_run_ids": [step]},

@@ -128,10 +128,8 @@ class System:
         return self.store.list_run_names(pipeline=PIPELINE)
 
     def run_view(self, run: int) -> int:
-        record = self.store.get_run(f"run-{run}")
-        steps = self.store.list_step_runs(record.id)
-        edges = self.store.list_step_io([s.id for s in steps])
-        return len(steps) + len(edges)
+        view = self.store.get_run_steps(f"run-{run}")  # as the client's run view reads it
+        return len(view.steps) + len(view.io)
 
     def lineage(self, run: int) -> int:
         graph = self.store.lineage(artifact_id=self.final[run], direction="upstream")

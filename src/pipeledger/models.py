@@ -347,6 +347,17 @@ class StepIO:
 
 
 @dataclass(frozen=True)
+class RunSteps:
+    """A run with its step runs, in the order they started, and every input and output edge of
+    those step runs: what a view of the run shows, read in one call
+    (:meth:`~pipeledger.metadata_store.base.MetadataStore.get_run_steps`)."""
+
+    run: RunRecord
+    steps: list[StepRunRecord]
+    io: list[StepIO]
+
+
+@dataclass(frozen=True)
 class CacheHit:
     """A completed step run found by its cache key, with its output artifacts by name."""
 

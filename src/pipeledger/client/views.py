@@ -38,6 +38,7 @@ from pipeledger.models import (
     EntityKind,
     PipelineRecord,
     RunRecord,
+    RunSteps,
     Status,
     StepIO,
     StepRunRecord,
@@ -308,13 +309,18 @@ class RunView(Taggable, View[RunRecord, "StepView"]):
         return PipelineView(self._store.get_pipeline(self.pipeline_name), self._store)
 
     @cached_property
+    def _steps_and_io(self) -> RunSteps:
+        # One call (one request on `rest`); by name, which finds the run in one query.
+        return self._store.get_run_steps(self.name)
+
+    @cached_property
     def _step_records(self) -> list[StepRunRecord]:
-        return self._store.list_step_runs(self.id)
+        return self._steps_and_io.steps
 
     @cached_property
     def _io(self) -> dict[str, list[StepIO]]:
         grouped: dict[str, list[StepIO]] = {}
-        for edge in self._store.list_step_io([s.id for s in self._step_records]):
+        for edge in self._steps_and_io.io:
             grouped.setdefault(edge.step_run_id, []).append(edge)
         return grouped
 

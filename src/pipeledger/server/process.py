@@ -148,7 +148,7 @@ def serve(options: ServerOptions) -> None:
     import uvicorn
 
     from pipeledger.server.app import STACK_VARIABLE
-    from pipeledger.server.http_protocol import NoDelayH11Protocol
+    from pipeledger.server.http_protocol import NoDelayProtocol
     from pipeledger.server.security.http import access_log_config
 
     check_options(options)
@@ -162,7 +162,7 @@ def serve(options: ServerOptions) -> None:
     uvicorn.run(
         "pipeledger.server.app:app_from_environment",
         factory=True,
-        http=NoDelayH11Protocol,
+        http=NoDelayProtocol,
         host=options.host,
         port=options.port,
         workers=options.workers,

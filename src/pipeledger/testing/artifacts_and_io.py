@@ -68,6 +68,40 @@ class ArtifactsContract:
 
         assert store.get_artifact(created.id).artifact_store is None
 
+    # ---------------------------------------------------------- get_run_steps
+
+    def test_get_run_steps_is_the_run_its_steps_and_their_edges(self, store: MetadataStore) -> None:
+        run = make_run(store)
+        load = make_step(store, run, "load", start_time=at(1))
+        (data,) = finish(store, load, [artifact("data")], end_time=at(2))
+        train = make_step(store, run, "train", inputs={"data": data.id}, start_time=at(3))
+        finish(store, train, [artifact("model"), artifact("metrics")], end_time=at(4))
+        make_step(store, make_run(store), "load")  # another run's step: not in the view
+
+        for name_or_id in (run.name, run.id):
+            view = store.get_run_steps(name_or_id)
+            assert view.run == store.get_run(run.id)
+            assert view.steps == store.list_step_runs(run.id)
+            assert [s.name for s in view.steps] == ["load", "train"]
+            assert sorted(view.io, key=repr) == sorted(store.list_step_io([load.id, train.id]), key=repr)
+            assert {(io.step_run_id, io.direction.value, io.name) for io in view.io} == {
+                (load.id, "output", "data"),
+                (train.id, "input", "data"),
+                (train.id, "output", "model"),
+                (train.id, "output", "metrics"),
+            }
+
+    def test_get_run_steps_of_a_run_without_steps(self, store: MetadataStore) -> None:
+        run = make_run(store)
+        view = store.get_run_steps(run.id)
+        assert (view.run.id, view.steps, view.io) == (run.id, [], [])
+
+    def test_get_run_steps_of_an_unknown_run_raises_not_found(self, store: MetadataStore) -> None:
+        with pytest.raises(NotFoundError, match="no-such-run"):
+            store.get_run_steps("no-such-run")
+
+    # ------------------------------------------------------ output edges
+
     def test_finish_step_records_output_edges(self, store: MetadataStore) -> None:
         step = make_step(store, make_run(store))
         outputs = [artifact("features"), artifact("labels")]

@@ -78,6 +78,10 @@ class ProjectsContract:
             store.get_run(ml.name, projects=[DEFAULT_PROJECT])
         assert str(run_error.value).count("secret") == 1  # the name asked for, no other
         assert store.get_run(ml.id, projects=["ml"]).id == ml.id
+        with pytest.raises(NotFoundError) as view_error:
+            store.get_run_steps(ml.name, projects=[DEFAULT_PROJECT])
+        assert str(view_error.value).count("secret") == 1
+        assert store.get_run_steps(ml.id, projects=["ml"]).run.id == ml.id
 
     def test_cache_look_ups_never_cross_into_other_projects(self, store: MetadataStore) -> None:
         cached_step(store, run_in(store, "ml", "train"), 50)

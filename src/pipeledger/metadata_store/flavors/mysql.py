@@ -87,7 +87,8 @@ class MySQLMetadataStoreFlavor(SqlFlavor):
             url,
             display_name=where,
             connect_args=connect_args,
-            engine_options={"pool_pre_ping": True, "pool_recycle": 3600},
+            engine_options={"pool_recycle": 3600},
+            check_liveness=True,
         )
         database.check_connection()
         return database

@@ -60,7 +60,8 @@ class PostgreSQLMetadataStoreFlavor(SqlFlavor):
             url,
             display_name=where,
             connect_args=connect_args,
-            engine_options={"pool_pre_ping": True, "json_serializer": jsonb_dumps},
+            engine_options={"json_serializer": jsonb_dumps},
+            check_liveness=True,
         )
         try:
             database.check_connection()

@@ -33,6 +33,7 @@ from pipeledger.models import (
     RunCreate,
     RunDeletion,
     RunRecord,
+    RunSteps,
     SearchPage,
     Status,
     StepIO,
@@ -356,6 +357,10 @@ class RestMetadataStore(MetadataStore):
 
     def list_step_io(self, step_run_ids: Sequence[str]) -> list[StepIO]:
         result: list[StepIO] = self._call("list_step_io", step_run_ids=list(step_run_ids))
+        return result
+
+    def get_run_steps(self, name_or_id: str, *, projects: Collection[str] | None = None) -> RunSteps:
+        result: RunSteps = self._call("get_run_steps", name_or_id=name_or_id, projects=_listed(projects))
         return result
 
     def find_cached_step(

@@ -22,6 +22,7 @@ import json
 import os
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -78,6 +79,8 @@ class Database:
         engine_options: passed to ``create_engine`` (may replace the ``json_serializer``).
         fast_path: run prebuilt statements on the driver's cursor (see :mod:`.fastpath`); None
             reads ``PIPELEDGER_FAST_PATH`` (``0``/``off``/``false`` turn it off; on by default).
+        check_liveness: check that a pooled connection is alive before using it (database
+            servers: see :func:`check_connections`; not SQLite files).
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class Database:
         max_retries: int = 8,
         engine_options: dict[str, Any] | None = None,
         fast_path: bool | None = None,
+        check_liveness: bool = False,
     ) -> None:
         self.display_name = display_name
         self.fast_path = fast_path_from_environment() if fast_path is None else fast_path
@@ -106,6 +110,12 @@ class Database:
         self.after_write: Callable[[], None] | None = None
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
+        if check_liveness:
+            check_connections(self.engine)
+        #: Reads run outside a transaction (autocommit): on PostgreSQL under READ COMMITTED each
+        #: statement takes its own snapshot inside a transaction too, so a read transaction only
+        #: adds a ``BEGIN`` and a ``ROLLBACK``, two round trips per read.
+        self.autocommit_reads = self.dialect == "postgresql"
 
     # ------------------------------------------------------------------ public
 
@@ -308,6 +318,8 @@ class _CoreAdapter:
 
     def open(self) -> None:
         self.connection = self.db.engine.connect()
+        if not self.write and self.db.autocommit_reads:
+            self.connection.execution_options(isolation_level="AUTOCOMMIT")
         self.yielded: Connection | CoreSession = (
             CoreSession(self.connection, self.db.translate_statement_error) if self.yields_session else self.connection
         )
@@ -351,9 +363,18 @@ class _DriverAdapter:
         ``Engine.raw_connection`` raises the driver's own exceptions (a server that is down,
         frozen or refusing connections), unlike ``Engine.connect``.
         """
+        self.pooled: PoolProxiedConnection = self._checkout()
+        self.dbapi_connection: Any = self.pooled.dbapi_connection
+        self._prepare()
+        self.yielded = DriverSession(
+            self.db.engine.dialect, self.dbapi_connection, self._statement_error, reconnect=self._reconnect
+        )
+
+    def _checkout(self) -> PoolProxiedConnection:
         dialect = self.db.engine.dialect
+        _checkout.unchecked = True
         try:
-            self.pooled: PoolProxiedConnection = self.db.engine.raw_connection()
+            return self.db.engine.raw_connection()
         except dialect.loaded_dbapi.Error as exc:  # connecting failed: the server is unreachable
             wrapped = sa_exc.DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
             assert isinstance(wrapped, sa_exc.DBAPIError)
@@ -362,8 +383,21 @@ class _DriverAdapter:
             ) from exc
         except sa_exc.SQLAlchemyError as exc:  # e.g. the pool's TimeoutError: no free connection
             raise self.db.translate(exc) from exc
-        self.dbapi_connection: Any = self.pooled.dbapi_connection
-        self.yielded = DriverSession(dialect, self.dbapi_connection, self._statement_error)
+        finally:
+            _checkout.unchecked = False
+
+    def _prepare(self) -> None:
+        if not self.write and self.db.autocommit_reads:
+            self.dbapi_connection.autocommit = True  # no BEGIN, no ROLLBACK (see Database)
+
+    def _reconnect(self, error: Exception) -> Any:
+        """A new connection in place of this one, which ``error`` found gone (and with it every
+        connection pooled before it: the server dropped them all, most likely)."""
+        self.db.engine.pool._invalidate(self.pooled, error)
+        self.pooled = self._checkout()
+        self.dbapi_connection = self.pooled.dbapi_connection
+        self._prepare()
+        return self.dbapi_connection
 
     def _statement_error(
         self, exc: sa_exc.DBAPIError, on_duplicate: DuplicateError | None, row: Mapping[str, Any]
@@ -380,6 +414,8 @@ class _DriverAdapter:
             self.dbapi_connection.commit()
 
     def rollback(self) -> None:
+        if not self.pooled.is_valid:  # dropped after a disconnect: nothing to roll back
+            return
         try:
             self.dbapi_connection.rollback()
         except Exception:  # the error that matters is being raised already
@@ -388,7 +424,11 @@ class _DriverAdapter:
     def close(self) -> None:
         """Return the connection to the pool. The pool resets it (rollback) and discards it if that
         fails; a driver error it still raises is not worth more than a dropped connection."""
+        if not self.pooled.is_valid:  # dropped after a disconnect, and back in the pool already
+            return
         try:
+            if not self.write and self.db.autocommit_reads:
+                self.dbapi_connection.autocommit = False
             self.pooled.close()
         except Exception:
             self.pooled.invalidate()
@@ -399,6 +439,31 @@ class _DriverAdapter:
         orig = error.orig if isinstance(error, sa_exc.DBAPIError) else error
         if isinstance(orig, Exception) and self.db.engine.dialect.is_disconnect(orig, self.dbapi_connection, None):  # type: ignore[arg-type]
             self.db.engine.pool._invalidate(self.pooled, orig)
+
+
+_checkout = threading.local()
+"""``_checkout.unchecked``: the connection being checked out in this thread is the driver
+session's, which reconnects if its first statement finds the connection gone."""
+
+
+def check_connections(engine: Engine) -> None:
+    """Check that a pooled connection is alive when it is checked out (a ``SELECT 1``; a dead one
+    is replaced by a new connection), as ``pool_pre_ping`` does, except for the driver session's
+    checkouts (:class:`_DriverAdapter`): the driver session reconnects and runs its first statement
+    again when that statement finds the connection gone (:class:`~.fastpath.DriverSession`), which
+    saves a round trip per transaction."""
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkout")
+    def checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if getattr(_checkout, "unchecked", False):
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if dialect.is_disconnect(exc, dbapi_connection, None):
+                raise sa_exc.DisconnectionError(str(exc)) from exc  # the pool reconnects
+            raise
 
 
 WAL_AUTOCHECKPOINT_PAGES = 4000

@@ -107,36 +107,58 @@ class Session:
 
 class DriverSession(Session):
     """Prebuilt statements on a pooled DBAPI connection, without a SQLAlchemy ``Connection``
-    around it (creating one costs about as much as a small query on SQLite)."""
+    around it (creating one costs about as much as a small query on SQLite).
 
-    __slots__ = ("_translate", "dbapi_connection", "dialect")
+    Args:
+        reconnect: called when the session's first statement finds the connection gone (the
+            database server restarted while it rested in the pool); returns a new DBAPI
+            connection, on which the statement runs once more. Nothing ran on the old
+            connection's transaction, so nothing is lost or repeated. This replaces a liveness
+            check (``pool_pre_ping``) at every checkout, a round trip per transaction.
+    """
 
-    def __init__(self, dialect: Dialect, dbapi_connection: Any, translate: Translator) -> None:
+    __slots__ = ("_reconnect", "_translate", "dbapi_connection", "dialect")
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        dbapi_connection: Any,
+        translate: Translator,
+        reconnect: Callable[[Exception], Any] | None = None,
+    ) -> None:
         self.dialect = dialect
         self.dbapi_connection = dbapi_connection
         self._translate = translate
+        self._reconnect = reconnect
 
     def _run(
         self, compiled: _Compiled, parameters: list[Any], on_duplicate: DuplicateError | None, first: Mapping[str, Any]
     ) -> tuple[int, list[Any]]:
         dialect = self.dialect
-        cursor = None
-        try:
-            cursor = self.dbapi_connection.cursor()  # raises too when the connection is gone
-            if len(parameters) == 1:
-                cursor.execute(compiled.sql, parameters[0])
-            else:
-                cursor.executemany(compiled.sql, parameters)
-            return int(cursor.rowcount), (list(cursor.fetchall()) if cursor.description is not None else [])
-        except dialect.loaded_dbapi.Error as exc:
-            error_class = dialect.loaded_dbapi.Error
-            wrapped = sa_exc.DBAPIError.instance(compiled.sql, parameters, exc, error_class, dialect=dialect)
-            assert isinstance(wrapped, sa_exc.DBAPIError)
-            raise self._translate(wrapped, on_duplicate, first) from wrapped
-        finally:
-            if cursor is not None:
-                with contextlib.suppress(dialect.loaded_dbapi.Error):  # the error that matters is raised already
-                    cursor.close()
+        while True:
+            cursor = None
+            try:
+                cursor = self.dbapi_connection.cursor()  # raises too when the connection is gone
+                if len(parameters) == 1:
+                    cursor.execute(compiled.sql, parameters[0])
+                else:
+                    cursor.executemany(compiled.sql, parameters)
+                found = int(cursor.rowcount), (list(cursor.fetchall()) if cursor.description is not None else [])
+                self._reconnect = None
+                return found
+            except dialect.loaded_dbapi.Error as exc:
+                reconnect, self._reconnect = self._reconnect, None
+                if reconnect is not None and dialect.is_disconnect(exc, self.dbapi_connection, cursor):
+                    self.dbapi_connection = reconnect(exc)
+                    continue
+                error_class = dialect.loaded_dbapi.Error
+                wrapped = sa_exc.DBAPIError.instance(compiled.sql, parameters, exc, error_class, dialect=dialect)
+                assert isinstance(wrapped, sa_exc.DBAPIError)
+                raise self._translate(wrapped, on_duplicate, first) from wrapped
+            finally:
+                if cursor is not None:
+                    with contextlib.suppress(dialect.loaded_dbapi.Error):  # the error that matters is raised already
+                        cursor.close()
 
     def write(self, statement: FastWrite, rows: Sequence[Mapping[str, Any]]) -> int:
         if not rows:

@@ -65,6 +65,7 @@ READ_METHODS = frozenset(
         "list_runs",
         "list_run_names",
         "count_runs",
+        "get_run_steps",
         "list_step_runs",
         "get_step_run",
         "list_step_io",

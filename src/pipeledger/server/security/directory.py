@@ -16,13 +16,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from pipeledger.exceptions import AuthenticationError, ConfigError, NotFoundError
 from pipeledger.metadata_store.base import MetadataStore
 from pipeledger.metadata_store.sql.engine import Database, DuplicateRowError
+from pipeledger.metadata_store.sql.fastpath import FastRead
 from pipeledger.metadata_store.sql.schema import api_keys, principals, project_members, projects
 from pipeledger.metadata_store.sql.store import SqlMetadataStore
 from pipeledger.models import new_id, utcnow
@@ -49,6 +51,27 @@ LOGIN_LABEL = "login"
 #: ``api_keys.last_used_at`` is written at most this often per key (not on every request).
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 KINDS = ("user", "service")
+
+#: The reads of every request, prebuilt (:mod:`pipeledger.metadata_store.sql.fastpath`).
+_ANY_PRINCIPAL = FastRead(select(principals.c.id).limit(1))
+_KEY_AND_ROLES = FastRead(
+    select(
+        api_keys.c.secret_hash,
+        api_keys.c.expires_at,
+        api_keys.c.revoked_at,
+        api_keys.c.last_used_at,
+        principals.c.id,
+        principals.c.name,
+        principals.c.kind,
+        principals.c.server_admin,
+        principals.c.disabled_at,
+        project_members.c.project,
+        project_members.c.role,
+    )
+    .join(principals, principals.c.id == api_keys.c.principal_id)
+    .outerjoin(project_members, project_members.c.principal_id == principals.c.id)
+    .where(api_keys.c.id == bindparam("b_key_id"))
+)
 
 _WRONG_CREDENTIALS = "wrong user name or password; try again, or log in with an API key (`pipeledger login URL`)"
 _UNKNOWN_KEY = (
@@ -108,8 +131,8 @@ class Directory:
 
     def has_principals(self) -> bool:
         """Whether any principal exists: then every request needs a key (one indexed read)."""
-        with self.db.read() as conn:
-            return conn.execute(select(principals.c.id).limit(1)).first() is not None
+        with self.db.session() as session:
+            return bool(_ANY_PRINCIPAL.all(session, {}))
 
     @property
     def authentication_known(self) -> bool:
@@ -344,26 +367,9 @@ class Directory:
                 "the API key is malformed (pipeledger keys read pl_<id>_<secret>); copy it again, "
                 "or log in again with `pipeledger login URL`"
             )
-        query = (
-            select(
-                api_keys.c.secret_hash,
-                api_keys.c.expires_at,
-                api_keys.c.revoked_at,
-                api_keys.c.last_used_at,
-                principals.c.id,
-                principals.c.name,
-                principals.c.kind,
-                principals.c.server_admin,
-                principals.c.disabled_at,
-                project_members.c.project,
-                project_members.c.role,
-            )
-            .join(principals, principals.c.id == api_keys.c.principal_id)
-            .outerjoin(project_members, project_members.c.principal_id == principals.c.id)
-            .where(api_keys.c.id == key.key_id)
-        )
-        with self.db.read() as conn:
-            rows = conn.execute(query).all()
+        with self.db.session() as session:
+            found = _KEY_AND_ROLES.all(session, {"b_key_id": key.key_id})
+        rows = [SimpleNamespace(**row) for row in found]
         if not rows:
             raise AuthenticationError(_UNKNOWN_KEY)
         first = rows[0]

@@ -380,6 +380,7 @@ STORE_RULES: dict[str, Rule] = {
     "list_runs": Rule(R, "listing", "reading runs"),
     "list_run_names": Rule(R, "listing", "reading runs"),
     "count_runs": Rule(R, "listing", "reading runs"),
+    "get_run_steps": Rule(R, "listing", "reading runs"),
     "list_step_runs": Rule(R, "objects", "reading runs", _absent_unless_readable("run", "run_id", [])),
     "get_step_run": Rule(R, "objects", "reading steps", _on("step_run", "step_run_id", R, "reading steps")),
     "list_step_io": Rule(R, "objects", "reading steps", _readable_ids("step_run", "step_run_ids")),
