@@ -351,11 +351,12 @@ class _DriverAdapter:
     """A transaction on the pooled DBAPI connection itself: SQLAlchemy's ``Connection`` and
     transaction objects cost ~90 µs per transaction, as much as SQLite's commit."""
 
-    __slots__ = ("db", "dbapi_connection", "pooled", "write", "yielded")
+    __slots__ = ("autocommit", "db", "dbapi_connection", "pooled", "write", "yielded")
 
     def __init__(self, db: Database, *, write: bool) -> None:
         self.db = db
         self.write = write
+        self.autocommit = not write and db.autocommit_reads  # a read outside a transaction (see Database)
 
     def open(self) -> None:
         """Check out a pooled DBAPI connection; errors translated.
@@ -372,7 +373,7 @@ class _DriverAdapter:
 
     def _checkout(self) -> PoolProxiedConnection:
         dialect = self.db.engine.dialect
-        _checkout.unchecked = True
+        _driver_checkout.unchecked = True
         try:
             return self.db.engine.raw_connection()
         except dialect.loaded_dbapi.Error as exc:  # connecting failed: the server is unreachable
@@ -384,11 +385,11 @@ class _DriverAdapter:
         except sa_exc.SQLAlchemyError as exc:  # e.g. the pool's TimeoutError: no free connection
             raise self.db.translate(exc) from exc
         finally:
-            _checkout.unchecked = False
+            _driver_checkout.unchecked = False
 
     def _prepare(self) -> None:
-        if not self.write and self.db.autocommit_reads:
-            self.dbapi_connection.autocommit = True  # no BEGIN, no ROLLBACK (see Database)
+        if self.autocommit:
+            self.dbapi_connection.autocommit = True  # no BEGIN, no ROLLBACK
 
     def _reconnect(self, error: Exception) -> Any:
         """A new connection in place of this one, which ``error`` found gone (and with it every
@@ -427,7 +428,7 @@ class _DriverAdapter:
         if not self.pooled.is_valid:  # dropped after a disconnect, and back in the pool already
             return
         try:
-            if not self.write and self.db.autocommit_reads:
+            if self.autocommit:
                 self.dbapi_connection.autocommit = False
             self.pooled.close()
         except Exception:
@@ -441,8 +442,8 @@ class _DriverAdapter:
             self.db.engine.pool._invalidate(self.pooled, orig)
 
 
-_checkout = threading.local()
-"""``_checkout.unchecked``: the connection being checked out in this thread is the driver
+_driver_checkout = threading.local()
+"""``_driver_checkout.unchecked``: the connection being checked out in this thread is the driver
 session's, which reconnects if its first statement finds the connection gone."""
 
 
@@ -456,7 +457,7 @@ def check_connections(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        if getattr(_checkout, "unchecked", False):
+        if getattr(_driver_checkout, "unchecked", False):
             return
         try:
             dialect.do_ping(dbapi_connection)
