@@ -56,15 +56,15 @@ stress: $(VENV)/.installed-dev
 	PIPELEDGER_STRESS=1 $(BIN)/pytest -q tests/test_search.py
 
 # ledger-bench runs in its own virtualenv: ML Metadata 1.17.1 needs Python 3.11 and is never a
-# dependency of pipeledger itself.
+# dependency of pipeledger itself. (pytest: benchmarks/artifacts.py uses pipeledger.testing's helpers.)
 BENCH_PYTHON ?= python3.11
 BENCH_VENV := benchmarks/.venv
 BENCH_ARGS ?=
 
-$(BENCH_VENV)/.installed: pyproject.toml
+$(BENCH_VENV)/.installed: pyproject.toml Makefile
 	$(BENCH_PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[mysql,postgresql,s3,server,dask]" "ml-metadata==1.17.1" "moto[server]>=5.0" "numpy>=1.24"
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[mysql,postgresql,s3,server,dask]" "ml-metadata==1.17.1" "moto[server]>=5.0" "numpy>=1.24" "pytest>=8"
 	@touch $@
 
 bench: $(BENCH_VENV)/.installed
