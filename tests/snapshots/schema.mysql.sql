@@ -1,4 +1,4 @@
--- schema revision 0009
+-- schema revision 0010
 
 CREATE TABLE audit_events (
 	id BIGINT NOT NULL AUTO_INCREMENT, 
@@ -119,7 +119,7 @@ CREATE TABLE pipeline_runs (
 	CONSTRAINT fk_pipeline_runs_pipeline_id_pipelines FOREIGN KEY(pipeline_id) REFERENCES pipelines (id)
 )ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
-CREATE INDEX ix_pipeline_runs_pipeline_id_start_time ON pipeline_runs (pipeline_id, start_time);
+CREATE INDEX ix_pipeline_runs_pipeline_id_start_time_id_name ON pipeline_runs (pipeline_id, start_time, id, name);
 
 CREATE INDEX ix_pipeline_runs_start_time ON pipeline_runs (start_time);
 

@@ -39,8 +39,8 @@ class HistoryQueries(SqlQueries):
         start: LineageStart = "artifact" if artifact_id is not None else "step_run"
         statement = _lineage_read(start, direction, depth is not None)
         with self.db.session() as reader:
-            rows = statement.all(reader, {"b_start": artifact_id or step_run_id, "b_depth": depth})
-        return records.lineage(rows)
+            found = statement.rows(reader, {"b_start": artifact_id or step_run_id, "b_depth": depth})
+        return records.lineage_from(statement, found)
 
     def metric_history(
         self,

@@ -132,40 +132,6 @@ def metric_point(row: Row) -> MetricPoint:
     return MetricPoint(*row)
 
 
-def lineage(rows: Sequence[Row | Mapping[str, Any]]) -> LineageRecord:
-    """The graph from the rows of :func:`~pipeledger.metadata_store.sql.lineage.lineage_statement`."""
-    found_artifacts: dict[str, ArtifactRecord] = {}
-    steps: dict[str, LineageStep] = {}
-    edges: list[LineageEdge] = []
-    producers: dict[str, tuple[str, str, str]] = {}
-    seen: set[tuple[str, str, str]] = set()
-    for row in rows:
-        m = _values(row)
-        key = (m["step_run_id"], m["direction"], m["io_name"])
-        if key in seen:  # a step run reached through two branches of the walk
-            continue
-        seen.add(key)
-        if m["ap_step"] is not None and m["ap_output"] is not None:
-            producers[m["a_id"]] = (m["ap_step"], m["ap_output"], m["ap_run"])
-        art = found_artifacts.get(m["a_id"]) or artifact(row, prefix="a_")
-        found_artifacts[art.id] = art
-        if m["step_run_id"] not in steps:
-            steps[m["step_run_id"]] = LineageStep(
-                id=m["step_run_id"],
-                name=m["s_name"],
-                status=Status(m["s_status"]),
-                run_id=m["s_run_id"],
-                run_name=m["r_name"],
-                pipeline_name=m["p_name"],
-                start_time=m["s_start_time"],
-                end_time=m["s_end_time"],
-                cached_from_id=m["s_cached_from_id"],
-            )
-        edges.append(LineageEdge(m["step_run_id"], art.id, Direction(m["direction"]), m["io_name"]))
-    edges.sort(key=lambda e: (e.step_run_id, e.direction.value, e.name))
-    return LineageRecord(found_artifacts, steps, edges, producers)
-
-
 # ------------------------------------------------ records decoded on first access (row_shapes)
 
 RUN_LAZY = ("parameters", "config", "environment", "stack")
@@ -295,3 +261,72 @@ def metadata_values(kind: EntityKind, entity_id: str, values: Mapping[str, Any])
         {"entity_kind": kind.value, "entity_id": entity_id, "key": k, "value": v, "number": metadata_number(v)}
         for k, v in values.items()
     ]
+
+
+def _indexes(statement: FastRead, *keys: str) -> list[int]:
+    """The positions of the columns ``keys`` in the rows of ``statement``."""
+    at = statement.keys()
+    return [at.index(key) for key in keys]
+
+
+def lineage_from(statement: FastRead, found: Rows) -> LineageRecord:
+    """The graph from the rows of a lineage statement
+    (:func:`~pipeledger.metadata_store.sql.lineage.lineage_statement`: one row per edge of the
+    graph's step runs, with the edge's artifact, step run, run, pipeline and the artifact's true
+    producer); each artifact's creation time decoded on first access."""
+    rows, processors = found
+    step_at, direction_at, name_at, artifact_at, ap_step, ap_output, ap_run = _indexes(
+        statement, "step_run_id", "direction", "io_name", "a_id", "ap_step", "ap_output", "ap_run"
+    )
+    s_name, s_status, s_run, r_name, p_name, s_start, s_end, s_cached = _indexes(
+        statement,
+        "s_name",
+        "s_status",
+        "s_run_id",
+        "r_name",
+        "p_name",
+        "s_start_time",
+        "s_end_time",
+        "s_cached_from_id",
+    )
+    artifact = _artifact_shape(statement, "a_").builder(processors)
+    start_time, end_time = processors[s_start], processors[s_end]
+    found_artifacts: dict[str, ArtifactRecord] = {}
+    steps: dict[str, LineageStep] = {}
+    edges: list[LineageEdge] = []
+    producers: dict[str, tuple[str, str, str]] = {}
+    seen: set[tuple[str, str, str]] = set()
+    for row in rows:
+        step_id, artifact_id = row[step_at], row[artifact_at]
+        key = (step_id, row[direction_at], row[name_at])
+        if key in seen:  # a step run reached through two branches of the walk
+            continue
+        seen.add(key)
+        if row[ap_step] is not None and row[ap_output] is not None:
+            producers[artifact_id] = (row[ap_step], row[ap_output], row[ap_run])
+        if artifact_id not in found_artifacts:
+            found_artifacts[artifact_id] = artifact(row)
+        if step_id not in steps:
+            started, ended = row[s_start], row[s_end]
+            steps[step_id] = plain_record(
+                LineageStep,
+                {
+                    "id": step_id,
+                    "name": row[s_name],
+                    "status": _STATUS(row[s_status]),
+                    "run_id": row[s_run],
+                    "run_name": row[r_name],
+                    "pipeline_name": row[p_name],
+                    "start_time": started if start_time is None else start_time(started),
+                    "end_time": ended if end_time is None or ended is None else end_time(ended),
+                    "cached_from_id": row[s_cached],
+                },
+            )
+        edges.append(
+            plain_record(
+                LineageEdge,
+                {"step_run_id": step_id, "artifact_id": artifact_id, "direction": _DIRECTION(key[1]), "name": key[2]},
+            )
+        )
+    edges.sort(key=lambda e: (e.step_run_id, e.direction.value, e.name))
+    return LineageRecord(found_artifacts, steps, edges, producers)

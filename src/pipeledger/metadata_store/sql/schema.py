@@ -41,7 +41,7 @@ from sqlalchemy.types import TypeDecorator
 from pipeledger.metadata_store.sql.engine import json_dumps
 from pipeledger.models import DEFAULT_PROJECT
 
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0010"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -161,7 +161,8 @@ pipeline_runs = Table(
     Column("error", LongText),
     UniqueConstraint("name"),
     UniqueConstraint("pipeline_id", "number"),
-    Index(None, "pipeline_id", "start_time"),
+    # Covers a pipeline's run names in start order (revision 0010): listed from the index alone.
+    Index(None, "pipeline_id", "start_time", "id", "name"),
     Index(None, "start_time"),
     Index(None, "status", "start_time"),
     **MYSQL_TABLE_OPTIONS,
