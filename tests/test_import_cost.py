@@ -53,3 +53,17 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = pipeledger.nope  # type: ignore[attr-defined]
+
+
+def test_opening_a_store_whose_schema_is_current_loads_no_alembic(tmp_path: Path) -> None:
+    """Alembic (and Mako) are for creating and upgrading a schema: a process that opens an
+    existing, current store (every CLI command, every run after the first) never imports them."""
+    path = tmp_path / "metadata.db"
+    open_store = (
+        "from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, open_sqlite_store\n"
+        f"store = open_sqlite_store(SqliteMetadataStoreConfig(path={str(path)!r}))\n"
+        "store.list_pipelines()\n"
+        "store.close()"
+    )
+    assert "alembic" in loaded_after(open_store)  # a new file: the schema is created by the migrations
+    assert loaded_after(open_store) & {"alembic", "mako"} == set()
