@@ -55,9 +55,9 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         _ = pipeledger.nope  # type: ignore[attr-defined]
 
 
-def test_opening_a_store_whose_schema_is_current_loads_no_alembic(tmp_path: Path) -> None:
-    """Alembic (and Mako) are for creating and upgrading a schema: a process that opens an
-    existing, current store (every CLI command, every run after the first) never imports them."""
+def test_creating_or_opening_a_current_store_loads_no_alembic(tmp_path: Path) -> None:
+    """Alembic (and Mako) are for upgrading a schema: a process that creates a store, or opens
+    one whose schema is current (every CLI command, every run), never imports them."""
     path = tmp_path / "metadata.db"
     open_store = (
         "from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, open_sqlite_store\n"
@@ -65,5 +65,6 @@ def test_opening_a_store_whose_schema_is_current_loads_no_alembic(tmp_path: Path
         "store.list_pipelines()\n"
         "store.close()"
     )
-    assert "alembic" in loaded_after(open_store)  # a new file: the schema is created by the migrations
-    assert loaded_after(open_store) & {"alembic", "mako"} == set()
+    assert loaded_after(open_store) & {"alembic", "mako"} == set()  # a new file: the schema is created
+    assert path.exists()
+    assert loaded_after(open_store) & {"alembic", "mako"} == set()  # the file exists: opened

@@ -4,6 +4,7 @@ version checks agree. (What every store must do is :mod:`pipeledger.testing`'s c
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,10 @@ from sqlalchemy import event, text
 
 from pipeledger.exceptions import SchemaVersionError
 from pipeledger.metadata_store.sql import Database, SqlMetadataStore
-from pipeledger.metadata_store.sql.migrate import current_revision, ensure_schema, known_revisions
+from pipeledger.metadata_store.sql.migrate import current_revision, ensure_schema, known_revisions, upgrade
 from pipeledger.metadata_store.sql.schema import SCHEMA_REVISION, metadata
 from pipeledger.testing.lineage import chain
-from tests.servers import enabled_backends, open_empty_store
+from tests.servers import enabled_backends, open_empty_store, scratch_database
 
 HOW_TO_FIX = (
     "schema.py and the Alembic migrations disagree. If you changed schema.py, add a revision in "
@@ -39,13 +40,52 @@ def test_schema_revision_is_the_head_of_the_migration_tree() -> None:
     assert known_revisions()[-1] == SCHEMA_REVISION
 
 
-def test_migrated_database_matches_schema_module(store: SqlMetadataStore) -> None:
-    """A database created by the migrations has exactly the tables, columns and indexes of schema.py."""
-    assert current_revision(store.db) == SCHEMA_REVISION
-    with store.db.engine.connect() as conn:
+def _schema_diff(db: Database) -> list[Any]:
+    """How the database's tables, columns, types and indexes differ from schema.py's."""
+    with db.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
-        diff = compare_metadata(context, metadata)
+        return list(compare_metadata(context, metadata))
+
+
+def _seeded_rows(db: Database) -> dict[str, Any]:
+    """What a new schema holds before any use: its revision, the default project, one identity."""
+    with db.engine.connect() as conn:
+        return {
+            "revision": conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all(),
+            "projects": conn.execute(text("SELECT name, description FROM projects")).all(),
+            "identities": conn.execute(text("SELECT COUNT(*) FROM store_identity")).scalar(),
+        }
+
+
+def test_created_database_matches_schema_module(store: SqlMetadataStore) -> None:
+    """A store opened on an empty database creates exactly the tables, columns and indexes of
+    schema.py (``create_schema``: at once, not by replaying the migrations)."""
+    assert current_revision(store.db) == SCHEMA_REVISION
+    diff = _schema_diff(store.db)
     assert not diff, HOW_TO_FIX + repr(diff)
+
+
+@pytest.mark.parametrize("backend", [b for b in enabled_backends() if b in ("sqlite", "mysql", "postgresql")])
+def test_migrations_build_what_a_new_store_creates(backend: str, tmp_path: Path) -> None:
+    """Every migration from an empty database to the head gives the schema of schema.py and the
+    rows a new store is created with: an upgraded store and a new one are the same."""
+    with ExitStack() as stack:
+        urls = [
+            f"sqlite:///{tmp_path / name}.db" if backend == "sqlite" else stack.enter_context(scratch_database(backend))
+            for name in ("migrated", "created")
+        ]
+        migrated = Database(urls[0], display_name=f"{backend} migrated")
+        stack.callback(migrated.dispose)
+        upgrade(migrated)  # the migrations, one by one
+        created = SqlMetadataStore(Database(urls[1], display_name=f"{backend} created"), flavor=backend)
+        stack.callback(created.close)
+        for db in (migrated, created.db):
+            assert current_revision(db) == SCHEMA_REVISION
+            diff = _schema_diff(db)
+            assert not diff, HOW_TO_FIX + repr(diff)
+        seeded = {"revision": [SCHEMA_REVISION], "projects": [("default", None)], "identities": 1}
+        assert _seeded_rows(migrated) == _seeded_rows(created.db) == seeded
+        assert created.store_id() != SqlMetadataStore(migrated, flavor=backend).store_id()  # each its own
 
 
 def _set_revision(db: Database, revision: str) -> None:
