@@ -1,4 +1,13 @@
-"""Stacks and their components: flavors, configuration, registration."""
+"""Stacks and their components: flavors, configuration, registration.
+
+``Stack`` is imported on first use (PEP 562): a process that only opens a metadata store
+through its flavor (``pipeledger.stack.flavor``) does not load the artifact stores and their
+fsspec (~5 MiB).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from pipeledger.stack.flavor import (
     ArtifactStoreFlavor,
@@ -9,7 +18,9 @@ from pipeledger.stack.flavor import (
     OrchestratorFlavor,
 )
 from pipeledger.stack.home import pipeledger_home
-from pipeledger.stack.stack import Stack
+
+if TYPE_CHECKING:
+    from pipeledger.stack.stack import Stack
 
 __all__ = [
     "ArtifactStoreFlavor",
@@ -21,3 +32,11 @@ __all__ = [
     "Stack",
     "pipeledger_home",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Stack":
+        from pipeledger.stack.stack import Stack
+
+        return Stack
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,22 +1,28 @@
-"""``search`` of the SQL store: one statement per page (see :mod:`.search_compile`)."""
+"""``search`` of the SQL store: one statement per page (see :mod:`.search_compile`).
+
+The query language and its compiler are imported on the first search, not with the store.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeledger.metadata_store.sql import records
 from pipeledger.metadata_store.sql.common import SqlQueries
-from pipeledger.metadata_store.sql.search_compile import SearchCompiler
 from pipeledger.metadata_store.sql.tag_queries import tags_of
 from pipeledger.models import EntityKind, SearchPage
-from pipeledger.search import SearchQuery
-from pipeledger.search.ast import Entity
+
+if TYPE_CHECKING:
+    from pipeledger.search import SearchQuery
 
 
 class SearchQueries(SqlQueries):
     """``_search`` of :class:`SqlMetadataStore`."""
 
     def _search(self, query: SearchQuery) -> SearchPage:
+        from pipeledger.metadata_store.sql.search_compile import SearchCompiler
+        from pipeledger.search.ast import Entity
+
         statement, _keys = SearchCompiler(query, self.db.dialect).statement()
         width = len(query.order)
         with self.db.read() as conn:
