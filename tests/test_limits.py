@@ -258,6 +258,42 @@ def test_a_step_whose_results_the_database_refuses_is_recorded_failed(backend: s
 
 
 @step
+def independent() -> int:
+    return 2
+
+
+@pipeline(name="recording fails beside an independent step")
+def recording_fails_beside() -> None:
+    measures()
+    independent()
+
+
+def test_progress_reports_each_start_once_when_a_held_end_is_refused(
+    backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`measures` ends and its end is held for `independent`'s start, where the database refuses
+    it: `measures` fails after all, and `independent`, decided again, runs; its start is
+    reported once."""
+    Client().list_runs()
+    refuse(backend, "metadata", "INSERT")
+    with pytest.raises(RunFailedError):
+        recording_fails_beside.with_options(quiet=False)()
+    progress = [line.split("] ", 1)[1] for line in capsys.readouterr().err.splitlines() if "[pipeledger]" in line]
+    steps = [line.split(" in ")[0] for line in progress if line.startswith("step ")]
+    assert steps == [
+        "step measures started",
+        "step measures completed",
+        "step independent started",
+        "step measures failed",
+        "step independent completed",
+    ], progress
+    assert sorted(step_states()) == [
+        ("independent", Status.COMPLETED, Status.FAILED),
+        ("measures", Status.FAILED, Status.FAILED),
+    ]
+
+
+@step
 def measures_then_fails() -> int:
     log_metadata(accuracy=0.1)
     raise ValueError("the step's own error")

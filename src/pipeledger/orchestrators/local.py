@@ -119,9 +119,11 @@ class _Turn:
             self._step(invocation)
         except HeldStepFailed as failed:
             self.failed_late(failed)
-            self._step(invocation)
+            self._step(invocation, announced=True)
 
-    def _step(self, invocation: StepInvocation) -> None:
+    def _step(self, invocation: StepInvocation, *, announced: bool = False) -> None:
+        """Run or skip ``invocation``; ``announced``: its start was reported already (by the
+        attempt that found the previous step's held end refused), so it is not reported twice."""
         plan, runner = self.plan, self.runner
         broken = [self.blocked[u] for u in invocation.upstream if u in self.blocked]
         if broken or self.stopped_by is not None:
@@ -130,7 +132,8 @@ class _Turn:
             self.outcomes[invocation.name] = runner.record_skipped(invocation, reason)
             plan.reporter.step_skipped(invocation.name, reason)
             return
-        plan.reporter.step_started(invocation.name)
+        if not announced:
+            plan.reporter.step_started(invocation.name)
         outcome = runner.run_step(invocation, self.produced)
         self._ended(invocation.name, outcome)
 
