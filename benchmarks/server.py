@@ -4,8 +4,11 @@ lineage and cache look-up latencies, through the server (the ``rest`` flavor) an
     python -m benchmarks.server                  # R = 40 runs per client (400 steps each)
     python -m benchmarks.server --runs 100 --workers 2
 
-Each figure is measured in this one invocation on a fresh database per mode, so the two modes
-compare on the same machine at the same time. A client is a process recording whole runs (10
+Each figure is measured in this one invocation on a fresh database per mode, so the modes
+compare on the same machine at the same time: straight to PostgreSQL, through a server without
+users (``server init`` never ran: every caller is anonymous), and through a server with users,
+where every request carries an API key that the server checks against the database (as a team's
+server does). A client is a process recording whole runs (10
 steps) as the sequential orchestrator does: the first step's ``start_step``, each step's end with
 the next one's start (``finish_and_start``: one request), the last one's ``finish_step``;
 ``BENCH_HELD=0`` records a start and a finish apart (two requests per step), for an A/B.
@@ -120,7 +123,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(database_url: str, workers: int, directory: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    database_url: str, workers: int, directory: Path, *, users: bool = False
+) -> tuple[subprocess.Popen[bytes], str, str | None]:
+    """A server process in front of ``database_url``, ready; its URL, and with ``users`` the API
+    key of its first administrator (``pipeledger server init``)."""
     from sqlalchemy.engine import make_url
 
     url = make_url(database_url)
@@ -140,6 +147,11 @@ def start_server(database_url: str, workers: int, directory: Path) -> tuple[subp
         ["stack", "register", "served", "-m", "db"],
     ):
         subprocess.run([sys.executable, "-c", CLI, *args], env=env, check=True, capture_output=True)
+    key = None
+    if users:
+        init = [sys.executable, "-c", CLI, "server", "init", "--stack", "served", "--admin", "bench"]
+        lines = subprocess.run(init, env=env, check=True, capture_output=True, text=True).stdout.splitlines()
+        key = next(line.strip() for line in lines if line.startswith("pl_"))  # printed alone on its line
     port = free_port()
     log = open(directory / "server.log", "wb")  # noqa: SIM115 - the server's lifetime
     server = subprocess.Popen(
@@ -164,21 +176,24 @@ def start_server(database_url: str, workers: int, directory: Path) -> tuple[subp
     for _ in range(600):
         try:
             with urllib.request.urlopen(base + "/ready", timeout=1):
-                return server, base
+                return server, base, key
         except OSError:
             time.sleep(0.1)
     raise SystemExit("the server did not become ready")
 
 
 def measure(mode: str, runs: int, workers: int) -> dict[str, Any]:
-    """Every figure of one mode (``direct`` or ``server``) on a fresh PostgreSQL database."""
+    """Every figure of one mode (``direct``, ``server`` or ``users``: a server with users) on a
+    fresh PostgreSQL database."""
     with scratch_database("postgresql") as url, tempfile.TemporaryDirectory() as tmp:
         env = {"BENCH_POSTGRESQL_URL": url}
         server = None
-        if mode == "server":
-            server, base = start_server(url, workers, Path(tmp))
+        if mode != "direct":
+            server, base, key = start_server(url, workers, Path(tmp), users=mode == "users")
             env["BENCH_REST_URL"] = base
-        backend = "rest" if mode == "server" else "postgresql"
+            if key is not None:
+                env["BENCH_REST_TOKEN"] = key
+        backend = "postgresql" if mode == "direct" else "rest"
         try:
             one = record(backend, 1, runs, env)
             eight = record(backend, 8, runs, env, offset=runs)
@@ -200,10 +215,10 @@ def main() -> None:
     if args.client:
         client(args.client, args.first, args.runs)
         return
-    rows = [measure(mode, args.runs, args.workers) for mode in ("direct", "server")]
+    rows = [measure(mode, args.runs, args.workers) for mode in ("direct", "server", "users")]
     print(f"\n### pipeledger server on PostgreSQL: R = {args.runs} runs per client, {args.workers} server workers\n")
-    print("| phase | direct to PostgreSQL | through the server |")
-    print("|---|---|---|")
+    print("| phase | direct to PostgreSQL | through the server | through the server, with users (API key) |")
+    print("|---|---|---|---|")
     for key, label in (
         ("steps_per_s_1", "record, 1 client (steps/s)"),
         ("steps_per_s_8", "record, 8 clients (steps/s)"),
@@ -211,7 +226,7 @@ def main() -> None:
         ("lineage_ms", "lineage p50 (ms)"),
         ("cache_ms", "cache look-up p50 (ms)"),
     ):
-        print(f"| {label} | {rows[0][key]:,.2f} | {rows[1][key]:,.2f} |")
+        print(f"| {label} | {' | '.join(f'{row[key]:,.2f}' for row in rows)} |")
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def test_a_named_server_that_cannot_be_reached_fails_the_run() -> None:
     url = f"mysql+pymysql://root@127.0.0.1:{closed_port()}/test"
     done = pytest_run(
         "-q",
-        "tests/test_sql_store.py::test_migrated_database_matches_schema_module",
+        "tests/test_sql_store.py::test_created_database_matches_schema_module",
         env={"PIPELEDGER_TEST_BACKENDS": "sqlite,mysql", "PIPELEDGER_TEST_MYSQL_URL": url},
     )
     assert done.returncode == 1, done.stdout + done.stderr

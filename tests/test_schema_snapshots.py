@@ -2,9 +2,9 @@
 
 The snapshots in tests/snapshots/ are the DDL that ``schema.py`` compiles to on each
 database. A change to the schema changes them: the test then fails and says how to
-fix it (a migration, and new snapshots). ``test_migrated_database_matches_schema_module``
-in the store contract suite checks the other half: that the migrations produce
-exactly this schema on each real database.
+fix it (a migration, and new snapshots). ``test_migrations_build_what_a_new_store_creates``
+in tests/test_sql_store.py checks the other half: that the migrations, and the creation of a
+new store, produce exactly this schema on each real database.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def open_store(directory: Path, backend: str) -> MetadataStore:
         from pipeledger.metadata_store.rest import RestMetadataStore
         from pipeledger.metadata_store.rest.transport import Transport
 
-        return RestMetadataStore(Transport(os.environ["BENCH_REST_URL"]))
+        return RestMetadataStore(Transport(os.environ["BENCH_REST_URL"], token=os.environ.get("BENCH_REST_TOKEN")))
     if backend == "sqlite":
         from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, open_sqlite_store
 
