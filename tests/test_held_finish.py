@@ -74,3 +74,16 @@ def test_the_same_step_twice_reuses_the_held_result(writes: Counter[str]) -> Non
     statuses = {s.name: s.status.value for s in Client().get_run(run.name)}
     assert sorted(statuses.values()) == ["cached", "completed"], statuses
     assert writes["record_cached_step"] == 1
+
+
+def test_the_same_step_twice_without_caching_keeps_the_end_held(writes: Counter[str]) -> None:
+    """Nothing is looked up (caching off, or a refresh), so the held end is not flushed for the
+    look-up: both steps run, and the run writes S + 1 times."""
+    for options in ({"enable_cache": False}, {"refresh_cache": True}):
+        writes.clear()
+        run = twice.with_options(**options)()
+
+        assert writes == {"start_step": 1, "finish_and_start": 1, "finish_step": 1}, options
+        shown = Client().get_run(run.name)
+        assert [s.status.value for s in shown] == ["completed", "completed"]
+        assert all(s.record.end_time is not None for s in shown)

@@ -177,7 +177,8 @@ class StepRunner:
         input_records = {name: upstream[ref.step][ref.output] for name, ref in invocation.inputs.items()}
         cache_key = compute_cache_key(step, invocation.parameters, input_records, self.materializers)
         enabled, disabled_by = self.cache.decide(invocation.name, step.enable_cache)
-        if self._held is not None and self._held.cache_key == cache_key.key:
+        look_up = enabled and not self.cache.refresh(invocation.name)
+        if look_up and self._held is not None and self._held.cache_key == cache_key.key:
             self.flush()  # the held step is this one's cache entry (the same step twice in a run)
         create = StepRunCreate(
             run_id=self.run.id,
@@ -199,7 +200,7 @@ class StepRunner:
         )
         if not enabled:
             reasons = [explain.DISABLED[disabled_by or "run"]]
-        elif self.cache.refresh(invocation.name):
+        elif not look_up:
             reasons = [explain.REFRESH]
         else:
             hit, reasons = self._look_up(invocation, create, cache_key.key)
