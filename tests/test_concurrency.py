@@ -42,8 +42,15 @@ from pipeledger.maintenance import check_store
 from pipeledger.metadata_store.flavors.sqlite import SqliteMetadataStoreConfig, open_sqlite_store
 from pipeledger.metadata_store.sql import SqlMetadataStore
 from pipeledger.metadata_store.sql.migrate import current_revision
-from pipeledger.metadata_store.sql.schema import SCHEMA_REVISION, artifacts, pipeline_runs, step_runs
-from pipeledger.stack.registry import close_stacks
+from pipeledger.metadata_store.sql.schema import (
+    SCHEMA_REVISION,
+    artifacts,
+    pipeline_runs,
+    projects,
+    step_runs,
+    store_identity,
+)
+from pipeledger.stack.registry import close_stacks, get_stack
 from tests.servers import enabled_backends, rest_enabled, scratch_database, server_config
 
 pytestmark = pytest.mark.stress
@@ -280,6 +287,16 @@ open_sqlite_store(SqliteMetadataStoreConfig(path=sys.argv[3])).close()
 )
 
 
+OPEN_ACTIVE_STORE = (
+    BARRIER
+    + """
+from pipeledger.stack.registry import get_stack
+wait_for_the_others()
+assert get_stack().metadata_store.list_pipelines() == []
+"""
+)
+
+
 def count(store: SqlMetadataStore, table: Table) -> int:
     with store.db.read() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
@@ -398,6 +415,17 @@ def test_many_processes_open_a_fresh_sqlite_store_at_once(tmp_path: Path) -> Non
         assert check_store(store).ok
     finally:
         store.close()
+
+
+def test_many_processes_create_a_fresh_store_once(backend: str, tmp_path: Path) -> None:
+    """Processes opening the same empty database together (a new file, a new server database)
+    create its schema once, under the schema lock: one identity, one ``default`` project."""
+    run_workers(OPEN_ACTIVE_STORE, [[]] * (PROCESSES + 2), tmp_path / "barrier", timeout=120)
+    store = get_stack().metadata_store
+    assert isinstance(store, SqlMetadataStore)
+    assert current_revision(store.db) == SCHEMA_REVISION
+    assert count(store, store_identity) == 1 and count(store, projects) == 1
+    assert check_store(store).ok
 
 
 @pytest.mark.skipif(not rest_enabled(), reason="rest is not among PIPELEDGER_TEST_BACKENDS")
