@@ -208,3 +208,18 @@ def test_a_run_id_given_twice_is_a_conflict_not_a_retry_loop(store: SqlMetadataS
     with pytest.raises(ConflictError, match=r"a run with id '0{32}' already exists"):
         store.create_run(RunCreate(pipeline_name="p", name="second", id="0" * 32))
     assert [r.name for r in store.list_runs()] == ["first"]
+
+
+def test_an_empty_version_table_alone_gets_the_schema(tmp_path: Path) -> None:
+    """A database holding only an empty ``alembic_version`` (an Alembic run interrupted before
+    its first migration) is still empty to pipeledger: the store creates its schema there."""
+    url = f"sqlite:///{tmp_path / 'interrupted.db'}"
+    db = Database(url, display_name="interrupted")
+    with db.transaction() as conn:
+        conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
+    store = SqlMetadataStore(db, flavor="sqlite")
+    try:
+        assert current_revision(store.db) == SCHEMA_REVISION
+        assert store.list_pipelines() == [] and store.store_id()
+    finally:
+        store.close()

@@ -199,7 +199,7 @@ def create_schema(conn: Connection) -> None:
     now = utcnow()
     conn.execute(insert(store_identity).values(id=new_id(), token=secrets.token_hex(32), created_at=now))
     conn.execute(insert(projects).values(name=DEFAULT_PROJECT, description=None, created_at=now))
-    _ALEMBIC_VERSION.create(conn)
+    _ALEMBIC_VERSION.create(conn, checkfirst=True)  # left empty by an interrupted first migration
     conn.execute(insert(_ALEMBIC_VERSION).values(version_num=SCHEMA_REVISION))
 
 
