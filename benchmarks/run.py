@@ -111,6 +111,9 @@ def table(rows: dict[str, dict[str, Any]], runs: int, where: str = "") -> str:
     if "floor" in rows and pl is not rows["floor"]:
         lines.append(targets(pl, rows["floor"], pl_key.rpartition("-")[2]))
         lines.append("")
+    if "mlmd" in rows and pl is not rows["mlmd"]:
+        lines.append(mlmd_targets(pl, rows["mlmd"]))
+        lines.append("")
     lines.append(
         "Ratios: `pipeledger / floor` is pipeledger's figure over the floor's (for record throughput, higher is "
         "better; for times, lower is better). `MLMD / pipeledger` is how many times faster pipeledger is than ML "
@@ -147,6 +150,25 @@ def targets(pl: dict[str, Any], floor: dict[str, Any], backend: str) -> str:
         met = value >= bound if at_least else value <= bound
         parts.append(f"{labels[key]} {value:.2f}× ({'≥' if at_least else '≤'} {bound}×: {'met' if met else 'MISSED'})")
     return "Targets against the floor: " + "; ".join(parts) + "."
+
+
+#: Issue 23's targets against ML Metadata: (phase, how many times better pipeledger must be). For
+#: record throughput, pipeledger's steps/s over MLMD's; for the others, MLMD's figure over
+#: pipeledger's (1.0: no larger than MLMD's).
+MLMD_TARGETS = [("steps_per_s", 10.0), ("run_view_ms", 3.0), ("peak_rss_mib", 1.0), ("db_mib", 1.0)]
+
+
+def mlmd_targets(pl: dict[str, Any], mlmd: dict[str, Any]) -> str:
+    """One line: each target against ML Metadata, the measured factor and whether it is met."""
+    labels = {key: (label, better) for key, label, better in PHASES}
+    parts = []
+    for key, bound in MLMD_TARGETS:
+        label, better = labels[key]
+        if not pl[key] or not mlmd[key]:
+            continue
+        value = pl[key] / mlmd[key] if better == "higher" else mlmd[key] / pl[key]
+        parts.append(f"{label} {value:.2f}× (≥ {bound}×: {'met' if value >= bound else 'MISSED'})")
+    return "Targets against ML Metadata (how many times better): " + "; ".join(parts) + "."
 
 
 def main() -> None:
