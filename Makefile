@@ -61,10 +61,10 @@ BENCH_PYTHON ?= python3.11
 BENCH_VENV := benchmarks/.venv
 BENCH_ARGS ?=
 
-$(BENCH_VENV)/.installed: pyproject.toml Makefile
+$(BENCH_VENV)/.installed: pyproject.toml Makefile benchmarks/constraints.txt
 	$(BENCH_PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[mysql,postgresql,s3,server,dask]" "ml-metadata==1.17.1" "moto[server]>=5.0" "numpy>=1.24" "pytest>=8"
+	$(BENCH_VENV)/bin/python -m pip install --quiet -c benchmarks/constraints.txt -e ".[mysql,postgresql,s3,server,dask]" "ml-metadata==1.17.1" "moto[server]>=5.0" "numpy>=1.24" "pytest>=8"
 	@touch $@
 
 bench: $(BENCH_VENV)/.installed

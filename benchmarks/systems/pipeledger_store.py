@@ -57,8 +57,8 @@ class System:
             ),
             at=utcnow(),
         )
+        #: The last output artifact of each run (where lineage starts), as every system keeps.
         self.final: dict[int, str] = {}
-        self.run_ids: dict[int, str] = {}
         #: Record a step's end with the next step's start, as the sequential orchestrator does
         #: (``finish_and_start``); ``BENCH_HELD=0`` records each apart (the A/B's other side).
         self.held = os.environ.get("BENCH_HELD", "1") != "0"
@@ -71,7 +71,6 @@ class System:
         record = self.store.create_run(
             RunCreate(pipeline_name=PIPELINE, name=name, parameters={"run": run}, config={"steps": STEPS})
         )
-        self.run_ids[run] = record.id
         previous = self.raw.id
         pending: tuple[str, list[ArtifactCreate]] | None = None  # a finished step, held for the next start
         for index in range(STEPS):
